@@ -1,0 +1,67 @@
+"""Command line: ``linkgw run``, ``linkgw check-config``, ``linkgw dialplan``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from gateway.config import ConfigError, load_config_file
+
+
+def _run(config_path: Path) -> int:
+    config = load_config_file(config_path)
+    from twisted.internet import asyncioreactor
+
+    asyncioreactor.install(asyncio.new_event_loop())
+    from twisted.internet import reactor
+
+    from gateway import logs
+    from gateway.service import make_service
+
+    logs.configure(config.log.format, config.log.level)
+    import structlog
+
+    log = structlog.get_logger("gateway")
+    service = make_service(config, reactor)
+    service.startService()
+    log.info("gateway.started", fastagi=config.fastagi.listen, ami=config.ami.endpoint,
+             redis=config.redis.url.split("@")[-1])
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()  # type: ignore[attr-defined]
+    log.info("gateway.stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="linkgw", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the gateway")
+    run.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
+    dial = sub.add_parser("dialplan", help="write the dialplan snippets for this config")
+    dial.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
+    dial.add_argument("--source", type=Path, default=Path("dialplan"))
+    dial.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args.config)
+        config = load_config_file(args.config)
+        if args.command == "check-config":
+            print(f"{args.config}: ok")
+            return 0
+        from gateway.dialplan import install
+
+        for path in install(config, args.source, args.out):
+            print(path)
+        return 0
+    except ConfigError as exc:
+        print(f"linkgw: config error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

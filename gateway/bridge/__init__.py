@@ -1,0 +1,1 @@
+"""The bridge: one transfer's record, its state machine and the log that persists it."""

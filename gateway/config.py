@@ -1,0 +1,204 @@
+"""Gateway configuration: YAML in, a frozen :class:`Config` out, or an error with its line.
+
+Every key is checked: an unknown key (a typo), a wrong type or a missing secret is a
+:class:`ConfigError` naming the file, the line and the key. Secrets never sit in the
+file: the file names the environment variable that holds them (``secret_env``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(Exception):
+    code = "config_invalid"
+
+    def __init__(self, source: str, line: int | None, key: str, message: str) -> None:
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {key}: {message}")
+        self.source, self.line, self.key = source, line, key
+
+
+@dataclass(frozen=True)
+class FastAgiConfig:
+    listen: str = "tcp:4573:interface=127.0.0.1"
+    allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    max_sessions: int = 200
+    session_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    endpoint: str = "tcp:host=127.0.0.1:port=5038"
+    username: str = "linkgw"
+    secret: str = ""
+    auth: str = "md5"
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "linkgw"
+    events_maxlen: int = 1_000_000
+    retry_delay: float = 1.0
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    target: str = "PJSIP/12345"
+    ring_timeout: float = 15.0
+    onekey: str = "*1"
+    agi_url: str = "agi://127.0.0.1:4573"
+    seats: str = "PJSIP/seat1&PJSIP/seat2"
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    format: str = "json"
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    fastagi: FastAgiConfig = FastAgiConfig()
+    ami: AmiConfig = AmiConfig()
+    redis: RedisConfig = RedisConfig()
+    transfer: TransferConfig = TransferConfig()
+    log: LogConfig = LogConfig()
+
+
+_DTMF = re.compile(r"[0-9*#A-D]{1,8}\Z")
+_Check = Callable[[Any], str | None]
+
+
+def _dtmf(value: Any) -> str | None:
+    return None if isinstance(value, str) and _DTMF.match(value) else \
+        "must be 1 to 8 DTMF digits (0-9 * # A-D)"
+
+
+def _one_of(*choices: str) -> _Check:
+    return lambda v: None if v in choices else f"must be one of {', '.join(choices)}"
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+_CHECKS: dict[tuple[str, str], _Check] = {
+    ("transfer", "onekey"): _dtmf,
+    ("transfer", "ring_timeout"): _positive,
+    ("fastagi", "session_timeout"): _positive,
+    ("fastagi", "max_sessions"): _positive,
+    ("ami", "auth"): _one_of("md5", "plain"),
+    ("log", "format"): _one_of("json", "console"),
+    ("log", "level"): _one_of("debug", "info", "warning", "error"),
+}
+
+_SECTIONS: dict[str, type[Any]] = {
+    "fastagi": FastAgiConfig,
+    "ami": AmiConfig,
+    "redis": RedisConfig,
+    "transfer": TransferConfig,
+    "log": LogConfig,
+}
+
+
+def _convert(expected: Any, value: Any) -> Any:
+    """Coerce a YAML scalar to the default's type, or raise TypeError/ValueError."""
+    if isinstance(expected, bool):
+        if not isinstance(value, bool):
+            raise TypeError("must be true or false")
+        return value
+    if isinstance(expected, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError("must be a number")
+        return float(value)
+    if isinstance(expected, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("must be a whole number")
+        return value
+    if isinstance(expected, tuple):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise TypeError("must be a list of strings")
+        return tuple(value)
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise TypeError("must be a string")
+    return str(value)
+
+
+def _line(node: yaml.Node) -> int:
+    return node.start_mark.line + 1
+
+
+def load_config(
+    text: str, source: str = "<config>", environ: Mapping[str, str] | None = None
+) -> Config:
+    """Parse and validate; every problem is a ConfigError with file and line."""
+    env = os.environ if environ is None else environ
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(source, mark.line + 1 if mark else None, "(file)",
+                          f"not valid YAML: {getattr(exc, 'problem', exc)}") from exc
+    if root is None:
+        return Config()
+    if not isinstance(root, yaml.MappingNode):
+        raise ConfigError(source, _line(root), "(file)", "must be a mapping of sections")
+    sections: dict[str, Any] = {}
+    for key_node, section_node in root.value:
+        name = key_node.value
+        if name not in _SECTIONS:
+            raise ConfigError(source, _line(key_node), name,
+                              f"unknown section (known: {', '.join(_SECTIONS)})")
+        sections[name] = _section(source, name, section_node, env)
+    return Config(**sections)
+
+
+def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str]) -> Any:
+    cls = _SECTIONS[name]
+    defaults = cls()
+    if not isinstance(node, yaml.MappingNode):
+        raise ConfigError(source, _line(node), name, "must be a mapping")
+    values: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        key = key_node.value
+        dotted = f"{name}.{key}"
+        if key == "secret_env" and hasattr(defaults, "secret"):
+            var = value_node.value
+            if not isinstance(var, str) or var not in env:
+                raise ConfigError(source, _line(value_node), dotted,
+                                  f"environment variable {var!r} is not set")
+            values["secret"] = env[var]
+            continue
+        if key == "secret":
+            raise ConfigError(source, _line(key_node), dotted,
+                              "secrets are not kept in the file: use secret_env: VARIABLE")
+        if not hasattr(defaults, key):
+            raise ConfigError(source, _line(key_node), dotted, "unknown key")
+        raw = yaml.safe_load(yaml.serialize(value_node))
+        try:
+            value = _convert(getattr(defaults, key), raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(source, _line(value_node), dotted, str(exc)) from exc
+        check = _CHECKS.get((name, key))
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(source, _line(value_node), dotted, problem)
+        values[key] = value
+    return cls(**values)
+
+
+def load_config_file(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), None, "(file)", f"cannot read: {exc.strerror}") from exc
+    return load_config(text, str(path), environ)

@@ -1,0 +1,192 @@
+"""The lab's Asterisk: configuration written from ``dialplan/`` plus lab endpoints, run in
+the cached sid root with chroot, on loopback ports of its own.
+
+Each lab instance writes to ``<root>/srv/linkgw-lab/<name>/`` (etc, run, log, spool, lib),
+so the cached root is never changed by a run and several labs can run side by side.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.config import Config
+from gateway.dialplan import install
+from gateway.lab.process import LabError, Proc, wait_until
+
+NOLOAD = (
+    "chan_iax2", "chan_dahdi", "chan_unistim", "chan_mgcp", "chan_skinny", "chan_motif",
+    "chan_ooh323", "chan_mobile", "chan_console", "chan_alsa", "chan_websocket",
+    "pbx_lua", "pbx_ael", "pbx_dundi", "pbx_realtime",
+    "res_hep", "res_hep_pjsip", "res_hep_rtcp", "res_snmp", "res_xmpp", "res_calendar",
+    "res_config_ldap", "res_config_pgsql", "res_config_mysql", "res_config_odbc",
+    "res_odbc", "res_pgsql", "res_corosync", "res_statsd", "res_prometheus",
+    "res_phoneprov", "res_pjsip_phoneprov_provider", "res_smdi", "res_fax_spandsp",
+    "res_stun_monitor", "res_ari", "res_ari_applications", "res_ari_asterisk",
+    "res_ari_bridges", "res_ari_channels", "res_ari_device_states", "res_ari_endpoints",
+    "res_ari_events", "res_ari_playbacks", "res_ari_recordings", "res_ari_sounds",
+    "res_ari_model", "res_stasis_recording", "res_http_websocket", "res_aeap",
+    "res_speech_aeap", "cdr_pgsql", "cdr_odbc", "cdr_tds", "cdr_radius", "cel_pgsql",
+    "cel_odbc", "cel_tds", "cel_radius", "cdr_beanstalkd", "cel_beanstalkd",
+    "app_voicemail", "app_voicemail_imap", "app_voicemail_odbc", "app_minivm",
+)
+
+
+@dataclass(frozen=True)
+class Phone:
+    """A lab SIP endpoint served by a SIPp on ``port`` (static contact, no REGISTER)."""
+
+    name: str
+    port: int
+    context: str
+
+
+@dataclass(frozen=True)
+class AsteriskPorts:
+    sip: int
+    ami: int
+    rtp_start: int
+
+
+class Asterisk:
+    def __init__(self, root: Path, name: str, ports: AsteriskPorts, phones: list[Phone],
+                 ami_user: str, ami_secret: str, config: Config, dialplan_src: Path,
+                 log_dir: Path) -> None:
+        self.root = root
+        self.name = name
+        self.ports = ports
+        self.phones = phones
+        self.ami_user = ami_user
+        self._ami_secret = ami_secret
+        self.config = config
+        self.dialplan_src = dialplan_src
+        self.log_dir = log_dir
+        self.inside = Path("/srv/linkgw-lab") / name  # path seen from inside the chroot
+        self.base = root / self.inside.relative_to("/")
+        self.proc: Proc | None = None
+
+    # -- configuration ---------------------------------------------------------------
+    def write_config(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
+        etc = self.base / "etc"
+        for sub in ("etc", "run", "log", "spool", "lib", "db", "cache"):
+            (self.base / sub).mkdir(parents=True, exist_ok=True)
+        install(self.config, self.dialplan_src, etc)
+        files = {
+            "asterisk.conf": self._asterisk_conf(),
+            "modules.conf": "[modules]\nautoload=yes\n"
+            + "".join(f"noload => {m}.so\n" for m in NOLOAD),
+            "logger.conf": "[general]\n[logfiles]\n"
+            "messages.log => notice,warning,error,verbose(3),dtmf\n",
+            "pjsip.conf": self._pjsip_conf(),
+            "rtp.conf": f"[general]\nrtpstart={self.ports.rtp_start}\n"
+            f"rtpend={self.ports.rtp_start + 199}\nstrictrtp=no\n",
+            "manager.conf": self._manager_conf(),
+            "extensions.conf": self._extensions_conf(),
+            "features.conf": "[general]\nfeaturedigittimeout=1500\n\n[applicationmap]\n"
+            "#include linkgw_features.conf\n",
+            "confbridge.conf": "#include linkgw_confbridge.conf\n",
+            "http.conf": "[general]\nenabled=no\n",
+            "cdr.conf": "[general]\nenable=no\n",
+            "cel.conf": "[general]\nenable=no\n",
+            "acl.conf": "", "udptl.conf": "", "indications.conf": "",
+            "musiconhold.conf": "[default]\nmode=files\ndirectory=moh\n",
+        }
+        for file_name, text in files.items():
+            (etc / file_name).write_text(text, encoding="utf-8")
+        (etc / "manager.conf").chmod(0o600)
+
+    def _asterisk_conf(self) -> str:
+        b = self.inside
+        return (
+            "[directories]\n"
+            f"astetcdir => {b}/etc\nastrundir => {b}/run\nastlogdir => {b}/log\n"
+            f"astspooldir => {b}/spool\nastvarlibdir => /var/lib/asterisk\n"
+            f"astdbdir => {b}/db\nastkeydir => {b}/lib\nastcachedir => {b}/cache\n"
+            "astdatadir => /usr/share/asterisk\n"
+            "astmoddir => /usr/lib/x86_64-linux-gnu/asterisk/modules\n"
+            "[options]\nverbose=3\ndebug=0\nnocolor=yes\nhideconnect=yes\n"
+            f"systemname=linkgw-{self.name}\n"
+        )
+
+    def _pjsip_conf(self) -> str:
+        out = [
+            "[global]\ntype=global\nendpoint_identifier_order=username,ip\n"
+            "user_agent=linkgw-lab\n",
+            f"[lab-udp]\ntype=transport\nprotocol=udp\nbind=127.0.0.1:{self.ports.sip}\n",
+        ]
+        for phone in self.phones:
+            out.append(
+                f"[{phone.name}]\ntype=endpoint\ntransport=lab-udp\ncontext={phone.context}\n"
+                "disallow=all\nallow=ulaw,alaw\ndirect_media=no\ndtmf_mode=rfc4733\n"
+                f"rtp_symmetric=yes\ntrust_id_inbound=yes\naors={phone.name}\n"
+                f"[{phone.name}]\ntype=aor\nmax_contacts=1\n"
+                f"contact=sip:{phone.name}@127.0.0.1:{phone.port}\n"
+            )
+        return "\n".join(out)
+
+    def _manager_conf(self) -> str:
+        return (
+            f"[general]\nenabled=yes\nbindaddr=127.0.0.1\nport={self.ports.ami}\n"
+            "displayconnects=no\n\n"
+            f"[{self.ami_user}]\nsecret={self._ami_secret}\n"
+            "deny=0.0.0.0/0.0.0.0\npermit=127.0.0.1/255.255.255.255\n"
+            "read=all\nwrite=all\nwritetimeout=1000\n"
+        )
+
+    def _extensions_conf(self) -> str:
+        return (
+            "[general]\nstatic=yes\nwriteprotect=yes\n\n"
+            "[globals]\n#include linkgw_globals.conf\n\n"
+            "#include linkgw_extensions.conf\n\n"
+            "; lab only: where the seats' and 12345's own dialling would go\n"
+            "[lab-seat]\nexten => _X.,1,Hangup(21)\n"
+            "[lab-12345]\nexten => _X.,1,Hangup(21)\n"
+        )
+
+    # -- process ---------------------------------------------------------------------
+    def _cli(self, command: str, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["chroot", str(self.root), "asterisk", "-C", f"{self.inside}/etc/asterisk.conf",
+             "-rx", command],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+
+    def cli(self, command: str) -> str:
+        """Run one CLI command on the running Asterisk (for diagnostics)."""
+        return self._cli(command).stdout
+
+    def start(self) -> None:
+        self.write_config()
+        self.proc = Proc(
+            "asterisk",
+            ["chroot", str(self.root), "asterisk", "-f", "-C",
+             f"{self.inside}/etc/asterisk.conf"],
+            self.log_dir / "asterisk.out",
+        )
+        wait_until(lambda: (self.base / "run/asterisk.ctl").exists() or not self._alive(),
+                   20, "Asterisk's control socket")
+        if not self._alive():
+            raise LabError(f"Asterisk exited at start:\n{self.proc.tail()}")
+        done = self._cli("core waitfullybooted", timeout=60)
+        if done.returncode != 0:
+            raise LabError(f"Asterisk did not boot: {done.stderr}\n{self.proc.tail()}")
+
+    def _alive(self) -> bool:
+        return self.proc is not None and self.proc.alive()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.alive():
+            try:
+                self._cli("core stop now", timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.proc.stop(timeout=10)
+        messages = self.base / "log/messages.log"
+        if messages.exists():
+            shutil.copyfile(messages, self.log_dir / "asterisk-messages.log")
+        shutil.rmtree(self.base, ignore_errors=True)

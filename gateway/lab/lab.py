@@ -1,0 +1,124 @@
+"""One lab: Redis, Asterisk (chroot), the gateway and SIPp phones, on free loopback ports.
+
+    with Lab(workdir) as lab:
+        lab.phone("12345").start(...)
+
+Stops everything it started, in reverse order, by pid, also when the body raises.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from types import TracebackType
+
+import redis
+
+from gateway.config import Config, TransferConfig, load_config
+from gateway.lab.ami_probe import AmiProbe
+from gateway.lab.asterisk import Asterisk, AsteriskPorts, Phone
+from gateway.lab.ports import free_ports
+from gateway.lab.provision import ensure_asterisk_root
+from gateway.lab.services import GatewayProcess, RedisServer
+from gateway.lab.sipp import SippPhone
+
+REPO = Path(__file__).resolve().parents[2]
+#: The lab's phones: name → the context its own calls land in.
+PHONES = {"citizen": "linkgw-110", "seat1": "lab-seat", "seat2": "lab-seat",
+          "12345": "lab-12345"}
+ONEKEY = "*1"
+
+
+class Lab:
+    def __init__(self, workdir: Path, name: str | None = None) -> None:
+        self.workdir = workdir
+        self.name = name or secrets.token_hex(4)
+        self.log_dir = workdir / "logs"
+        ports = free_ports(5 + 2 * len(PHONES))
+        self.sip_port, self.ami_port, self.fastagi_port, self.redis_port, rtp = ports[:5]
+        rest = ports[5:]
+        self.phone_ports = {n: (rest[2 * i], rest[2 * i + 1]) for i, n in enumerate(PHONES)}
+        self.rtp_start = 20000 + (rtp % 200) * 200
+        self.ami_user = "linkgw"
+        self._ami_secret = secrets.token_urlsafe(16)  # made per lab, never written to git
+        self.config_path = workdir / "gateway.yaml"
+        self.config = self._write_gateway_config()
+        self.redis = RedisServer(self.redis_port, workdir / "redis", self.log_dir)
+        self.asterisk: Asterisk | None = None
+        self.gateway = GatewayProcess(self.config_path, self._ami_secret, self.log_dir,
+                                      self.fastagi_port)
+        self.probe: AmiProbe | None = None
+        self._phones: list[SippPhone] = []
+
+    def _write_gateway_config(self) -> Config:
+        text = (
+            "fastagi:\n"
+            f"  listen: \"tcp:{self.fastagi_port}:interface=127.0.0.1\"\n"
+            "  allow: [\"127.0.0.1\"]\n"
+            "ami:\n"
+            f"  endpoint: \"tcp:host=127.0.0.1:port={self.ami_port}\"\n"
+            f"  username: {self.ami_user}\n"
+            "  secret_env: LINKGW_AMI_SECRET\n"
+            "redis:\n"
+            f"  url: \"redis://127.0.0.1:{self.redis_port}/0\"\n"
+            "  retry_delay: 0.5\n"
+            "transfer:\n"
+            "  target: \"PJSIP/12345\"\n"
+            "  ring_timeout: 15.0\n"
+            f"  onekey: {json.dumps(ONEKEY)}\n"
+            f"  agi_url: \"agi://127.0.0.1:{self.fastagi_port}\"\n"
+            "  seats: \"PJSIP/seat1&PJSIP/seat2\"\n"
+            "log:\n  format: json\n  level: info\n"
+        )
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(text, encoding="utf-8")
+        return load_config(text, str(self.config_path), {"LINKGW_AMI_SECRET": "x"})
+
+    @property
+    def transfer(self) -> TransferConfig:
+        return self.config.transfer
+
+    def start(self) -> Lab:
+        try:
+            root = ensure_asterisk_root()
+            self.redis.start()
+            phones = [Phone(n, self.phone_ports[n][0], ctx) for n, ctx in PHONES.items()]
+            self.asterisk = Asterisk(
+                root, self.name, AsteriskPorts(self.sip_port, self.ami_port, self.rtp_start),
+                phones, self.ami_user, self._ami_secret, self.config, REPO / "dialplan",
+                self.log_dir)
+            self.asterisk.start()
+            self.gateway.start()
+            self.probe = AmiProbe(self.ami_port, self.ami_user, self._ami_secret)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def phone(self, name: str) -> SippPhone:
+        sip, media = self.phone_ports[name]
+        phone = SippPhone(f"{name}-{len(self._phones)}", sip, media, self.sip_port,
+                          self.workdir / "sipp")
+        self._phones.append(phone)
+        return phone
+
+    def redis_client(self) -> redis.Redis:
+        return self.redis.client()
+
+    def stop(self) -> None:
+        for phone in reversed(self._phones):
+            phone.stop()
+        if self.probe is not None:
+            self.probe.close()
+        self.gateway.stop()
+        if self.asterisk is not None:
+            self.asterisk.stop()
+        self.redis.stop()
+
+    def __enter__(self) -> Lab:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,81 @@
+"""The lab's Redis server and gateway process."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import redis
+
+from gateway.lab.process import LabError, Proc, wait_until
+
+
+class RedisServer:
+    def __init__(self, port: int, workdir: Path, log_dir: Path, appendonly: bool = False):
+        self.port = port
+        self.workdir = workdir
+        self.log_dir = log_dir
+        self.appendonly = appendonly
+        self.proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True)
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = Proc("redis", [
+            "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+            "--dir", str(self.workdir), "--daemonize", "no",
+        ], self.log_dir / f"redis-{self.port}.log")
+
+        def ready() -> bool:
+            if not self.proc or not self.proc.alive():
+                raise LabError(f"redis-server exited:\n{self.proc.tail() if self.proc else ''}")
+            try:
+                return bool(self.client().ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_until(ready, 10, f"redis-server on port {self.port}")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+
+
+class GatewayProcess:
+    """``python -m gateway run`` with a lab config; the AMI secret in its environment."""
+
+    def __init__(self, config_path: Path, ami_secret: str, log_dir: Path,
+                 fastagi_port: int) -> None:
+        self.config_path = config_path
+        self._ami_secret = ami_secret
+        self.log_path = log_dir / "gateway.log"
+        self.fastagi_port = fastagi_port
+        self.proc: Proc | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, LINKGW_AMI_SECRET=self._ami_secret, PYTHONUNBUFFERED="1")
+        self.proc = Proc("gateway", [sys.executable, "-m", "gateway", "run", "--config",
+                                     str(self.config_path)], self.log_path, env=env)
+
+        def ready() -> bool:
+            if not self.proc or not self.proc.alive():
+                raise LabError(f"gateway exited:\n{self.proc.tail() if self.proc else ''}")
+            text = self.log_path.read_text(errors="replace")
+            return '"gateway.started"' in text and '"ami.connected"' in text
+
+        wait_until(ready, 20, "the gateway (FastAGI listening, AMI logged in)")
+
+    def log_lines(self) -> list[str]:
+        return self.log_path.read_text(errors="replace").splitlines()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()

@@ -1,0 +1,86 @@
+"""SIPp softphones for the lab: scenarios rendered from ``scenarios/`` and run as processes.
+
+Scenario files use ``{{name}}`` placeholders filled here (SIPp's own ``[keyword]`` syntax
+is left alone). Each phone gets its own SIP port and its own media port block (``-mp``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.lab.process import LabError, Proc
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+
+
+def render(name: str, **values: object) -> str:
+    text = (SCENARIOS / name).read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", str(value))
+    if "{{" in text:
+        start = text.index("{{")
+        raise LabError(f"scenario {name}: no value for {text[start:text.index('}}', start)+2]}")
+    return text
+
+
+def info_digits(key: str, first_cseq: int = 101, gap_ms: int = 120) -> str:
+    """The scenario steps that press ``key`` digit by digit as SIP INFO."""
+    return "".join(
+        render("info_digit.xml.part", cseq=first_cseq + i, digit=digit, gap_ms=gap_ms)
+        for i, digit in enumerate(key)
+    )
+
+
+def answer_scenario(user: str, ring_ms: int, hold_ms: int, key: str = "",
+                    key_after_ms: int = 0) -> str:
+    steps = ""
+    if key:
+        steps = f'  <pause milliseconds="{key_after_ms}"/>\n' + info_digits(key)
+    return render("answer.xml", user=user, ring_ms=ring_ms, hold_ms=hold_ms, key_steps=steps)
+
+
+def citizen_scenario(caller: str, number: str, dial: str, hold_ms: int,
+                     caller_name: str = "") -> str:
+    """``caller`` is the endpoint (From user); ``number``/``caller_name`` the identity."""
+    return render("citizen.xml", caller=caller, number=number, dial=dial, hold_ms=hold_ms,
+                  caller_name=caller_name)
+
+
+@dataclass
+class SippPhone:
+    """One SIPp process playing one scenario once."""
+
+    name: str
+    port: int
+    media_port: int
+    asterisk_sip_port: int
+    workdir: Path
+    proc: Proc | None = None
+
+    def start(self, scenario_xml: str, timeout_s: int = 60) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        path = self.workdir / f"{self.name}.xml"
+        path.write_text(scenario_xml, encoding="utf-8")
+        argv = [
+            "sipp", f"127.0.0.1:{self.asterisk_sip_port}", "-sf", str(path),
+            "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(self.media_port),
+            "-m", "1", "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error",
+            "-trace_err", "-trace_msg", "-message_file", str(self.workdir / f"{self.name}.msg"),
+            "-error_file", str(self.workdir / f"{self.name}.err"),
+        ]
+        self.proc = Proc(f"sipp-{self.name}", argv, self.workdir / f"{self.name}.out",
+                         cwd=self.workdir)
+
+    def wait(self, timeout: float) -> int:
+        if self.proc is None:
+            raise LabError(f"{self.name}: not started")
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop(timeout=3)
+
+    def errors(self) -> str:
+        err = self.workdir / f"{self.name}.err"
+        return err.read_text(errors="replace")[-2000:] if err.exists() else ""
