@@ -29,7 +29,7 @@ def _run(config_path: Path) -> int:
     log.info("gateway.started", fastagi=config.fastagi.listen, ami=config.ami.endpoint,
              redis=config.redis.url.split("@")[-1])
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
-    reactor.run()  # type: ignore[attr-defined]
+    reactor.run()
     log.info("gateway.stopped")
     return 0
 

@@ -30,7 +30,7 @@ class _Drain(Service):
     def __init__(self, factory: FastAgiFactory, reactor: Any, limit: float) -> None:
         self.factory, self.reactor, self.limit = factory, reactor, limit
 
-    def stopService(self) -> defer.Deferred[None]:  # type: ignore[override]
+    def stopService(self) -> defer.Deferred[None]:
         super().stopService()
         d = self.factory.drain()
         d.addTimeout(self.limit, self.reactor)
@@ -56,7 +56,7 @@ class Gateway(MultiService):
         self.transfers = TransferService(self.ami, self.bridge_log, config.transfer,
                                          clock=reactor, log=log.bind(part="transfer"))
         self.agi = FastAgiFactory(
-            make_scripts(self.transfers, reactor),  # type: ignore[arg-type]
+            make_scripts(self.transfers, reactor),
             clock=reactor, log=log.bind(part="agi"), allow=frozenset(config.fastagi.allow),
             max_sessions=config.fastagi.max_sessions,
             session_timeout=config.fastagi.session_timeout)

@@ -7,7 +7,7 @@ script's ``except AgiError`` never swallows the caller going away.
 from __future__ import annotations
 
 
-class AgiHangup(Exception):  # noqa: N818 - a hangup is an outcome, not an error
+class AgiHangup(Exception):
     """The channel hung up while the script ran (``HANGUP`` line or a 511 reply)."""
 
 

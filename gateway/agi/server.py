@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 from twisted.internet import defer
-from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITCPTransport
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
@@ -83,6 +83,7 @@ class FastAgiProtocol(LineOnlyReceiver):
 
     delimiter = b"\n"
     MAX_LENGTH = 16384
+    transport: ITCPTransport  # set by Twisted before connectionMade
 
     def __init__(self, factory: FastAgiFactory, peer: str) -> None:
         self.factory = factory

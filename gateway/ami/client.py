@@ -21,7 +21,12 @@ from typing import Any
 import structlog
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer
-from twisted.internet.interfaces import IDelayedCall, IReactorTime, IStreamClientEndpoint
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IReactorTime,
+    IStreamClientEndpoint,
+    ITCPTransport,
+)
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 
@@ -73,6 +78,8 @@ class EventBus:
 
 class AmiProtocol(Protocol):
     """The AMI wire: ActionID ↔ Deferred, event lists, events to the bus."""
+
+    transport: ITCPTransport  # set by Twisted before connectionMade
 
     def __init__(self, clock: IReactorTime, on_event: EventCallback, log: Any) -> None:
         self.clock = clock
@@ -153,7 +160,7 @@ class _AmiFactory(Factory):
     def __init__(self, client: AmiClient) -> None:
         self.client = client
 
-    def buildProtocol(self, addr: object) -> AmiProtocol:  # type: ignore[override]
+    def buildProtocol(self, addr: object) -> AmiProtocol:
         return self.client.make_protocol()
 
 
@@ -184,7 +191,7 @@ class AmiClient:
             _AmiFactory(self),
             retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=10.0),
             clock=clock,
-            prepareConnection=lambda p: defer.ensureDeferred(self._login(p)),
+            prepareConnection=self._prepare,
         )
 
     def make_protocol(self) -> AmiProtocol:
@@ -204,6 +211,9 @@ class AmiClient:
 
     def whenConnected(self) -> defer.Deferred[Any]:
         return self.service.whenConnected()
+
+    def _prepare(self, protocol: Any) -> defer.Deferred[None]:
+        return defer.ensureDeferred(self._login(protocol))
 
     async def _login(self, protocol: AmiProtocol) -> None:
         t = self.login_timeout

@@ -46,7 +46,7 @@ class Role(StrEnum):
     AGENT = "agent"
 
 
-class IllegalTransition(Exception):  # noqa: N818 - names the rejected edge
+class IllegalTransition(Exception):
     code = "illegal_transition"
 
     def __init__(self, state: State, event: Event) -> None:

@@ -6,6 +6,7 @@ The demo prints what these return; the end-to-end tests assert on it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 from gateway.ami.codec import AmiMessage
 from gateway.lab.lab import ONEKEY, Lab
@@ -34,8 +35,8 @@ def read_bridge(lab: Lab, bridge_id: str) -> tuple[dict[str, str], list[dict[str
     """The bridge hash and its stream entries, oldest first."""
     r = lab.redis_client()
     prefix = lab.config.redis.prefix
-    record = r.hgetall(f"{prefix}:bridge:{bridge_id}")
-    entries = r.xrange(f"{prefix}:events")
+    record = cast(dict[str, str], r.hgetall(f"{prefix}:bridge:{bridge_id}"))
+    entries = cast(list[tuple[str, dict[str, str]]], r.xrange(f"{prefix}:events"))
     events = [dict(e, id=i) for i, e in entries if e.get("record") == f"bridge:{bridge_id}"]
     return record, events
 
@@ -78,12 +79,12 @@ def one_key_call(lab: Lab, number: str = "13800138000", name: str = "Zhang San",
     for phone in (citizen, seat, agent):
         seen.exits[phone.name.rsplit("-", 1)[0]] = phone.wait(timeout)
 
-    def ended() -> bool:
+    def logged() -> bool:  # the gateway has seen and logged the conference's end
         seen.record, seen.events = read_bridge(lab, seen.bridge_id)
-        return seen.record.get("state") == "ended"
+        return any(e["event"] == "conference_ended" for e in seen.events)
 
     try:
-        wait_until(ended, timeout, f"bridge {seen.bridge_id} ended in Redis")
+        wait_until(logged, timeout, f"bridge {seen.bridge_id} fully logged in Redis")
     except LabError as exc:
         raise LabError(f"{exc}; record: {seen.record}") from exc
     return seen

@@ -1,1 +1,1 @@
-"""The transfer feature: AGI scripts (``scripts``) and the service that runs bridges (``service``)."""
+"""The transfer feature: the AGI scripts (``scripts``) and the service running bridges."""

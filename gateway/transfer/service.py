@@ -106,7 +106,7 @@ class Bridge:
         return None
 
 
-class TransferRefused(Exception):  # noqa: N818 - a refusal, with the reason the seat hears
+class TransferRefused(Exception):
     code = "transfer_refused"
 
     def __init__(self, reason: str) -> None:

@@ -1,0 +1,57 @@
+# linkgw — the two commands:
+#   make demo   one real call through the real lab, the Redis record printed
+#   make test   lint, type check, unit and end-to-end tests
+# Both install what they need first (Debian packages, the venv, the cached Asterisk root).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+APT_PACKAGES := redis-server sip-tester mmdebstrap
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test setup apt venv asterisk-root lint unit e2e bench clean
+
+demo: setup
+	$(PY) -m gateway.lab demo
+
+test: setup lint
+	$(PY) -m pytest
+
+setup: apt venv asterisk-root
+
+apt:
+	@missing=""; \
+	for c in redis-server:redis-server sipp:sip-tester mmdebstrap:mmdebstrap; do \
+	  command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+asterisk-root: venv apt
+	$(PY) -m gateway.lab provision >/dev/null
+
+lint: venv
+	$(VENV)/bin/ruff check gateway tests bench
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+e2e: setup
+	$(PY) -m pytest tests/e2e
+
+bench: venv
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,26 @@
+"""The end-to-end lab: real Asterisk, Redis, SIPp and the gateway process.
+
+One lab serves the whole session. A lab that cannot start is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.lab.lab import Lab
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    workdir: Path = tmp_path_factory.mktemp("lab")
+    with Lab(workdir) as running:
+        yield running
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
