@@ -124,7 +124,11 @@ def format_command(command: str, *args: str) -> bytes:
     """
     if not _COMMAND_WORD.match(command):
         raise UnsafeValueError(command, "not an AGI command word")
-    line = " ".join([command, *(quote(a) for a in args)]).encode("utf-8") + b"\n"
+    text = " ".join([command, *(quote(a) for a in args)])
+    try:
+        line = text.encode("utf-8") + b"\n"
+    except UnicodeEncodeError as exc:
+        raise UnsafeValueError(text, "not encodable as UTF-8") from exc
     if len(line) > MAX_COMMAND_BYTES:
         raise UnsafeValueError(line.decode("utf-8"), f"longer than {MAX_COMMAND_BYTES} bytes")
     return line

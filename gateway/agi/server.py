@@ -8,7 +8,7 @@ fires that command's Deferred with the parsed reply. Parsing is in
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from gateway.agi.errors import (
     AgiProtocolError,
 )
 
-AgiScript = Callable[["AgiSession"], Awaitable[None]]
+AgiScript = Callable[["AgiSession"], Coroutine[Any, Any, None]]
 
 
 class AgiTimeout(AgiError):

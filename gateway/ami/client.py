@@ -233,8 +233,10 @@ class AmiClient:
         self.current = protocol
         self.log.info("ami.connected", banner=protocol.parser.banner, username=self.username)
 
-    def _lost(self, protocol: AmiProtocol, reason: Failure) -> None:
-        if self.current is protocol:
+    def _lost(self, reason: Failure) -> None:
+        # ClientService keeps at most one connection, and hands prepareConnection a proxy
+        # of the protocol, so "the current one" is simply whichever was logged in.
+        if self.current is not None:
             self.current = None
             self.log.warning("ami.disconnected", reason=reason.getErrorMessage())
 
@@ -246,4 +248,4 @@ class _ClientProtocol(AmiProtocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         super().connectionLost(reason)
-        self.client._lost(self, reason)
+        self.client._lost(reason)

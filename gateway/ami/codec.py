@@ -40,7 +40,10 @@ def encode_action(action: str, action_id: str, headers: HeaderItems = ()) -> byt
         if any(c in value for c in "\r\n\x00"):
             raise UnsafeHeaderError(f"AMI header {key} carries CR, LF or NUL: {value[:40]!r}")
         out.append(f"{key}: {value}\r\n")
-    return ("".join(out) + "\r\n").encode("utf-8")
+    try:
+        return ("".join(out) + "\r\n").encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UnsafeHeaderError(f"AMI action {action} is not encodable as UTF-8") from exc
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -73,7 +73,7 @@ async def _party(session: Session, channel: str | None = None) -> Party:
 
 def make_scripts(
     service: TransferService, clock: IReactorTime
-) -> dict[str, Callable[[Session], Awaitable[None]]]:
+) -> dict[str, Callable[[Session], Coroutine[Any, Any, None]]]:
     async def incoming(session: Session) -> None:
         citizen = await _party(session)
         dialed = await session.get_full_variable("${EXTEN}") or ""

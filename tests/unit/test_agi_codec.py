@@ -1,0 +1,210 @@
+"""The AGI codec: exact bytes out, exact values in, and no way to smuggle a command."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway.agi.codec import (
+    HANGUP,
+    MAX_COMMAND_BYTES,
+    AgiReply,
+    ReplyParser,
+    format_command,
+    parse_env,
+    quote,
+)
+from gateway.agi.errors import (
+    AgiDeadChannel,
+    AgiInvalidCommand,
+    AgiProtocolError,
+    AgiUsageError,
+    UnsafeValueError,
+)
+
+# A real env block, as Asterisk 22 sent it to the lab's FastAGI server.
+ENV = b"""agi_network: yes
+agi_network_script: incoming
+agi_request: agi://127.0.0.1:4573/incoming
+agi_channel: PJSIP/citizen-00000000
+agi_language: en
+agi_type: PJSIP
+agi_uniqueid: lab-1795895437.0
+agi_version: 22.10.1
+agi_callerid: 13800138000
+agi_calleridname: Zhang San
+agi_callingpres: 0
+agi_dnid: 110
+agi_rdnis: unknown
+agi_context: linkgw-110
+agi_extension: 110
+agi_priority: 3
+agi_enhanced: 0.0
+agi_accountcode:\x20
+agi_threadid: 140352384509632
+agi_arg_1: first
+agi_arg_2: second, with comma
+""".splitlines()
+
+
+def res_agi_parse_args(line: str) -> list[str]:
+    """A transcription of res_agi.c parse_args(): how Asterisk splits a command line."""
+    args: list[str] = []
+    current: list[str] = []
+    quoted = escaped = whitespace = False
+    started = False
+    for ch in line:
+        if ch in " \t" and not quoted and not escaped:
+            if started and not whitespace:
+                args.append("".join(current))
+                current = []
+                started = False
+            whitespace = True
+            continue
+        whitespace = False
+        if ch == "\\" and not escaped:
+            escaped = True
+            started = True
+            continue
+        if ch == '"' and not escaped:
+            quoted = not quoted
+            started = True
+            continue
+        escaped = False
+        current.append(ch)
+        started = True
+    if started:
+        args.append("".join(current))
+    return args
+
+
+def test_env_block_parses_every_key_and_the_args() -> None:
+    """Every agi_* key lands without its prefix; agi_arg_N become args in order."""
+    env = parse_env(ENV)
+    assert env.channel == "PJSIP/citizen-00000000"
+    assert env.uniqueid == "lab-1795895437.0"
+    assert env.callerid == "13800138000"
+    assert env.calleridname == "Zhang San"
+    assert env.script == "incoming"
+    assert env.get("accountcode") == ""
+    assert env.args == ("first", "second, with comma")
+    assert len(env.values) == 21
+
+
+@pytest.mark.parametrize("line", [
+    b"agi_channel PJSIP/x",  # no colon
+    b"evil: 1",  # not an agi_ key
+    b"200 result=1",  # a reply where the env belongs
+    b"agi_caller\xffid: x",  # not UTF-8
+])
+def test_env_rejects_lines_that_are_not_env(line: bytes) -> None:
+    """A line that is not ``agi_key: value`` is a protocol error naming the line."""
+    with pytest.raises(AgiProtocolError) as info:
+        parse_env([b"agi_channel: PJSIP/a-1", line])
+    assert info.value.line == line
+
+
+def test_env_rejects_a_repeated_key() -> None:
+    """A key seen twice is what an injected env line looks like: refused."""
+    with pytest.raises(AgiProtocolError, match="repeated"):
+        parse_env([b"agi_callerid: 1", b"agi_callerid: 2"])
+
+
+def test_format_quotes_every_argument() -> None:
+    assert format_command("GET VARIABLE", "BRIDGEPEER") == b'GET VARIABLE "BRIDGEPEER"\n'
+    assert format_command("SET VARIABLE", "X", 'say "hi" \\ ok') == \
+        b'SET VARIABLE "X" "say \\"hi\\" \\\\ ok"\n'
+    assert format_command("ANSWER") == b"ANSWER\n"
+
+
+@pytest.mark.parametrize("value,reason", [
+    ("a\nANSWER", "LF"), ("a\r\nHANGUP", "CR"), ("nul\x00", "NUL"),
+])
+def test_format_refuses_line_breaks(value: str, reason: str) -> None:
+    with pytest.raises(UnsafeValueError, match=reason):
+        format_command("SET VARIABLE", "X", value)
+
+
+def test_format_refuses_a_line_longer_than_asterisk_reads() -> None:
+    with pytest.raises(UnsafeValueError, match="longer than 2048"):
+        format_command("SET VARIABLE", "X", "x" * MAX_COMMAND_BYTES)
+
+
+def test_format_refuses_a_command_word_that_is_not_one() -> None:
+    with pytest.raises(UnsafeValueError):
+        format_command("HANGUP\nEXEC", "x")
+
+
+@given(st.text())
+def test_no_value_yields_a_second_command_line(value: str) -> None:
+    """Whatever the value, the output is one line, or the value is refused."""
+    try:
+        line = format_command("SET VARIABLE", "V", value)
+    except UnsafeValueError:
+        assert any(c in value for c in "\r\n\x00") or not value.isprintable() \
+            or len(value.encode("utf-8", "surrogatepass")) > 2000
+        return
+    assert line.count(b"\n") == 1 and line.endswith(b"\n")
+    assert b"\r" not in line
+
+
+@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\r\n\x00",
+                                               blacklist_categories=("Cs",))),  # type: ignore[arg-type]
+                max_size=4))
+def test_asterisk_reads_back_exactly_what_was_quoted(values: list[str]) -> None:
+    """format → res_agi's own splitting gives the command words and the exact values."""
+    line = format_command("EXEC", *values).decode().rstrip("\n")
+    assert res_agi_parse_args(line) == ["EXEC", *values]
+
+
+def test_quote_escapes_backslash_then_quote() -> None:
+    assert quote('\\"') == '"\\\\\\""'
+
+
+def feed_all(lines: list[bytes]) -> list[object]:
+    parser = ReplyParser()
+    return [r for r in (parser.feed(line) for line in lines) if r is not None]
+
+
+def test_replies_200_with_data_and_endpos() -> None:
+    assert feed_all([b"200 result=1 (PJSIP/citizen-00000000)\n"]) == \
+        [AgiReply(1, "PJSIP/citizen-00000000")]
+    assert feed_all([b"200 result=0\n"]) == [AgiReply(0)]
+    assert feed_all([b"200 result=-1\n"]) == [AgiReply(-1)]
+    assert feed_all([b"200 result=0 endpos=10560\n"]) == [AgiReply(0, None, 10560)]
+    assert feed_all([b"200 result=1 (a (nested) value) endpos=7\n"]) == \
+        [AgiReply(1, "a (nested) value", 7)]
+    assert not AgiReply(-1).ok
+
+
+def test_reply_errors_and_hangup() -> None:
+    got = feed_all([
+        b"510 Invalid or unknown command\n",
+        b"511 Command Not Permitted on a dead channel or intercept routine\n",
+        b"HANGUP\n",
+    ])
+    assert isinstance(got[0], AgiInvalidCommand) and got[0].status == 510
+    assert isinstance(got[1], AgiDeadChannel) and "dead channel" in got[1].reply
+    assert got[2] is HANGUP
+
+
+def test_reply_520_gathers_its_usage_text() -> None:
+    """A 520 spans lines until ``520 End of proper usage.``; the usage is kept."""
+    got = feed_all([
+        b"520-Invalid command syntax.  Proper usage follows:\n",
+        b" Usage: GET VARIABLE <variablename>\n",
+        b"520 End of proper usage.\n",
+    ])
+    assert len(got) == 1 and isinstance(got[0], AgiUsageError)
+    assert got[0].reply == " Usage: GET VARIABLE <variablename>"
+
+
+def test_reply_100_trying_is_interim() -> None:
+    assert feed_all([b"100 result=0 Trying...\n", b"200 result=0\n"]) == [AgiReply(0)]
+
+
+@pytest.mark.parametrize("line", [b"300 what\n", b"200 result=abc\n", b"\n"])
+def test_unknown_reply_is_a_protocol_error(line: bytes) -> None:
+    with pytest.raises(AgiProtocolError):
+        ReplyParser().feed(line)

@@ -1,0 +1,204 @@
+"""The AMI codec and client on fake transports and a fake clock."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.internet import defer
+from twisted.internet.error import ConnectionLost
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from gateway.ami.client import AmiClient, AmiProtocol, AmiResult
+from gateway.ami.codec import AmiMessage, AmiParser, UnsafeHeaderError, encode_action
+from gateway.ami.errors import AmiActionError, AmiNotConnected, AmiTimeout
+
+BANNER = b"Asterisk Call Manager/9.0.0\r\n"
+
+
+def test_encode_exact_bytes() -> None:
+    assert encode_action("Redirect", "a1", [("Channel", "PJSIP/c-1"), ("Exten", "s")]) == (
+        b"Action: Redirect\r\nActionID: a1\r\nChannel: PJSIP/c-1\r\nExten: s\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize("value", ["x\r\nAction: Hangup", "x\nChannel: y", "nul\x00"])
+def test_encode_refuses_crlf_in_values(value: str) -> None:
+    with pytest.raises(UnsafeHeaderError):
+        encode_action("Originate", "a1", {"CallerID": value})
+
+
+def test_encode_refuses_bad_keys() -> None:
+    with pytest.raises(UnsafeHeaderError):
+        encode_action("Originate", "a1", {"Caller ID": "1"})
+
+
+@given(st.dictionaries(st.from_regex(r"[A-Za-z]{1,10}", fullmatch=True), st.text(), max_size=5))
+def test_no_value_starts_a_second_action(headers: dict[str, str]) -> None:
+    """Any header values: one message out (one blank line at its end), or refused."""
+    try:
+        data = encode_action("Setvar", "a1", headers)
+    except UnsafeHeaderError:
+        assert any(any(c in v for c in "\r\n\x00") or not v.isprintable()
+                   for v in headers.values())
+        return
+    assert data.count(b"\r\n\r\n") == 1 and data.endswith(b"\r\n\r\n")
+    messages = AmiParser().feed(BANNER + data)
+    assert len(messages) == 1 and messages[0].get("Action") == "Setvar"
+
+
+def test_parser_keeps_banner_order_and_repeated_keys() -> None:
+    parser = AmiParser()
+    assert parser.feed(BANNER + b"Response: Success\r\nAction") == []
+    got = parser.feed(b"ID: 1\r\nVariable: A=1\r\nVariable: B=2\r\n\r\nEvent: X\r\n\r\n")
+    assert parser.banner == "Asterisk Call Manager/9.0.0"
+    assert got[0].action_id == "1" and got[0].get_all("Variable") == ["A=1", "B=2"]
+    assert got[1].event == "X" and not got[1].is_response
+
+
+def _protocol() -> tuple[AmiProtocol, StringTransport, Clock, list[AmiMessage]]:
+    clock = Clock()
+    events: list[AmiMessage] = []
+    protocol = AmiProtocol(clock, events.append, log=_NullLog())
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    protocol.dataReceived(BANNER)
+    return protocol, transport, clock, events
+
+
+class _NullLog:
+    def __getattr__(self, name: str) -> object:
+        return lambda *a, **k: None
+
+
+class ProtocolTests(SynchronousTestCase):
+    def test_response_fires_the_action_by_its_id(self) -> None:
+        protocol, transport, _, _ = _protocol()
+        d = protocol.send_action("Ping")
+        action_id = AmiParser().feed(BANNER + transport.value())[0].action_id
+        protocol.dataReceived(f"Response: Success\r\nActionID: {action_id}\r\nPing: Pong\r\n\r\n"
+                              .encode())
+        result = self.successResultOf(d)
+        assert result.response.get("Ping") == "Pong"
+
+    def test_error_response_fails_with_its_message(self) -> None:
+        protocol, transport, _, _ = _protocol()
+        d = protocol.send_action("Redirect", {"Channel": "PJSIP/gone-1"})
+        action_id = AmiParser().feed(BANNER + transport.value())[0].action_id
+        protocol.dataReceived(f"Response: Error\r\nActionID: {action_id}\r\n"
+                              "Message: Channel does not exist: PJSIP/gone-1\r\n\r\n".encode())
+        failure = self.failureResultOf(d, AmiActionError)
+        assert "Channel does not exist" in str(failure.value)
+
+    def test_event_list_collects_until_complete(self) -> None:
+        protocol, transport, _, _events = _protocol()
+        d = protocol.send_action("ConfbridgeList", {"Conference": "c"})
+        aid = AmiParser().feed(BANNER + transport.value())[0].action_id
+        protocol.dataReceived(
+            f"Response: Success\r\nActionID: {aid}\r\nEventList: start\r\n\r\n"
+            f"Event: ConfbridgeList\r\nActionID: {aid}\r\nChannel: A\r\n\r\n"
+            f"Event: ConfbridgeList\r\nActionID: {aid}\r\nChannel: B\r\n\r\n".encode())
+        assert not d.called
+        protocol.dataReceived(f"Event: ConfbridgeListComplete\r\nActionID: {aid}\r\n"
+                              "EventList: Complete\r\nListItems: 2\r\n\r\n".encode())
+        result: AmiResult = self.successResultOf(d)
+        assert [e.get("Channel") for e in result.events] == ["A", "B"]
+
+    def test_unsolicited_events_go_to_the_bus(self) -> None:
+        protocol, _, _, events = _protocol()
+        protocol.dataReceived(b"Event: ConfbridgeJoin\r\nConference: linkgw-1\r\n\r\n")
+        assert [e.event for e in events] == ["ConfbridgeJoin"]
+
+    def test_timeout_on_the_injected_clock(self) -> None:
+        protocol, _, clock, _ = _protocol()
+        d = protocol.send_action("Ping", timeout=3.0)
+        clock.advance(2.9)
+        assert not d.called
+        clock.advance(0.2)
+        self.failureResultOf(d, AmiTimeout)
+        assert protocol.pending == {}
+
+    def test_connection_loss_fails_every_pending_action(self) -> None:
+        protocol, _, clock, _ = _protocol()
+        d1 = protocol.send_action("Ping")
+        d2 = protocol.send_action("Originate")
+        protocol.connectionLost()
+        self.failureResultOf(d1, AmiNotConnected)
+        self.failureResultOf(d2, AmiNotConnected)
+        assert clock.getDelayedCalls() == []
+
+    def test_crlf_in_a_header_sends_nothing(self) -> None:
+        protocol, transport, _, _ = _protocol()
+        with pytest.raises(UnsafeHeaderError):
+            protocol.send_action("Originate", {"CallerID": "a\r\nAction: Hangup"})
+        assert transport.value() == b"" and protocol.pending == {}
+
+
+class _Endpoint:
+    """A client endpoint that connects each protocol to a StringTransport at once."""
+
+    def __init__(self) -> None:
+        self.protocols: list[AmiProtocol] = []
+        self.transports: list[StringTransport] = []
+
+    def connect(self, factory: object) -> defer.Deferred[AmiProtocol]:
+        protocol = factory.buildProtocol(None)  # type: ignore[attr-defined]
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.protocols.append(protocol)
+        self.transports.append(transport)
+        return defer.succeed(protocol)
+
+
+class ClientTests(SynchronousTestCase):
+    def _client(self, auth: str) -> tuple[AmiClient, _Endpoint, Clock]:
+        clock, endpoint = Clock(), _Endpoint()
+        client = AmiClient(endpoint, "linkgw", "s3cret", clock=clock,  # type: ignore[arg-type]
+                           log=_NullLog(), auth=auth)
+        client.service.startService()
+        return client, endpoint, clock
+
+    @staticmethod
+    def _sent(endpoint: _Endpoint, index: int = -1) -> list[AmiMessage]:
+        return AmiParser().feed(BANNER + endpoint.transports[index].value())
+
+    def test_md5_login_then_actions(self) -> None:
+        """Challenge → Login with md5(challenge + secret) → connected."""
+        client, endpoint, _ = self._client("md5")
+        protocol = endpoint.protocols[0]
+        protocol.dataReceived(BANNER)
+        challenge = self._sent(endpoint)[0]
+        assert challenge.get("Action") == "Challenge"
+        protocol.dataReceived(f"Response: Success\r\nActionID: {challenge.action_id}\r\n"
+                              "Challenge: 840415273\r\n\r\n".encode())
+        login = self._sent(endpoint)[1]
+        assert login.get("Key") == hashlib.md5(b"840415273s3cret").hexdigest()
+        assert login.get("Secret") == ""
+        assert not client.connected
+        protocol.dataReceived(f"Response: Success\r\nActionID: {login.action_id}\r\n"
+                              "Message: Authentication accepted\r\n\r\n".encode())
+        assert client.connected
+
+    def test_action_without_connection_fails_at_once(self) -> None:
+        client, _, _ = self._client("plain")
+        self.failureResultOf(client.action("Ping"), AmiNotConnected)
+
+    def test_reconnects_after_loss(self) -> None:
+        """Connection lost → not connected, pending fail → ClientService connects again."""
+        client, endpoint, clock = self._client("plain")
+        protocol = endpoint.protocols[0]
+        login = self._sent(endpoint)[0]
+        protocol.dataReceived(BANNER + f"Response: Success\r\nActionID: {login.action_id}\r\n\r\n"
+                              .encode())
+        assert client.connected
+        pending = client.action("Ping")
+        protocol.connectionLost(Failure(ConnectionLost("manager restarted")))
+        self.failureResultOf(pending, AmiNotConnected)
+        assert not client.connected
+        clock.advance(15)
+        assert len(endpoint.protocols) == 2

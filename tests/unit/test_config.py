@@ -1,0 +1,57 @@
+"""Config: the shipped file loads; every mistake is an error with its file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import Config, ConfigError, load_config, load_config_file
+from gateway.dialplan import render
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {"LINKGW_AMI_SECRET": "not-a-real-secret"}
+
+
+def test_shipped_config_loads() -> None:
+    config = load_config_file(REPO / "config/gateway.yaml", ENV)
+    assert config.ami.secret == "not-a-real-secret"
+    assert config.transfer.onekey == "*1"
+    assert config.transfer.ring_timeout == 15.0
+
+
+@pytest.mark.parametrize("text,line,key,message", [
+    ("ami:\n  username: x\n  secret: hunter2\n", 3, "ami.secret", "secret_env"),
+    ("ami:\n  secret_env: NOPE\n", 2, "ami.secret_env", "'NOPE' is not set"),
+    ("transfer:\n  ring_timout: 15\n", 2, "transfer.ring_timout", "unknown key"),
+    ("transfer:\n  ring_timeout: soon\n", 2, "transfer.ring_timeout", "must be a number"),
+    ("transfer:\n  ring_timeout: 0\n", 2, "transfer.ring_timeout", "greater than 0"),
+    ("transfer:\n\n  onekey: '*x'\n", 3, "transfer.onekey", "DTMF"),
+    ("fastagi:\n  allow: 127.0.0.1\n", 2, "fastagi.allow", "list of strings"),
+    ("fastagi:\n  max_sessions: 2.5\n", 2, "fastagi.max_sessions", "whole number"),
+    ("log:\n  format: xml\n", 2, "log.format", "one of json, console"),
+    ("redis: [1, 2]\n", 1, "redis", "must be a mapping"),
+    ("radis:\n  url: x\n", 1, "radis", "unknown section"),
+    ("ami:\n  username: [\n", 3, "(file)", "not valid YAML"),
+])
+def test_errors_name_file_line_and_key(text: str, line: int, key: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(text, "site.yaml", ENV)
+    assert (info.value.line, info.value.key) == (line, key)
+    assert str(info.value).startswith(f"site.yaml:{line}: {key}: ")
+    assert message in str(info.value)
+
+
+def test_empty_file_is_the_defaults() -> None:
+    assert load_config("", "x.yaml", ENV) == Config()
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config_file(tmp_path / "missing.yaml")
+
+
+def test_committed_dialplan_is_what_the_default_config_renders() -> None:
+    """dialplan/linkgw_globals.conf and linkgw_features.conf never drift from the code."""
+    for name, text in render(Config()).items():
+        assert (REPO / "dialplan" / name).read_text(encoding="utf-8") == text
