@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 from gateway.config import ConfigError, load_config_file
+from gateway.transfer.categories import CategoryError, load_categories
 
 
 def _run(config_path: Path) -> int:
     config = load_config_file(config_path)
+    load_categories(Path(config.transfer.categories))  # a broken list stops the start
     from twisted.internet import asyncioreactor
 
     asyncioreactor.install(asyncio.new_event_loop())
@@ -51,14 +53,16 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args.config)
         config = load_config_file(args.config)
         if args.command == "check-config":
-            print(f"{args.config}: ok")
+            catalogue = load_categories(Path(config.transfer.categories))
+            print(f"{args.config}: ok ({len(catalogue.categories)} categories, "
+                  f"{len(catalogue.items)} items)")
             return 0
         from gateway.dialplan import install
 
         for path in install(config, args.source, args.out):
             print(path)
         return 0
-    except ConfigError as exc:
+    except (ConfigError, CategoryError) as exc:
         print(f"linkgw: config error: {exc}", file=sys.stderr)
         return 2
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +52,32 @@ class RedisConfig:
 
 @dataclass(frozen=True)
 class TransferConfig:
-    target: str = "PJSIP/12345"
-    ring_timeout: float = 15.0
+    # 110 -> 12345
+    target: str = "PJSIP/12345"  # dial string of the 12345 hotline
+    alternate: str = ""  # tried after `attempts` failures at target (e.g. a liaison seat)
+    # 12345 -> 110 (a 12345 agent presses the key)
+    reverse_target: str = "PJSIP/seat2"  # a 110 seat or the police liaison seat
+    reverse_alternate: str = ""
+    response_deadline: float = 1800.0  # seconds 110 has to answer a 12345 work order
+    # policy
+    attempts: int = 2  # tries at the target before the alternate
+    retry_delay: float = 2.0  # seconds between tries
+    ring_timeout: float = 15.0  # seconds the other line may ring
+    # keys
     onekey: str = "*1"
+    consult_key: str = "*2"
+    emergency_key: str = "*0"
+    code_digits: int = 3  # digits of an item code typed after the key (0: no prompt)
+    code_timeout: float = 3.0  # seconds to type it
+    categories: str = "categories.yaml"  # relative to the config file
+    # sounds the call-taker hears
+    refusal_prompt: str = "feature-not-avail-line"
+    emergency_prompt: str = "beep"
+    # where Asterisk reaches the gateway, what it rings, where it records
     agi_url: str = "agi://127.0.0.1:4573"
-    seats: str = "PJSIP/seat1&PJSIP/seat2"
+    seats: str = "PJSIP/seat1&PJSIP/seat2"  # what a citizen's 110 call rings
+    agents: str = "PJSIP/12345"  # what a citizen's 12345 call rings
+    recording_dir: str = "/var/spool/asterisk/monitor/linkgw"
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,10 @@ def _positive(value: Any) -> str | None:
 
 _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "onekey"): _dtmf,
+    ("transfer", "consult_key"): _dtmf,
+    ("transfer", "emergency_key"): _dtmf,
+    ("transfer", "attempts"): _positive,
+    ("transfer", "code_digits"): lambda v: None if 0 <= v <= 4 else "must be 0 to 4",
     ("transfer", "ring_timeout"): _positive,
     ("fastagi", "session_timeout"): _positive,
     ("fastagi", "max_sessions"): _positive,
@@ -197,8 +222,11 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str]) ->
 
 
 def load_config_file(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Load a file; a relative ``transfer.categories`` is taken from the file's folder."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), None, "(file)", f"cannot read: {exc.strerror}") from exc
-    return load_config(text, str(path), environ)
+    config = load_config(text, str(path), environ)
+    categories = path.parent / config.transfer.categories
+    return replace(config, transfer=replace(config.transfer, categories=str(categories)))

@@ -6,6 +6,7 @@ Twisted endpoint strings from the config.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -20,6 +21,7 @@ from gateway.ami.client import AmiClient
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.redis_store import RedisStore
 from gateway.config import Config
+from gateway.transfer.categories import load_categories
 from gateway.transfer.scripts import make_scripts
 from gateway.transfer.service import TransferService
 
@@ -54,7 +56,9 @@ class Gateway(MultiService):
                              config.ami.username, config.ami.secret, clock=reactor,
                              log=log.bind(part="ami"), auth=config.ami.auth)
         self.transfers = TransferService(self.ami, self.bridge_log, config.transfer,
-                                         clock=reactor, log=log.bind(part="transfer"))
+                                         clock=reactor, log=log.bind(part="transfer"),
+                                         catalogue=load_categories(
+                                             Path(config.transfer.categories)))
         self.agi = FastAgiFactory(
             make_scripts(self.transfers, reactor),
             clock=reactor, log=log.bind(part="agi"), allow=frozenset(config.fastagi.allow),

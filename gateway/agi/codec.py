@@ -32,7 +32,8 @@ MAX_COMMAND_BYTES: Final = 2048
 _FORBIDDEN: Final = {"\r": "CR", "\n": "LF", "\x00": "NUL"}
 _COMMAND_WORD = re.compile(r"[A-Z][A-Z ]*[A-Z]\Z")
 _ENV_KEY = re.compile(r"agi_[a-z0-9_]+\Z")
-_REPLY_200 = re.compile(r"200 result=(-?\d+)(?: \((.*)\))?(?: endpos=(\d+))?\s*\Z", re.S)
+_REPLY_200 = re.compile(
+    r"200 result=(-?\d+|[0-9*#A-D]*)(?: \((.*)\))?(?: endpos=(\d+))?\s*\Z", re.S)
 
 
 class _Hangup:
@@ -136,11 +137,16 @@ def format_command(command: str, *args: str) -> bytes:
 
 @dataclass(frozen=True)
 class AgiReply:
-    """A ``200`` reply: ``result`` is the number, ``data`` the text in parentheses."""
+    """A ``200`` reply: ``result`` is the number, ``data`` the text in parentheses.
+
+    ``text`` is the result as sent: GET DATA answers with the digits typed (``101``,
+    ``*1``, or nothing), which is not always a number.
+    """
 
     result: int
     data: str | None = None
     endpos: int | None = None
+    text: str = ""
 
     @property
     def ok(self) -> bool:
@@ -171,8 +177,9 @@ class ReplyParser:
             match = _REPLY_200.match(line)
             if match is None:
                 raise AgiProtocolError("malformed 200 reply", raw)
-            result, data, endpos = match.groups()
-            return AgiReply(int(result), data, int(endpos) if endpos is not None else None)
+            text, data, endpos = match.groups()
+            number = int(text) if text.lstrip("-").isdigit() else 0
+            return AgiReply(number, data, int(endpos) if endpos is not None else None, text)
         if line.startswith("100 "):
             return None  # "100 result=0 Trying...": an interim line, the real reply follows
         if line.startswith("510"):

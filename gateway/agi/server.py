@@ -57,6 +57,10 @@ class AgiSession:
     def env_uniqueid(self) -> str:
         return self.env.uniqueid
 
+    @property
+    def env_args(self) -> tuple[str, ...]:
+        return self.env.args
+
     def command(self, command: str, *args: str) -> defer.Deferred[AgiReply]:
         """Send one command; the Deferred fails with AgiHangup, AgiCommandError or fires."""
         return self._protocol.send_command(format_command(command, *args))
@@ -73,6 +77,11 @@ class AgiSession:
 
     async def set_variable(self, name: str, value: str) -> None:
         await self.command("SET VARIABLE", name, value)
+
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
+        """``GET DATA``: play ``prompt``, collect up to ``max_digits`` digits (maybe none)."""
+        reply = await self.command("GET DATA", prompt, str(timeout_ms), str(max_digits))
+        return reply.text if reply.result != -1 else ""
 
     async def verbose(self, message: str, level: int = 1) -> None:
         await self.command("VERBOSE", message, str(level))

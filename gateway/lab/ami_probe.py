@@ -69,13 +69,18 @@ class AmiProbe:
         items = [m for m in got[1:] if m.get("EventList").lower() != "complete"]
         return got[0], items
 
+    def mark(self) -> int:
+        """Index of the next event: pass it as ``since`` to look only at what follows."""
+        with self._cond:
+            return len(self.events)
+
     def wait_event(self, match: Callable[[AmiMessage], bool], timeout: float,
-                   what: str) -> AmiMessage:
-        """Wait for (or find among those already seen) an event that matches."""
+                   what: str, since: int = 0) -> AmiMessage:
+        """Wait for (or find among those seen from index ``since``) an event that matches."""
         found: list[AmiMessage] = []
 
         def seen() -> bool:
-            found[:] = [m for m in self.events if match(m)]
+            found[:] = [m for m in self.events[since:] if match(m)]
             return bool(found)
 
         self._wait(seen, timeout, what)

@@ -71,7 +71,7 @@ class Asterisk:
     def write_config(self) -> None:
         shutil.rmtree(self.base, ignore_errors=True)
         etc = self.base / "etc"
-        for sub in ("etc", "run", "log", "spool", "lib", "db", "cache"):
+        for sub in ("etc", "run", "log", "spool", "lib", "db", "cache", "recordings"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         install(self.config, self.dialplan_src, etc)
         files = {
@@ -130,7 +130,7 @@ class Asterisk:
     def _manager_conf(self) -> str:
         return (
             f"[general]\nenabled=yes\nbindaddr=127.0.0.1\nport={self.ports.ami}\n"
-            "displayconnects=no\n\n"
+            "displayconnects=no\ntimestampevents=yes\n\n"
             f"[{self.ami_user}]\nsecret={self._ami_secret}\n"
             "deny=0.0.0.0/0.0.0.0\npermit=127.0.0.1/255.255.255.255\n"
             "read=all\nwrite=all\nwritetimeout=1000\n"
@@ -141,6 +141,8 @@ class Asterisk:
             "[general]\nstatic=yes\nwriteprotect=yes\n\n"
             "[globals]\n#include linkgw_globals.conf\n\n"
             "#include linkgw_extensions.conf\n\n"
+            "; lab only: the citizen phone may call either line\n"
+            "[lab-citizen]\ninclude => linkgw-110\ninclude => linkgw-12345\n"
             "; lab only: where the seats' and 12345's own dialling would go\n"
             "[lab-seat]\nexten => _X.,1,Hangup(21)\n"
             "[lab-12345]\nexten => _X.,1,Hangup(21)\n"

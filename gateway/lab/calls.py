@@ -48,6 +48,7 @@ def one_key_call(lab: Lab, number: str = "13800138000", name: str = "Zhang San",
     probe = lab.probe
     assert probe is not None
     seen = Observed()
+    since = probe.mark()
     agent = lab.phone("12345")
     agent.start(answer_scenario("12345", ring_ms=300, hold_ms=30000))
     seat = lab.phone("seat1")
@@ -57,12 +58,12 @@ def one_key_call(lab: Lab, number: str = "13800138000", name: str = "Zhang San",
     citizen.start(citizen_scenario("citizen", number, "110", hold_ms=7000, caller_name=name))
 
     def joined() -> list[AmiMessage]:
-        return [e for e in probe.events if e.event == "ConfbridgeJoin"
+        return [e for e in probe.events[since:] if e.event == "ConfbridgeJoin"
                 and e.get("Conference").startswith("linkgw-")]
 
     first = probe.wait_event(lambda e: e.event == "ConfbridgeJoin"
                              and e.get("Conference").startswith("linkgw-"), timeout,
-                             "the first party in a linkgw conference")
+                             "the first party in a linkgw conference", since)
     seen.conference = first.get("Conference")
     seen.bridge_id = seen.conference.removeprefix("linkgw-")
     wait_until(lambda: len([e for e in joined()
@@ -71,11 +72,12 @@ def one_key_call(lab: Lab, number: str = "13800138000", name: str = "Zhang San",
     seen.three_party = probe.conference_members(seen.conference)
     probe.wait_event(lambda e: e.event == "ConfbridgeLeave"
                      and e.get("Conference") == seen.conference
-                     and _starts(e.get("Channel"), "seat1"), timeout, "the call-taker leaving")
+                     and _starts(e.get("Channel"), "seat1"), timeout, "the call-taker leaving",
+                     since)
     seen.after_seat_left = probe.conference_members(seen.conference)
     probe.wait_event(lambda e: e.event == "ConfbridgeEnd"
                      and e.get("Conference") == seen.conference, timeout,
-                     "the end of the conference")
+                     "the end of the conference", since)
     for phone in (citizen, seat, agent):
         seen.exits[phone.name.rsplit("-", 1)[0]] = phone.wait(timeout)
 

@@ -25,9 +25,12 @@ from gateway.lab.sipp import SippPhone
 
 REPO = Path(__file__).resolve().parents[2]
 #: The lab's phones: name → the context its own calls land in.
-PHONES = {"citizen": "linkgw-110", "seat1": "lab-seat", "seat2": "lab-seat",
-          "12345": "lab-12345"}
+PHONES = {"citizen": "lab-citizen", "seat1": "lab-seat", "seat2": "lab-seat",
+          "12345": "lab-12345", "liaison": "lab-12345"}
 ONEKEY = "*1"
+CONSULT_KEY = "*2"
+EMERGENCY_KEY = "*0"
+RING_TIMEOUT = 4.0
 
 
 class Lab:
@@ -65,15 +68,31 @@ class Lab:
             "  retry_delay: 0.5\n"
             "transfer:\n"
             "  target: \"PJSIP/12345\"\n"
-            "  ring_timeout: 15.0\n"
+            "  alternate: \"PJSIP/liaison\"\n"
+            "  reverse_target: \"PJSIP/seat2\"\n"
+            "  attempts: 2\n"
+            "  retry_delay: 0.5\n"
+            f"  ring_timeout: {RING_TIMEOUT}\n"
             f"  onekey: {json.dumps(ONEKEY)}\n"
+            f"  consult_key: {json.dumps(CONSULT_KEY)}\n"
+            f"  emergency_key: {json.dumps(EMERGENCY_KEY)}\n"
+            "  code_digits: 3\n"
+            "  code_timeout: 1.5\n"
+            f"  categories: {json.dumps(str(REPO / 'config/categories.yaml'))}\n"
             f"  agi_url: \"agi://127.0.0.1:{self.fastagi_port}\"\n"
             "  seats: \"PJSIP/seat1&PJSIP/seat2\"\n"
+            "  agents: \"PJSIP/12345\"\n"
+            f"  recording_dir: {self.recording_dir}\n"
             "log:\n  format: json\n  level: info\n"
         )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(text, encoding="utf-8")
         return load_config(text, str(self.config_path), {"LINKGW_AMI_SECRET": "x"})
+
+    @property
+    def recording_dir(self) -> str:
+        """Where Asterisk records conferences, as seen inside its root."""
+        return f"/srv/linkgw-lab/{self.name}/recordings"
 
     @property
     def transfer(self) -> TransferConfig:
@@ -103,12 +122,19 @@ class Lab:
         self._phones.append(phone)
         return phone
 
+    def stop_phones(self) -> dict[str, int | None]:
+        """Stop every phone still running (after a test); name → exit code."""
+        codes = {p.name: p.proc.popen.poll() if p.proc else None for p in self._phones}
+        for phone in self._phones:
+            phone.stop()
+        self._phones = []
+        return codes
+
     def redis_client(self) -> redis.Redis:
         return self.redis.client()
 
     def stop(self) -> None:
-        for phone in reversed(self._phones):
-            phone.stop()
+        self.stop_phones()
         if self.probe is not None:
             self.probe.close()
         self.gateway.stop()

@@ -61,6 +61,7 @@ class GatewayProcess:
         self.proc: Proc | None = None
 
     def start(self) -> None:
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         env = dict(os.environ, LINKGW_AMI_SECRET=self._ami_secret, PYTHONUNBUFFERED="1")
         self.proc = Proc("gateway", [sys.executable, "-m", "gateway", "run", "--config",
                                      str(self.config_path)], self.log_path, env=env)
@@ -68,7 +69,9 @@ class GatewayProcess:
         def ready() -> bool:
             if not self.proc or not self.proc.alive():
                 raise LabError(f"gateway exited:\n{self.proc.tail() if self.proc else ''}")
-            text = self.log_path.read_text(errors="replace")
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                text = f.read().decode(errors="replace")
             return '"gateway.started"' in text and '"ami.connected"' in text
 
         wait_until(ready, 20, "the gateway (FastAGI listening, AMI logged in)")

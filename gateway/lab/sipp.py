@@ -6,6 +6,7 @@ is left alone). Each phone gets its own SIP port and its own media port block (`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,18 +34,43 @@ def info_digits(key: str, first_cseq: int = 101, gap_ms: int = 120) -> str:
 
 
 def answer_scenario(user: str, ring_ms: int, hold_ms: int, key: str = "",
-                    key_after_ms: int = 0) -> str:
-    steps = ""
-    if key:
-        steps = f'  <pause milliseconds="{key_after_ms}"/>\n' + info_digits(key)
+                    key_after_ms: int = 0,
+                    presses: Sequence[tuple[int, str]] = ()) -> str:
+    """Ring ``ring_ms``, answer, press keys, hold until BYE or ``hold_ms``, hang up.
+
+    ``presses`` is a list of (pause in ms, digits); ``key``/``key_after_ms`` is the
+    one-press shorthand.
+    """
+    steps, cseq = "", 101
+    for pause_ms, digits in ([(key_after_ms, key)] if key else []) + list(presses):
+        steps += f'  <pause milliseconds="{pause_ms}"/>\n' + info_digits(digits, cseq)
+        cseq += len(digits)
     return render("answer.xml", user=user, ring_ms=ring_ms, hold_ms=hold_ms, key_steps=steps)
 
 
+def refuse_scenario(code: int, reason: str) -> str:
+    """Answer every INVITE with a final error (486 Busy Here, 503 Service Unavailable)."""
+    return render("busy.xml", code=code, reason=reason)
+
+
+def noanswer_scenario(user: str) -> str:
+    """Ring until Asterisk cancels."""
+    return render("noanswer.xml", user=user)
+
+
 def citizen_scenario(caller: str, number: str, dial: str, hold_ms: int,
-                     caller_name: str = "") -> str:
-    """``caller`` is the endpoint (From user); ``number``/``caller_name`` the identity."""
-    return render("citizen.xml", caller=caller, number=number, dial=dial, hold_ms=hold_ms,
-                  caller_name=caller_name)
+                     caller_name: str = "", released_ok: bool = True) -> str:
+    """``caller`` is the endpoint (From user); ``number``/``caller_name`` the identity.
+
+    With ``released_ok`` False the citizen must be the one who hangs up: a BYE from
+    Asterisk before ``hold_ms`` fails the scenario (SIPp exits 1).
+    """
+    if released_ok:
+        wait = f'  <recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>'
+    else:
+        wait = f'  <pause milliseconds="{hold_ms}" next="hangup"/>\n  <recv request="BYE"/>'
+    return render("citizen.xml", caller=caller, number=number, dial=dial,
+                  caller_name=caller_name, wait_steps=wait)
 
 
 @dataclass
@@ -58,14 +84,14 @@ class SippPhone:
     workdir: Path
     proc: Proc | None = None
 
-    def start(self, scenario_xml: str, timeout_s: int = 60) -> None:
+    def start(self, scenario_xml: str, timeout_s: int = 60, calls: int = 1) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         path = self.workdir / f"{self.name}.xml"
         path.write_text(scenario_xml, encoding="utf-8")
         argv = [
             "sipp", f"127.0.0.1:{self.asterisk_sip_port}", "-sf", str(path),
             "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(self.media_port),
-            "-m", "1", "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error",
+            "-m", str(calls), "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error",
             "-trace_err", "-trace_msg", "-message_file", str(self.workdir / f"{self.name}.msg"),
             "-error_file", str(self.workdir / f"{self.name}.err"),
         ]

@@ -1,9 +1,11 @@
 """The AGI scripts of the transfer feature. They do not know which transport runs them.
 
 - ``incoming``: a citizen's call reached the 110 context. Register it.
-- ``onekey``:   a seat pressed the one-key feature. Open a bridge, answer the seat's AGI at
-  once (the feature runs on the seat's bridge thread: it must return in milliseconds),
-  and let the service move the call once the AGI has returned.
+- ``onekey``:   a call-taker (or a 12345 agent) pressed the one key (arg ``transfer``) or
+  the consult key (arg ``consult``), maybe followed by an item code. Open a bridge or
+  refuse, answer the AGI at once (the feature runs on the bridge's thread), and let the
+  service move the call once the AGI has returned.
+- ``emergency``: the call-taker flagged an emergency: this call is never transferred.
 
 Both set ``LINKGW_RESULT``: ``OK`` or a reason word. The dialplan treats anything but
 ``OK`` (the gateway unreachable included) as "go on without the gateway".
@@ -22,7 +24,8 @@ from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 
-from gateway.transfer.service import Party, TransferRefused, TransferService
+from gateway.bridge.state import Mode
+from gateway.transfer.service import DIRECTIONS, Party, TransferRefused, TransferService
 
 
 class Session(Protocol):
@@ -34,20 +37,30 @@ class Session(Protocol):
     @property
     def env_uniqueid(self) -> str: ...
 
+    @property
+    def env_args(self) -> tuple[str, ...]: ...
+
     async def get_variable(self, name: str) -> str | None: ...
 
     async def get_full_variable(self, expression: str) -> str | None: ...
 
     async def set_variable(self, name: str, value: str) -> None: ...
 
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str: ...
+
+
+Script = Callable[[Session], Coroutine[Any, Any, None]]
+
 
 def _b64(value: str | None) -> str:
+    """Decode ``BASE64_ENCODE(=…)`` and drop the leading ``=``."""
     if not value:
         return ""
     try:
-        return base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
+        text = base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
     except (binascii.Error, ValueError):
         return ""
+    return text[1:] if text.startswith("=") else text
 
 
 async def _party(session: Session, channel: str | None = None) -> Party:
@@ -59,8 +72,9 @@ async def _party(session: Session, channel: str | None = None) -> Party:
     uniqueid = await session.get_full_variable(expr("UNIQUEID"))
     linkedid = await session.get_full_variable(expr("CHANNEL(linkedid)"))
     endpoint = await session.get_full_variable(expr("CHANNEL(endpoint)"))
-    number = await session.get_full_variable(f"${{BASE64_ENCODE({expr('CALLERID(num)')})}}")
-    name = await session.get_full_variable(f"${{BASE64_ENCODE({expr('CALLERID(name)')})}}")
+    # "=" before the value: BASE64_ENCODE() of an empty value is an Asterisk warning.
+    number = await session.get_full_variable(f"${{BASE64_ENCODE(={expr('CALLERID(num)')})}}")
+    name = await session.get_full_variable(f"${{BASE64_ENCODE(={expr('CALLERID(name)')})}}")
     return Party(
         channel=channel or session.env_channel,
         uniqueid=uniqueid or (session.env_uniqueid if channel is None else ""),
@@ -71,32 +85,62 @@ async def _party(session: Session, channel: str | None = None) -> Party:
     )
 
 
-def make_scripts(
-    service: TransferService, clock: IReactorTime
-) -> dict[str, Callable[[Session], Coroutine[Any, Any, None]]]:
+async def _two_parties(session: Session) -> tuple[Party, Party] | None:
+    """(citizen, key-presser) of a two-party call, or None (LINKGW_RESULT=NO_PEER set)."""
+    peer = await session.get_variable("BRIDGEPEER")
+    if not peer or "," in peer:
+        await session.set_variable("LINKGW_RESULT", "NO_PEER")
+        return None
+    return await _party(session, peer), await _party(session)
+
+
+#: Seconds between the onekey AGI's answer and the move into the conference.
+MOVE_DELAY = 0.1
+
+
+def make_scripts(service: TransferService, clock: IReactorTime) -> dict[str, Script]:
+    config = service.config
+
     async def incoming(session: Session) -> None:
         citizen = await _party(session)
-        dialed = await session.get_full_variable("${EXTEN}") or ""
+        dialed = (session.env_args or ("",))[0]
         service.register_call(citizen, dialed)
         await session.set_variable("LINKGW_CALL", citizen.uniqueid)
         await session.set_variable("LINKGW_RESULT", "OK")
 
     async def onekey(session: Session) -> None:
-        peer = await session.get_variable("BRIDGEPEER")
-        if not peer or "," in peer:
-            await session.set_variable("LINKGW_RESULT", "NO_PEER")
+        code = ""
+        if config.code_digits:
+            # First, before anything else: the digits typed after the key are waiting.
+            code = await session.get_data("beep", int(config.code_timeout * 1000),
+                                          config.code_digits)
+            code = "".join(c for c in code if c.isdigit())
+        parties = await _two_parties(session)
+        if parties is None:
             return
-        seat = await _party(session)
-        citizen = await _party(session, peer)
+        citizen, seat = parties
+        side = await session.get_variable("LINKGW_SIDE") or "110"
+        mode = Mode.CONSULT if session.env_args[:1] == ("consult",) else Mode.TRANSFER
         try:
-            bridge = service.request(citizen, seat)
+            bridge = service.request(citizen, seat, side=side if side in DIRECTIONS else "110",
+                                     mode=mode, code=code)
         except TransferRefused as exc:
-            service.log.warning("transfer.refused", reason=exc.reason, seat=seat.channel)
-            await session.set_variable("LINKGW_RESULT", "ALREADY")
+            await session.set_variable("LINKGW_RESULT", exc.reason.upper())
+            if exc.prompt:
+                await session.set_variable("LINKGW_PROMPT", exc.prompt)
             return
         await session.set_variable("LINKGW_BRIDGE", bridge.id)
         await session.set_variable("LINKGW_RESULT", "OK")
-        # Move the call only after this AGI has returned and the feature hook is done.
-        clock.callLater(0, service.start, bridge.id)
+        # Move the call only after this AGI has returned and the feature's Gosub has
+        # reached Return() (moving it earlier works, but Asterisk logs an abnormal exit).
+        clock.callLater(MOVE_DELAY, service.start, bridge.id)
 
-    return {"incoming": incoming, "onekey": onekey}
+    async def emergency(session: Session) -> None:
+        parties = await _two_parties(session)
+        if parties is None:
+            return
+        service.flag_emergency(*parties)
+        await session.set_variable("LINKGW_PROMPT", config.emergency_prompt)
+        await session.set_variable("LINKGW_RESULT", "OK")
+
+    return {"incoming": incoming, "onekey": onekey, "emergency": emergency}

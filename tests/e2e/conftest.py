@@ -20,6 +20,15 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield running
 
 
+@pytest.fixture(autouse=True)
+def fresh_phones(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with no softphone running and leaves none behind."""
+    yield
+    if "lab" in request.fixturenames:
+        lab: Lab = request.getfixturevalue("lab")
+        lab.stop_phones()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath):

@@ -41,7 +41,7 @@ def test_one_key_three_party_then_handoff(lab: Lab) -> None:
     assert r["seat_linkedid"] == seat.get("Linkedid")
     assert r["target"] == "PJSIP/12345"
     assert r["agent_channel"] == agent.get("Channel")
-    assert r["agent_uniqueid"] == agent.get("Uniqueid") == f"{seen.bridge_id}-agent"
+    assert r["agent_uniqueid"] == agent.get("Uniqueid") == f"{seen.bridge_id}-a0"
     assert r["agent_linkedid"] == agent.get("Linkedid")
     assert r["state"] == "ended"
     assert r["outcome"] == "handed_off"

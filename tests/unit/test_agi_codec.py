@@ -169,12 +169,19 @@ def feed_all(lines: list[bytes]) -> list[object]:
 
 def test_replies_200_with_data_and_endpos() -> None:
     assert feed_all([b"200 result=1 (PJSIP/citizen-00000000)\n"]) == \
-        [AgiReply(1, "PJSIP/citizen-00000000")]
-    assert feed_all([b"200 result=0\n"]) == [AgiReply(0)]
-    assert feed_all([b"200 result=-1\n"]) == [AgiReply(-1)]
-    assert feed_all([b"200 result=0 endpos=10560\n"]) == [AgiReply(0, None, 10560)]
+        [AgiReply(1, "PJSIP/citizen-00000000", None, "1")]
+    assert feed_all([b"200 result=0\n"]) == [AgiReply(0, None, None, "0")]
+    assert feed_all([b"200 result=-1\n"]) == [AgiReply(-1, None, None, "-1")]
+    assert feed_all([b"200 result=0 endpos=10560\n"]) == [AgiReply(0, None, 10560, "0")]
     assert feed_all([b"200 result=1 (a (nested) value) endpos=7\n"]) == \
-        [AgiReply(1, "a (nested) value", 7)]
+        [AgiReply(1, "a (nested) value", 7, "1")]
+
+
+def test_get_data_replies_keep_the_digits_as_typed() -> None:
+    """GET DATA: ``result`` is the digits (leading zeros and * kept in ``text``)."""
+    assert feed_all([b"200 result=007\n"]) == [AgiReply(7, None, None, "007")]
+    assert feed_all([b"200 result=*1 (timeout)\n"]) == [AgiReply(0, "timeout", None, "*1")]
+    assert feed_all([b"200 result= (timeout)\n"]) == [AgiReply(0, "timeout", None, "")]
     assert not AgiReply(-1).ok
 
 
@@ -201,7 +208,8 @@ def test_reply_520_gathers_its_usage_text() -> None:
 
 
 def test_reply_100_trying_is_interim() -> None:
-    assert feed_all([b"100 result=0 Trying...\n", b"200 result=0\n"]) == [AgiReply(0)]
+    assert feed_all([b"100 result=0 Trying...\n", b"200 result=0\n"]) == \
+        [AgiReply(0, None, None, "0")]
 
 
 @pytest.mark.parametrize("line", [b"300 what\n", b"200 result=abc\n", b"\n"])

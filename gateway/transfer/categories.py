@@ -1,0 +1,171 @@
+"""Category lists: which non-police matters may be handed over, loaded from YAML.
+
+Category lists are local (each city publishes its own), so they are configuration. A file
+holds categories, each with items; every category and item has a stable ``id``, Chinese
+and English names and a numeric ``code`` the call-taker may type after the key (one
+digit for a category, three for an item: ``101`` is item 01 of category 1). An item may
+be ``transfer: never`` (it stays with 110 whatever happens) and may name related items in
+``see_also``. Each category lists when it ``stays_with_110_if``.
+
+Loading rejects, with the file and line: duplicate ids or codes, an item code that does
+not start with its category's code, an unknown ``see_also`` id, unknown keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class CategoryError(Exception):
+    code = "categories_invalid"
+
+    def __init__(self, source: str, line: int, message: str) -> None:
+        super().__init__(f"{source}:{line}: {message}")
+        self.source, self.line = source, line
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    code: str
+    name_zh: str
+    name_en: str
+    category: str
+    never_transfer: bool = False
+    see_also: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Category:
+    id: str
+    code: str
+    name_zh: str
+    name_en: str
+    stays_with_110_if: tuple[str, ...]
+    items: tuple[Item, ...]
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    categories: tuple[Category, ...]
+
+    def lookup(self, code: str) -> Category | Item | None:
+        """The item (three digits) or category (one digit) a typed code names."""
+        for category in self.categories:
+            if category.code == code:
+                return category
+            for item in category.items:
+                if item.code == code:
+                    return item
+        return None
+
+    @property
+    def items(self) -> list[Item]:
+        return [i for c in self.categories for i in c.items]
+
+
+_CATEGORY_KEYS = {"id", "code", "name_zh", "name_en", "stays_with_110_if", "items"}
+_ITEM_KEYS = {"id", "code", "name_zh", "name_en", "transfer", "see_also"}
+
+
+def _mapping(node: yaml.Node, source: str, what: str) -> dict[str, tuple[Any, int]]:
+    if not isinstance(node, yaml.MappingNode):
+        raise CategoryError(source, node.start_mark.line + 1, f"{what} must be a mapping")
+    out: dict[str, tuple[Any, int]] = {}
+    for key, value in node.value:
+        out[key.value] = (value, key.start_mark.line + 1)
+    return out
+
+
+def _scalar(entry: dict[str, tuple[Any, int]], key: str, source: str, line: int) -> str:
+    if key not in entry:
+        raise CategoryError(source, line, f"missing {key}")
+    node, key_line = entry[key]
+    if not isinstance(node, yaml.ScalarNode) or node.value == "":
+        raise CategoryError(source, key_line, f"{key} must be a non-empty text")
+    return str(node.value)
+
+
+def _strings(entry: dict[str, tuple[Any, int]], key: str, source: str) -> tuple[str, ...]:
+    if key not in entry:
+        return ()
+    node, line = entry[key]
+    if not isinstance(node, yaml.SequenceNode) or \
+            not all(isinstance(n, yaml.ScalarNode) for n in node.value):
+        raise CategoryError(source, line, f"{key} must be a list of texts")
+    return tuple(str(n.value) for n in node.value)
+
+
+def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise CategoryError(source, mark.line + 1 if mark else 1, f"not valid YAML: {exc}") \
+            from exc
+    if root is None:
+        raise CategoryError(source, 1, "empty file: expected `categories:`")
+    top = _mapping(root, source, "the file")
+    if "categories" not in top or not isinstance(top["categories"][0], yaml.SequenceNode):
+        raise CategoryError(source, 1, "expected a list under `categories:`")
+    ids: dict[str, int] = {}
+    codes: dict[str, int] = {}
+    refs: list[tuple[str, int]] = []
+    categories = []
+
+    def claim(table: dict[str, int], value: str, line: int, what: str) -> None:
+        if value in table:
+            raise CategoryError(source, line, f"duplicate {what} {value!r} "
+                                              f"(first at line {table[value]})")
+        table[value] = line
+
+    for cat_node in top["categories"][0].value:
+        line = cat_node.start_mark.line + 1
+        cat = _mapping(cat_node, source, "a category")
+        for key, (_, key_line) in cat.items():
+            if key not in _CATEGORY_KEYS:
+                raise CategoryError(source, key_line, f"unknown key {key!r} in a category")
+        cid, ccode = _scalar(cat, "id", source, line), _scalar(cat, "code", source, line)
+        claim(ids, cid, line, "id")
+        claim(codes, ccode, line, "code")
+        items = []
+        items_node = cat.get("items", (yaml.SequenceNode("", []), line))[0]
+        for item_node in items_node.value:
+            iline = item_node.start_mark.line + 1
+            item = _mapping(item_node, source, "an item")
+            for key, (_, key_line) in item.items():
+                if key not in _ITEM_KEYS:
+                    raise CategoryError(source, key_line, f"unknown key {key!r} in an item")
+            iid, icode = _scalar(item, "id", source, iline), _scalar(item, "code", source, iline)
+            claim(ids, iid, iline, "id")
+            claim(codes, icode, iline, "code")
+            if not icode.startswith(ccode):
+                raise CategoryError(source, iline, f"item code {icode} does not start with "
+                                                   f"its category's code {ccode}")
+            transfer = _scalar(item, "transfer", source, iline) if "transfer" in item else "yes"
+            if transfer not in ("yes", "never"):
+                raise CategoryError(source, item["transfer"][1], "transfer must be yes or never")
+            see_also = _strings(item, "see_also", source)
+            refs += [(ref, item["see_also"][1]) for ref in see_also]
+            items.append(Item(iid, icode, _scalar(item, "name_zh", source, iline),
+                              _scalar(item, "name_en", source, iline), cid,
+                              transfer == "never", see_also))
+        categories.append(Category(cid, ccode, _scalar(cat, "name_zh", source, line),
+                                   _scalar(cat, "name_en", source, line),
+                                   _strings(cat, "stays_with_110_if", source), tuple(items)))
+    for ref, line in refs:
+        if ref not in ids:
+            raise CategoryError(source, line, f"see_also names unknown id {ref!r}")
+    return Catalogue(tuple(categories))
+
+
+def load_categories(path: Path) -> Catalogue:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CategoryError(str(path), 1, f"cannot read: {exc.strerror}") from exc
+    return parse_categories(text, str(path))

@@ -1,0 +1,126 @@
+"""Helpers of the end-to-end tests: start phones, follow a conference, read Redis."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from gateway.ami.codec import AmiMessage
+from gateway.lab.calls import read_bridge
+from gateway.lab.lab import Lab
+from gateway.lab.process import wait_until
+from gateway.lab.sipp import SippPhone, answer_scenario, citizen_scenario
+
+TIMEOUT = 30.0
+
+
+def citizen(lab: Lab, hold_ms: int, dial: str = "110", number: str = "13800138000",
+            name: str = "Zhang San", released_ok: bool = False) -> SippPhone:
+    """A citizen; by default it must hang up itself (a BYE to it fails its scenario)."""
+    phone = lab.phone("citizen")
+    phone.start(citizen_scenario("citizen", number, dial, hold_ms=hold_ms, caller_name=name,
+                                 released_ok=released_ok))
+    return phone
+
+
+def answering(lab: Lab, endpoint: str, hold_ms: int, key: str = "", key_after_ms: int = 800,
+              ring_ms: int = 200, calls: int = 1) -> SippPhone:
+    phone = lab.phone(endpoint)
+    phone.start(answer_scenario(endpoint, ring_ms=ring_ms, hold_ms=hold_ms, key=key,
+                                key_after_ms=key_after_ms), calls=calls)
+    return phone
+
+
+def mark(lab: Lab) -> int:
+    """Index of the next AMI event: later waits only look at what happens from now on."""
+    assert lab.probe is not None
+    return lab.probe.mark()
+
+
+def wait_event(lab: Lab, since: int, what: str, **headers: str) -> AmiMessage:
+    """An AMI event seen from index ``since`` whose headers start with the given values
+    (``Event`` is matched exactly)."""
+    assert lab.probe is not None
+    name = headers.pop("Event", "")
+
+    def match(e: AmiMessage) -> bool:
+        return (not name or e.event == name) and \
+            all(e.get(k).startswith(v) for k, v in headers.items())
+
+    return lab.probe.wait_event(match, TIMEOUT, what, since)
+
+
+def events(lab: Lab, since: int, name: str, **headers: str) -> list[AmiMessage]:
+    """The AMI events seen so far from index ``since`` that match."""
+    assert lab.probe is not None
+    return [e for e in lab.probe.events[since:] if e.event == name and
+            all(e.get(k).startswith(v) for k, v in headers.items())]
+
+
+def logged(lab: Lab, bridge_id: str, event: str) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """Wait until the bridge's stream holds ``event``; return the record and events."""
+    got: list[tuple[dict[str, str], list[dict[str, str]]]] = []
+
+    def seen() -> bool:
+        record, events = read_bridge(lab, bridge_id)
+        got[:] = [(record, events)]
+        return any(e["event"] == event for e in events)
+
+    wait_until(seen, TIMEOUT, f"{event} logged for bridge {bridge_id}")
+    return got[0]
+
+
+def channels(members: list[AmiMessage]) -> list[str]:
+    """``PJSIP/seat1-00000001`` → ``PJSIP/seat1``, sorted."""
+    return sorted(m.get("Channel").rsplit("-", 1)[0] for m in members)
+
+
+def finish(*phones: SippPhone) -> dict[str, int]:
+    return {p.name.rsplit("-", 1)[0]: p.wait(TIMEOUT) for p in phones}
+
+
+def bridges_of_seat(lab: Lab, seat: str) -> list[str]:
+    """Bridge ids opened by a key-presser, oldest first (Redis index)."""
+    r = lab.redis_client()
+    return [str(m) for m in r.zrange(f"linkgw:idx:seat:{seat}", 0, -1)]
+
+
+def redis_hash(lab: Lab, key: str) -> dict[str, str]:
+    """A Redis hash as text (the lab's client decodes responses)."""
+    return cast(dict[str, str], lab.redis_client().hgetall(key))
+
+
+def new_bridge(lab: Lab, seat: str, before: list[str]) -> str:
+    """Wait for a bridge opened by ``seat`` that was not in ``before``."""
+    found: list[str] = []
+
+    def appeared() -> bool:
+        found[:] = [b for b in bridges_of_seat(lab, seat) if b not in before]
+        return bool(found)
+
+    wait_until(appeared, TIMEOUT, f"a new bridge opened by {seat}")
+    assert len(found) == 1, found
+    return found[0]
+
+
+def bridged_together(lab: Lab, a: str, b: str) -> bool:
+    """Asterisk's CoreShowChannels: are channels ``a`` and ``b`` in one bridge, and is it
+    a plain two-party bridge (BridgeList: not ConfBridge's softmix)?"""
+    assert lab.probe is not None
+    _, rows = lab.probe.action("CoreShowChannels")
+    ids = {r.get("Channel"): r.get("BridgeId") for r in rows}
+    if not ids.get(a) or ids.get(a) != ids.get(b):
+        return False
+    _, bridges = lab.probe.action("BridgeList")
+    tech = {br.get("BridgeUniqueid"): br.get("BridgeTechnology") for br in bridges}
+    return tech.get(ids[a]) not in (None, "softmix")
+
+
+def live_channels(lab: Lab) -> list[str]:
+    assert lab.probe is not None
+    _, rows = lab.probe.action("CoreShowChannels")
+    return [r.get("Channel") for r in rows]
+
+
+def wait_bridged(lab: Lab, a: str, b: str) -> None:
+    """Wait until Asterisk shows ``a`` and ``b`` in one bridge that is not a conference."""
+    wait_until(lambda: bridged_together(lab, a, b), TIMEOUT, f"{a} and {b} in one bridge")
