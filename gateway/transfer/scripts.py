@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from twisted.internet.interfaces import IReactorTime
 
+from gateway.agi.errors import AgiHangup
 from gateway.bridge.state import Mode
 from gateway.transfer.service import DIRECTIONS, Party, TransferRefused, TransferService
 
@@ -109,21 +110,25 @@ def make_scripts(service: TransferService, clock: IReactorTime) -> dict[str, Scr
         await session.set_variable("LINKGW_RESULT", "OK")
 
     async def onekey(session: Session) -> None:
-        code = ""
-        if config.code_digits:
-            # First, before anything else: the digits typed after the key are waiting.
-            code = await session.get_data("beep", int(config.code_timeout * 1000),
-                                          config.code_digits)
-            code = "".join(c for c in code if c.isdigit())
         parties = await _two_parties(session)
         if parties is None:
             return
         citizen, seat = parties
         side = await session.get_variable("LINKGW_SIDE") or "110"
+        side = side if side in DIRECTIONS else "110"
         mode = Mode.CONSULT if session.env_args[:1] == ("consult",) else Mode.TRANSFER
+        code = ""
+        if config.code_digits:
+            # Digits typed right after the key wait in the channel's queue meanwhile.
+            try:
+                code = await session.get_data("beep", int(config.code_timeout * 1000),
+                                              config.code_digits)
+            except AgiHangup:
+                service.ended_at_the_key(citizen, seat, side)
+                raise
+            code = "".join(c for c in code if c.isdigit())
         try:
-            bridge = service.request(citizen, seat, side=side if side in DIRECTIONS else "110",
-                                     mode=mode, code=code)
+            bridge = service.request(citizen, seat, side=side, mode=mode, code=code)
         except TransferRefused as exc:
             await session.set_variable("LINKGW_RESULT", exc.reason.upper())
             if exc.prompt:

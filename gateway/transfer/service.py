@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 
 from gateway.ami.client import AmiResult, EventBus
 from gateway.ami.codec import AmiMessage, HeaderItems
+from gateway.ami.errors import AmiActionError
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.state import (
     AgentAnswered,
@@ -234,6 +235,21 @@ class TransferService:
                       mode=mode.value, code=code)
         return bridge
 
+    def ended_at_the_key(self, citizen: Party, seat: Party, side: str = "110") -> None:
+        """The call ended while the key-presser was typing the item code: no transfer
+        was opened, but someone meant to hand this citizen over: record an abandoned
+        bridge and a callback task."""
+        now = self.clock.seconds()
+        bridge = Bridge(self.new_id(now), citizen, seat, side, Mode.TRANSFER,
+                        self._plan(side), state=State.ENDED)
+        bridge.fields = self._opening_fields(bridge, now, "", None) | {
+            "state": State.ENDED.value, "outcome": Outcome.ABANDONED.value,
+            "ended_at": iso(now), "error": "the call ended while the key was being used"}
+        self._open(bridge, "transfer_abandoned", now)
+        self._callback(bridge)
+        self.log.warning("bridge.abandoned_at_key", bridge_id=bridge.id,
+                         citizen=citizen.channel)
+
     def _plan(self, side: str) -> tuple[str, ...]:
         c = self.config
         target, alternate = (c.target, c.alternate) if side == "110" else \
@@ -295,11 +311,21 @@ class TransferService:
             ("ExtraContext", context.format(role=Role.SEAT)),
             ("ExtraExten", bridge.id), ("ExtraPriority", "1"),
         ])
-        d.addCallbacks(
-            lambda _: self._step(bridge, Redirected(self.clock.seconds())),
-            lambda f: self._step(bridge, RedirectFailed(self.clock.seconds(),
-                                                        f.getErrorMessage())),
-        )
+        d.addCallbacks(lambda _: self._step(bridge, Redirected(self.clock.seconds())),
+                       self._redirect_failed, errbackArgs=(bridge,))
+
+    def _redirect_failed(self, failure: Failure, bridge: Bridge) -> None:
+        """Asterisk names the first channel (the citizen) when it is gone: "Channel does
+        not exist: …" or "Redirect failed, channel not up." That is the citizen hanging
+        up at the key, not a failure of the gateway."""
+        now, reason = self.clock.seconds(), failure.getErrorMessage()
+        message = failure.value.response.get("Message") \
+            if isinstance(failure.value, AmiActionError) else ""
+        if message.startswith("Channel does not exist") or \
+                message == "Redirect failed, channel not up.":
+            self._step(bridge, Left(now, Role.CITIZEN, bridge.citizen.channel))
+        else:
+            self._step(bridge, RedirectFailed(now, reason))
 
     # -- what Asterisk reports ----------------------------------------------------------
     def on_ami_event(self, message: AmiMessage) -> None:

@@ -8,6 +8,9 @@ from pathlib import Path
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
+from gateway.agi.errors import AgiHangup
+from gateway.ami.codec import AmiMessage
+from gateway.ami.errors import AmiActionError
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
@@ -329,3 +332,42 @@ def test_incoming_registers_the_call() -> None:
         "uniqueid": "u-cit", "linkedid": "u-cit", "channel": CITIZEN,
         "number": "13800138000", "name": "李四", "dialed": "110",
         "registered_at": "2026-11-28T19:50:37.000Z", "seq": "1"}
+
+
+class HangupDuringCode(FakeSession):
+    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
+        raise AgiHangup("HANGUP")
+
+
+def test_call_ending_while_the_code_is_typed_records_a_callback() -> None:
+    """The citizen hangs up within a second of the key: no transfer, but the intent is
+    on record (abandoned) with a callback task."""
+    service, ami, store, clock = setup()
+    session = HangupDuringCode(SEAT, "u-seat", SEAT_VALUES)
+    d = defer.ensureDeferred(make_scripts(service, clock)["onekey"](session))
+    d.addErrback(lambda f: f.trap(AgiHangup))
+    clock.advance(1)
+    assert ami.sent == []
+    r = record(store)
+    assert (r["state"], r["outcome"], r["callback_needed"]) == ("ended", "abandoned", "yes")
+    assert store.records[f"callback:{BID}"]["seat"] == "seat1"
+
+
+def test_redirect_refused_because_the_citizen_is_gone_is_abandonment() -> None:
+    """Asterisk's 'Channel does not exist: <citizen>' means the citizen hung up."""
+    service, ami, store, clock = setup()
+    press(service, clock)
+    clock.advance(MOVE_DELAY)
+    ami.sent[0].deferred.errback(AmiActionError("Redirect", AmiMessage((
+        ("Response", "Error"), ("Message", f"Channel does not exist: {CITIZEN}")))))
+    r = record(store)
+    assert (r["outcome"], r["callback_needed"]) == ("abandoned", "yes")
+
+
+def test_redirect_refused_for_another_reason_is_a_failure() -> None:
+    service, ami, store, clock = setup()
+    press(service, clock)
+    clock.advance(MOVE_DELAY)
+    ami.sent[0].deferred.errback(AmiActionError("Redirect", AmiMessage((
+        ("Response", "Error"), ("Message", "Secondary redirect failed")))))
+    assert (record(store)["outcome"], len(ami.sent)) == ("failed", 1)

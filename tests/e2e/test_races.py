@@ -1,0 +1,102 @@
+"""Races people will hit, on the real lab."""
+
+from __future__ import annotations
+
+from gateway.lab.lab import ONEKEY, RING_TIMEOUT, Lab
+from gateway.lab.process import wait_until
+from gateway.lab.sipp import answer_scenario
+from tests.e2e.helpers import (
+    TIMEOUT,
+    answering,
+    bridges_of_seat,
+    citizen,
+    events,
+    finish,
+    live_channels,
+    logged,
+    mark,
+    new_bridge,
+    wait_event,
+)
+
+
+def test_key_pressed_twice_makes_one_transfer(lab: Lab) -> None:
+    """*1*1 at once, and *1 again from inside the conference: one bridge, one 12345 leg."""
+    since = mark(lab)
+    before = bridges_of_seat(lab, "seat1")
+    agent = answering(lab, "12345", hold_ms=30000)
+    seat = lab.phone("seat1")
+    seat.start(answer_scenario("seat1", ring_ms=200, hold_ms=3000,
+                               presses=[(800, ONEKEY + ONEKEY), (2500, ONEKEY)]))
+    caller = citizen(lab, hold_ms=12000)
+    assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
+    bridge_id = new_bridge(lab, "seat1", before)
+    record, _ = logged(lab, bridge_id, "conference_ended")
+    assert record["outcome"] == "handed_off"
+    legs = events(lab, since, "Newchannel", Channel="PJSIP/12345")
+    assert [e.get("Uniqueid") for e in legs] == [f"{bridge_id}-a0"]
+    conferences = {e.get("Conference") for e in events(lab, since, "ConfbridgeJoin")}
+    assert conferences == {f"linkgw-{bridge_id}"}
+
+
+def test_citizen_hangs_up_within_a_second_of_the_key(lab: Lab) -> None:
+    """No 12345 leg is dialled for a citizen who is gone; the intent is on record as
+    abandoned with a callback task."""
+    since = mark(lab)
+    before = bridges_of_seat(lab, "seat1")
+    seat = answering(lab, "seat1", hold_ms=20000, key=ONEKEY)
+    caller = citizen(lab, hold_ms=1500)
+    assert finish(caller, seat) == {"citizen": 0, "seat1": 0}
+    bridge_id = new_bridge(lab, "seat1", before)
+    record, _ = logged(lab, bridge_id, "callback_needed")
+    assert (record["state"], record["outcome"]) == ("ended", "abandoned")
+    assert events(lab, since, "Newchannel", Channel="PJSIP/12345") == []
+    assert events(lab, since, "ConfbridgeJoin", Channel="PJSIP/seat1") == []
+    wait_until(lambda: live_channels(lab) == [], TIMEOUT, "no channel left")
+
+
+def test_12345_answers_just_as_the_ring_timeout_fires(lab: Lab) -> None:
+    """Whichever wins, the bridge ends consistent, no leg is left behind, and the
+    citizen is never dropped (it hangs up itself)."""
+    since = mark(lab)
+    before = bridges_of_seat(lab, "seat1")
+    agent = answering(lab, "12345", hold_ms=30000, ring_ms=int(RING_TIMEOUT * 1000) - 30,
+                      calls=2)
+    seat = answering(lab, "seat1", hold_ms=25000, key=ONEKEY)
+    caller = citizen(lab, hold_ms=14000)
+    assert caller.wait(TIMEOUT) == 0
+    assert seat.wait(TIMEOUT) == 0
+    bridge_id = new_bridge(lab, "seat1", before)
+    record, _ = logged(lab, bridge_id, "citizen_hangup")
+    agent.stop()  # its scenario may have lost the race; Asterisk is what counts
+    wait_until(lambda: live_channels(lab) == [], TIMEOUT, "no channel left")
+    assert record["state"] == "ended"
+    if "agent_answered_at" in record:
+        assert record["outcome"] in ("handed_off", "three_party_ended")
+        assert record["agent_answered_at"] < record["ended_at"]
+    else:
+        assert record["attempt_1_failure"] == "no answer"
+        assert record["outcome"] == "kept_by_110"
+    assert len(events(lab, since, "ConfbridgeJoin", Channel="PJSIP/12345")) <= 1
+
+
+def test_gateway_down_the_call_still_rings_and_the_key_says_so(lab: Lab) -> None:
+    """With the gateway stopped: the 110 call still reaches a seat (AGISTATUS fallback),
+    the key plays the error tone to the call-taker, the call goes on, nothing is
+    recorded; the gateway then comes back."""
+    since = mark(lab)
+    before = bridges_of_seat(lab, "seat1")
+    lab.gateway.stop()
+    try:
+        seat = answering(lab, "seat1", hold_ms=20000, key=ONEKEY)
+        caller = citizen(lab, hold_ms=4000)
+        failed = wait_event(lab, since, "the AGI failing", Event="VarSet",
+                            Channel="PJSIP/seat1", Variable="AGISTATUS", Value="FAILURE")
+        assert failed.get("Value") == "FAILURE"
+        wait_event(lab, since, "the error tone", Event="Newexten", Channel="PJSIP/seat1",
+                   Application="Playback", AppData="beeperr")
+        assert finish(caller, seat) == {"citizen": 0, "seat1": 0}
+    finally:
+        lab.gateway.start()
+    assert bridges_of_seat(lab, "seat1") == before
+    assert events(lab, since, "ConfbridgeJoin") == []
