@@ -78,6 +78,10 @@ class TransferConfig:
     seats: str = "PJSIP/seat1&PJSIP/seat2"  # what a citizen's 110 call rings
     agents: str = "PJSIP/12345"  # what a citizen's 12345 call rings
     recording_dir: str = "/var/spool/asterisk/monitor/linkgw"
+    # with the gateway unreachable, the key blind-transfers the citizen ("blind") or
+    # only plays the error tone ("none")
+    fallback: str = "blind"
+    default_code: str = ""  # the item code used when none is typed after the key
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,9 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "emergency_key"): _dtmf,
     ("transfer", "attempts"): _positive,
     ("transfer", "code_digits"): lambda v: None if 0 <= v <= 4 else "must be 0 to 4",
+    ("transfer", "fallback"): _one_of("blind", "none"),
+    ("transfer", "default_code"): lambda v: None if v == "" or v.isdigit() else
+    "must be digits or empty",
     ("transfer", "ring_timeout"): _positive,
     ("fastagi", "session_timeout"): _positive,
     ("fastagi", "max_sessions"): _positive,

@@ -25,6 +25,10 @@ def render_globals(config: Config) -> str:
         f"LINKGW_SEATS={t.seats}\n"
         f"LINKGW_AGENTS={t.agents}\n"
         f"LINKGW_RECDIR={t.recording_dir}\n"
+        f"LINKGW_FALLBACK={t.fallback}\n"
+        f"LINKGW_FALLBACK_12345={t.target}\n"
+        f"LINKGW_FALLBACK_110={t.reverse_target}\n"
+        f"LINKGW_RING={int(t.ring_timeout)}\n"
     )
 
 

@@ -126,7 +126,7 @@ def make_scripts(service: TransferService, clock: IReactorTime) -> dict[str, Scr
             except AgiHangup:
                 service.ended_at_the_key(citizen, seat, side)
                 raise
-            code = "".join(c for c in code if c.isdigit())
+            code = "".join(c for c in code if c.isdigit()) or config.default_code
         try:
             bridge = service.request(citizen, seat, side=side, mode=mode, code=code)
         except TransferRefused as exc:

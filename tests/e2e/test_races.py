@@ -16,6 +16,7 @@ from tests.e2e.helpers import (
     logged,
     mark,
     new_bridge,
+    wait_bridged,
     wait_event,
 )
 
@@ -80,22 +81,28 @@ def test_12345_answers_just_as_the_ring_timeout_fires(lab: Lab) -> None:
     assert len(events(lab, since, "ConfbridgeJoin", Channel="PJSIP/12345")) <= 1
 
 
-def test_gateway_down_the_call_still_rings_and_the_key_says_so(lab: Lab) -> None:
-    """With the gateway stopped: the 110 call still reaches a seat (AGISTATUS fallback),
-    the key plays the error tone to the call-taker, the call goes on, nothing is
-    recorded; the gateway then comes back."""
+def test_gateway_down_the_call_still_rings_and_the_key_falls_back(lab: Lab) -> None:
+    """With the gateway stopped: the 110 call still reaches a seat (AGISTATUS fallback);
+    the key plays the error tone to the call-taker, then the dialplan's fallback
+    blind-transfers the citizen to 12345 (no three-party call, nothing recorded); the
+    citizen is never dropped. The gateway then comes back."""
     since = mark(lab)
     before = bridges_of_seat(lab, "seat1")
     lab.gateway.stop()
     try:
+        agent = answering(lab, "12345", hold_ms=30000)
         seat = answering(lab, "seat1", hold_ms=20000, key=ONEKEY)
-        caller = citizen(lab, hold_ms=4000)
-        failed = wait_event(lab, since, "the AGI failing", Event="VarSet",
-                            Channel="PJSIP/seat1", Variable="AGISTATUS", Value="FAILURE")
-        assert failed.get("Value") == "FAILURE"
+        caller = citizen(lab, hold_ms=6000)
+        wait_event(lab, since, "the AGI failing", Event="VarSet", Channel="PJSIP/seat1",
+                   Variable="AGISTATUS", Value="FAILURE")
         wait_event(lab, since, "the error tone", Event="Newexten", Channel="PJSIP/seat1",
                    Application="Playback", AppData="beeperr")
-        assert finish(caller, seat) == {"citizen": 0, "seat1": 0}
+        leg = wait_event(lab, since, "the fallback dialling 12345", Event="Newchannel",
+                         Channel="PJSIP/12345")
+        ringing = wait_event(lab, since, "the citizen in the fallback", Event="Newexten",
+                             Context="linkgw-fallback", Channel="PJSIP/citizen")
+        wait_bridged(lab, ringing.get("Channel"), leg.get("Channel"))
+        assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
     finally:
         lab.gateway.start()
     assert bridges_of_seat(lab, "seat1") == before
