@@ -81,9 +81,10 @@ def one_key_call(lab: Lab, number: str = "13800138000", name: str = "Zhang San",
     for phone in (citizen, seat, agent):
         seen.exits[phone.name.rsplit("-", 1)[0]] = phone.wait(timeout)
 
-    def logged() -> bool:  # the gateway has seen and logged the conference's end
+    def logged() -> bool:  # the gateway has logged the conference's and the call's end
         seen.record, seen.events = read_bridge(lab, seen.bridge_id)
-        return any(e["event"] == "conference_ended" for e in seen.events)
+        kinds = {e["event"] for e in seen.events}
+        return {"conference_ended", "citizen_hangup"} <= kinds
 
     try:
         wait_until(logged, timeout, f"bridge {seen.bridge_id} fully logged in Redis")
