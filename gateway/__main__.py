@@ -7,7 +7,12 @@ import asyncio
 import sys
 from pathlib import Path
 
+from gateway.bridge.connect import sync_client
 from gateway.config import ConfigError, load_config_file
+from gateway.records.cli import add_commands
+from gateway.records.cli import run as run_record_command
+from gateway.records.errors import RecordError
+from gateway.records.queries import Records
 from gateway.transfer.categories import CategoryError, load_categories
 
 
@@ -36,6 +41,21 @@ def _run(config_path: Path) -> int:
     return 0
 
 
+RECORD_COMMANDS = ("show", "find", "overdue", "today", "verify-chain")
+
+
+def _records(args: argparse.Namespace) -> int:
+    config = load_config_file(Path(args.config), secrets=False)
+    records = Records(sync_client(config.redis), config.redis.prefix)
+    try:
+        code, text = run_record_command(args, records)
+    except RecordError as exc:
+        print(f"linkgw: {exc.code}: {exc}", file=sys.stderr)
+        return 1
+    print(text)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="linkgw", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,10 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     dial.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
     dial.add_argument("--source", type=Path, default=Path("dialplan"))
     dial.add_argument("--out", type=Path, required=True)
+    add_commands(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return _run(args.config)
+        if args.command in RECORD_COMMANDS:
+            return _records(args)
         config = load_config_file(args.config)
         if args.command == "check-config":
             catalogue = load_categories(Path(config.transfer.categories))

@@ -44,10 +44,27 @@ class AmiConfig:
 
 @dataclass(frozen=True)
 class RedisConfig:
-    url: str = "redis://127.0.0.1:6379/0"
+    url: str = "redis://127.0.0.1:6379/0"  # ignored when sentinels are given
+    sentinels: tuple[str, ...] = ()  # "host:port" of Redis Sentinels, for failover
+    service: str = "linkgw"  # the Sentinel master name
     prefix: str = "linkgw"
-    events_maxlen: int = 1_000_000
+    events_maxlen: int = 1_000_000  # retention: approximate cap of the event stream
+    events_group: str = "12345"  # consumer group created for the 12345 ticket system
     retry_delay: float = 1.0
+    spool: str = "/var/lib/linkgw/spool.jsonl"  # changes kept here while Redis is down
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    listen: str = "tcp:8645:interface=127.0.0.1"  # "" turns the HTTP API off
+    token: str = ""  # from token_env; required when listen is set
+
+
+@dataclass(frozen=True)
+class TicketConfig:
+    pattern: str = r"^\d{8,20}$"  # what a 12345 work-order number looks like here
+    feedback_hours: float = 72.0  # default deadline for feedback, per category overrides
+    inbound_stream: str = "tickets:in"  # the stream the 12345 side may write to
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,8 @@ class Config:
     ami: AmiConfig = AmiConfig()
     redis: RedisConfig = RedisConfig()
     transfer: TransferConfig = TransferConfig()
+    http: HttpConfig = HttpConfig()
+    tickets: TicketConfig = TicketConfig()
     log: LogConfig = LogConfig()
 
 
@@ -116,6 +135,14 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _regex(value: Any) -> str | None:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        return f"is not a regular expression: {exc}"
+    return None
+
+
 _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "onekey"): _dtmf,
     ("transfer", "consult_key"): _dtmf,
@@ -130,14 +157,20 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("fastagi", "max_sessions"): _positive,
     ("ami", "auth"): _one_of("md5", "plain"),
     ("log", "format"): _one_of("json", "console"),
+    ("tickets", "pattern"): _regex,
+    ("tickets", "feedback_hours"): _positive,
     ("log", "level"): _one_of("debug", "info", "warning", "error"),
 }
+
+_SECRETS = {"secret", "token"}
 
 _SECTIONS: dict[str, type[Any]] = {
     "fastagi": FastAgiConfig,
     "ami": AmiConfig,
     "redis": RedisConfig,
     "transfer": TransferConfig,
+    "http": HttpConfig,
+    "tickets": TicketConfig,
     "log": LogConfig,
 }
 
@@ -170,9 +203,13 @@ def _line(node: yaml.Node) -> int:
 
 
 def load_config(
-    text: str, source: str = "<config>", environ: Mapping[str, str] | None = None
+    text: str, source: str = "<config>", environ: Mapping[str, str] | None = None,
+    secrets: bool = True,
 ) -> Config:
-    """Parse and validate; every problem is a ConfigError with file and line."""
+    """Parse and validate; every problem is a ConfigError with file and line.
+
+    ``secrets=False`` (for the CLI, which needs no secret) leaves unset secrets empty.
+    """
     env = os.environ if environ is None else environ
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -190,11 +227,16 @@ def load_config(
         if name not in _SECTIONS:
             raise ConfigError(source, _line(key_node), name,
                               f"unknown section (known: {', '.join(_SECTIONS)})")
-        sections[name] = _section(source, name, section_node, env)
-    return Config(**sections)
+        sections[name] = _section(source, name, section_node, env, secrets)
+    config = Config(**sections)
+    if secrets and config.http.listen and not config.http.token:
+        raise ConfigError(source, None, "http.token_env",
+                          "the HTTP API needs a token: set http.token_env, or listen: \"\"")
+    return config
 
 
-def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str]) -> Any:
+def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
+             secrets: bool) -> Any:
     cls = _SECTIONS[name]
     defaults = cls()
     if not isinstance(node, yaml.MappingNode):
@@ -203,16 +245,17 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str]) ->
     for key_node, value_node in node.value:
         key = key_node.value
         dotted = f"{name}.{key}"
-        if key == "secret_env" and hasattr(defaults, "secret"):
+        secret = key.removesuffix("_env")
+        if key.endswith("_env") and secret in _SECRETS:
             var = value_node.value
-            if not isinstance(var, str) or var not in env:
+            if secrets and (not isinstance(var, str) or var not in env):
                 raise ConfigError(source, _line(value_node), dotted,
                                   f"environment variable {var!r} is not set")
-            values["secret"] = env[var]
+            values[secret] = env.get(var, "") if isinstance(var, str) else ""
             continue
-        if key == "secret":
+        if key in _SECRETS:
             raise ConfigError(source, _line(key_node), dotted,
-                              "secrets are not kept in the file: use secret_env: VARIABLE")
+                              f"secrets are not kept in the file: use {key}_env: VARIABLE")
         if not hasattr(defaults, key):
             raise ConfigError(source, _line(key_node), dotted, "unknown key")
         raw = yaml.safe_load(yaml.serialize(value_node))
@@ -228,12 +271,13 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str]) ->
     return cls(**values)
 
 
-def load_config_file(path: Path, environ: Mapping[str, str] | None = None) -> Config:
+def load_config_file(path: Path, environ: Mapping[str, str] | None = None,
+                     secrets: bool = True) -> Config:
     """Load a file; a relative ``transfer.categories`` is taken from the file's folder."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), None, "(file)", f"cannot read: {exc.strerror}") from exc
-    config = load_config(text, str(path), environ)
+    config = load_config(text, str(path), environ, secrets)
     categories = path.parent / config.transfer.categories
     return replace(config, transfer=replace(config.transfer, categories=str(categories)))

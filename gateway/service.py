@@ -6,22 +6,32 @@ Twisted endpoint strings from the config.
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.threads import deferToThreadPool
+from twisted.web.server import Site
 
 from gateway.agi.server import FastAgiFactory
 from gateway.ami.client import AmiClient
+from gateway.bridge.connect import async_client, sync_client
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.redis_store import RedisStore
+from gateway.bridge.spool import Spool
+from gateway.bridge.state import State
 from gateway.config import Config
-from gateway.transfer.categories import load_categories
+from gateway.records.http import ApiResource
+from gateway.records.inbound import InboundTickets
+from gateway.records.queries import Records
+from gateway.records.tickets import TicketDesk
+from gateway.transfer.categories import Catalogue, load_categories
 from gateway.transfer.scripts import make_scripts
 from gateway.transfer.service import TransferService
 
@@ -47,18 +57,20 @@ class Gateway(MultiService):
         super().__init__()
         log = structlog.get_logger("gateway")
         self.config = config
-        self.redis = Redis.from_url(config.redis.url, socket_timeout=2.0,
-                                    socket_connect_timeout=2.0)
+        self.redis = async_client(config.redis)
         store = RedisStore(self.redis, config.redis.prefix, config.redis.events_maxlen)
         self.bridge_log = BridgeLog(store, clock=reactor, log=log.bind(part="bridge_log"),
-                                    retry_delay=config.redis.retry_delay)
+                                    retry_delay=config.redis.retry_delay,
+                                    spool=Spool(Path(config.redis.spool),
+                                                log.bind(part="spool")))
+        reactor.callWhenRunning(self.bridge_log.start)
+        catalogue = load_categories(Path(config.transfer.categories))
         self.ami = AmiClient(clientFromString(reactor, config.ami.endpoint),
                              config.ami.username, config.ami.secret, clock=reactor,
                              log=log.bind(part="ami"), auth=config.ami.auth)
         self.transfers = TransferService(self.ami, self.bridge_log, config.transfer,
                                          clock=reactor, log=log.bind(part="transfer"),
-                                         catalogue=load_categories(
-                                             Path(config.transfer.categories)))
+                                         catalogue=catalogue)
         self.agi = FastAgiFactory(
             make_scripts(self.transfers, reactor),
             clock=reactor, log=log.bind(part="agi"), allow=frozenset(config.fastagi.allow),
@@ -68,6 +80,67 @@ class Gateway(MultiService):
         _Drain(self.agi, reactor, config.fastagi.session_timeout).setServiceParent(self)
         StreamServerEndpointService(serverFromString(reactor, config.fastagi.listen),
                                     self.agi).setServiceParent(self)
+        self._records(config, reactor, log, catalogue)
+
+    def _records(self, config: Config, reactor: Any, log: Any, catalogue: Catalogue) -> None:
+        """Ticket desk, HTTP API and the inbound ticket stream (blocking Redis, threads)."""
+        self.sync_redis = sync_client(config.redis)
+        prefix = config.redis.prefix
+        self.desk = TicketDesk(self.sync_redis, prefix, config.tickets, catalogue,
+                               reactor.seconds)
+        self.records = Records(self.sync_redis, prefix)
+        self.inbound = InboundTickets(
+            self.sync_redis, self.desk, f"{prefix}:{config.tickets.inbound_stream}",
+            f"gw-{socket.gethostname()}-{os.getpid()}", log.bind(part="inbound"),
+            f"{prefix}:events", config.redis.events_group)
+        _Thread(reactor, self.inbound.run, self.inbound.stop).setServiceParent(self)
+        if config.http.listen:
+            pool = reactor.getThreadPool()
+            api = ApiResource(
+                self.desk, self.records, config.http.token,
+                lambda f: deferToThreadPool(reactor, pool, f), self.health, self.metrics,
+                reactor.seconds, log.bind(part="api"))
+            StreamServerEndpointService(serverFromString(reactor, config.http.listen),
+                                        Site(api)).setServiceParent(self)
+
+    def health(self) -> dict[str, Any]:
+        return self.bridge_log.status() | {
+            "ami": "connected" if self.ami.connected else "down",
+            "live": sum(1 for b in self.transfers.bridges.values()
+                        if b.state is not State.ENDED),
+            "agi_sessions": len(self.agi.active)}
+
+    def metrics(self) -> str:
+        h = self.health()
+        lines = [
+            ("linkgw_redis_up", int(h["redis"] == "up")),
+            ("linkgw_ami_connected", int(h["ami"] == "connected")),
+            ("linkgw_bridge_log_pending", h["pending"]),
+            ("linkgw_bridge_log_spooled", h["spooled"]),
+            ("linkgw_bridge_log_written_total", self.bridge_log.written),
+            ("linkgw_bridges_live", h["live"]),
+            ("linkgw_agi_sessions_total", self.agi.counters.sessions),
+            ("linkgw_agi_refused_total", self.agi.counters.refused_address
+             + self.agi.counters.refused_busy),
+            ("linkgw_inbound_applied_total", self.inbound.applied),
+            ("linkgw_inbound_refused_total", self.inbound.refused),
+        ]
+        return "".join(f"{name} {value}\n" for name, value in lines)
+
+
+class _Thread(Service):
+    """Runs a blocking loop in a thread of the reactor's pool; stops it on shutdown."""
+
+    def __init__(self, reactor: Any, loop: Any, stop: Any) -> None:
+        self.reactor, self.loop, self.stop = reactor, loop, stop
+
+    def startService(self) -> None:
+        super().startService()
+        self.reactor.callInThread(self.loop)
+
+    def stopService(self) -> None:
+        self.stop()
+        super().stopService()
 
 
 def make_service(config: Config, reactor: Any) -> Gateway:

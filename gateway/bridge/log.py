@@ -1,9 +1,11 @@
 """The bridge log: records changes in order without ever making a call wait.
 
 :meth:`BridgeLog.record` queues a change and returns at once. One change at a time is
-applied to the store, oldest first. When the store fails (Redis down), the change stays
-at the head of the queue and is tried again after ``retry_delay``; nothing is dropped
-and the order holds. ``pending`` and ``healthy`` feed the health check.
+applied to the store, oldest first. When the store fails (Redis down), every queued
+change, and every change recorded until the store is back, is also appended to the
+on-disk :class:`~gateway.bridge.spool.Spool` (fsynced); the head of the queue is tried
+again every ``retry_delay``. Once the store has taken everything that was spooled, the
+spool is emptied. At start, a spool left by an earlier run is replayed first.
 """
 
 from __future__ import annotations
@@ -14,29 +16,59 @@ from typing import Any
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
+from gateway.bridge.spool import Spool
 from gateway.bridge.store import BridgeStore, Change
 
 
 class BridgeLog:
     def __init__(
-        self, store: BridgeStore, *, clock: IReactorTime, log: Any, retry_delay: float = 1.0
+        self, store: BridgeStore, *, clock: IReactorTime, log: Any, retry_delay: float = 1.0,
+        spool: Spool | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.log = log
         self.retry_delay = retry_delay
+        self.spool = spool
         self.queue: deque[Change] = deque()
         self.healthy = True
         self.written = 0
+        self.spooled = 0  # how many changes at the head of the queue are on disk
         self._busy = False
+        if spool is not None:
+            left = spool.load()
+            if left:
+                self.log.warning("bridge_log.replaying_spool", changes=len(left))
+            self.queue.extend(left)
+            self.spooled = len(left)
 
     @property
     def pending(self) -> int:
         return len(self.queue)
 
+    def status(self) -> dict[str, object]:
+        return {"redis": "up" if self.healthy else "down", "pending": len(self.queue),
+                "spooled": self.spooled}
+
+    def start(self) -> None:
+        self._next()
+
     def record(self, change: Change) -> None:
         self.queue.append(change)
+        if not self.healthy:
+            self._spool_rest()
         self._next()
+
+    def _spool_rest(self) -> None:
+        if self.spool is None:
+            return
+        rest = list(self.queue)[self.spooled:]
+        try:
+            self.spool.append(rest)
+        except OSError as exc:
+            self.log.error("bridge_log.spool_failed", error=str(exc), pending=len(rest))
+            return
+        self.spooled = len(self.queue)
 
     def _next(self) -> None:
         if self._busy or not self.queue:
@@ -48,6 +80,11 @@ class BridgeLog:
     def _applied(self, applied: bool) -> None:
         change = self.queue.popleft()
         self.written += 1
+        if self.spooled:
+            self.spooled -= 1
+            if not self.spooled and self.spool is not None:
+                self.spool.clear()
+                self.log.info("bridge_log.spool_replayed")
         if not self.healthy:
             self.healthy = True
             self.log.info("bridge_log.store_back", pending=len(self.queue))
@@ -65,5 +102,6 @@ class BridgeLog:
                 error_type=type(failure.value).__name__,
                 pending=len(self.queue),
             )
+            self._spool_rest()
         self._busy = False
         self.clock.callLater(self.retry_delay, self._next)

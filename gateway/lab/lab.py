@@ -38,19 +38,22 @@ class Lab:
         self.workdir = workdir
         self.name = name or secrets.token_hex(4)
         self.log_dir = workdir / "logs"
-        ports = free_ports(5 + 2 * len(PHONES))
+        ports = free_ports(6 + 2 * len(PHONES))
         self.sip_port, self.ami_port, self.fastagi_port, self.redis_port, rtp = ports[:5]
-        rest = ports[5:]
+        self.http_port = ports[5]
+        rest = ports[6:]
         self.phone_ports = {n: (rest[2 * i], rest[2 * i + 1]) for i, n in enumerate(PHONES)}
         self.rtp_start = 20000 + (rtp % 200) * 200
         self.ami_user = "linkgw"
         self._ami_secret = secrets.token_urlsafe(16)  # made per lab, never written to git
+        self.api_token = secrets.token_urlsafe(16)
         self.config_path = workdir / "gateway.yaml"
         self.config = self._write_gateway_config()
         self.redis = RedisServer(self.redis_port, workdir / "redis", self.log_dir)
         self.asterisk: Asterisk | None = None
-        self.gateway = GatewayProcess(self.config_path, self._ami_secret, self.log_dir,
-                                      self.fastagi_port)
+        self.gateway = GatewayProcess(self.config_path, {
+            "LINKGW_AMI_SECRET": self._ami_secret, "LINKGW_API_TOKEN": self.api_token},
+            self.log_dir)
         self.probe: AmiProbe | None = None
         self._phones: list[SippPhone] = []
 
@@ -66,6 +69,12 @@ class Lab:
             "redis:\n"
             f"  url: \"redis://127.0.0.1:{self.redis_port}/0\"\n"
             "  retry_delay: 0.5\n"
+            f"  spool: {json.dumps(str(self.workdir / 'spool.jsonl'))}\n"
+            "http:\n"
+            f"  listen: \"tcp:{self.http_port}:interface=127.0.0.1\"\n"
+            "  token_env: LINKGW_API_TOKEN\n"
+            "tickets:\n"
+            "  pattern: \"^\\\\d{8,20}$\"\n"
             "transfer:\n"
             "  target: \"PJSIP/12345\"\n"
             "  alternate: \"PJSIP/liaison\"\n"
@@ -87,7 +96,8 @@ class Lab:
         )
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(text, encoding="utf-8")
-        return load_config(text, str(self.config_path), {"LINKGW_AMI_SECRET": "x"})
+        return load_config(text, str(self.config_path),
+                           {"LINKGW_AMI_SECRET": "x", "LINKGW_API_TOKEN": "x"})
 
     @property
     def recording_dir(self) -> str:

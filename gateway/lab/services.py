@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from gateway.lab.process import LabError, Proc, wait_until
 
 
 class RedisServer:
-    def __init__(self, port: int, workdir: Path, log_dir: Path, appendonly: bool = False):
+    def __init__(self, port: int, workdir: Path, log_dir: Path, appendonly: bool = True):
         self.port = port
         self.workdir = workdir
         self.log_dir = log_dir
@@ -31,6 +32,7 @@ class RedisServer:
         self.proc = Proc("redis", [
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "always",
             "--dir", str(self.workdir), "--daemonize", "no",
         ], self.log_dir / f"redis-{self.port}.log")
 
@@ -44,25 +46,27 @@ class RedisServer:
 
         wait_until(ready, 10, f"redis-server on port {self.port}")
 
-    def stop(self) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None:
-            self.proc.stop()
+            self.proc.stop(sig=sig)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: what survives is what the AOF holds."""
+        self.stop(signal.SIGKILL)
 
 
 class GatewayProcess:
-    """``python -m gateway run`` with a lab config; the AMI secret in its environment."""
+    """``python -m gateway run`` with a lab config; its secrets in its environment."""
 
-    def __init__(self, config_path: Path, ami_secret: str, log_dir: Path,
-                 fastagi_port: int) -> None:
+    def __init__(self, config_path: Path, secrets: dict[str, str], log_dir: Path) -> None:
         self.config_path = config_path
-        self._ami_secret = ami_secret
+        self._secrets = secrets
         self.log_path = log_dir / "gateway.log"
-        self.fastagi_port = fastagi_port
         self.proc: Proc | None = None
 
     def start(self) -> None:
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        env = dict(os.environ, LINKGW_AMI_SECRET=self._ami_secret, PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONUNBUFFERED="1") | self._secrets
         self.proc = Proc("gateway", [sys.executable, "-m", "gateway", "run", "--config",
                                      str(self.config_path)], self.log_path, env=env)
 

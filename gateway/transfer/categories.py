@@ -47,6 +47,7 @@ class Category:
     name_en: str
     stays_with_110_if: tuple[str, ...]
     items: tuple[Item, ...]
+    feedback_hours: float | None = None  # deadline for 12345's feedback; None: default
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,12 @@ class Catalogue:
     def items(self) -> list[Item]:
         return [i for c in self.categories for i in c.items]
 
+    def category(self, category_id: str) -> Category | None:
+        return next((c for c in self.categories if c.id == category_id), None)
 
-_CATEGORY_KEYS = {"id", "code", "name_zh", "name_en", "stays_with_110_if", "items"}
+
+_CATEGORY_KEYS = {"id", "code", "name_zh", "name_en", "stays_with_110_if", "items",
+                  "feedback_hours"}
 _ITEM_KEYS = {"id", "code", "name_zh", "name_en", "transfer", "see_also"}
 
 
@@ -154,9 +159,18 @@ def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
             items.append(Item(iid, icode, _scalar(item, "name_zh", source, iline),
                               _scalar(item, "name_en", source, iline), cid,
                               transfer == "never", see_also))
+        hours = None
+        if "feedback_hours" in cat:
+            text = _scalar(cat, "feedback_hours", source, line)
+            try:
+                hours = float(text)
+            except ValueError:
+                raise CategoryError(source, cat["feedback_hours"][1],
+                                    "feedback_hours must be a number") from None
         categories.append(Category(cid, ccode, _scalar(cat, "name_zh", source, line),
                                    _scalar(cat, "name_en", source, line),
-                                   _strings(cat, "stays_with_110_if", source), tuple(items)))
+                                   _strings(cat, "stays_with_110_if", source), tuple(items),
+                                   hours))
     for ref, line in refs:
         if ref not in ids:
             raise CategoryError(source, line, f"see_also names unknown id {ref!r}")

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from twisted.internet import defer
 
 from gateway.bridge.redis_store import RedisStore
-from gateway.bridge.store import Change, Index, MemoryStore
+from gateway.bridge.store import HASHED, Change, Index, MemoryStore, chain_hash
 from gateway.lab.services import RedisServer
 
 
@@ -69,9 +69,37 @@ def test_change_sets_fields_appends_event_and_indexes(store: Harness) -> None:
     assert store.apply(change(1, state="requested", citizen_name='Zhang "三" \\n'))
     assert store.record("bridge:b1") == {"state": "requested", "seq": "1",
                                          "citizen_name": 'Zhang "三" \\n'}
-    assert store.events() == [{"record": "bridge:b1", "seq": "1", "event": "e1",
-                               "at": "1001.0", "data": json.dumps({"state": "s1"})}]
+    fields = json.dumps({"citizen_name": 'Zhang "三" \\n', "state": "requested"},
+                        ensure_ascii=False, sort_keys=True)
+    content = {"record": "bridge:b1", "seq": "1", "event": "e1", "at": "1001.0",
+               "data": json.dumps({"state": "s1"}), "fields": fields}
+    assert store.events() == [content | {"prev": "", "hash": chain_hash("", content)}]
     assert store.index("day:2026-11-28") == ["b1"]
+
+
+def test_events_are_chained_per_day(store: Harness) -> None:
+    """Each entry's prev is the hash of the one before it; Lua and Python agree."""
+    assert store.apply(change(1, state="a"))
+    assert store.apply(change(2, state="b"))
+    first, second = store.events()
+    assert second["prev"] == first["hash"]
+    content = {k: second[k] for k in HASHED}
+    assert second["hash"] == chain_hash(first["hash"], content)
+
+
+def test_seq_zero_takes_the_next_number(store: Harness) -> None:
+    """Records with several writers (tickets) let the store number their changes."""
+    assert store.apply(Change("ticket:b1", 0, "ticket_attached", 5.0, {"ticket": "1"}))
+    assert store.apply(Change("ticket:b1", 0, "ticket_accepted", 6.0, {"status": "a"}))
+    assert store.record("ticket:b1")["seq"] == "2"
+    assert [e["seq"] for e in store.events()] == ["1", "2"]
+
+
+def test_negative_score_removes_from_an_index(store: Harness) -> None:
+    assert store.apply(Change("ticket:b1", 0, "x", 5.0, {}, (Index("deadline", "b1", 9.0),)))
+    assert store.index("deadline") == ["b1"]
+    assert store.apply(Change("ticket:b1", 0, "y", 6.0, {}, (Index("deadline", "b1", -1),)))
+    assert store.index("deadline") == []
 
 
 def test_replayed_change_is_skipped(store: Harness) -> None:

@@ -1,0 +1,164 @@
+"""Ticket correlation and the closed loop: 受理 accepted → 交办 assigned → 反馈 feedback.
+
+The :class:`TicketDesk` writes the record ``ticket:<bridge_id>`` (the 12345 work order,
+the 110 incident number, the loop's times) through the same Lua script as the bridge
+log, so every step is an event on the stream and in the hash chain. Attaching the same
+ticket twice, or repeating the current status, changes nothing; anything else that
+would rewrite the record is refused with a clear error and changes nothing either.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import redis
+
+from gateway.bridge.redis_store import apply_sync
+from gateway.bridge.state import iso
+from gateway.bridge.store import Change, Index
+from gateway.config import TicketConfig
+from gateway.records.errors import Conflict, Malformed, NotFound, Unavailable
+from gateway.transfer.categories import Catalogue
+
+LOOP = ("accepted", "assigned", "feedback")  # 受理 → 交办 → 反馈
+_BRIDGE_ID = re.compile(r"\d{14}[0-9a-f]{6}\Z")
+_INCIDENT = re.compile(r"[0-9A-Za-z-]{1,40}\Z")
+
+
+def epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def check_bridge_id(bridge_id: str) -> None:
+    if not _BRIDGE_ID.match(bridge_id):
+        raise Malformed(f"not a bridge id: {bridge_id[:40]!r}", "bridge_id_malformed")
+
+
+@dataclass
+class TicketDesk:
+    client: redis.Redis
+    prefix: str
+    config: TicketConfig
+    catalogue: Catalogue
+    clock: Callable[[], float]
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}:{name}"
+
+    def _hash(self, name: str) -> dict[str, str]:
+        try:
+            return cast(dict[str, str], self.client.hgetall(self.key(name)))
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis: {exc}") from exc
+
+    def _apply(self, change: Change) -> None:
+        try:
+            apply_sync(self.client, self.prefix, change)
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis: {exc}") from exc
+
+    def _bridge(self, bridge_id: str) -> dict[str, str]:
+        check_bridge_id(bridge_id)
+        bridge = self._hash(f"bridge:{bridge_id}")
+        if not bridge:
+            raise NotFound(f"no bridge {bridge_id}", "bridge_not_found")
+        return bridge
+
+    def _deadline(self, bridge: dict[str, str], now: float) -> float:
+        category = self.catalogue.category(bridge.get("category", ""))
+        hours = category.feedback_hours if category and category.feedback_hours else \
+            self.config.feedback_hours
+        return now + hours * 3600
+
+    def attach(self, bridge_id: str, ticket: str, via: str) -> dict[str, str]:
+        """Attach a 12345 work-order number (idempotent for the same number)."""
+        if not isinstance(ticket, str) or not re.search(self.config.pattern, ticket):
+            raise Malformed(f"ticket {str(ticket)[:40]!r} does not match "
+                            f"{self.config.pattern}", "ticket_malformed")
+        bridge = self._bridge(bridge_id)
+        current = self._hash(f"ticket:{bridge_id}")
+        if current.get("ticket") == ticket:
+            return current
+        if current.get("ticket"):
+            raise Conflict(f"bridge {bridge_id} already has ticket {current['ticket']}",
+                           "ticket_conflict")
+        now = self.clock()
+        fields = {"bridge_id": bridge_id, "ticket": ticket, "attached_at": iso(now),
+                  "attached_via": via, "status": "attached",
+                  "direction": bridge.get("direction", "")}
+        indexes = [Index(f"ticket:{ticket}", bridge_id, now)]
+        if bridge.get("direction") == "110->12345":
+            deadline = self._deadline(bridge, now)
+            fields["deadline_at"] = iso(deadline)
+            indexes.append(Index("deadline", bridge_id, deadline))
+        elif bridge.get("response_due_at"):
+            fields["deadline_at"] = bridge["response_due_at"]
+        self._apply(Change(f"ticket:{bridge_id}", 0, "ticket_attached", now, fields,
+                           tuple(indexes), {"via": via}))
+        return self._hash(f"ticket:{bridge_id}")
+
+    def status(self, bridge_id: str, status: str, note: str, via: str) -> dict[str, str]:
+        """Move the loop on: accepted → assigned → feedback, each once, in order."""
+        if status not in LOOP:
+            raise Malformed(f"status must be one of {', '.join(LOOP)}", "status_malformed")
+        self._bridge(bridge_id)
+        current = self._hash(f"ticket:{bridge_id}")
+        if not current.get("ticket"):
+            raise Conflict(f"bridge {bridge_id} has no ticket yet", "no_ticket")
+        done = current.get("status", "attached")
+        position = LOOP.index(done) if done in LOOP else -1
+        if status == done:
+            return current
+        if LOOP.index(status) != position + 1:
+            raise Conflict(f"ticket is {done}: cannot go to {status}", "loop_order")
+        now = self.clock()
+        fields = {"status": status, f"{status}_at": iso(now), f"{status}_via": via}
+        indexes: tuple[Index, ...] = ()
+        if note:
+            fields[f"{status}_note"] = note
+        if status == "feedback":
+            due = current.get("deadline_at")
+            fields["on_time"] = "yes" if not due or now <= epoch(due) else "no"
+            indexes = (Index("deadline", bridge_id, -1), Index("feedback", bridge_id, now))
+        self._apply(Change(f"ticket:{bridge_id}", 0, f"ticket_{status}", now, fields,
+                           indexes, {"via": via}))
+        return self._hash(f"ticket:{bridge_id}")
+
+    def incident(self, bridge_id: str, incident: str, via: str) -> dict[str, str]:
+        """Attach the 110 incident number (idempotent for the same number)."""
+        if not isinstance(incident, str) or not _INCIDENT.match(incident):
+            raise Malformed(f"incident {str(incident)[:40]!r} is not 1-40 letters, digits "
+                            "or -", "incident_malformed")
+        self._bridge(bridge_id)
+        current = self._hash(f"ticket:{bridge_id}")
+        if current.get("incident") == incident:
+            return current
+        if current.get("incident"):
+            raise Conflict(f"bridge {bridge_id} already has incident {current['incident']}",
+                           "incident_conflict")
+        now = self.clock()
+        self._apply(Change(f"ticket:{bridge_id}", 0, "incident_attached", now,
+                           {"bridge_id": bridge_id, "incident": incident,
+                            "incident_at": iso(now)},
+                           (Index(f"incident:{incident}", bridge_id, now),), {"via": via}))
+        return self._hash(f"ticket:{bridge_id}")
+
+    def apply_message(self, fields: dict[str, Any], via: str) -> dict[str, str]:
+        """One message from the 12345 side's stream: bridge_id + ticket / incident /
+        status (+ note), in that order when several are given."""
+        bridge_id = str(fields.get("bridge_id", ""))
+        result: dict[str, str] = {}
+        if not any(k in fields for k in ("ticket", "incident", "status")):
+            raise Malformed("a message needs ticket, incident or status", "message_empty")
+        if "ticket" in fields:
+            result = self.attach(bridge_id, str(fields["ticket"]), via)
+        if "incident" in fields:
+            result = self.incident(bridge_id, str(fields["incident"]), via)
+        if "status" in fields:
+            result = self.status(bridge_id, str(fields["status"]),
+                                 str(fields.get("note", "")), via)
+        return result

@@ -1,0 +1,264 @@
+"""Tickets, the closed loop, look-ups, figures and the hash chain on a real Redis."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import redis
+from twisted.internet import defer
+from twisted.web.server import Request
+from twisted.web.test.requesthelper import DummyRequest
+
+from gateway.bridge.redis_store import apply_sync
+from gateway.bridge.store import Change, Index
+from gateway.config import TicketConfig
+from gateway.lab.services import RedisServer
+from gateway.records.chain import verify_day
+from gateway.records.errors import Conflict, Malformed, NotFound
+from gateway.records.http import ApiResource
+from gateway.records.inbound import GROUP, InboundTickets
+from gateway.records.queries import Records
+from gateway.records.tickets import TicketDesk
+from gateway.transfer.categories import load_categories
+from tests.unit.fakes import NullLog
+
+P = "t"
+T0 = 1_795_895_437.0  # 2026-11-28T19:50:37Z
+DAY = "2026-11-28"
+B1, B2, B3 = "20261128195037aaaaaa", "20261128195100bbbbbb", "20261128195200cccccc"
+CATALOGUE = load_categories(Path(__file__).resolve().parents[2] / "config/categories.yaml")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0 + 600
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    c = redis_server.client()
+    c.flushdb()
+    yield c
+
+
+def bridge(client: redis.Redis, bridge_id: str, at: float, **fields: str) -> None:
+    iso = {"requested_at": "2026-11-28T19:50:37.000Z"}
+    apply_sync(client, P, Change(f"bridge:{bridge_id}", 1, "transfer_requested", at,
+                                 {"bridge_id": bridge_id, **iso, **fields},
+                                 (Index("day:" + DAY, bridge_id, at),
+                                  Index("caller:" + fields.get("citizen_number", ""),
+                                        bridge_id, at))))
+
+
+@pytest.fixture
+def desk(client: redis.Redis) -> tuple[TicketDesk, Clock]:
+    clock = Clock()
+    return TicketDesk(client, P, TicketConfig(pattern=r"^\d{8,20}$", feedback_hours=72),
+                      CATALOGUE, clock), clock
+
+
+def test_attach_is_checked_idempotent_and_indexed(client: redis.Redis,
+                                                  desk: tuple[TicketDesk, Clock]) -> None:
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345", category="utilities",
+           citizen_number="13800138000")
+    with pytest.raises(Malformed) as bad:
+        d.attach(B1, "GD-1", "api")
+    assert bad.value.code == "ticket_malformed"
+    with pytest.raises(NotFound):
+        d.attach(B2, "20261128000001", "api")
+    with pytest.raises(Malformed):
+        d.attach("../etc", "20261128000001", "api")
+    first = d.attach(B1, "20261128000001", "api")
+    again = d.attach(B1, "20261128000001", "stream")
+    assert first == again and first["seq"] == "1"
+    assert first["deadline_at"] == "2026-11-29T20:00:37.000Z"  # utilities: 24 h
+    with pytest.raises(Conflict):
+        d.attach(B1, "20261128000002", "api")
+    assert cast(list[str], client.zrange(f"{P}:idx:ticket:20261128000001", 0, -1)) == [B1]
+
+
+def test_loop_in_order_once_each(client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    d, clock = desk
+    bridge(client, B1, T0, direction="110->12345", category="noise")
+    with pytest.raises(Conflict) as early:
+        d.status(B1, "accepted", "", "api")
+    assert early.value.code == "no_ticket"
+    d.attach(B1, "20261128000001", "api")
+    with pytest.raises(Conflict) as skip:
+        d.status(B1, "assigned", "", "api")
+    assert skip.value.code == "loop_order"
+    with pytest.raises(Malformed):
+        d.status(B1, "done", "", "api")
+    d.status(B1, "accepted", "", "api")
+    assert d.status(B1, "accepted", "", "api")["seq"] == "2"  # repeat: no change
+    clock.now += 60
+    d.status(B1, "assigned", "区城管局", "stream")
+    clock.now += 3600
+    done = d.status(B1, "feedback", "已处理", "api")
+    assert (done["status"], done["on_time"], done["feedback_note"]) == \
+        ("feedback", "yes", "已处理")
+    assert done["accepted_at"] < done["assigned_at"] < done["feedback_at"]
+    assert client.zscore(f"{P}:idx:deadline", B1) is None
+
+
+def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    d, clock = desk
+    bridge(client, B1, T0, direction="110->12345", category="noise", outcome="handed_off",
+           conference_at="2026-11-28T19:50:38.000Z",
+           agent_answered_at="2026-11-28T19:50:46.000Z")
+    bridge(client, B2, T0 + 60, direction="110->12345", category="noise",
+           outcome="kept_by_110", conference_at="2026-11-28T19:51:38.000Z")
+    bridge(client, B3, T0 + 120, direction="12345->110", outcome="handed_off",
+           response_due_at="2026-11-28T20:00:00.000Z",
+           conference_at="2026-11-28T19:52:38.000Z",
+           agent_answered_at="2026-11-28T19:52:56.000Z")
+    apply_sync(client, P, Change(f"bridge:{B3}", 2, "x", T0 + 121, {},
+                                 (Index("deadline", B3, 1_795_896_000.0),)))
+    d.attach(B1, "20261128000001", "api")
+    records = Records(client, P)
+    clock.now = T0 + 73 * 3600
+    assert [r["bridge_id"] for r in records.overdue(clock.now)] == [B3, B1]
+    figures = records.day_figures(DAY, clock.now)
+    assert figures["transfers"] == 3
+    assert figures["by_outcome"] == {"handed_off": 2, "kept_by_110": 1}
+    assert figures["by_category"] == {"noise": 2, "unspecified": 1}
+    assert (figures["answer_p50_s"], figures["answer_p90_s"]) == (13.0, 18.0)
+    assert (figures["answered_within_15s"], figures["answered_within_20s"]) == \
+        (round(1 / 3, 4), round(2 / 3, 4))
+    assert (figures["reverse_due"], figures["response_rate"]) == (1, 0.0)
+
+
+def test_find_and_show(client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000")
+    d.attach(B1, "20261128000001", "api")
+    d.incident(B1, "110-2026-000123", "api")
+    records = Records(client, P)
+    for by, value in (("number", "13800138000"), ("ticket", "20261128000001"),
+                      ("incident", "110-2026-000123"), ("day", DAY)):
+        assert [r["bridge_id"] for r in records.find(by, value)] == [B1], by
+    shown = records.bridge(B1)
+    assert shown["ticket"]["incident"] == "110-2026-000123"
+    assert [e["event"] for e in shown["events"]] == [
+        "transfer_requested", "ticket_attached", "incident_attached"]
+
+
+def test_chain_holds_and_an_edited_event_breaks_it_there(client: redis.Redis,
+                                                         desk: tuple[TicketDesk, Clock]
+                                                         ) -> None:
+    """Rewrite the stream with one entry's content changed (same ids, same hashes):
+    verification names that entry."""
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345")
+    bridge(client, B2, T0 + 1, direction="110->12345")
+    d.attach(B1, "20261128000001", "api")
+    assert verify_day(client, P, DAY).ok and verify_day(client, P, DAY).checked == 3
+    entries = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{P}:events"))
+    client.delete(f"{P}:events")
+    for entry_id, entry in entries:
+        if entry_id == entries[1][0]:
+            entry = entry | {"fields": entry["fields"].replace(B2, B3)}
+        client.xadd(f"{P}:events", cast(Any, entry), id=entry_id)
+    report = verify_day(client, P, DAY)
+    assert (report.ok, report.broken_at, report.checked) == (False, entries[1][0], 2)
+    assert "does not match its hash" in report.reason
+
+
+def test_removing_the_newest_event_is_caught(client: redis.Redis) -> None:
+    bridge(client, B1, T0)
+    bridge(client, B2, T0 + 1)
+    last = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{P}:events"))[-1][0]
+    client.xdel(f"{P}:events", last)
+    report = verify_day(client, P, DAY)
+    assert (report.ok, report.broken_at) == (False, "(end)")
+
+
+def test_inbound_stream_applies_acks_and_reports_refusals(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345")
+    inbound = InboundTickets(client, d, f"{P}:tickets:in", "c1", NullLog(),
+                             f"{P}:events", "12345")
+    inbound.ensure_groups()
+    good = client.xadd(f"{P}:tickets:in", {"bridge_id": B1, "ticket": "20261128000009",
+                                           "status": "accepted"})
+    bad = client.xadd(f"{P}:tickets:in", {"bridge_id": B1, "ticket": "nope"})
+    got = cast(Any, client.xreadgroup(GROUP, "c1", {f"{P}:tickets:in": ">"}))
+    for entry_id, fields in got[0][1]:
+        inbound.handle(entry_id, fields)
+    assert d._hash(f"ticket:{B1}")["status"] == "accepted"
+    assert client.xpending(f"{P}:tickets:in", GROUP)["pending"] == 0
+    errors = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{P}:tickets:in:errors"))
+    assert [(e["entry"], e["error"]) for _, e in errors] == [(bad, "ticket_malformed")]
+    assert good != bad
+    groups = client.xinfo_groups(f"{P}:events")
+    assert [g["name"] for g in groups] == ["12345"]
+
+
+def api(client: redis.Redis, desk: TicketDesk) -> ApiResource:
+    return ApiResource(desk, Records(client, P), "s3cret", defer.maybeDeferred,
+                       lambda: {"redis": "up"}, lambda: "linkgw_redis_up 1\n",
+                       desk.clock, NullLog())
+
+
+def call(resource: ApiResource, method: str, path: str, body: object = None,
+         token: str | None = "s3cret", args: dict[bytes, list[bytes]] | None = None
+         ) -> tuple[int, Any]:
+    request = DummyRequest([p.encode() for p in path.strip("/").split("/")])
+    request.method = method.encode()
+    request.args = args or {}
+    if token is not None:
+        request.requestHeaders.setRawHeaders(b"authorization", [f"Bearer {token}".encode()])
+    request.content = io.BytesIO(  # type: ignore[attr-defined]
+        json.dumps(body).encode() if body is not None else b"")
+    out = resource.render(cast(Request, request))
+    if isinstance(out, bytes):
+        request.write(out)
+    text = b"".join(request.written).decode()
+    return request.responseCode or 200, json.loads(text) if text.startswith(("{", "[")) \
+        else text
+
+
+def test_api_refuses_without_changing_anything(client: redis.Redis,
+                                               desk: tuple[TicketDesk, Clock]) -> None:
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345")
+    resource = api(client, d)
+    before = cast(list[Any], client.xrange(f"{P}:events"))
+    cases = [
+        (dict(token=None), 401, "unauthorized"),
+        (dict(token="wrong"), 403, "forbidden"),
+        (dict(body={"ticket": "GD 1"}), 400, "ticket_malformed"),
+        (dict(body=["x"]), 400, "body_malformed"),
+    ]
+    for kw, status, code in cases:
+        got = call(resource, "PUT", f"bridges/{B1}/ticket", **kw)  # type: ignore[arg-type]
+        assert got == (status, {"error": code, "message": got[1]["message"]}), kw
+    assert call(resource, "PUT", f"bridges/{B2}/ticket", {"ticket": "20261128000001"}) \
+        [0] == 404
+    assert cast(list[Any], client.xrange(f"{P}:events")) == before
+    assert not client.exists(f"{P}:ticket:{B1}")
+
+
+def test_api_attach_loop_and_look_up(client: redis.Redis,
+                                     desk: tuple[TicketDesk, Clock]) -> None:
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000")
+    resource = api(client, d)
+    status, body = call(resource, "PUT", f"bridges/{B1}/ticket", {"ticket": "20261128000001"})
+    assert (status, body["ticket"], body["attached_via"]) == (200, "20261128000001", "api")
+    for step in ("accepted", "assigned", "feedback"):
+        assert call(resource, "POST", f"bridges/{B1}/status", {"status": step})[0] == 200
+    status, found = call(resource, "GET", "bridges", args={b"number": [b"13800138000"]})
+    assert [r["ticket_status"] for r in found["bridges"]] == ["feedback"]
+    assert call(resource, "GET", "health", token=None) == (200, {"redis": "up"})
+    assert call(resource, "GET", "nothing")[0] == 404
