@@ -217,12 +217,10 @@ def load_config(
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(source, mark.line + 1 if mark else None, "(file)",
                           f"not valid YAML: {getattr(exc, 'problem', exc)}") from exc
-    if root is None:
-        return Config()
-    if not isinstance(root, yaml.MappingNode):
+    if root is not None and not isinstance(root, yaml.MappingNode):
         raise ConfigError(source, _line(root), "(file)", "must be a mapping of sections")
     sections: dict[str, Any] = {}
-    for key_node, section_node in root.value:
+    for key_node, section_node in root.value if root is not None else []:
         name = key_node.value
         if name not in _SECTIONS:
             raise ConfigError(source, _line(key_node), name,

@@ -292,9 +292,12 @@ class TransferService:
 
     def _open(self, bridge: Bridge, event: str, now: float) -> None:
         day = iso(now)[:10]
-        indexes = (Index(f"caller:{bridge.citizen.number}", bridge.id, now),
+        indexes: tuple[Index, ...] = (Index(f"caller:{bridge.citizen.number}", bridge.id, now),
                    Index(f"seat:{bridge.seat.endpoint}", bridge.id, now),
                    Index(f"day:{day}", bridge.id, now))
+        if bridge.side == "12345" and bridge.state is not State.ENDED:
+            # every 12345 work order handed to the police must be answered in time
+            indexes += (Index("deadline", bridge.id, now + self.config.response_deadline),)
         self._persist(bridge, event, now, dict(bridge.fields), indexes)
 
     def start(self, bridge_id: str) -> None:

@@ -10,7 +10,7 @@ from gateway.config import Config, ConfigError, load_config, load_config_file
 from gateway.dialplan import render
 
 REPO = Path(__file__).resolve().parents[2]
-ENV = {"LINKGW_AMI_SECRET": "not-a-real-secret"}
+ENV = {"LINKGW_AMI_SECRET": "not-a-real-secret", "LINKGW_API_TOKEN": "not-a-real-token"}
 
 
 def test_shipped_config_loads() -> None:
@@ -18,6 +18,8 @@ def test_shipped_config_loads() -> None:
     assert config.ami.secret == "not-a-real-secret"
     assert config.transfer.onekey == "*1"
     assert config.transfer.ring_timeout == 15.0
+    assert config.http.token == "not-a-real-token"
+    assert config.redis.sentinels == () and config.redis.spool.endswith("spool.jsonl")
 
 
 @pytest.mark.parametrize("text,line,key,message", [
@@ -42,8 +44,17 @@ def test_errors_name_file_line_and_key(text: str, line: int, key: str, message: 
     assert message in str(info.value)
 
 
-def test_empty_file_is_the_defaults() -> None:
-    assert load_config("", "x.yaml", ENV) == Config()
+def test_empty_file_needs_an_api_token() -> None:
+    """The API listens by default, and never without a token."""
+    with pytest.raises(ConfigError, match=r"http\.token_env: the HTTP API needs a token"):
+        load_config("", "x.yaml", ENV)
+    assert load_config("http:\n  listen: \"\"\n", "x.yaml", ENV).http.token == ""
+
+
+def test_cli_loads_without_secrets() -> None:
+    config = load_config_file(REPO / "config/gateway.yaml", {}, secrets=False)
+    assert (config.ami.secret, config.http.token) == ("", "")
+    assert config.tickets.pattern == r"^\d{8,20}$"
 
 
 def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:

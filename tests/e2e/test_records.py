@@ -1,0 +1,152 @@
+"""The bridge log on the real lab: tickets over the API and the stream, the closed loop,
+the CLI, and a Redis outage in the middle of calls."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+
+from gateway.lab.calls import one_key_call
+from gateway.lab.lab import ONEKEY, Lab
+from gateway.lab.process import wait_until
+from tests.e2e.helpers import (
+    TIMEOUT,
+    answering,
+    citizen,
+    finish,
+    logged,
+    mark,
+    redis_hash,
+    wait_event,
+)
+
+
+def http(lab: Lab, method: str, path: str, body: object = None,
+         token: str | None = None) -> tuple[int, Any]:
+    """One request to the gateway's API on loopback."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{lab.http_port}/{path}", method=method,
+        data=json.dumps(body).encode() if body is not None else None)
+    if token != "":
+        request.add_header("Authorization", f"Bearer {token or lab.api_token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateway", *args, "--config",
+                           str(lab.config_path)], capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def reverse_call(lab: Lab) -> str:
+    """A citizen calls 12345; the agent hands the police matter to 110 (seat2)."""
+    since = mark(lab)
+    police = answering(lab, "seat2", hold_ms=30000)
+    hotline = answering(lab, "12345", hold_ms=3500, key=ONEKEY)
+    caller = citizen(lab, hold_ms=8000, dial="12345", number="13900139000")
+    conference = wait_event(lab, since, "the 12345 agent in a conference",
+                            Event="ConfbridgeJoin", Channel="PJSIP/12345").get("Conference")
+    assert finish(caller, hotline, police) == {"citizen": 0, "12345": 0, "seat2": 0}
+    bridge_id = conference.removeprefix("linkgw-")
+    logged(lab, bridge_id, "conference_ended")
+    return bridge_id
+
+
+def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> None:
+    forward = one_key_call(lab, number="13700137000").bridge_id
+    backward = reverse_call(lab)
+    day = redis_hash(lab, f"linkgw:bridge:{forward}")["requested_at"][:10]
+
+    # 110 -> 12345: the 12345 system attaches its work order over the API
+    status, ticket = http(lab, "PUT", f"bridges/{forward}/ticket", {"ticket": "2026112800017"})
+    assert (status, ticket["ticket"], ticket["status"]) == (200, "2026112800017", "attached")
+    assert http(lab, "PUT", f"bridges/{forward}/ticket", {"ticket": "2026112800017"}) == \
+        (200, ticket)  # idempotent
+    status, _ = http(lab, "PUT", f"bridges/{forward}/incident", {"incident": "110-0042"})
+    assert status == 200
+    # 12345 -> 110: the ticket and the loop arrive over the Redis stream
+    r = lab.redis_client()
+    r.xadd("linkgw:tickets:in", {"bridge_id": backward, "ticket": "2026112800018",
+                                 "status": "accepted"})
+    wait_until(lambda: redis_hash(lab, f"linkgw:ticket:{backward}").get("status")
+               == "accepted", TIMEOUT, "the stream's ticket applied")
+    for step in ("assigned", "feedback"):
+        r.xadd("linkgw:tickets:in", {"bridge_id": backward, "status": step,
+                                     "note": "民警已到场处置" if step == "feedback" else ""})
+    wait_until(lambda: redis_hash(lab, f"linkgw:ticket:{backward}").get("status")
+               == "feedback", TIMEOUT, "feedback from the stream")
+    for step in ("accepted", "assigned"):
+        assert http(lab, "POST", f"bridges/{forward}/status", {"status": step})[0] == 200
+    back = redis_hash(lab, f"linkgw:ticket:{backward}")
+    assert (back["attached_via"], back["on_time"], back["feedback_note"]) == \
+        ("stream", "yes", "民警已到场处置")
+    assert back["accepted_at"] <= back["assigned_at"] <= back["feedback_at"]
+
+    shown = cli(lab, "show", forward)
+    assert shown.returncode == 0, shown.stderr
+    assert "ticket_attached" in shown.stdout and "incident_attached" in shown.stdout
+    assert "2026112800017" in shown.stdout and "handed_off" in shown.stdout
+    found = cli(lab, "find", "--ticket", "2026112800018")
+    assert backward in found.stdout and "12345->110" in found.stdout
+    assert forward in cli(lab, "find", "--incident", "110-0042").stdout
+    assert forward in cli(lab, "find", "--number", "13700137000").stdout
+    figures = json.loads(cli(lab, "today", "--day", day, "--json").stdout)
+    assert figures["by_outcome"]["handed_off"] >= 2
+    assert figures["reverse_responded_on_time"] >= 1 and figures["response_rate"] is not None
+    assert figures["answer_p50_s"] is not None and figures["answered_within_15s"] > 0
+    overdue = cli(lab, "overdue", "--json")
+    assert backward not in overdue.stdout  # answered: off the deadline list
+    chain = cli(lab, "verify-chain", "--day", day)
+    assert chain.returncode == 0 and "intact" in chain.stdout
+    status, api_stats = http(lab, "GET", f"stats?day={day}")
+    assert status == 200 and api_stats["transfers"] == figures["transfers"]
+
+
+def test_api_refusals_change_nothing(lab: Lab) -> None:
+    bridge_id = one_key_call(lab).bridge_id
+    before = lab.redis_client().xlen("linkgw:events")
+    assert http(lab, "PUT", f"bridges/{bridge_id}/ticket", {"ticket": "2026112800099"},
+                token="")[0] == 401
+    assert http(lab, "PUT", f"bridges/{bridge_id}/ticket", {"ticket": "2026112800099"},
+                token="wrong")[0] == 403
+    assert http(lab, "PUT", f"bridges/{bridge_id}/ticket", {"ticket": "12345#1"}) == \
+        (400, {"error": "ticket_malformed",
+               "message": "ticket '12345#1' does not match ^\\d{8,20}$"})
+    status, body = http(lab, "PUT", "bridges/20991231000000abcdef/ticket",
+                        {"ticket": "2026112800099"})
+    assert (status, body["error"]) == (404, "bridge_not_found")
+    assert lab.redis_client().xlen("linkgw:events") == before
+    assert not lab.redis_client().exists(f"linkgw:ticket:{bridge_id}")
+
+
+def test_calls_flow_while_redis_is_down_and_nothing_is_lost(lab: Lab) -> None:
+    """Redis is killed (SIGKILL) and restarted around two transfers: both complete with
+    Redis down, the gateway reports the outage, and afterwards each bridge is in Redis
+    exactly once with its events in order and the day's chain intact."""
+    lab.redis.kill()
+    try:
+        during = [one_key_call(lab, number=f"1360013600{n}", wait_logged=False).bridge_id
+                  for n in range(2)]
+        status, health = http(lab, "GET", "health")
+        assert (status, health["redis"]) == (200, "down") and health["spooled"] > 0
+    finally:
+        lab.redis.start()
+    for bridge_id in during:
+        record, events = logged(lab, bridge_id, "conference_ended")
+        assert record["outcome"] == "handed_off"
+        assert [int(e["seq"]) for e in events] == list(range(1, len(events) + 1))
+        assert record["seq"] == str(len(events))
+    wait_until(lambda: http(lab, "GET", "health")[1]["spooled"] == 0, TIMEOUT,
+               "the spool replayed")
+    log = lab.gateway.log_path.read_text()
+    assert '"bridge_log.store_unavailable"' in log and '"bridge_log.store_back"' in log
+    day = redis_hash(lab, f"linkgw:bridge:{during[0]}")["requested_at"][:10]
+    assert cli(lab, "verify-chain", "--day", day).returncode == 0
