@@ -88,12 +88,16 @@ class AgiEnv:
 def parse_env(lines: Iterable[bytes]) -> AgiEnv:
     """Parse the env block (without its closing blank line).
 
-    Raises :class:`AgiProtocolError` for a line that is not ``agi_key: value``, a key seen
-    twice (what an injected line would look like), or bytes that are not UTF-8.
+    Asterisk writes env values unescaped, so a caller ID carrying a line break (PJSIP
+    turns ``%0D%0A`` in a URI into one) splits its line: a line that is not
+    ``agi_key: value`` continues the value before it. Raises :class:`AgiProtocolError`
+    when the first line is not an env line, a key is seen twice (what an injected
+    ``agi_…:`` line would look like), or the bytes are not UTF-8.
     """
     values: dict[str, str] = {}
+    last: str | None = None
     for raw in lines:
-        line = raw.rstrip(b"\r\n")
+        line = raw.removesuffix(b"\n")
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -102,11 +106,15 @@ def parse_env(lines: Iterable[bytes]) -> AgiEnv:
         if not sep:
             key, sep, value = text.partition(":")
         if not sep or not _ENV_KEY.match(key):
-            raise AgiProtocolError("not an AGI env line", raw)
+            if last is None:
+                raise AgiProtocolError("not an AGI env line", raw)
+            values[last] += "\n" + text
+            continue
         name = key[len("agi_") :]
         if name in values:
             raise AgiProtocolError("env key repeated", raw)
-        values[name] = value
+        values[name] = value.removesuffix("\r")
+        last = name
     return AgiEnv(MappingProxyType(values))
 
 

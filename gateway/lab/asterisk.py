@@ -175,9 +175,15 @@ class Asterisk:
         done = self._cli("core waitfullybooted", timeout=60)
         if done.returncode != 0:
             raise LabError(f"Asterisk did not boot: {done.stderr}\n{self.proc.tail()}")
+        self._cli("agi set debug on")  # every AGI command Asterisk receives is logged
 
     def _alive(self) -> bool:
         return self.proc is not None and self.proc.alive()
+
+    def messages(self) -> str:
+        """Asterisk's messages.log so far."""
+        path = self.base / "log/messages.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def stop(self) -> None:
         if self.proc is None:

@@ -96,13 +96,24 @@ def test_env_block_parses_every_key_and_the_args() -> None:
     b"agi_channel PJSIP/x",  # no colon
     b"evil: 1",  # not an agi_ key
     b"200 result=1",  # a reply where the env belongs
-    b"agi_caller\xffid: x",  # not UTF-8
 ])
-def test_env_rejects_lines_that_are_not_env(line: bytes) -> None:
-    """A line that is not ``agi_key: value`` is a protocol error naming the line."""
+def test_env_must_start_with_an_env_line(line: bytes) -> None:
+    """Garbage where the env block starts is a protocol error naming the line."""
     with pytest.raises(AgiProtocolError) as info:
-        parse_env([b"agi_channel: PJSIP/a-1", line])
+        parse_env([line, b"agi_channel: PJSIP/a-1"])
     assert info.value.line == line
+
+
+def test_env_line_broken_by_a_caller_id_continues_its_value() -> None:
+    """As Asterisk 22 sent it for a caller ID of ``13800138000%0D%0AEXEC Hangup``."""
+    env = parse_env([b"agi_callerid: 13800138000\r", b"EXEC Hangup", b"agi_dnid: 110"])
+    assert env.callerid == "13800138000\nEXEC Hangup"
+    assert env.get("dnid") == "110"
+
+
+def test_env_rejects_bytes_that_are_not_utf8() -> None:
+    with pytest.raises(AgiProtocolError, match="not UTF-8"):
+        parse_env([b"agi_channel: PJSIP/a-1", b"agi_caller\xffid: x"])
 
 
 def test_env_rejects_a_repeated_key() -> None:
