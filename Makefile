@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 APT_PACKAGES := redis-server sip-tester mmdebstrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup apt venv asterisk-root lint unit e2e bench clean
+.PHONY: demo test setup apt venv asterisk-root lint unit e2e bench fuzz clean
 
 demo: setup
 	$(PY) -m gateway.lab demo
@@ -52,6 +52,9 @@ e2e: setup
 
 bench: venv
 	$(PY) -m bench
+
+fuzz: venv
+	$(PY) -m bench.fuzz_parsers 100000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,7 @@ from gateway.lab.ami_probe import AmiProbe
 from gateway.lab.asterisk import Asterisk, AsteriskPorts, Phone
 from gateway.lab.ports import free_ports
 from gateway.lab.provision import ensure_asterisk_root
+from gateway.lab.proxy import Relay
 from gateway.lab.services import GatewayProcess, RedisServer
 from gateway.lab.sipp import SippPhone
 
@@ -38,10 +39,10 @@ class Lab:
         self.workdir = workdir
         self.name = name or secrets.token_hex(4)
         self.log_dir = workdir / "logs"
-        ports = free_ports(6 + 2 * len(PHONES))
+        ports = free_ports(7 + 2 * len(PHONES))
         self.sip_port, self.ami_port, self.fastagi_port, self.redis_port, rtp = ports[:5]
-        self.http_port = ports[5]
-        rest = ports[6:]
+        self.http_port, self.ami_relay_port = ports[5:7]
+        rest = ports[7:]
         self.phone_ports = {n: (rest[2 * i], rest[2 * i + 1]) for i, n in enumerate(PHONES)}
         self.rtp_start = 20000 + (rtp % 200) * 200
         self.ami_user = "linkgw"
@@ -55,6 +56,7 @@ class Lab:
             "LINKGW_AMI_SECRET": self._ami_secret, "LINKGW_API_TOKEN": self.api_token},
             self.log_dir)
         self.probe: AmiProbe | None = None
+        self.ami_relay: Relay | None = None  # the gateway reaches AMI through it
         self._phones: list[SippPhone] = []
 
     def _write_gateway_config(self) -> Config:
@@ -63,7 +65,7 @@ class Lab:
             f"  listen: \"tcp:{self.fastagi_port}:interface=127.0.0.1\"\n"
             "  allow: [\"127.0.0.1\"]\n"
             "ami:\n"
-            f"  endpoint: \"tcp:host=127.0.0.1:port={self.ami_port}\"\n"
+            f"  endpoint: \"tcp:host=127.0.0.1:port={self.ami_relay_port}\"\n"
             f"  username: {self.ami_user}\n"
             "  secret_env: LINKGW_AMI_SECRET\n"
             "redis:\n"
@@ -118,6 +120,7 @@ class Lab:
                 phones, self.ami_user, self._ami_secret, self.config, REPO / "dialplan",
                 self.log_dir)
             self.asterisk.start()
+            self.ami_relay = Relay(self.ami_relay_port, self.ami_port)
             self.gateway.start()
             self.probe = AmiProbe(self.ami_port, self.ami_user, self._ami_secret)
         except BaseException:
@@ -148,6 +151,8 @@ class Lab:
         if self.probe is not None:
             self.probe.close()
         self.gateway.stop()
+        if self.ami_relay is not None:
+            self.ami_relay.close()
         if self.asterisk is not None:
             self.asterisk.stop()
         self.redis.stop()

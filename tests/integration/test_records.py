@@ -24,8 +24,8 @@ from gateway.records.http import ApiResource
 from gateway.records.inbound import GROUP, InboundTickets
 from gateway.records.queries import Records
 from gateway.records.tickets import TicketDesk
+from gateway.testing import NullLog
 from gateway.transfer.categories import load_categories
-from tests.unit.fakes import NullLog
 
 P = "t"
 T0 = 1_795_895_437.0  # 2026-11-28T19:50:37Z

@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.spool import Spool
 from gateway.bridge.store import Change
-from tests.unit.fakes import FlakyStore, NullLog
+from gateway.testing import FlakyStore, NullLog
 
 
 def change(seq: int) -> Change:

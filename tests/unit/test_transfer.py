@@ -14,10 +14,10 @@ from gateway.ami.errors import AmiActionError
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
+from gateway.testing import FakeAmi, NullLog
 from gateway.transfer.categories import load_categories
 from gateway.transfer.scripts import MOVE_DELAY, make_scripts
 from gateway.transfer.service import Party, TransferRefused, TransferService, failure_reason
-from tests.unit.fakes import FakeAmi, NullLog
 
 T0 = 1_795_895_437.0
 BID = "20261128195037abcdef"

@@ -1,4 +1,5 @@
-"""Fakes of our own for unit tests: an AMI that records actions, a store that can fail."""
+"""Fakes that ship with the package, for tests and benchmarks: an AMI that records actions
+and rejects what the wire would reject, a store that can fail like Redis, a silent log."""
 
 from __future__ import annotations
 
