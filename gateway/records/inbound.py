@@ -46,6 +46,7 @@ class InboundTickets:
     def run(self) -> None:
         """Until stop(): first what was delivered but not acknowledged, then new ones."""
         backlog = True
+        down = False
         while not self.stopping.is_set():
             try:
                 if backlog:
@@ -55,10 +56,15 @@ class InboundTickets:
                                                   {self.stream: "0" if backlog else ">"},
                                                   count=50, block=None if backlog else 1000))
             except redis.RedisError as exc:
-                self.log.warning("inbound.redis_unavailable", error=str(exc))
+                if not down:  # once per outage, not once a second
+                    self.log.warning("inbound.redis_unavailable", error=str(exc))
+                down = True
                 self.stopping.wait(1.0)
                 backlog = True
                 continue
+            if down:
+                self.log.info("inbound.redis_back")
+                down = False
             entries = got[0][1] if got else []
             if backlog and not entries:
                 backlog = False

@@ -68,6 +68,17 @@ class TicketDesk:
             raise NotFound(f"no bridge {bridge_id}", "bridge_not_found")
         return bridge
 
+    def _current(self, bridge_id: str, field: str, value: str) -> dict[str, str] | None:
+        """The ticket record when ``field`` already holds ``value`` (nothing to do);
+        None when ``field`` is free; Conflict when it holds something else."""
+        current = self._hash(f"ticket:{bridge_id}")
+        if current.get(field) == value:
+            return current
+        if current.get(field):
+            raise Conflict(f"bridge {bridge_id} already has {field} {current[field]}",
+                           f"{field}_conflict")
+        return None
+
     def _deadline(self, bridge: dict[str, str], now: float) -> float:
         category = self.catalogue.category(bridge.get("category", ""))
         hours = category.feedback_hours if category and category.feedback_hours else \
@@ -80,12 +91,9 @@ class TicketDesk:
             raise Malformed(f"ticket {str(ticket)[:40]!r} does not match "
                             f"{self.config.pattern}", "ticket_malformed")
         bridge = self._bridge(bridge_id)
-        current = self._hash(f"ticket:{bridge_id}")
-        if current.get("ticket") == ticket:
+        current = self._current(bridge_id, "ticket", ticket)
+        if current is not None:
             return current
-        if current.get("ticket"):
-            raise Conflict(f"bridge {bridge_id} already has ticket {current['ticket']}",
-                           "ticket_conflict")
         now = self.clock()
         fields = {"bridge_id": bridge_id, "ticket": ticket, "attached_at": iso(now),
                   "attached_via": via, "status": "attached",
@@ -134,12 +142,9 @@ class TicketDesk:
             raise Malformed(f"incident {str(incident)[:40]!r} is not 1-40 letters, digits "
                             "or -", "incident_malformed")
         self._bridge(bridge_id)
-        current = self._hash(f"ticket:{bridge_id}")
-        if current.get("incident") == incident:
+        current = self._current(bridge_id, "incident", incident)
+        if current is not None:
             return current
-        if current.get("incident"):
-            raise Conflict(f"bridge {bridge_id} already has incident {current['incident']}",
-                           "incident_conflict")
         now = self.clock()
         self._apply(Change(f"ticket:{bridge_id}", 0, "incident_attached", now,
                            {"bridge_id": bridge_id, "incident": incident,
