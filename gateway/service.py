@@ -58,7 +58,8 @@ class Gateway(MultiService):
         log = structlog.get_logger("gateway")
         self.config = config
         self.redis = async_client(config.redis)
-        store = RedisStore(self.redis, config.redis.prefix, config.redis.events_maxlen)
+        store = RedisStore(self.redis, reactor._asyncioEventloop, config.redis.prefix,
+                           config.redis.events_maxlen)
         self.bridge_log = BridgeLog(store, clock=reactor, log=log.bind(part="bridge_log"),
                                     retry_delay=config.redis.retry_delay,
                                     spool=Spool(Path(config.redis.spool),

@@ -23,7 +23,7 @@ from gateway.bridge.store import BridgeStore, Change
 class BridgeLog:
     def __init__(
         self, store: BridgeStore, *, clock: IReactorTime, log: Any, retry_delay: float = 1.0,
-        spool: Spool | None = None,
+        spool: Spool | None = None, autostart: bool = True,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -35,6 +35,7 @@ class BridgeLog:
         self.written = 0
         self.spooled = 0  # how many changes at the head of the queue are on disk
         self._busy = False
+        self._started = autostart  # False: queue only, until start()
         if spool is not None:
             left = spool.load()
             if left:
@@ -51,6 +52,7 @@ class BridgeLog:
                 "spooled": self.spooled}
 
     def start(self) -> None:
+        self._started = True
         self._next()
 
     def record(self, change: Change) -> None:
@@ -71,7 +73,7 @@ class BridgeLog:
         self.spooled = len(self.queue)
 
     def _next(self) -> None:
-        if self._busy or not self.queue:
+        if self._busy or not self.queue or not self._started:
             return
         self._busy = True
         d = self.store.apply(self.queue[0])

@@ -67,14 +67,20 @@ def script_call(prefix: str, change: Change, events_maxlen: int
 
 
 class RedisStore:
-    def __init__(self, redis: Redis, prefix: str = "linkgw", events_maxlen: int = 1_000_000):
+    """``loop`` is the asyncio loop under Twisted's reactor (``reactor._asyncioEventloop``):
+    named, because Python 3.14 no longer hands out a loop that is not running."""
+
+    def __init__(self, redis: Redis, loop: asyncio.AbstractEventLoop, prefix: str = "linkgw",
+                 events_maxlen: int = 1_000_000):
         self.redis = redis
+        self.loop = loop
         self.prefix = prefix
         self.events_maxlen = events_maxlen
         self._script: Any = redis.register_script(APPLY_CHANGE)
 
     def apply(self, change: Change) -> defer.Deferred[bool]:
-        return defer.Deferred.fromFuture(asyncio.ensure_future(self._apply(change)))
+        return defer.Deferred.fromFuture(asyncio.ensure_future(self._apply(change),
+                                                               loop=self.loop))
 
     async def _apply(self, change: Change) -> bool:
         keys, args = script_call(self.prefix, change, self.events_maxlen)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,8 +161,11 @@ class Asterisk:
         """Run one CLI command on the running Asterisk (for diagnostics)."""
         return self._cli(command).stdout
 
-    def start(self) -> None:
+    def start(self, prepare: Callable[[Path], None] | None = None) -> None:
+        """Write the config (then ``prepare(base)`` may add files), start, wait to boot."""
         self.write_config()
+        if prepare is not None:
+            prepare(self.base)
         self.proc = Proc(
             "asterisk",
             ["chroot", str(self.root), "asterisk", "-f", "-C",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 from pathlib import Path
 from types import TracebackType
 
@@ -35,8 +36,13 @@ RING_TIMEOUT = 4.0
 
 
 class Lab:
-    def __init__(self, workdir: Path, name: str | None = None) -> None:
+    """``agi="fastagi"``: the gateway runs as a service and Asterisk reaches it over
+    FastAGI. ``agi="process"``: no gateway service; Asterisk runs the process-mode AGI
+    program inside its root (``gateway/agi/process.py``)."""
+
+    def __init__(self, workdir: Path, name: str | None = None, agi: str = "fastagi") -> None:
         self.workdir = workdir
+        self.agi = agi
         self.name = name or secrets.token_hex(4)
         self.log_dir = workdir / "logs"
         ports = free_ports(7 + 2 * len(PHONES))
@@ -90,7 +96,7 @@ class Lab:
             "  code_digits: 3\n"
             "  code_timeout: 1.5\n"
             f"  categories: {json.dumps(str(REPO / 'config/categories.yaml'))}\n"
-            f"  agi_url: \"agi://127.0.0.1:{self.fastagi_port}\"\n"
+            f"  agi_url: \"{self.agi_url}\"\n"
             "  seats: \"PJSIP/seat1&PJSIP/seat2\"\n"
             "  agents: \"PJSIP/12345\"\n"
             f"  recording_dir: {self.recording_dir}\n"
@@ -100,6 +106,60 @@ class Lab:
         self.config_path.write_text(text, encoding="utf-8")
         return load_config(text, str(self.config_path),
                            {"LINKGW_AMI_SECRET": "x", "LINKGW_API_TOKEN": "x"})
+
+    @property
+    def inside(self) -> str:
+        """This lab's folder as Asterisk sees it (inside its root)."""
+        return f"/srv/linkgw-lab/{self.name}"
+
+    @property
+    def agi_url(self) -> str:
+        if self.agi == "process":
+            return f"{self.inside}/agi"  # a folder of programs: incoming, onekey, …
+        return f"agi://127.0.0.1:{self.fastagi_port}"
+
+    def _process_mode_files(self, base: Path) -> None:
+        """The process-mode AGI programs inside Asterisk's root: this package and pyst2
+        (pure Python) on a PYTHONPATH, the config with paths as seen inside, wrappers."""
+        import asterisk
+        import six
+
+        py = base / "py"
+        shutil.copytree(REPO / "gateway", py / "gateway",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(Path(asterisk.__file__).parent, py / "asterisk",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copyfile(six.__file__, py / "six.py")  # pyst2 needs it
+        gw = base / "gw"
+        gw.mkdir()
+        shutil.copyfile(REPO / "config/categories.yaml", gw / "categories.yaml")
+        text = self.config_path.read_text(encoding="utf-8")
+        text = text.replace(json.dumps(str(self.workdir / "spool.jsonl")),
+                            json.dumps(f"{self.inside}/gw/spool.jsonl"))
+        text = text.replace(json.dumps(str(REPO / "config/categories.yaml")),
+                            "categories.yaml")
+        text = text.replace(f"listen: \"tcp:{self.http_port}:interface=127.0.0.1\"",
+                            "listen: \"\"").replace("  token_env: LINKGW_API_TOKEN\n", "")
+        (gw / "gateway.yaml").write_text(text, encoding="utf-8")
+        secrets_file = gw / "secrets.env"
+        secrets_file.write_text(f"export LINKGW_AMI_SECRET='{self._ami_secret}'\n")
+        secrets_file.chmod(0o600)
+        (base / "agi").mkdir()
+        for script in ("incoming", "onekey", "emergency"):
+            wrapper = base / "agi" / script
+            wrapper.write_text(
+                "#!/bin/sh\n"
+                f". {self.inside}/gw/secrets.env\n"
+                f"export LINKGW_CONFIG={self.inside}/gw/gateway.yaml\n"
+                f"export PYTHONPATH={self.inside}/py\n"
+                f"exec python3 -m gateway.agi.process {script} \"$@\"\n")
+            wrapper.chmod(0o755)
+
+    @property
+    def process_log(self) -> Path:
+        """The process-mode followers' log (inside Asterisk's root)."""
+        assert self.asterisk is not None
+        return self.asterisk.base / "gw/linkgw-agi.log"
 
     @property
     def recording_dir(self) -> str:
@@ -119,9 +179,10 @@ class Lab:
                 root, self.name, AsteriskPorts(self.sip_port, self.ami_port, self.rtp_start),
                 phones, self.ami_user, self._ami_secret, self.config, REPO / "dialplan",
                 self.log_dir)
-            self.asterisk.start()
+            self.asterisk.start(self._process_mode_files if self.agi == "process" else None)
             self.ami_relay = Relay(self.ami_relay_port, self.ami_port)
-            self.gateway.start()
+            if self.agi == "fastagi":
+                self.gateway.start()
             self.probe = AmiProbe(self.ami_port, self.ami_user, self._ami_secret)
         except BaseException:
             self.stop()

@@ -16,7 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en-gsm")
+PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en-gsm",
+            # for process-mode AGI, which runs inside Asterisk's root
+            "python3", "python3-twisted", "python3-redis", "python3-structlog", "python3-yaml")
 SUITE = "sid"
 #: Bump to force a rebuild of every cached root (for example after a packaging change).
 ROOT_FORMAT = "1"

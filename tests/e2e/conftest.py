@@ -20,13 +20,22 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield running
 
 
+@pytest.fixture(scope="session")
+def process_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """A lab without the gateway service: Asterisk runs the process-mode AGI program."""
+    workdir: Path = tmp_path_factory.mktemp("process-lab")
+    with Lab(workdir, agi="process") as running:
+        yield running
+
+
 @pytest.fixture(autouse=True)
 def fresh_phones(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each test starts with no softphone running and leaves none behind."""
     yield
-    if "lab" in request.fixturenames:
-        lab: Lab = request.getfixturevalue("lab")
-        lab.stop_phones()
+    for name in ("lab", "process_lab"):
+        if name in request.fixturenames:
+            lab: Lab = request.getfixturevalue(name)
+            lab.stop_phones()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

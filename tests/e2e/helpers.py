@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import cast
 
 from gateway.ami.codec import AmiMessage
-from gateway.lab.calls import read_bridge
+from gateway.lab.calls import Observed, read_bridge
 from gateway.lab.lab import Lab
 from gateway.lab.process import wait_until
 from gateway.lab.sipp import SippPhone, answer_scenario, citizen_scenario
@@ -124,3 +124,54 @@ def live_channels(lab: Lab) -> list[str]:
 def wait_bridged(lab: Lab, a: str, b: str) -> None:
     """Wait until Asterisk shows ``a`` and ``b`` in one bridge that is not a conference."""
     wait_until(lambda: bridged_together(lab, a, b), TIMEOUT, f"{a} and {b} in one bridge")
+
+
+def check_handoff(lab: Lab, seen: Observed) -> None:
+    """Asterisk showed three in the conference, two after the call-taker left; Redis
+    holds the bridge field by field with its times in order and one event per change."""
+
+    assert channels(seen.three_party) == ["PJSIP/12345", "PJSIP/citizen", "PJSIP/seat1"]
+    assert channels(seen.after_seat_left) == ["PJSIP/12345", "PJSIP/citizen"]
+    assert seen.exits == {"citizen": 0, "seat1": 0, "12345": 0}
+
+    r = seen.record
+    citizen = next(m for m in seen.three_party if m.get("Channel").startswith("PJSIP/citizen"))
+    seat = next(m for m in seen.three_party if m.get("Channel").startswith("PJSIP/seat1"))
+    agent = next(m for m in seen.three_party if m.get("Channel").startswith("PJSIP/12345"))
+    assert r["bridge_id"] == seen.bridge_id
+    assert r["conference"] == seen.conference == f"linkgw-{seen.bridge_id}"
+    assert r["direction"] == "110->12345"
+    assert r["citizen_number"] == "13800138000"
+    assert r["citizen_name"] == "Zhang San"
+    assert r["citizen_channel"] == citizen.get("Channel")
+    assert r["citizen_uniqueid"] == citizen.get("Uniqueid")
+    assert r["citizen_linkedid"] == citizen.get("Linkedid")
+    assert r["seat"] == "seat1"
+    assert r["seat_channel"] == seat.get("Channel")
+    assert r["seat_uniqueid"] == seat.get("Uniqueid")
+    assert r["seat_linkedid"] == seat.get("Linkedid")
+    assert r["target"] == "PJSIP/12345"
+    assert r["agent_channel"] == agent.get("Channel")
+    assert r["agent_uniqueid"] == agent.get("Uniqueid") == f"{seen.bridge_id}-a0"
+    assert r["agent_linkedid"] == agent.get("Linkedid")
+    assert r["state"] == "ended"
+    assert r["outcome"] == "handed_off"
+    times = [r["requested_at"], r["conference_at"], r["agent_answered_at"],
+             r["seat_left_at"], r["ended_at"]]
+    assert times == sorted(times), times
+    assert r["seq"] == str(len(seen.events))
+
+    kinds = [e["event"] for e in seen.events]
+    assert kinds[:2] == ["transfer_requested", "redirected"]
+    assert kinds.index("agent_answered") < kinds.index("left:seat") < kinds.index("left:citizen")
+    assert kinds.index("left:citizen") < kinds.index("conference_ended")
+    assert kinds.index("left:citizen") < kinds.index("citizen_hangup")
+    assert set(kinds) >= {"joined:citizen", "joined:seat", "joined:agent", "left:agent"}
+    assert [int(e["seq"]) for e in seen.events] == list(range(1, len(seen.events) + 1))
+
+    call = redis_hash(lab, f"linkgw:call:{r['citizen_uniqueid']}")
+    assert call["number"] == "13800138000"
+    assert call["channel"] == r["citizen_channel"]
+    assert call["registered_at"] < r["requested_at"]
+
+

@@ -48,7 +48,7 @@ def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator
     sync.flushdb()
     loop = asyncio.new_event_loop()
     client = Redis.from_url(redis_server.url)
-    real = RedisStore(client, prefix="t")
+    real = RedisStore(client, loop, prefix="t")
     yield Harness(
         apply=lambda c: loop.run_until_complete(real._apply(c)),
         record=lambda name: dict(sync.hgetall(f"t:{name}")),  # type: ignore[arg-type]
