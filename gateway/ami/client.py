@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,26 +54,33 @@ class _Pending:
 
 
 class EventBus:
-    """Event subscription by name (``None`` for every event)."""
+    """Event subscription by name (``None``: every event) and by header values, e.g.
+    ``where={"Linkedid": "1795.0"}`` for one call or ``{"Channel": "PJSIP/seat1-…"}``."""
 
     def __init__(self, log: Any) -> None:
-        self._subscribers: list[tuple[frozenset[str] | None, EventCallback]] = []
+        self._subscribers: list[
+            tuple[frozenset[str] | None, tuple[tuple[str, str], ...], EventCallback]] = []
         self._log = log
 
-    def subscribe(self, callback: EventCallback, names: Iterable[str] | None = None) -> None:
-        self._subscribers.append((frozenset(names) if names is not None else None, callback))
+    def subscribe(self, callback: EventCallback, names: Iterable[str] | None = None,
+                  where: Mapping[str, str] | None = None) -> None:
+        self._subscribers.append((frozenset(names) if names is not None else None,
+                                  tuple((where or {}).items()), callback))
 
     def unsubscribe(self, callback: EventCallback) -> None:
-        self._subscribers = [(n, c) for n, c in self._subscribers if c is not callback]
+        self._subscribers = [s for s in self._subscribers if s[2] is not callback]
 
     def publish(self, message: AmiMessage) -> None:
-        for names, callback in list(self._subscribers):
-            if names is None or message.event in names:
-                try:
-                    callback(message)
-                except Exception as exc:  # one bad subscriber must not starve the others
-                    self._log.exception("ami.subscriber_failed", ami_event=message.event,
-                                        error=str(exc))
+        for names, where, callback in list(self._subscribers):
+            if names is not None and message.event not in names:
+                continue
+            if any(message.get(k) != v for k, v in where):
+                continue
+            try:
+                callback(message)
+            except Exception as exc:  # one bad subscriber must not starve the others
+                self._log.exception("ami.subscriber_failed", ami_event=message.event,
+                                    error=str(exc))
 
 
 class AmiProtocol(Protocol):

@@ -73,7 +73,8 @@ class AmiMessage:
 
     @property
     def is_response(self) -> bool:
-        return bool(self.get("Response"))
+        """A response to an action (OriginateResponse is an event with a Response: header)."""
+        return bool(self.get("Response")) and not self.event
 
     def as_dict(self) -> dict[str, str]:
         """Last value wins; for logs and tests."""

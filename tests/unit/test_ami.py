@@ -14,7 +14,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from gateway.ami.client import AmiClient, AmiProtocol, AmiResult
+from gateway.ami.client import AmiClient, AmiProtocol, AmiResult, EventBus
 from gateway.ami.codec import AmiMessage, AmiParser, UnsafeHeaderError, encode_action
 from gateway.ami.errors import AmiActionError, AmiNotConnected, AmiTimeout
 
@@ -202,3 +202,29 @@ class ClientTests(SynchronousTestCase):
         assert not client.connected
         clock.advance(15)
         assert len(endpoint.protocols) == 2
+
+
+def test_event_bus_filters_by_name_and_by_channel_or_linkedid() -> None:
+    bus = EventBus(_NullLog())
+    by_name: list[str] = []
+    by_call: list[str] = []
+    bus.subscribe(lambda m: by_name.append(m.event), ["Hangup"])
+    bus.subscribe(lambda m: by_call.append(m.event), where={"Linkedid": "1795.0"})
+    for event, linkedid in (("Newchannel", "1795.0"), ("Hangup", "1795.9"),
+                            ("Hangup", "1795.0")):
+        bus.publish(AmiMessage((("Event", event), ("Linkedid", linkedid))))
+    assert by_name == ["Hangup", "Hangup"]
+    assert by_call == ["Newchannel", "Hangup"]
+
+
+def test_a_failing_subscriber_does_not_starve_the_others() -> None:
+    bus = EventBus(_NullLog())
+    got: list[str] = []
+
+    def broken(message: AmiMessage) -> None:
+        raise RuntimeError("bug in a subscriber")
+
+    bus.subscribe(broken)
+    bus.subscribe(lambda m: got.append(m.event))
+    bus.publish(AmiMessage((("Event", "X"),)))
+    assert got == ["X"]
