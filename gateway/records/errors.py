@@ -18,6 +18,16 @@ class Malformed(RecordError):
     status = 400
 
 
+class Unauthorized(RecordError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(RecordError):
+    code = "forbidden"
+    status = 403
+
+
 class NotFound(RecordError):
     code = "not_found"
     status = 404

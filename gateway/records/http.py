@@ -29,22 +29,12 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from gateway.records.errors import Malformed, NotFound, RecordError
+from gateway.records.errors import Forbidden, Malformed, NotFound, RecordError, Unauthorized
 from gateway.records.queries import FINDERS, Records
 from gateway.records.tickets import TicketDesk
 
 Runner = Callable[[Callable[[], Any]], defer.Deferred[Any]]
 MAX_BODY = 65536
-
-
-class Unauthorized(RecordError):
-    code = "unauthorized"
-    status = 401
-
-
-class Forbidden(RecordError):
-    code = "forbidden"
-    status = 403
 
 
 class ApiResource(Resource):
