@@ -116,6 +116,9 @@ class Asterisk:
         out = [
             "[global]\ntype=global\nendpoint_identifier_order=username,ip\n"
             "user_agent=linkgw-lab\n",
+            # A phone that is not running gets INVITE retransmissions until timer B; at
+            # the default 32 s they reach the next test's phone on that port. 64 x T1.
+            "[system]\ntype=system\ntimer_t1=100\ntimer_b=6400\n",
             f"[lab-udp]\ntype=transport\nprotocol=udp\nbind=127.0.0.1:{self.ports.sip}\n",
         ]
         for phone in self.phones:
@@ -150,6 +153,9 @@ class Asterisk:
             " same => n,Set(LAB_CALLER_NAME=${CALLERID(name)})\n"
             " same => n,AGI(agi://127.0.0.1:${LAB_CONFORMANCE_PORT}/conformance)\n"
             " same => n,Hangup()\n"
+            "; rings and never answers, without SIP traffic that could reach a later test\n"
+            "exten => ringforever,1,Ringing()\n"
+            " same => n,Wait(30)\n"
             "; lab only: where the seats' and 12345's own dialling would go\n"
             "[lab-seat]\nexten => _X.,1,Hangup(21)\n"
             "[lab-12345]\nexten => _X.,1,Hangup(21)\n"

@@ -141,7 +141,7 @@ def test_ami_actions_against_asterisk(lab: Lab) -> None:
     assert (hangup.get("Response"), hangup.get("Message")) == ("Error", "No such channel")
     since = mark(lab)
     originate = s.action("Originate", {
-        "Channel": "PJSIP/liaison", "Context": "linkgw-join-agent",
+        "Channel": "Local/ringforever@lab-conformance", "Context": "linkgw-join-agent",
         "Exten": "20261128000000abcdef", "Priority": "1", "Timeout": "1000",
         "CallerID": "<13800138000>", "ChannelId": "20261128000000abcdef-a0",
         "Variable": "LINKGW_BRIDGE=20261128000000abcdef", "Async": "true"})
@@ -149,8 +149,8 @@ def test_ami_actions_against_asterisk(lab: Lab) -> None:
         ("Success", "Originate successfully queued")
     done = wait_event(lab, since, "the OriginateResponse", Event="OriginateResponse",
                       Uniqueid="20261128000000abcdef-a0")
-    # nobody listens on the liaison phone here: Failure, Reason 3 at the ring timeout
-    # (a busy or refused leg says Reason 0: the gateway reads the leg's hangup cause)
+    # a leg that rings and is cut at the ring timeout: Failure, Reason 3 (a busy or
+    # refused leg says Reason 0: the gateway reads the leg's hangup cause instead)
     assert (done.get("Response"), done.get("Reason")) == ("Failure", "3")
     conferences = s.action("ConfbridgeList", {"Conference": "linkgw-none"})
     assert conferences.get("Response") == "Error"
