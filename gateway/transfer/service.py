@@ -146,8 +146,10 @@ class TransferRefused(Exception):
 
 
 class TransferService:
-    #: Seconds an ended bridge stays in memory for late events (the citizen's hangup).
+    #: Seconds an ended bridge (or a call's record counter) stays in memory for late
+    #: events, and an emergency flag for its call: nothing here grows without end.
     KEEP_ENDED = 3600.0
+    KEEP_EMERGENCY = 12 * 3600.0
 
     def __init__(
         self,
@@ -191,7 +193,10 @@ class TransferService:
     def flag_emergency(self, citizen: Party, seat: Party) -> None:
         """The call-taker pressed the emergency key: this call is never transferred."""
         now = self.clock.seconds()
-        self.emergencies.add(citizen.uniqueid)
+        if citizen.uniqueid not in self.emergencies:
+            self.emergencies.add(citizen.uniqueid)
+            self.clock.callLater(self.KEEP_EMERGENCY, self.emergencies.discard,
+                                 citizen.uniqueid)
         self._record(f"call:{citizen.uniqueid}", "emergency_flagged", now, {
             "emergency_at": iso(now), "emergency_by": seat.endpoint})
         self.log.warning("call.emergency", uniqueid=citizen.uniqueid, seat=seat.channel)
@@ -199,6 +204,8 @@ class TransferService:
     def _record(self, record: str, event: str, at: float, fields: dict[str, str],
                 indexes: tuple[Index, ...] = ()) -> None:
         seq = self._seq.get(record, 0) + 1
+        if seq == 1:  # calls and callbacks are written for minutes, not forever
+            self.clock.callLater(self.KEEP_ENDED, self._seq.pop, record, None)
         self._seq[record] = seq
         self.bridge_log.record(Change(record, seq, event, at, fields, indexes))
 

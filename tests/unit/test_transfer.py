@@ -371,3 +371,18 @@ def test_redirect_refused_for_another_reason_is_a_failure() -> None:
     ami.sent[0].deferred.errback(AmiActionError("Redirect", AmiMessage((
         ("Response", "Error"), ("Message", "Secondary redirect failed")))))
     assert (record(store)["outcome"], len(ami.sent)) == ("failed", 1)
+
+
+def test_memory_of_calls_bridges_and_flags_is_let_go() -> None:
+    """A gateway runs for months: per-call state is forgotten after its keep time."""
+    service, ami, _store, clock = setup()
+    press(service, clock, script="emergency")
+    service.register_call(Party(CITIZEN, "u-cit", number="1"), "110")
+    bridge = service.request(Party("PJSIP/c-2", "u2"), Party("PJSIP/s-2", "u3"))
+    ami.emit("Hangup", Uniqueid="u2", Channel="PJSIP/c-2")  # abandoned before the move
+    assert bridge.state.value == "ended"
+    clock.advance(TransferService.KEEP_ENDED)
+    assert service.bridges == {} and "call:u-cit" not in service._seq
+    assert "u-cit" in service.emergencies
+    clock.advance(TransferService.KEEP_EMERGENCY)
+    assert service.emergencies == set()
