@@ -100,7 +100,7 @@ class Gateway(MultiService):
             api = ApiResource(
                 self.desk, self.records, config.http.token,
                 lambda f: deferToThreadPool(reactor, pool, f), self.health, self.metrics,
-                reactor.seconds, log.bind(part="api"))
+                reactor.seconds, log.bind(part="api"), self.transfers.live)
             StreamServerEndpointService(serverFromString(reactor, config.http.listen),
                                         Site(api)).setServiceParent(self)
 

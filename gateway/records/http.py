@@ -5,6 +5,8 @@ Errors are JSON ``{"error": <stable code>, "message": <words>}`` with a fitting 
 400 malformed, 401 no token, 403 wrong token, 404 unknown, 409 conflict, 503 Redis down.
 The work runs in a thread (``run``), never in the reactor.
 
+    GET  /                            the supervisor's live page (HTML; asks for the token)
+    GET  /live                        the bridges this gateway is running now
     GET  /health                      {"redis", "ami", "pending", "spooled", "live"}
     GET  /metrics                     Prometheus text
     GET  /bridges/<id>                the bridge, its ticket record, its events
@@ -30,6 +32,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from gateway.records.errors import Forbidden, Malformed, NotFound, RecordError, Unauthorized
+from gateway.records.page import PAGE
 from gateway.records.queries import FINDERS, Records
 from gateway.records.tickets import TicketDesk
 
@@ -42,11 +45,13 @@ class ApiResource(Resource):
 
     def __init__(self, desk: TicketDesk, records: Records, token: str, run: Runner,
                  health: Callable[[], dict[str, Any]], metrics: Callable[[], str],
-                 clock: Callable[[], float], log: Any) -> None:
+                 clock: Callable[[], float], log: Any,
+                 live: Callable[[], list[dict[str, str]]] = list) -> None:
         Resource.__init__(self)
         self.desk, self.records, self._token = desk, records, token
         self.run, self.health, self.metrics, self.clock, self.log = \
             run, health, metrics, clock, log
+        self.live = live
 
     def render(self, request: Request) -> int | bytes:
         method = request.method.decode()
@@ -57,7 +62,12 @@ class ApiResource(Resource):
             if path == ["metrics"] and method == "GET":
                 request.setHeader(b"content-type", b"text/plain; version=0.0.4")
                 return self.metrics().encode()
+            if path == [] and method == "GET":
+                request.setHeader(b"content-type", b"text/html; charset=utf-8")
+                return PAGE.encode()
             self._authorize(request)
+            if path == ["live"] and method == "GET":
+                return self._json(request, 200, {"bridges": self.live()})
             work = self._route(method, path, request)
         except RecordError as exc:
             return self._error(request, exc)

@@ -178,6 +178,10 @@ class TransferService:
             "ConfbridgeJoin", "ConfbridgeLeave", "ConfbridgeEnd", "OriginateResponse",
             "Newchannel", "HangupRequest", "Hangup"])
 
+    def live(self) -> list[dict[str, str]]:
+        """The bridges not yet ended, oldest first (for the supervisor's page)."""
+        return [dict(b.fields) for b in self.bridges.values() if b.state is not State.ENDED]
+
     # -- calls reaching a line ----------------------------------------------------------
     def register_call(self, citizen: Party, dialed: str) -> None:
         """A citizen's call reached 110 or 12345: record it (never waits on the store)."""

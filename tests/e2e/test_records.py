@@ -150,3 +150,32 @@ def test_calls_flow_while_redis_is_down_and_nothing_is_lost(lab: Lab) -> None:
     assert '"bridge_log.store_unavailable"' in log and '"bridge_log.store_back"' in log
     day = redis_hash(lab, f"linkgw:bridge:{during[0]}")["requested_at"][:10]
     assert cli(lab, "verify-chain", "--day", day).returncode == 0
+
+
+def test_supervisor_sees_the_live_bridge_during_the_call(lab: Lab) -> None:
+    """While a call is three-party, /live shows it as Asterisk has it; the page that
+    polls it is served at /."""
+    since = mark(lab)
+    agent = answering(lab, "12345", hold_ms=30000)
+    seat = answering(lab, "seat1", hold_ms=6000, key=ONEKEY)
+    caller = citizen(lab, hold_ms=9000, number="13500135000")
+    conference = wait_event(lab, since, "12345 joining", Event="ConfbridgeJoin",
+                            Channel="PJSIP/12345").get("Conference")
+    bridge_id = conference.removeprefix("linkgw-")
+
+    def shown() -> list[dict[str, str]]:
+        return [b for b in http(lab, "GET", "live")[1]["bridges"]
+                if b["bridge_id"] == bridge_id]
+
+    wait_until(lambda: bool(shown()) and shown()[0]["state"] == "three_party", TIMEOUT,
+               "the bridge on /live in three_party")
+    row = shown()[0]
+    assert (row["citizen_number"], row["seat"], row["direction"]) == \
+        ("13500135000", "seat1", "110->12345")
+    assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
+    logged(lab, bridge_id, "conference_ended")
+    assert shown() == []
+    with urllib.request.urlopen(f"http://127.0.0.1:{lab.http_port}/", timeout=10) as page:
+        html = page.read().decode()
+    assert "live bridges" in html and 'get("live")' in html and "Bearer" in html
+    assert http(lab, "GET", "live", token="")[0] == 401
