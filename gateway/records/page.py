@@ -1,7 +1,8 @@
 """The supervisor's live page: one static HTML file that polls ``/live`` and ``/stats``.
 
-The page itself holds no data and needs no token; it asks for the API token once, keeps
-it in the tab's sessionStorage and sends it as a bearer header.
+The page itself holds no data and needs no token; it takes the API token from the link's
+fragment (``/#token=…``, never sent to a server) or asks once, keeps it in the tab's
+sessionStorage and sends it as a bearer header.
 """
 
 from __future__ import annotations
@@ -19,10 +20,14 @@ PAGE = """<!doctype html>
 <h1>110 ⇄ 12345 — live bridges <small id="when"></small></h1>
 <div id="err"></div>
 <table><thead><tr><th>bridge</th><th>direction</th><th>mode</th><th>state</th>
-<th>citizen</th><th>seat</th><th>target</th><th>category</th><th>since</th></tr></thead>
+<th>citizen</th><th>seat</th><th>target</th><th>matter</th><th>since</th></tr></thead>
 <tbody id="live"></tbody></table>
 <h1>today</h1><table><tbody id="stats"></tbody></table>
 <script>
+// A link may carry the token in its fragment (#token=…), which never reaches a server.
+const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");
+if (fromLink) {
+  sessionStorage.setItem("linkgw-token", fromLink); history.replaceState(null, "", "/"); }
 const token = sessionStorage.getItem("linkgw-token") ||
   (() => { const t = prompt("API token"); sessionStorage.setItem("linkgw-token", t); return t; })();
 const cell = (v) => {
@@ -38,7 +43,8 @@ async function refresh() {
     const rows = live.bridges.map(b => {
       const tr = document.createElement("tr"); tr.className = b.state;
       [b.bridge_id, b.direction, b.mode, b.state, b.citizen_number, b.seat,
-       b.agent_target || b.target, b.category, b.requested_at].forEach(v => tr.append(cell(v)));
+       b.agent_target || b.target, b.item_name || b.category, b.requested_at]
+        .forEach(v => tr.append(cell(v)));
       return tr; });
     document.getElementById("live").replaceChildren(...rows);
     const srows = Object.entries(stats).map(([k, v]) => {
