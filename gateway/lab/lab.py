@@ -65,8 +65,11 @@ class Lab:
         self.ami_relay: Relay | None = None  # the gateway reaches AMI through it
         self._phones: list[SippPhone] = []
 
-    def _write_gateway_config(self) -> Config:
-        text = (
+    def _gateway_config_text(self, spool: str, categories: str, http: bool) -> str:
+        """The lab's gateway config; ``http`` False for process mode (no API, no token)."""
+        api = (f"http:\n  listen: \"tcp:{self.http_port}:interface=127.0.0.1\"\n"
+               "  token_env: LINKGW_API_TOKEN\n") if http else "http:\n  listen: \"\"\n"
+        return (
             "fastagi:\n"
             f"  listen: \"tcp:{self.fastagi_port}:interface=127.0.0.1\"\n"
             "  allow: [\"127.0.0.1\"]\n"
@@ -77,10 +80,8 @@ class Lab:
             "redis:\n"
             f"  url: \"redis://127.0.0.1:{self.redis_port}/0\"\n"
             "  retry_delay: 0.5\n"
-            f"  spool: {json.dumps(str(self.workdir / 'spool.jsonl'))}\n"
-            "http:\n"
-            f"  listen: \"tcp:{self.http_port}:interface=127.0.0.1\"\n"
-            "  token_env: LINKGW_API_TOKEN\n"
+            f"  spool: {json.dumps(spool)}\n"
+            f"{api}"
             "tickets:\n"
             "  pattern: \"^\\\\d{8,20}$\"\n"
             "transfer:\n"
@@ -95,13 +96,17 @@ class Lab:
             f"  emergency_key: {json.dumps(EMERGENCY_KEY)}\n"
             "  code_digits: 3\n"
             "  code_timeout: 1.5\n"
-            f"  categories: {json.dumps(str(REPO / 'config/categories.yaml'))}\n"
+            f"  categories: {json.dumps(categories)}\n"
             f"  agi_url: \"{self.agi_url}\"\n"
             "  seats: \"PJSIP/seat1&PJSIP/seat2\"\n"
             "  agents: \"PJSIP/12345\"\n"
             f"  recording_dir: {self.recording_dir}\n"
             "log:\n  format: json\n  level: info\n"
         )
+
+    def _write_gateway_config(self) -> Config:
+        text = self._gateway_config_text(str(self.workdir / "spool.jsonl"),
+                                         str(REPO / "config/categories.yaml"), http=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(text, encoding="utf-8")
         return load_config(text, str(self.config_path),
@@ -133,14 +138,8 @@ class Lab:
         gw = base / "gw"
         gw.mkdir()
         shutil.copyfile(REPO / "config/categories.yaml", gw / "categories.yaml")
-        text = self.config_path.read_text(encoding="utf-8")
-        text = text.replace(json.dumps(str(self.workdir / "spool.jsonl")),
-                            json.dumps(f"{self.inside}/gw/spool.jsonl"))
-        text = text.replace(json.dumps(str(REPO / "config/categories.yaml")),
-                            "categories.yaml")
-        text = text.replace(f"listen: \"tcp:{self.http_port}:interface=127.0.0.1\"",
-                            "listen: \"\"").replace("  token_env: LINKGW_API_TOKEN\n", "")
-        (gw / "gateway.yaml").write_text(text, encoding="utf-8")
+        (gw / "gateway.yaml").write_text(self._gateway_config_text(
+            f"{self.inside}/gw/spool.jsonl", "categories.yaml", http=False), encoding="utf-8")
         secrets_file = gw / "secrets.env"
         secrets_file.write_text(f"export LINKGW_AMI_SECRET='{self._ami_secret}'\n")
         secrets_file.chmod(0o600)

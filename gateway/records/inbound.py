@@ -68,8 +68,13 @@ class InboundTickets:
             entries = got[0][1] if got else []
             if backlog and not entries:
                 backlog = False
-            for entry_id, fields in entries:
-                self.handle(entry_id, fields)
+            try:
+                for entry_id, fields in entries:
+                    self.handle(entry_id, fields)
+            except redis.RedisError as exc:  # unacknowledged entries come back later
+                self.log.warning("inbound.redis_unavailable", error=str(exc))
+                down, backlog = True, True
+                self.stopping.wait(1.0)
 
     def handle(self, entry_id: str, fields: dict[str, str]) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from typing import Any, cast
 
 import redis
@@ -76,16 +77,12 @@ class Records:
         ids = cast(list[str], self._call(self.client.zrange, self.key(f"idx:day:{day}"),
                                          0, -1))
         rows = self._summaries(ids)
-        by_outcome: dict[str, int] = {}
-        by_category: dict[str, int] = {}
+        by_outcome = Counter(row.get("outcome", row.get("state", "?")) for row in rows)
+        by_category = Counter(row.get("category") or "unspecified" for row in rows)
         waits: list[float] = []
         dialled = 0
         due = responded = 0
         for row in rows:
-            by_outcome[row.get("outcome", row.get("state", "?"))] = \
-                by_outcome.get(row.get("outcome", row.get("state", "?")), 0) + 1
-            by_category[row.get("category") or "unspecified"] = \
-                by_category.get(row.get("category") or "unspecified", 0) + 1
             if "conference_at" in row:
                 dialled += 1
                 if "agent_answered_at" in row:
@@ -98,8 +95,8 @@ class Records:
                     due += 1
         waits.sort()
         return {
-            "day": day, "transfers": len(rows), "by_outcome": by_outcome,
-            "by_category": by_category, "dialled": dialled, "answered": len(waits),
+            "day": day, "transfers": len(rows), "by_outcome": dict(by_outcome),
+            "by_category": dict(by_category), "dialled": dialled, "answered": len(waits),
             "answer_p50_s": round(statistics.median(waits), 2) if waits else None,
             "answer_p90_s": round(_percentile(waits, 0.9), 2) if waits else None,
             "answered_within_15s": _share(sum(w <= 15 for w in waits), dialled),

@@ -59,8 +59,8 @@ CONFERENCE_PREFIX = "linkgw-"
 JOIN_CONTEXT = {Mode.TRANSFER: "linkgw-join-{role}", Mode.CONSULT: "linkgw-consult-{role}"}
 
 #: Q.850 hangup causes of the other line's leg, in the words of the record. Asterisk 22's
-#: OriginateResponse says only ``Reason: 0`` for every failure; the leg's HangupRequest
-#: (which comes first) carries the cause.
+#: OriginateResponse says ``Reason: 0`` for a busy or refused leg (3 at the ring
+#: timeout); the leg's HangupRequest/Hangup, just before or after it, carries the cause.
 FAILURE_CAUSES = {"17": "busy", "18": "no answer", "19": "no answer", "21": "rejected"}
 
 
@@ -229,11 +229,8 @@ class TransferService:
         bridge.fields = self._opening_fields(bridge, now, code, what)
         refusal = self._refusal(citizen, side, code, what)
         if refusal is not None:
-            bridge.state = State.ENDED
-            bridge.fields |= {"state": State.ENDED.value, "outcome": Outcome.REFUSED.value,
-                              "refusal": refusal.reason, "refusal_detail": refusal.detail,
-                              "ended_at": iso(now)}
-            self._open(bridge, "transfer_refused", now)
+            self._open_ended(bridge, "transfer_refused", now, Outcome.REFUSED, {
+                "refusal": refusal.reason, "refusal_detail": refusal.detail})
             self.log.warning("bridge.refused", bridge_id=bridge.id, reason=refusal.reason,
                              detail=refusal.detail)
             raise refusal
@@ -251,15 +248,22 @@ class TransferService:
         was opened, but someone meant to hand this citizen over: record an abandoned
         bridge and a callback task."""
         now = self.clock.seconds()
-        bridge = Bridge(self.new_id(now), citizen, seat, side, Mode.TRANSFER,
-                        self._plan(side), state=State.ENDED)
-        bridge.fields = self._opening_fields(bridge, now, "", None) | {
-            "state": State.ENDED.value, "outcome": Outcome.ABANDONED.value,
-            "ended_at": iso(now), "error": "the call ended while the key was being used"}
-        self._open(bridge, "transfer_abandoned", now)
+        bridge = Bridge(self.new_id(now), citizen, seat, side, Mode.TRANSFER, self._plan(side))
+        bridge.fields = self._opening_fields(bridge, now, "", None)
+        self._open_ended(bridge, "transfer_abandoned", now, Outcome.ABANDONED, {
+            "error": "the call ended while the key was being used"})
         self._callback(bridge)
         self.log.warning("bridge.abandoned_at_key", bridge_id=bridge.id,
                          citizen=citizen.channel)
+
+    def _open_ended(self, bridge: Bridge, event: str, now: float, outcome: Outcome,
+                    fields: dict[str, str]) -> None:
+        """A bridge that is over as it opens (refused, or the call ended at the key): on
+        record for the figures, never in the live set."""
+        bridge.state = State.ENDED
+        bridge.fields |= {"state": State.ENDED.value, "outcome": outcome.value,
+                          "ended_at": iso(now)} | fields
+        self._open(bridge, event, now)
 
     def _plan(self, side: str) -> tuple[str, ...]:
         c = self.config
@@ -303,9 +307,10 @@ class TransferService:
 
     def _open(self, bridge: Bridge, event: str, now: float) -> None:
         day = iso(now)[:10]
-        indexes: tuple[Index, ...] = (Index(f"caller:{bridge.citizen.number}", bridge.id, now),
-                   Index(f"seat:{bridge.seat.endpoint}", bridge.id, now),
-                   Index(f"day:{day}", bridge.id, now))
+        indexes: tuple[Index, ...] = (
+            Index(f"caller:{bridge.citizen.number}", bridge.id, now),
+            Index(f"seat:{bridge.seat.endpoint}", bridge.id, now),
+            Index(f"day:{day}", bridge.id, now))
         if bridge.side == "12345" and bridge.state is not State.ENDED:
             # every 12345 work order handed to the police must be answered in time
             indexes += (Index("deadline", bridge.id, now + self.config.response_deadline),)

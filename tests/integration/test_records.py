@@ -262,3 +262,32 @@ def test_api_attach_loop_and_look_up(client: redis.Redis,
     assert [r["ticket_status"] for r in found["bridges"]] == ["feedback"]
     assert call(resource, "GET", "health", token=None) == (200, {"redis": "up"})
     assert call(resource, "GET", "nothing")[0] == 404
+
+
+def test_inbound_loop_survives_redis_failing_mid_entry(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    """Redis fails while an entry is acknowledged: the loop goes on and the entry,
+    delivered again, is applied once."""
+    import threading
+
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345")
+
+    class FlakyAck(InboundTickets):
+        failed = False
+
+        def handle(self, entry_id: str, fields: dict[str, str]) -> None:
+            if not FlakyAck.failed:
+                FlakyAck.failed = True
+                raise redis.ConnectionError("Connection reset by peer")
+            super().handle(entry_id, fields)
+            self.stop()
+
+    inbound = FlakyAck(client, d, f"{P}:tickets:in", "c1", NullLog())
+    client.xadd(f"{P}:tickets:in", {"bridge_id": B1, "ticket": "20261128000009"})
+    thread = threading.Thread(target=inbound.run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive() and inbound.applied == 1
+    assert d._hash(f"ticket:{B1}")["ticket"] == "20261128000009"
+    assert client.xpending(f"{P}:tickets:in", GROUP)["pending"] == 0
