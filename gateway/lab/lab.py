@@ -64,6 +64,7 @@ class Lab:
         self.probe: AmiProbe | None = None
         self.ami_relay: Relay | None = None  # the gateway reaches AMI through it
         self._phones: list[SippPhone] = []
+        self._phone_count = 0
 
     def _gateway_config_text(self, spool: str, categories: str, http: bool) -> str:
         """The lab's gateway config; ``http`` False for process mode (no API, no token)."""
@@ -190,7 +191,8 @@ class Lab:
 
     def phone(self, name: str) -> SippPhone:
         sip, media = self.phone_ports[name]
-        phone = SippPhone(f"{name}-{len(self._phones)}", sip, media, self.sip_port,
+        self._phone_count += 1  # names stay unique in a lab, so no log is overwritten
+        phone = SippPhone(f"{name}-{self._phone_count}", sip, media, self.sip_port,
                           self.workdir / "sipp")
         self._phones.append(phone)
         return phone

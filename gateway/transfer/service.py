@@ -114,6 +114,7 @@ class Bridge:
     agent_started: dict[str, float] = field(default_factory=dict)  # ChannelId → time
     agent_causes: dict[str, str] = field(default_factory=dict)  # ChannelId → Q.850 cause
     agent_failed: dict[str, float] = field(default_factory=dict)  # ChannelId → when
+    agent_gone: set[str] = field(default_factory=set)  # ChannelIds whose Hangup came
 
     @property
     def conference(self) -> str:
@@ -387,8 +388,12 @@ class TransferService:
             bridge.agent_started[uniqueid] = now
             return
         if message.event in ("HangupRequest", "Hangup"):
-            bridge.agent_causes.setdefault(uniqueid, message.get("Cause"))
-            if uniqueid in bridge.agent_failed:
+            cause = message.get("Cause")
+            if cause not in ("", "0") or uniqueid not in bridge.agent_causes:
+                bridge.agent_causes[uniqueid] = cause  # a real cause beats an early 0
+            if message.event == "Hangup":
+                bridge.agent_gone.add(uniqueid)
+            if uniqueid in bridge.agent_failed and self._cause_known(bridge, uniqueid):
                 self._agent_failed(bridge, uniqueid)
             return
         if uniqueid != bridge.agent_id():
@@ -399,10 +404,17 @@ class TransferService:
         # Failure. The cause comes with the leg's HangupRequest/Hangup, which Asterisk
         # sends just before or just after this response: wait for it (1 s at most).
         bridge.agent_failed[uniqueid] = now
-        if uniqueid in bridge.agent_causes or uniqueid not in bridge.agent_started:
+        if self._cause_known(bridge, uniqueid):
             self._agent_failed(bridge, uniqueid)
         else:
             self.clock.callLater(1.0, self._agent_failed, bridge, uniqueid)
+
+    @staticmethod
+    def _cause_known(bridge: Bridge, uniqueid: str) -> bool:
+        """No leg was made, the leg is gone (Hangup has the last word), or a HangupRequest
+        already gave a real (non-zero) cause."""
+        return uniqueid not in bridge.agent_started or uniqueid in bridge.agent_gone or \
+            bridge.agent_causes.get(uniqueid, "") not in ("", "0")
 
     def _agent_failed(self, bridge: Bridge, uniqueid: str) -> None:
         """Report one attempt's failure once, with the best reason known."""
@@ -410,8 +422,10 @@ class TransferService:
         if failed_at is None or uniqueid != bridge.agent_id():
             return
         rang_for = failed_at - bridge.agent_started.get(uniqueid, failed_at)
-        reason = failure_reason(bridge.agent_causes.get(uniqueid, ""), rang_for,
-                                self.config.ring_timeout)
+        cause = bridge.agent_causes.get(uniqueid, "")
+        reason = failure_reason(cause, rang_for, self.config.ring_timeout)
+        self.log.info("bridge.agent_leg_failed", bridge_id=bridge.id, leg=uniqueid,
+                      cause=cause, rang_for=round(rang_for, 3), reason=reason)
         self._step(bridge, AgentFailed(failed_at, reason))
 
     def _citizen_hangup(self, message: AmiMessage, now: float) -> None:

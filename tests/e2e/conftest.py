@@ -12,6 +12,9 @@ import pytest
 
 from gateway.lab.lab import Lab
 
+# The shared checks in helpers.py report their values like a test's own asserts.
+pytest.register_assert_rewrite("tests.e2e.helpers")
+
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:

@@ -386,3 +386,31 @@ def test_memory_of_calls_bridges_and_flags_is_let_go() -> None:
     assert "u-cit" in service.emergencies
     clock.advance(TransferService.KEEP_EMERGENCY)
     assert service.emergencies == set()
+
+
+def test_an_early_zero_cause_does_not_hide_the_real_one() -> None:
+    """HangupRequest with cause 0, then the failure, then Hangup with 17: busy."""
+    service, ami, store, clock = setup(attempts=1, alternate="")
+    press(service, clock)
+    clock.advance(MOVE_DELAY)
+    ami.sent[0].succeed()
+    uid = f"{BID}-a0"
+    ami.emit("Newchannel", Uniqueid=uid, Channel="PJSIP/12345-1")
+    ami.emit("HangupRequest", Uniqueid=uid, Cause="0")
+    ami.emit("OriginateResponse", Response="Failure", Uniqueid=uid, Reason="0")
+    assert record(store)["state"] == "dialing"
+    ami.emit("Hangup", Uniqueid=uid, Cause="17", **{"Cause-txt": "User busy"})
+    assert record(store)["agent_failure"] == "busy"
+
+
+def test_a_leg_whose_cause_never_comes_is_reported_after_a_second() -> None:
+    service, ami, store, clock = setup(attempts=1, alternate="")
+    press(service, clock)
+    clock.advance(MOVE_DELAY)
+    ami.sent[0].succeed()
+    uid = f"{BID}-a0"
+    ami.emit("Newchannel", Uniqueid=uid, Channel="PJSIP/12345-1")
+    ami.emit("OriginateResponse", Response="Failure", Uniqueid=uid, Reason="0")
+    clock.advance(1.0)
+    assert (record(store)["state"], record(store)["agent_failure"]) == \
+        ("returned_to_110", "unreachable")
