@@ -2,8 +2,9 @@
 
 - AGI reply lines parsed per second, AMI messages parsed per second;
 - transfer state-machine edges per second;
-- whole bridges per second through the transfer service (key press → AMI events → the
-  bridge log's in-memory store), with fakes for AMI and Redis: the gateway's own cost;
+- whole bridges per second through the transfer service (the key's AGI script → AMI
+  bytes through the real client → the bridge log's in-memory store), Asterisk faked at
+  the wire and Redis in memory: the gateway's own cost;
 - memory held per live bridge (tracemalloc).
 """
 
@@ -14,17 +15,22 @@ import platform
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
+from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from gateway.agi.codec import ReplyParser
 from gateway.ami.codec import AmiParser
 from gateway.bridge.log import BridgeLog
-from gateway.bridge.state import AgentAnswered, Context, Left, Redirected, Role, State, transition
+from gateway.bridge.state import AgentAnswered, Joined, Left, Phase, Role, State, transition
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
-from gateway.testing import FakeAmi, NullLog
-from gateway.transfer.service import Party, TransferService
+from gateway.testing import ChannelDouble, WireAsterisk, null_log
+from gateway.transfer.categories import load_categories
+from gateway.transfer.scripts import make_scripts
+from gateway.transfer.services import TransferService
 
 
 def rate(name: str, unit: str, n: int, fn: Callable[[int], None]) -> None:
@@ -52,48 +58,69 @@ def ami_messages(n: int) -> None:
 
 
 def edges(n: int) -> None:
-    ctx = Context()
+    p = Phase()
     for _ in range(n // 4):
-        transition(State.REQUESTED, Redirected(1.0), ctx)
-        transition(State.DIALING, AgentAnswered(2.0, "PJSIP/x-1", "b-a0"), ctx)
-        transition(State.THREE_PARTY, Left(3.0, Role.SEAT), ctx)
-        transition(State.HANDED_OFF, Left(4.0, Role.CITIZEN), ctx)
+        transition(p, AgentAnswered(1.0, "PJSIP/x-1", "b-a0"))
+        transition(replace(p, state=State.ANSWERED), Joined(2.0, Role.CITIZEN))
+        transition(replace(p, state=State.THREE_PARTY), Left(3.0, Role.SEAT))
+        transition(replace(p, state=State.HANDED_OFF), Left(4.0, Role.CITIZEN))
 
 
-def service() -> tuple[TransferService, FakeAmi, Clock]:
-    clock, ami, store = Clock(), FakeAmi(), MemoryStore()
-    clock.advance(1_795_895_437)
-    ids = iter(range(10**9))
-    svc = TransferService(ami, BridgeLog(store, clock=clock, log=NullLog()),
-                          TransferConfig(), clock=clock, log=NullLog(),
-                          new_id=lambda _: f"20261128195037{next(ids):06x}")
-    return svc, ami, clock
+class Rig:
+    """The transfer service with Asterisk faked at the AMI wire (real client, bytes in
+    and out) and the in-memory store: the gateway's own cost per bridge."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(1_795_895_437)
+        ids = iter(range(10**9))
+        self.asterisk = WireAsterisk(self.clock)
+        self.service = TransferService(
+            self.asterisk.client, BridgeLog(MemoryStore(), clock=self.clock, log=null_log()),
+            TransferConfig(), clock=self.clock, log=null_log(),
+            catalogue=load_categories(Path(__file__).parents[1] / "config/categories.yaml"),
+            new_id=lambda _: f"20261128195037{next(ids):06x}")
+        self.onekey = make_scripts(self.service)["onekey"]
+
+    def key(self, i: int) -> str:
+        citizen = f"PJSIP/citizen-{i:08x}"
+        session = ChannelDouble(f"PJSIP/seat1-{i:08x}", f"s{i}", ("transfer", citizen), {
+            "UNIQUEID": f"s{i}", "CHANNEL(endpoint)": "seat1", "LINKGW_SIDE": "110",
+            f"IMPORT({citizen},UNIQUEID)": f"c{i}",
+            f"IMPORT({citizen},CALLERID(num))": "13800138000"})
+        defer.ensureDeferred(self.onekey(session))
+        self.asterisk.reply(self.asterisk.pending("Originate")[0])
+        return session.set["LINKGW_ANSWER"].split("|")[1]
 
 
 def bridges(n: int) -> None:
-    svc, ami, _clock = service()
+    rig = Rig()
+    a = rig.asterisk
     for i in range(n):
-        b = svc.request(Party(f"PJSIP/citizen-{i}", f"c{i}", number="13800138000"),
-                        Party(f"PJSIP/seat1-{i}", f"s{i}", endpoint="seat1"))
-        svc.start(b.id)
-        ami.sent[-1].succeed()
-        conf = f"linkgw-{b.id}"
-        ami.emit("ConfbridgeJoin", Conference=conf, Uniqueid=f"c{i}")
-        ami.emit("ConfbridgeJoin", Conference=conf, Uniqueid=f"s{i}")
-        ami.emit("OriginateResponse", Response="Success", Uniqueid=f"{b.id}-a0")
-        ami.emit("ConfbridgeLeave", Conference=conf, Uniqueid=f"s{i}")
-        ami.emit("ConfbridgeLeave", Conference=conf, Uniqueid=f"c{i}")
-        ami.emit("ConfbridgeEnd", Conference=conf)
-        ami.sent.clear()
+        bid = rig.key(i)
+        conf = f"linkgw-{bid}"
+        a.event("OriginateResponse", Response="Success", Uniqueid=f"{bid}-a0",
+                Channel="PJSIP/12345-1")
+        a.event("UserEvent", UserEvent="LinkgwKeyDone", Bridge=bid, Code="101")
+        a.reply(a.pending("Redirect")[0])
+        a.event("ConfbridgeJoin", Conference=conf, Uniqueid=f"s{i}")
+        a.event("ConfbridgeJoin", Conference=conf, Uniqueid=f"c{i}")
+        a.event("ConfbridgeLeave", Conference=conf, Uniqueid=f"s{i}")
+        for action in a.pending():
+            a.reply(action)
+        a.event("ConfbridgeLeave", Conference=conf, Uniqueid=f"c{i}")
+        for action in a.pending():
+            a.reply(action)
+        if i % 100 == 99:  # time passes: ended bridges are let go (the fake clock
+            rig.clock.advance(61.0)  # sorts every pending call, a real reactor does not)
 
 
 def memory_per_bridge(n: int = 2000) -> None:
-    svc, _, _ = service()
+    rig = Rig()
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     for i in range(n):
-        svc.request(Party(f"PJSIP/citizen-{i}", f"c{i}", number="13800138000"),
-                    Party(f"PJSIP/seat1-{i}", f"s{i}", endpoint="seat1"))
+        rig.key(i)
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
     grown = sum(s.size_diff for s in after.compare_to(before, "filename"))

@@ -18,10 +18,10 @@ from collections.abc import Callable
 from gateway.agi.codec import ReplyParser, parse_env
 from gateway.agi.errors import AgiProtocolError
 from gateway.ami.codec import AmiParser
+from gateway.testing import agi_env
 
-AGI_ENV = (b"agi_network: yes\nagi_network_script: onekey\nagi_request: agi://127.0.0.1:"
-           b"4573/onekey\nagi_channel: PJSIP/seat1-00000001\nagi_uniqueid: 1795.1\n"
-           b"agi_callerid: 13800138000\nagi_calleridname: Zhang San\nagi_arg_1: transfer\n")
+AGI_ENV = agi_env("onekey", callerid="13800138000", calleridname="张三",
+                  args=("transfer", "PJSIP/citizen-00000000"))
 AGI_REPLIES = (b"200 result=1 (PJSIP/citizen-00000000)\n200 result=0\n200 result=-1\n"
                b"200 result=101 (timeout)\n510 Invalid or unknown command\n"
                b"511 Command Not Permitted on a dead channel or intercept routine\n"

@@ -51,7 +51,17 @@ class RedisConfig:
     events_maxlen: int = 1_000_000  # retention: approximate cap of the event stream
     events_group: str = "12345"  # consumer group created for the 12345 ticket system
     retry_delay: float = 1.0
-    spool: str = "/var/lib/linkgw/spool.jsonl"  # changes kept here while Redis is down
+    spool_dir: str = "/var/lib/linkgw/spool"  # changes kept here while Redis is down
+    # Sentinel sites: a change counts as written once this many replicas have it
+    min_replicas: int = 0
+    replica_timeout: float = 1.0  # seconds to wait for them (then it is tried again)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    instance: str = ""  # this gateway's name among several ("": the host name)
+    lease_ttl: float = 6.0  # seconds a live bridge's lease lasts unless renewed
+    sweep_interval: float = 2.0  # seconds between renewing leases and adopting orphans
 
 
 @dataclass(frozen=True)
@@ -87,11 +97,20 @@ class TransferConfig:
     code_digits: int = 3  # digits of an item code typed after the key (0: no prompt)
     code_timeout: float = 3.0  # seconds to type it
     categories: str = "categories.yaml"  # relative to the config file
-    # sounds the call-taker hears
-    refusal_prompt: str = "feature-not-avail-line"
-    emergency_prompt: str = "beep"
+    originate_timeout: float = 2.0  # seconds the key waits for Asterisk to queue the dial
+    # what people hear (Asterisk sound names; a site's own, e.g. Chinese, recordings too)
+    refusal_prompt: str = "feature-not-avail-line"  # the key-presser: no transfer
+    emergency_prompt: str = "beep"  # the key-presser: emergency flag set
+    error_tone: str = "beeperr"  # the key-presser: the gateway or AMI is down
+    code_prompt: str = "beep"  # the key-presser: type the item code now
+    notice_prompt: str = "pls-hold-while-try"  # the citizen: the call goes to the other line
+    recording_prompt: str = ""  # the citizen, after the notice: the call is recorded
+    failed_prompt: str = "beeperr"  # the key-presser: the other line was not reached
+    return_prompt: str = "one-moment-please"  # the citizen, before the seats ring again
+    moh_class: str = "default"  # what the citizen hears while the key is being used
     # where Asterisk reaches the gateway, what it rings, where it records
     agi_url: str = "agi://127.0.0.1:4573"
+    agi_backup_url: str = ""  # a second gateway, tried when the first does not answer
     seats: str = "PJSIP/seat1&PJSIP/seat2"  # what a citizen's 110 call rings
     agents: str = "PJSIP/12345"  # what a citizen's 12345 call rings
     recording_dir: str = "/var/spool/asterisk/monitor/linkgw"
@@ -105,6 +124,7 @@ class TransferConfig:
 class LogConfig:
     format: str = "json"
     level: str = "info"
+    file: str = ""  # "": standard output (process mode: linkgw-agi.log beside the spool)
 
 
 @dataclass(frozen=True)
@@ -113,6 +133,7 @@ class Config:
     ami: AmiConfig = AmiConfig()
     redis: RedisConfig = RedisConfig()
     transfer: TransferConfig = TransferConfig()
+    cluster: ClusterConfig = ClusterConfig()
     http: HttpConfig = HttpConfig()
     tickets: TicketConfig = TicketConfig()
     log: LogConfig = LogConfig()
@@ -154,6 +175,9 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     "must be digits or empty",
     ("transfer", "ring_timeout"): _positive,
     ("fastagi", "session_timeout"): _positive,
+    ("transfer", "originate_timeout"): _positive,
+    ("cluster", "lease_ttl"): _positive,
+    ("cluster", "sweep_interval"): _positive,
     ("fastagi", "max_sessions"): _positive,
     ("ami", "auth"): _one_of("md5", "plain"),
     ("log", "format"): _one_of("json", "console"),
@@ -169,6 +193,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "ami": AmiConfig,
     "redis": RedisConfig,
     "transfer": TransferConfig,
+    "cluster": ClusterConfig,
     "http": HttpConfig,
     "tickets": TicketConfig,
     "log": LogConfig,

@@ -8,32 +8,26 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 from typing import Any
 
 import structlog
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
-from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
 from twisted.web.server import Site
 
 from gateway.agi.server import FastAgiFactory
-from gateway.ami.client import AmiClient
-from gateway.bridge.connect import async_client, sync_client
-from gateway.bridge.log import BridgeLog
-from gateway.bridge.redis_store import RedisStore
-from gateway.bridge.spool import Spool
-from gateway.bridge.state import State
+from gateway.app import build_transfer, instance_name
+from gateway.bridge.connect import sync_client
 from gateway.config import Config
 from gateway.records.http import ApiResource
 from gateway.records.inbound import InboundTickets
 from gateway.records.queries import Records
 from gateway.records.tickets import TicketDesk
-from gateway.transfer.categories import Catalogue, load_categories
+from gateway.transfer.categories import Catalogue
 from gateway.transfer.scripts import make_scripts
-from gateway.transfer.service import TransferService
 
 
 class _Drain(Service):
@@ -57,23 +51,15 @@ class Gateway(MultiService):
         super().__init__()
         log = structlog.get_logger("gateway")
         self.config = config
-        self.redis = async_client(config.redis)
-        store = RedisStore(self.redis, reactor._asyncioEventloop, config.redis.prefix,
-                           config.redis.events_maxlen)
-        self.bridge_log = BridgeLog(store, clock=reactor, log=log.bind(part="bridge_log"),
-                                    retry_delay=config.redis.retry_delay,
-                                    spool=Spool(Path(config.redis.spool),
-                                                log.bind(part="spool")))
+        parts = build_transfer(config, reactor, log, instance_name(config), autostart=False)
+        self.parts = parts
+        self.bridge_log = parts.bridge_log
+        self.ami = parts.ami
+        self.transfers = parts.service
         reactor.callWhenRunning(self.bridge_log.start)
-        catalogue = load_categories(Path(config.transfer.categories))
-        self.ami = AmiClient(clientFromString(reactor, config.ami.endpoint),
-                             config.ami.username, config.ami.secret, clock=reactor,
-                             log=log.bind(part="ami"), auth=config.ami.auth)
-        self.transfers = TransferService(self.ami, self.bridge_log, config.transfer,
-                                         clock=reactor, log=log.bind(part="transfer"),
-                                         catalogue=catalogue)
+        reactor.callWhenRunning(parts.cluster.start)
         self.agi = FastAgiFactory(
-            make_scripts(self.transfers, reactor),
+            make_scripts(self.transfers),
             clock=reactor, log=log.bind(part="agi"), allow=frozenset(config.fastagi.allow),
             max_sessions=config.fastagi.max_sessions,
             session_timeout=config.fastagi.session_timeout)
@@ -81,7 +67,7 @@ class Gateway(MultiService):
         _Drain(self.agi, reactor, config.fastagi.session_timeout).setServiceParent(self)
         StreamServerEndpointService(serverFromString(reactor, config.fastagi.listen),
                                     self.agi).setServiceParent(self)
-        self._records(config, reactor, log, catalogue)
+        self._records(config, reactor, log, self.transfers.catalogue)
 
     def _records(self, config: Config, reactor: Any, log: Any, catalogue: Catalogue) -> None:
         """Ticket desk, HTTP API and the inbound ticket stream (blocking Redis, threads)."""
@@ -107,8 +93,8 @@ class Gateway(MultiService):
     def health(self) -> dict[str, Any]:
         return self.bridge_log.status() | {
             "ami": "connected" if self.ami.connected else "down",
-            "live": sum(1 for b in self.transfers.bridges.values()
-                        if b.state is not State.ENDED),
+            "live": len(self.transfers.registry.live()),
+            "instance": self.parts.leases.instance,
             "agi_sessions": len(self.agi.active)}
 
     def metrics(self) -> str:
@@ -120,6 +106,7 @@ class Gateway(MultiService):
             ("linkgw_bridge_log_spooled", h["spooled"]),
             ("linkgw_bridge_log_written_total", self.bridge_log.written),
             ("linkgw_bridges_live", h["live"]),
+            ("linkgw_bridges_adopted_total", self.parts.cluster.adopted),
             ("linkgw_agi_sessions_total", self.agi.counters.sessions),
             ("linkgw_agi_refused_total", self.agi.counters.refused_address
              + self.agi.counters.refused_busy),

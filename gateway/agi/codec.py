@@ -1,7 +1,7 @@
 """Pure AGI codec: bytes in, values out, and values in, bytes out. No I/O here.
 
-- :func:`parse_env` turns the ``agi_*: value`` block Asterisk sends first into an
-  :class:`AgiEnv`.
+- :class:`EnvReader` (and :func:`parse_env` for a whole block) turns the
+  ``agi_*: value`` block Asterisk sends first into an :class:`AgiEnv`.
 - :func:`format_command` quotes every argument so that no value can end its command or
   start another one: backslash and double quote are escaped the way res_agi's argument
   parser undoes them; CR, LF and NUL cannot be represented and are refused.
@@ -85,37 +85,87 @@ class AgiEnv:
         return tuple(out)
 
 
-def parse_env(lines: Iterable[bytes]) -> AgiEnv:
-    """Parse the env block (without its closing blank line).
+#: The keys res_agi's setup_env() writes, in its order (FastAGI first adds
+#: ``agi_network`` and ``agi_network_script``); then ``agi_arg_1`` … and a blank line.
+ENV_ORDER: Final = (
+    "agi_request", "agi_channel", "agi_language", "agi_type", "agi_uniqueid",
+    "agi_version", "agi_callerid", "agi_calleridname", "agi_callingpres",
+    "agi_callingani2", "agi_callington", "agi_callingtns", "agi_dnid", "agi_rdnis",
+    "agi_context", "agi_extension", "agi_priority", "agi_enhanced", "agi_accountcode",
+    "agi_threadid",
+)
+MAX_ENV_BYTES: Final = 65536
+MAX_ENV_LINES: Final = 512
 
-    Asterisk writes env values unescaped, so a caller ID carrying a line break (PJSIP
-    turns ``%0D%0A`` in a URI into one) splits its line: a line that is not
-    ``agi_key: value`` continues the value before it. Raises :class:`AgiProtocolError`
-    when the first line is not an env line, a key is seen twice (what an injected
-    ``agi_…:`` line would look like), or the bytes are not UTF-8.
+
+class EnvReader:
+    """The env block, a line at a time; :meth:`feed` returns the :class:`AgiEnv` once the
+    block is complete.
+
+    Asterisk writes env values unescaped, and a caller ID may carry CR LF (PJSIP turns
+    ``%0D%0A`` in a URI into one), even CR LF CR LF. Asterisk also writes the keys in a
+    fixed order (:data:`ENV_ORDER`), so a line is a new key only when it is the key that
+    comes next; any other line, a blank one included, continues the value before it. The
+    block ends at the first blank line after ``agi_threadid`` and the ``agi_arg_N``
+    lines. A key that appears out of its place is therefore part of a value and can
+    neither end the block early nor overwrite a key (``agi_uniqueid`` comes before the
+    caller ID). More than 64 KiB or 512 lines is a protocol error.
     """
-    values: dict[str, str] = {}
-    last: str | None = None
-    for raw in lines:
-        line = raw.removesuffix(b"\n")
+
+    def __init__(self) -> None:
+        self._values: dict[str, str] = {}
+        self._last: str | None = None
+        self._next = 0  # index into ENV_ORDER of the key expected next
+        self._args = 0
+        self._size = 0
+        self._lines = 0
+
+    def _expected(self) -> tuple[str, ...]:
+        if self._next == 0 and not self._values:
+            return ("agi_network", "agi_request")
+        if self._last == "agi_network":
+            return ("agi_network_script", "agi_request")
+        if self._next < len(ENV_ORDER):
+            return (ENV_ORDER[self._next],)
+        return (f"agi_arg_{self._args + 1}",)
+
+    def feed(self, raw: bytes) -> AgiEnv | None:
+        self._size += len(raw) + 1
+        self._lines += 1
+        if self._size > MAX_ENV_BYTES or self._lines > MAX_ENV_LINES:
+            raise AgiProtocolError("env block too large", raw[:80])
         try:
-            text = line.decode("utf-8")
+            text = raw.removesuffix(b"\n").decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise AgiProtocolError("env line is not UTF-8", raw) from exc
-        key, sep, value = text.partition(": ")
-        if not sep:
-            key, sep, value = text.partition(":")
-        if not sep or not _ENV_KEY.match(key):
-            if last is None:
-                raise AgiProtocolError("not an AGI env line", raw)
-            values[last] += "\n" + text
-            continue
-        name = key[len("agi_") :]
-        if name in values:
-            raise AgiProtocolError("env key repeated", raw)
-        values[name] = value.removesuffix("\r")
-        last = name
-    return AgiEnv(MappingProxyType(values))
+            raise AgiProtocolError("env line is not UTF-8", raw[:80]) from exc
+        line = text.removesuffix("\r")
+        if not line and self._next >= len(ENV_ORDER):
+            return AgiEnv(MappingProxyType({k[len("agi_"):]: v for k, v in
+                                            self._values.items()}))
+        key, sep, value = line.partition(":")
+        if sep and key in self._expected():
+            self._values[key] = value.removeprefix(" ")
+            self._last = key
+            if key in ENV_ORDER:
+                self._next = ENV_ORDER.index(key) + 1
+            elif key.startswith("agi_arg_"):
+                self._args += 1
+            return None
+        if self._last is None:
+            raise AgiProtocolError("not an AGI env line", raw[:80])
+        self._values[self._last] += "\n" + line  # a value broken by a line break
+        return None
+
+
+def parse_env(lines: Iterable[bytes]) -> AgiEnv:
+    """Parse a whole env block (with or without its closing blank line); raises
+    :class:`AgiProtocolError` when it is incomplete or malformed."""
+    reader = EnvReader()
+    for raw in [*lines, b""]:
+        env = reader.feed(raw)
+        if env is not None:
+            return env
+    raise AgiProtocolError("env block ended before agi_threadid", b"")
 
 
 def quote(value: str) -> str:

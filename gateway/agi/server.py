@@ -19,7 +19,7 @@ from twisted.internet.protocol import Factory, connectionDone
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
-from gateway.agi.codec import HANGUP, AgiEnv, AgiReply, ReplyParser, format_command, parse_env
+from gateway.agi.codec import HANGUP, AgiEnv, AgiReply, EnvReader, ReplyParser, format_command
 from gateway.agi.errors import (
     AgiCommandError,
     AgiDeadChannel,
@@ -83,6 +83,10 @@ class AgiSession:
         reply = await self.command("GET DATA", prompt, str(timeout_ms), str(max_digits))
         return reply.text if reply.result != -1 else ""
 
+    async def stream_file(self, sound: str) -> None:
+        """``STREAM FILE``: play a sound, no key interrupts it."""
+        await self.command("STREAM FILE", sound, "")
+
     async def verbose(self, message: str, level: int = 1) -> None:
         await self.command("VERBOSE", message, str(level))
 
@@ -98,7 +102,7 @@ class FastAgiProtocol(LineOnlyReceiver):
         self.factory = factory
         self.peer = peer
         self.hung_up = False
-        self._env_lines: list[bytes] = []
+        self._env_reader = EnvReader()
         self._env: AgiEnv | None = None
         self._parser = ReplyParser()
         self._pending: defer.Deferred[AgiReply] | None = None
@@ -136,11 +140,10 @@ class FastAgiProtocol(LineOnlyReceiver):
             self.transport.loseConnection()
 
     def _env_line(self, line: bytes) -> None:
-        if line.strip(b"\r"):
-            self._env_lines.append(line)
-            return
-        self._env = parse_env(self._env_lines)
-        self._start_script(self._env)
+        env = self._env_reader.feed(line)
+        if env is not None:
+            self._env = env
+            self._start_script(env)
 
     def _reply_line(self, line: bytes) -> None:
         parsed = self._parser.feed(line)

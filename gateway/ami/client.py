@@ -102,7 +102,12 @@ class AmiProtocol(Protocol):
         self.connected_at = self.clock.seconds()
 
     def dataReceived(self, data: bytes) -> None:
-        for message in self.parser.feed(data):
+        injected, oversized = self.parser.injected, self.parser.oversized
+        messages = self.parser.feed(data)
+        if self.parser.injected > injected or self.parser.oversized > oversized:
+            self.log.warning("ami.suspicious_input", injected=self.parser.injected - injected,
+                             oversized=self.parser.oversized - oversized)
+        for message in messages:
             self._dispatch(message)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -192,6 +197,7 @@ class AmiClient:
         self.login_timeout = login_timeout
         self.log = log if log is not None else structlog.get_logger("gateway.ami")
         self.events = EventBus(self.log)
+        self.on_login: list[Callable[[], object]] = []  # called after every login
         self.current: AmiProtocol | None = None
         self.service = ClientService(
             endpoint,
@@ -239,6 +245,8 @@ class AmiClient:
             raise
         self.current = protocol
         self.log.info("ami.connected", banner=protocol.parser.banner, username=self.username)
+        for hook in list(self.on_login):
+            hook()
 
     def _lost(self, reason: Failure) -> None:
         # ClientService keeps at most one connection, and hands prepareConnection a proxy

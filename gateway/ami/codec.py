@@ -81,32 +81,128 @@ class AmiMessage:
         return dict(self.headers)
 
 
-class AmiParser:
-    """Feed bytes, get whole messages. Remembers the banner (``Asterisk Call Manager/…``)."""
+#: A channel's caller-ID values in an event and the header Asterisk always writes right
+#: after each (the same with a prefix: ``DestCallerIDNum`` … ``DestLanguage``). Events
+#: built from a channel snapshot all have them in this order; OriginateResponse has its
+#: own (the caller ID the Originate gave, CallerIDName last) and is read as it is.
+_CALLER_ID_NEXT: Final = {"CallerIDNum": "CallerIDName", "CallerIDName": "ConnectedLineNum",
+                          "ConnectedLineNum": "ConnectedLineName",
+                          "ConnectedLineName": "Language"}
+_CALLER_ID_KEY: Final = re.compile(
+    r"(?P<prefix>\w*?)(?P<field>CallerIDNum|CallerIDName|ConnectedLineNum|ConnectedLineName)\Z")
+#: A channel snapshot's keys: Asterisk writes each once per event (a second snapshot in
+#: one event has a prefix: DestUniqueid …). Seen twice, an event was forged in a value
+#: and the real event's tail was glued to it.
+_SNAPSHOT: Final = frozenset({
+    "channel", "channelstate", "channelstatedesc", "language", "accountcode", "context",
+    "exten", "priority", "uniqueid", "linkedid"})
+MAX_LINE: Final = 65536  # bytes of one line (a 4 KB caller name is cut to 79 by Asterisk)
+MAX_MESSAGE: Final = 1 << 20  # bytes of one message
+_STARTS: Final = ("event", "response")
 
-    def __init__(self) -> None:
+
+class AmiParser:
+    """Feed bytes, get whole messages. Remembers the banner (``Asterisk Call Manager/…``).
+
+    Asterisk writes caller IDs into events unescaped, so a caller ID with CR LF (or CR LF
+    CR LF) breaks its line, or seems to end the event. Caller-ID values come in a fixed
+    order, each followed by a known header, so the lines up to that header continue the
+    value, blank ones included. What a caller ID could still forge (it can fake the
+    headers that follow it) is caught by the real event's tail: glued to the forged
+    event, it repeats a snapshot key (Uniqueid …); after a blank line, it is a block that
+    is no message (it does not start with ``Event:``/``Response:``), and the message just
+    before it in the same read is the forged one. Either way it is dropped
+    (:attr:`injected` counts them). Lines over 64 KiB and messages over 1 MiB are cut
+    and counted (:attr:`oversized`); nothing here grows without a bound, and bytes are
+    scanned once.
+    """
+
+    def __init__(self, starts: tuple[str, ...] = _STARTS) -> None:
+        """``starts``: the first header a message may begin with (lower case); a parser
+        reading actions (a test's Asterisk) takes ``("action",)``."""
+        self.starts = starts
         self.banner: str | None = None
-        self._buffer = b""
+        self.injected = 0
+        self.oversized = 0
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer known to hold no newline
         self._current: list[tuple[str, str]] = []
+        self._size = 0
+        self._open: tuple[int, str] | None = None  # (index of the value, next header)
+        self._skipping = False  # inside an orphan block: until the next blank line
+        self._dropping = False  # the current line is too long: until its newline
 
     def feed(self, data: bytes) -> list[AmiMessage]:
         self._buffer += data
         messages: list[AmiMessage] = []
-        while b"\n" in self._buffer:
-            raw, self._buffer = self._buffer.split(b"\n", 1)
-            line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
-            if self.banner is None:
-                self.banner = line
+        while True:
+            at = self._buffer.find(b"\n", self._scanned)
+            if at < 0:
+                self._scanned = len(self._buffer)
+                if self._scanned > MAX_LINE:
+                    self.oversized += 1
+                    self._dropping = True
+                    del self._buffer[:]
+                    self._scanned = 0
+                return messages
+            raw = bytes(self._buffer[:at]).rstrip(b"\r")
+            del self._buffer[:at + 1]
+            self._scanned = 0
+            if self._dropping:  # the tail of a line that was too long
+                self._dropping = False
                 continue
-            if line == "":
-                if self._current:
-                    messages.append(AmiMessage(tuple(self._current)))
-                    self._current = []
-                continue
-            key, sep, value = line.partition(":")
-            if not sep:
-                # Old "Response: Follows" bodies: keep the line, never drop data.
-                self._current.append(("Output", line))
-                continue
-            self._current.append((key.strip(), value[1:] if value.startswith(" ") else value))
-        return messages
+            self._line(raw.decode("utf-8", errors="replace"), messages)
+
+    def _line(self, line: str, messages: list[AmiMessage]) -> None:
+        if self.banner is None:
+            self.banner = line
+            return
+        if self._skipping:
+            self._skipping = line != ""
+            return
+        if self._open is not None:
+            index, expected = self._open
+            if not line.startswith(expected + ":"):
+                key, value = self._current[index]
+                self._current[index] = (key, value + "\n" + line)
+                return
+            self._open = None
+        if line == "":
+            if self._current:
+                self._finish(messages)
+            return
+        if not self._current and line.partition(":")[0].strip().lower() not in self.starts:
+            self._orphan(messages)
+            return
+        self._size += len(line)
+        if self._size > MAX_MESSAGE:
+            self.oversized += 1
+            self._current, self._size, self._skipping = [], 0, True
+            return
+        key, sep, value = line.partition(":")
+        if not sep:
+            # Old "Response: Follows" bodies: keep the line, never drop data.
+            self._current.append(("Output", line))
+            return
+        key = key.strip()
+        self._current.append((key, value[1:] if value.startswith(" ") else value))
+        match = _CALLER_ID_KEY.match(key)
+        if match and self._current[0] != ("Event", "OriginateResponse"):
+            nxt = match.group("prefix") + _CALLER_ID_NEXT[match.group("field")]
+            self._open = (len(self._current) - 1, nxt)
+
+    def _finish(self, messages: list[AmiMessage]) -> None:
+        keys = [k.lower() for k, _ in self._current if k.lower() in _SNAPSHOT]
+        if len(keys) != len(set(keys)):
+            self.injected += 1  # an event forged in a value, the real tail glued to it
+        else:
+            messages.append(AmiMessage(tuple(self._current)))
+        self._current, self._size = [], 0
+
+    def _orphan(self, messages: list[AmiMessage]) -> None:
+        """Lines where a message should start: the tail of an event that a value split.
+        The message just before it (in this read) was forged inside that value."""
+        self.injected += 1
+        if messages:
+            messages.pop()
+        self._skipping = True

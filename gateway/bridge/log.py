@@ -2,10 +2,13 @@
 
 :meth:`BridgeLog.record` queues a change and returns at once. One change at a time is
 applied to the store, oldest first. When the store fails (Redis down), every queued
-change, and every change recorded until the store is back, is also appended to the
-on-disk :class:`~gateway.bridge.spool.Spool` (fsynced); the head of the queue is tried
-again every ``retry_delay``. Once the store has taken everything that was spooled, the
-spool is emptied. At start, a spool left by an earlier run is replayed first.
+change, and every change recorded until the store is back, is also appended to this
+process's on-disk :class:`~gateway.bridge.spool.Spool` (fsynced); the head of the queue
+is tried again every ``retry_delay``. Once the store has taken everything that was
+spooled, the spool is emptied. At start, and whenever :meth:`adopt_orphans` is called,
+the spools of processes that are gone are taken over and replayed too.
+
+The queue's invariant: its first ``spooled`` changes are on disk.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class BridgeLog:
         self._busy = False
         self._started = autostart  # False: queue only, until start()
         if spool is not None:
+            spool.adopt()
             left = spool.load()
             if left:
                 self.log.warning("bridge_log.replaying_spool", changes=len(left))
@@ -61,10 +65,29 @@ class BridgeLog:
             self._spool_rest()
         self._next()
 
+    def adopt_orphans(self) -> int:
+        """Replay the spools left by processes that are gone; how many changes."""
+        if self.spool is None:
+            return 0
+        self._spool_rest()
+        if self.spooled != len(self.queue):
+            return 0  # the disk refused our own changes: try again later
+        try:
+            adopted = self.spool.adopt()
+        except OSError as exc:
+            self.log.error("bridge_log.adopt_failed", error=str(exc))
+            return 0
+        self.queue.extend(adopted)
+        self.spooled += len(adopted)
+        self._next()
+        return len(adopted)
+
     def _spool_rest(self) -> None:
         if self.spool is None:
             return
         rest = list(self.queue)[self.spooled:]
+        if not rest:
+            return
         try:
             self.spool.append(rest)
         except OSError as exc:
@@ -91,7 +114,8 @@ class BridgeLog:
             self.healthy = True
             self.log.info("bridge_log.store_back", pending=len(self.queue))
         if not applied:
-            self.log.info("bridge_log.duplicate_skipped", record=change.record, seq=change.seq)
+            self.log.info("bridge_log.duplicate_skipped", record=change.record,
+                          change=change.id)
         self._busy = False
         self._next()
 

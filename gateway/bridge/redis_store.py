@@ -1,15 +1,16 @@
 """The Redis bridge store.
 
-Key layout (``<p>`` is the configured prefix, ``linkgw`` by default):
+Key layout: :mod:`gateway.schema`. One change is applied by one Lua script, so the
+hash, the stream entry, the chain, the indexes and the change's id in the record's
+"applied" set land together or not at all; a change whose id is already in that set is
+skipped (the set expires ``dedup_days`` after the record's last change). Redis counts
+the record's ``seq``. Once a record's state is ``ended`` its ``state`` and ``outcome``
+stay as they are.
 
-- ``<p>:bridge:<bridge_id>``, ``<p>:call:<uniqueid>``, ``<p>:callback:<bridge_id>``,
-  ``<p>:ticket:<bridge_id>``  hashes: the records (see README)
-- ``<p>:events``              stream: one entry per change, hash-chained per UTC day
-- ``<p>:chain:<YYYY-MM-DD>``  the last hash of that day's chain
-- ``<p>:idx:<name>:<value>``  sorted sets of ids, scored by time
-
-One change is applied by one Lua script, so the hash, the stream entry, the chain and
-the indexes land together or not at all; a change whose ``seq`` is not newer is skipped.
+With ``min_replicas`` > 0 (Redis Sentinel sites) a change counts as written only once
+that many replicas have it (``WAIT``, on the same connection as the script): a master
+that dies before replicating cannot take an acknowledged change with it, and the change,
+tried again on the new master, is applied there once.
 
 redis-py's asyncio client runs on Twisted's asyncio reactor; :meth:`RedisStore.apply`
 turns its coroutine into a Deferred.
@@ -24,24 +25,26 @@ from typing import Any
 from redis.asyncio import Redis
 from twisted.internet import defer
 
-from gateway.bridge.store import Change
+from gateway.bridge.change import Change
+from gateway.schema import Keys
 
 APPLY_CHANGE = """
-local current = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-local seq = tonumber(ARGV[1])
-if seq == 0 then seq = current + 1 end
-if current >= seq then return 0 end
+if redis.call('SADD', KEYS[4], ARGV[1]) == 0 then return 0 end
+redis.call('EXPIRE', KEYS[4], tonumber(ARGV[9]))
 local fields = cjson.decode(ARGV[2])
-for k, v in pairs(fields) do redis.call('HSET', KEYS[1], k, v) end
-redis.call('HSET', KEYS[1], 'seq', seq)
+local ended = redis.call('HGET', KEYS[1], 'state') == 'ended'
+for k, v in pairs(fields) do
+  if not (ended and (k == 'state' or k == 'outcome')) then redis.call('HSET', KEYS[1], k, v) end
+end
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local prev = redis.call('GET', KEYS[3]) or ''
-local hashed = {ARGV[6], tostring(seq), ARGV[7], ARGV[8], ARGV[9], ARGV[2]}
+local hashed = {ARGV[5], tostring(seq), ARGV[1], ARGV[6], ARGV[7], ARGV[8], ARGV[2]}
 local hash = redis.sha1hex(prev .. '\\n' .. table.concat(hashed, '\\n'))
 redis.call('SET', KEYS[3], hash)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
-  'record', ARGV[6], 'seq', tostring(seq), 'event', ARGV[7], 'at', ARGV[8],
-  'data', ARGV[9], 'fields', ARGV[2], 'prev', prev, 'hash', hash)
-local indexes = cjson.decode(ARGV[5])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
+  'record', ARGV[5], 'seq', tostring(seq), 'id', ARGV[1], 'event', ARGV[6], 'at', ARGV[7],
+  'data', ARGV[8], 'fields', ARGV[2], 'prev', prev, 'hash', hash)
+local indexes = cjson.decode(ARGV[4])
 for _, ix in ipairs(indexes) do
   if tonumber(ix[3]) < 0 then redis.call('ZREM', ix[1], ix[2])
   else redis.call('ZADD', ix[1], ix[3], ix[2]) end
@@ -49,21 +52,25 @@ end
 return 1
 """
 
+DEDUP_DAYS = 35
 
-def script_call(prefix: str, change: Change, events_maxlen: int
-                ) -> tuple[list[str], list[object]]:
+
+class NotReplicated(ConnectionError):
+    """Fewer replicas than required took the change in time: it is not yet safe."""
+
+
+def script_call(keys: Keys, change: Change, events_maxlen: int,
+                dedup_days: int = DEDUP_DAYS) -> tuple[list[str], list[object]]:
     """KEYS and ARGV of APPLY_CHANGE for one change."""
-    def key(name: str) -> str:
-        return f"{prefix}:{name}"
-
-    indexes = [[key(f"idx:{ix.name}"), ix.member, ix.score] for ix in change.indexes]
-    keys = [key(change.record), key("events"), key(f"chain:{change.day}")]
+    indexes = [[keys.index(ix.name), ix.member, ix.score] for ix in change.indexes]
+    redis_keys = [keys.record(change.record), keys.events, keys.chain(change.day),
+                  keys.applied(change.record)]
     args: list[object] = [
-        change.seq, change.fields_json(), "", events_maxlen,
+        change.id, change.fields_json(), events_maxlen,
         json.dumps(indexes, ensure_ascii=False), change.record, change.event,
-        repr(change.at), change.data_json(),
+        repr(change.at), change.data_json(), dedup_days * 86400,
     ]
-    return keys, args
+    return redis_keys, args
 
 
 class RedisStore:
@@ -71,24 +78,49 @@ class RedisStore:
     named, because Python 3.14 no longer hands out a loop that is not running."""
 
     def __init__(self, redis: Redis, loop: asyncio.AbstractEventLoop, prefix: str = "linkgw",
-                 events_maxlen: int = 1_000_000):
+                 events_maxlen: int = 1_000_000, min_replicas: int = 0,
+                 replica_timeout_ms: int = 1000) -> None:
         self.redis = redis
         self.loop = loop
-        self.prefix = prefix
+        self.keys = Keys(prefix)
         self.events_maxlen = events_maxlen
+        self.min_replicas = min_replicas
+        self.replica_timeout_ms = replica_timeout_ms
         self._script: Any = redis.register_script(APPLY_CHANGE)
+        # WAIT counts what this connection wrote: one connection of its own, used by
+        # the bridge log one change at a time
+        self._conn: Redis | None = redis.client() if min_replicas else None
 
     def apply(self, change: Change) -> defer.Deferred[bool]:
         return defer.Deferred.fromFuture(asyncio.ensure_future(self._apply(change),
                                                                loop=self.loop))
 
     async def _apply(self, change: Change) -> bool:
-        keys, args = script_call(self.prefix, change, self.events_maxlen)
-        return bool(await self._script(keys=keys, args=args))
+        keys, args = script_call(self.keys, change, self.events_maxlen)
+        if self._conn is None:
+            return bool(await self._script(keys=keys, args=args))
+        applied = await self._script(keys=keys, args=args, client=self._conn)
+        replicas = await self._conn.execute_command(  # type: ignore[no-untyped-call]
+            "WAIT", self.min_replicas, self.replica_timeout_ms)
+        if int(replicas) < self.min_replicas:
+            raise NotReplicated(f"change {change.id} reached {replicas} of "
+                                f"{self.min_replicas} replicas")
+        return bool(applied)
 
 
-def apply_sync(client: Any, prefix: str, change: Change, events_maxlen: int = 1_000_000
-               ) -> bool:
-    """The same change through a blocking client (the API's thread, the CLI, tests)."""
-    keys, args = script_call(prefix, change, events_maxlen)
-    return bool(int(client.register_script(APPLY_CHANGE)(keys=keys, args=args)))
+def apply_sync(client: Any, prefix: str, change: Change, events_maxlen: int = 1_000_000,
+               min_replicas: int = 0, replica_timeout_ms: int = 1000) -> bool:
+    """The same change through a blocking client (the API's thread, the CLI, process
+    mode's writer, tests); with ``min_replicas``, confirmed as :class:`RedisStore` does."""
+    keys, args = script_call(Keys(prefix), change, events_maxlen)
+    script = client.register_script(APPLY_CHANGE)
+    if not min_replicas:
+        return bool(int(script(keys=keys, args=args)))
+    pipe = client.pipeline(transaction=False)
+    script(keys=keys, args=args, client=pipe)
+    pipe.execute_command("WAIT", min_replicas, replica_timeout_ms)
+    applied, replicas = pipe.execute()
+    if int(replicas) < min_replicas:
+        raise NotReplicated(f"change {change.id} reached {replicas} of {min_replicas} "
+                            "replicas")
+    return bool(int(applied))

@@ -1,51 +1,154 @@
 """The local spool: changes that could not reach Redis, on disk, in order.
 
-JSON lines, appended and fsynced before :meth:`Spool.append` returns, so a change the
-gateway has accepted survives a crash of the gateway during a Redis outage. Replaying
-is safe twice over: the store skips a change whose ``seq`` it already has.
+Each process has a file of its own in the spool folder (``<instance>.jsonl``) and holds
+an exclusive ``flock`` on it for as long as it runs, so a gateway, a second gateway and
+every process-mode follower can spool side by side without touching each other's lines.
+A file whose lock can be taken belongs to a process that is gone: :meth:`Spool.adopt`
+moves its changes into this process's own file (fsynced) before deleting it, so nothing
+a dead process accepted is lost.
+
+The format is robust to what a crash or a full disk leaves behind:
+
+- one JSON object per line, ASCII only, so no byte of the file is part of a multi-byte
+  character and no Unicode line separator (U+2028, U+0085) can split a line;
+- lines are split on ``\\n`` alone, bytes first; a line that is not one whole change
+  (torn, not UTF-8, not JSON) is logged with its number and skipped, never fatal;
+- before appending, a last line without its ``\\n`` (a torn write) is closed, so a new
+  change is never glued to a fragment;
+- the file is created 0600 (it holds citizens' numbers and names) and its folder is
+  fsynced when a file appears or disappears.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from gateway.bridge.store import Change
+from gateway.bridge.change import Change
+
+SUFFIX = ".jsonl"
+
+
+def parse_lines(data: bytes, log: Any, path: str = "") -> list[Change]:
+    """Every whole change in ``data``; anything else is logged and skipped."""
+    changes = []
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines, 1):
+        if not raw:
+            continue
+        if number == len(lines):  # no "\n" after it: torn by a crash or a full disk
+            log.error("spool.torn_line", path=path, line=number, length=len(raw))
+            continue
+        try:
+            changes.append(Change.from_json(raw.decode("utf-8")))
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            log.error("spool.bad_line", path=path, line=number, error=str(exc)[:200])
+    return changes
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class Spool:
-    def __init__(self, path: Path, log: Any) -> None:
-        self.path = path
+    """This process's spool file in ``folder``, locked while the process lives."""
+
+    def __init__(self, folder: Path, instance: str, log: Any) -> None:
+        self.folder = folder
+        self.path = folder / f"{_safe(instance)}{SUFFIX}"
         self.log = log
+        self._file: IO[bytes] | None = None
+
+    def _open(self) -> IO[bytes]:
+        if self._file is None:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            new = not self.path.exists()
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            f = os.fdopen(fd, "r+b")
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.close()
+                raise
+            if new:
+                _fsync_dir(self.folder)
+            self._file = f
+        return self._file
 
     def append(self, changes: Iterable[Change]) -> None:
-        lines = "".join(change.to_json() + "\n" for change in changes)
-        if not lines:
+        """Append and fsync; returns only once the changes are on disk."""
+        data = "".join(change.to_json() + "\n" for change in changes).encode("ascii")
+        if not data:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(lines)
-            f.flush()
-            os.fsync(f.fileno())
+        f = self._open()
+        size = os.fstat(f.fileno()).st_size
+        if size:
+            f.seek(size - 1)
+            if f.read(1) != b"\n":
+                data = b"\n" + data  # close a torn last line: never glue onto it
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
     def load(self) -> list[Change]:
-        """Every whole line; a torn last line (a crash mid-write) is logged and dropped."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        """What this process's file holds (changes spooled before a restart under the
+        same instance name are read too)."""
+        if not self.path.exists():
             return []
-        changes = []
-        for number, line in enumerate(text.splitlines(), 1):
-            try:
-                changes.append(Change.from_json(line))
-            except (ValueError, KeyError, TypeError) as exc:
-                self.log.error("spool.bad_line", path=str(self.path), line=number,
-                               error=str(exc))
-        return changes
+        f = self._open()
+        f.seek(0)
+        return parse_lines(f.read(), self.log, str(self.path))
 
     def clear(self) -> None:
-        with open(self.path, "w", encoding="utf-8") as f:
-            f.flush()
-            os.fsync(f.fileno())
+        """Every change in the file is in the store: empty it."""
+        if self._file is None and not self.path.exists():
+            return
+        f = self._open()
+        f.truncate(0)
+        f.flush()
+        os.fsync(f.fileno())
+
+    def adopt(self) -> list[Change]:
+        """Take over the files of processes that are gone: their changes are appended to
+        this file (fsynced) and returned; their files are deleted."""
+        if not self.folder.exists():
+            return []
+        adopted: list[Change] = []
+        for other in sorted(self.folder.glob(f"*{SUFFIX}")):
+            if other == self.path:
+                continue
+            try:
+                f = open(other, "rb")
+            except OSError:
+                continue
+            with f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # its process is alive
+                changes = parse_lines(f.read(), self.log, str(other))
+                self.append(changes)
+                other.unlink()
+                _fsync_dir(self.folder)
+            if changes:
+                self.log.warning("spool.adopted", path=str(other), changes=len(changes))
+            adopted += changes
+        return adopted
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _safe(instance: str) -> str:
+    """An instance name as a file name: letters, digits, '-', '_', '.' only."""
+    return "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_"
+                   for c in instance) or "gateway"

@@ -1,20 +1,30 @@
-"""The transfer state machine: pure, no I/O.
+"""The transfer state machine: pure, no I/O, the one writer of a bridge's state.
 
-``transition(state, event, ctx)`` returns a :class:`Transition`: the next state, the record
-fields the edge sets, the commands the caller must carry out, and the outcome when the
-bridge ends. An edge that is not in the table raises :class:`IllegalTransition`.
-``ctx`` (:class:`Context`) holds what the edges decide on: the mode (transfer or consult),
-the dial plan of targets and which attempt is ringing, whether the call-taker is still in
-the conference.
+``transition(bridge, event)`` takes a :class:`Phase` (everything the table decides on:
+the state, the mode, the dial plan, which attempt rings, who is present, whether the
+key's feature has returned) and returns a :class:`Transition`: the next phase, the
+record fields the edge sets, the commands the caller must carry out, and the outcome
+when the bridge ends. An edge that is not in the table raises
+:class:`IllegalTransition`. Nothing outside this module changes a phase.
 
-States::
+The flow (one key, ``*1``)::
 
-    requested ──redirected──▶ dialing ──agent answered──▶ three_party ──seat left──▶ handed_off
-        │                     │  ▲ │                           │ (consult) agent left     │
-        │ citizen left /      │  └─┘ agent failed,             ▼                          │
-        │ redirect failed     │      attempts left        returned_to_110                 │
-        ▼                     │ agent failed, none left ──────▲   │                       │
-      ended ◀─────────────────┴── citizen left / conference ended / last party left ──────┘
+    key ──▶ requested ──agent answered──▶ answered
+              │  (the other line rings; citizen and key-presser are still in their own
+              │   call, the citizen hears music while the key-presser may type a code)
+              │ citizen joined                 │ citizen joined
+              ▼                                ▼
+           dialing ──agent answered──▶ three_party ──seat left──▶ handed_off
+              │ ▲ agent failed,              │ (consult) agent left       │
+              └─┘ attempts left              ▼                            │
+              │ agent failed, none left ─▶ returned_to_110                │
+              ▼                                 │                         │
+            ended ◀── citizen left / conference ended / direct call ──────┘
+
+The key's feature (the dialplan's ``[linkgw-onekey]``) returns after the code was read:
+:class:`KeyDone` carries the code and whether it is refused. Only then are citizen and
+key-presser moved into the conference (:class:`Move`), or, when the other line was not
+reached, into a plain call again with a tone (:class:`BridgeDirect`).
 
 Roles: ``citizen``; ``seat`` is whoever pressed the key (a 110 call-taker, or a 12345
 agent in the reverse direction); ``agent`` is the line being dialled in.
@@ -22,28 +32,32 @@ agent in the reverse direction); ``agent`` is the line being dialled in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import ClassVar
 
+from gateway.schema import attempt_failed_at, attempt_failure, joined_at, left_at
+
 
 class State(StrEnum):
-    REQUESTED = "requested"  # key pressed: citizen + seat are being moved to the conference
-    DIALING = "dialing"  # citizen (+ seat) in the conference, the other line rings
-    THREE_PARTY = "three_party"  # the other line answered: three in one conference
-    HANDED_OFF = "handed_off"  # the call-taker left; citizen and the other line talk on
+    REQUESTED = "requested"  # the other line rings; citizen + key-presser in their call
+    ANSWERED = "answered"  # the other line answered and waits in the conference
+    DIALING = "dialing"  # the citizen is in the conference, the other line rings
+    THREE_PARTY = "three_party"  # citizen, key-presser and the other line together
+    HANDED_OFF = "handed_off"  # the key-presser left; citizen and the other line talk on
     RETURNED = "returned_to_110"  # the other line not reached, or declined in consult mode
     ENDED = "ended"
 
 
 class Outcome(StrEnum):
-    HANDED_OFF = "handed_off"  # the other line took the call, the call-taker left
-    THREE_PARTY_ENDED = "three_party_ended"  # ended with the call-taker still present
+    HANDED_OFF = "handed_off"  # the other line took the call, the key-presser left
+    THREE_PARTY_ENDED = "three_party_ended"  # ended with the key-presser still present
     KEPT_BY_110 = "kept_by_110"  # not reached / declined: the first line keeps it
     ABANDONED = "abandoned"  # the citizen hung up before the other line answered
     FAILED = "failed"  # the call could not be moved into the conference
-    REFUSED = "refused"  # never-transfer item or emergency: no transfer
+    REFUSED = "refused"  # never-transfer item, emergency, unknown code: no transfer
+    UNKNOWN = "unknown"  # it ended while no gateway watched and nothing tells how
 
 
 class Role(StrEnum):
@@ -53,8 +67,8 @@ class Role(StrEnum):
 
 
 class Mode(StrEnum):
-    TRANSFER = "transfer"  # one key: the call-taker may leave once the other line answers
-    CONSULT = "consult"  # the call-taker stays until one side takes the matter
+    TRANSFER = "transfer"  # one key: the key-presser may leave once the other line answers
+    CONSULT = "consult"  # the key-presser stays until one side takes the matter
 
 
 class IllegalTransition(Exception):
@@ -67,25 +81,46 @@ class IllegalTransition(Exception):
 
 
 @dataclass(frozen=True)
-class Context:
-    """What the table decides on besides state and event."""
+class Phase:
+    """Everything the table decides on; only :func:`transition` makes a new one."""
 
+    state: State = State.REQUESTED
     mode: Mode = Mode.TRANSFER
     plan: tuple[str, ...] = ("PJSIP/12345",)  # dial strings, one per attempt, in order
-    attempt: int = 0  # index into plan of the leg ringing (or answered)
-    seat_present: bool = True
     retry_delay: float = 0.0
+    attempt: int = 0  # index into plan of the leg ringing (or answered)
+    key_done: bool = False  # the key's feature has returned (the code is known)
+    joined: frozenset[Role] = frozenset()  # who has been in the conference
+    gone: frozenset[Role] = frozenset()  # who has left (the conference or the call)
+    directed: bool = False  # the citizen was sent into a plain call (or back)
+
+    @property
+    def seat_present(self) -> bool:
+        return Role.SEAT not in self.gone
 
 
 # -- events ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Event:
-    at: float  # epoch seconds, from the injected clock
+    at: float  # epoch seconds, from the injected clock (or the journal, when recovered)
     kind: ClassVar[str] = "event"
 
 
 @dataclass(frozen=True)
+class KeyDone(Event):
+    """The key's feature returned: the code typed (``fields``: code, category, item…)
+    and, when the code is refused, why (``refusal``)."""
+
+    fields: tuple[tuple[str, str], ...] = ()
+    refusal: str = ""
+    detail: str = ""
+    kind = "key_done"
+
+
+@dataclass(frozen=True)
 class Redirected(Event):
+    """Asterisk accepted the move into the conference."""
+
     kind = "redirected"
 
 
@@ -118,14 +153,32 @@ class Joined(Event):
 
 @dataclass(frozen=True)
 class Left(Event):
+    """A party left the conference, or its channel is gone (whichever came first)."""
+
     role: Role = Role.CITIZEN
     channel: str = ""
     kind = "left"
 
 
 @dataclass(frozen=True)
+class DirectBridged(Event):
+    """The citizen is in a plain two-party call again (the dialplan's [linkgw-direct])."""
+
+    role: Role = Role.SEAT
+    kind = "direct_bridged"
+
+
+@dataclass(frozen=True)
 class ConferenceEnded(Event):
     kind = "conference_ended"
+
+
+@dataclass(frozen=True)
+class Abandon(Event):
+    """Close a bridge nobody can follow any more (recovery found no trace of it)."""
+
+    reason: str = ""
+    kind = "closed_unknown"
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -143,8 +196,20 @@ class CancelAgent:
 
 
 @dataclass(frozen=True)
+class Move:
+    """Citizen and key-presser into the conference (one dual Redirect)."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """Hang up ``role``'s channel: it waits in a conference nobody else will join."""
+
+    role: Role
+
+
+@dataclass(frozen=True)
 class ReturnCitizen:
-    """The call-taker is gone and nobody took the call: ring the first line again."""
+    """The key-presser is gone and nobody took the call: ring the first line again."""
 
 
 @dataclass(frozen=True)
@@ -159,44 +224,40 @@ class RecordWorkOrderNeeded:
 
 @dataclass(frozen=True)
 class BridgeDirect:
-    """Two parties are left with the matter: take the citizen and ``role`` out of the
-    conference into a plain two-party call, where either hanging up ends it as usual."""
+    """Two parties are left with the matter: take the citizen and ``role`` into a plain
+    two-party call (out of the conference, or out of their first call to hear a tone),
+    where either hanging up ends it as usual and the keys work again."""
 
     role: Role
 
 
-Command = DialAgent | CancelAgent | ReturnCitizen | RecordCallback | RecordWorkOrderNeeded \
-    | BridgeDirect
+Command = DialAgent | CancelAgent | Move | ReturnCitizen | RecordCallback \
+    | RecordWorkOrderNeeded | BridgeDirect | Release
 
 
 @dataclass(frozen=True)
 class Transition:
-    state: State
+    phase: Phase
     fields: dict[str, str] = field(default_factory=dict)
     commands: tuple[Command, ...] = ()
     outcome: Outcome | None = None
 
+    @property
+    def state(self) -> State:
+        return self.phase.state
+
 
 def iso(at: float) -> str:
     """Epoch seconds → ``2026-11-28T19:45:12.345Z`` (sorts as text)."""
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] \
+        .replace(" ", "T") + "Z"
 
 
-_LIVE = (State.REQUESTED, State.DIALING, State.THREE_PARTY, State.HANDED_OFF, State.RETURNED)
+LIVE = frozenset(State) - {State.ENDED}
+_BEFORE_CONFERENCE = (State.REQUESTED, State.ANSWERED)
 
 
-def _agent_failed(event: AgentFailed, ctx: Context, at: str) -> Transition:
-    n = ctx.attempt + 1
-    fields = {f"attempt_{n}_failure": event.reason, f"attempt_{n}_failed_at": at,
-              "agent_failure": event.reason}
-    if n < len(ctx.plan):
-        return Transition(State.DIALING, fields, (DialAgent(n, ctx.retry_delay),))
-    fields["agent_failed_at"] = at
-    back: Command = BridgeDirect(Role.SEAT) if ctx.seat_present else ReturnCitizen()
-    return Transition(State.RETURNED, fields, (RecordWorkOrderNeeded(), back))
-
-
-def _ended(state: State) -> Outcome:
+def _ended_outcome(state: State) -> Outcome:
     if state is State.HANDED_OFF:
         return Outcome.HANDED_OFF
     if state is State.THREE_PARTY:
@@ -206,67 +267,173 @@ def _ended(state: State) -> Outcome:
     return Outcome.ABANDONED
 
 
-def transition(state: State, event: Event, ctx: Context | None = None) -> Transition:
-    """The whole table. Reads top to bottom as: in this state, on this event, do this."""
-    ctx = ctx or Context()
-    at = iso(event.at)
-    consult = ctx.mode is Mode.CONSULT
-    match state, event:
-        # -- moving the call into the conference
-        case State.REQUESTED, Redirected():
-            return Transition(State.DIALING, {"conference_at": at}, (DialAgent(0),))
-        case State.REQUESTED, RedirectFailed(reason=reason):
-            return Transition(State.ENDED, {"ended_at": at, "error": reason}, (),
-                              Outcome.FAILED)
-        case State.REQUESTED, Left(role=Role.CITIZEN):
-            return Transition(State.ENDED, {"citizen_left_at": at, "ended_at": at},
-                              (RecordCallback(),), Outcome.ABANDONED)
-        # -- the other line rings
-        case State.DIALING, AgentAnswered(channel=ch, uniqueid=uid):
-            return Transition(State.THREE_PARTY, {
-                "agent_answered_at": at, "agent_channel": ch, "agent_uniqueid": uid,
-                "agent_target": ctx.plan[ctx.attempt], "attempts": str(ctx.attempt + 1)})
-        case State.DIALING, AgentFailed() as failed:
-            return _agent_failed(failed, ctx, at)
-        case State.DIALING, Left(role=Role.CITIZEN):
-            return Transition(State.ENDED, {"citizen_left_at": at, "ended_at": at},
-                              (CancelAgent(), RecordCallback()), Outcome.ABANDONED)
-        case State.DIALING, Left(role=role):
-            return Transition(state, {f"{role}_left_at": at})
-        # -- three parties
-        case State.THREE_PARTY, Left(role=Role.SEAT) if consult:
-            return Transition(State.HANDED_OFF, {"seat_left_at": at,
-                                                 "decision": "taken_by_other_line"},
+def _end(p: Phase, at: str, outcome: Outcome, fields: dict[str, str] | None = None,
+         commands: tuple[Command, ...] = ()) -> Transition:
+    return Transition(replace(p, state=State.ENDED), {"ended_at": at} | (fields or {}),
+                      commands, outcome)
+
+
+def _abandoned(p: Phase, at: str) -> Transition:
+    """The citizen left before the other line took the call. A key-presser already in
+    the conference the citizen never reached is released (nobody else will come)."""
+    release = (Release(Role.SEAT),) if Role.SEAT in p.joined and Role.CITIZEN not in \
+        p.joined and Role.SEAT not in p.gone else ()
+    return _end(replace(p, gone=p.gone | {Role.CITIZEN}), at, Outcome.ABANDONED,
+                {left_at(Role.CITIZEN): at}, (CancelAgent(), RecordCallback(), *release))
+
+
+def _back_to_first_line(p: Phase, fields: dict[str, str]) -> Transition:
+    """Nobody on the other line: the key-presser gets the citizen back in a plain call
+    (once the key's feature has returned), or the citizen rings the first line again."""
+    returned = replace(p, state=State.RETURNED)
+    if not p.seat_present:  # the matter is back with the first line: the bridge is over
+        return _end(replace(p, directed=True), fields["agent_failed_at"],
+                    Outcome.KEPT_BY_110, fields, (RecordWorkOrderNeeded(), ReturnCitizen()))
+    if not p.key_done:
+        return Transition(returned, fields, (RecordWorkOrderNeeded(),))
+    return Transition(replace(returned, directed=True), fields,
+                      (RecordWorkOrderNeeded(), BridgeDirect(Role.SEAT)))
+
+
+def _agent_failed(p: Phase, reason: str, at: str) -> Transition:
+    n = p.attempt + 1
+    fields = {attempt_failure(n): reason, attempt_failed_at(n): at, "agent_failure": reason}
+    if n < len(p.plan):  # the next attempt's leg has not joined or left anything yet
+        nxt = replace(p, attempt=n, joined=p.joined - {Role.AGENT},
+                      gone=p.gone - {Role.AGENT})
+        return Transition(nxt, fields, (DialAgent(n, p.retry_delay),))
+    return _back_to_first_line(p, fields | {"agent_failed_at": at})
+
+
+def _answered(p: Phase, state: State, at: str, channel: str, uniqueid: str) -> Transition:
+    return Transition(replace(p, state=state), {
+        "agent_answered_at": at, "agent_channel": channel, "agent_uniqueid": uniqueid,
+        "agent_target": p.plan[p.attempt], "attempts": str(p.attempt + 1)})
+
+
+def _with_citizen(p: Phase) -> State:
+    """The state once the other line and the citizen are both in the conference."""
+    return State.THREE_PARTY if p.seat_present else State.HANDED_OFF
+
+
+def _key_done(p: Phase, event: KeyDone, at: str) -> Transition:
+    fields = dict(event.fields) | {"key_done_at": at}
+    done = replace(p, key_done=True)
+    if event.refusal and p.state in LIVE:
+        return _end(done, at, Outcome.REFUSED, fields | {
+            "refusal": event.refusal, "refusal_detail": event.detail}, (CancelAgent(),))
+    if p.state in _BEFORE_CONFERENCE:
+        return Transition(done, fields, (Move(),))
+    if p.state is State.RETURNED and not p.directed and p.seat_present:
+        return Transition(replace(done, directed=True), fields, (BridgeDirect(Role.SEAT),))
+    return Transition(done, fields)
+
+
+def _joined(p: Phase, event: Joined, at: str) -> Transition:
+    role = event.role
+    fields = {joined_at(role): at}
+    if role is Role.AGENT and event.linkedid:
+        fields["agent_linkedid"] = event.linkedid  # OriginateResponse does not carry it
+    q = replace(p, joined=p.joined | {role})
+    match p.state, role:
+        case State.REQUESTED, Role.CITIZEN:
+            return Transition(replace(q, state=State.DIALING), fields | {"conference_at": at})
+        case State.ANSWERED, Role.CITIZEN:
+            return Transition(replace(q, state=_with_citizen(p)), fields | {"conference_at": at})
+        case State.REQUESTED, Role.AGENT:  # the join came before the answer's news
+            t = _answered(q, State.ANSWERED, at, event.channel, "")
+            return replace(t, fields=fields | {k: v for k, v in t.fields.items() if v})
+        case State.DIALING, Role.AGENT:
+            t = _answered(q, _with_citizen(p), at, event.channel, "")
+            return replace(t, fields=fields | {k: v for k, v in t.fields.items() if v})
+    return Transition(q, fields)
+
+
+def _left(p: Phase, event: Left, at: str) -> Transition:
+    role, consult = event.role, p.mode is Mode.CONSULT
+    if role in p.gone:
+        return Transition(p)  # the conference, then the channel: counted once
+    q = replace(p, gone=p.gone | {role})
+    fields = {left_at(role): at}
+    match p.state, role:
+        case (State.REQUESTED | State.ANSWERED | State.DIALING), Role.CITIZEN:
+            return _abandoned(p, at)
+        case State.ANSWERED, Role.AGENT:  # it hung up before the citizen arrived
+            return _agent_failed(replace(q, state=State.REQUESTED), "declined", at)
+        case State.RETURNED, Role.SEAT if not p.directed:  # gone while typing the code
+            return _end(replace(q, directed=True), at, Outcome.KEPT_BY_110, fields,
+                        (ReturnCitizen(),))
+        case State.THREE_PARTY, Role.SEAT if consult:
+            return Transition(replace(q, state=State.HANDED_OFF, directed=True),
+                              fields | {"decision": "taken_by_other_line"},
                               (BridgeDirect(Role.AGENT),))
-        case State.THREE_PARTY, Left(role=Role.SEAT):
-            return Transition(State.HANDED_OFF, {"seat_left_at": at})
-        case State.THREE_PARTY, Left(role=Role.AGENT) if consult:
-            return Transition(State.RETURNED, {"agent_left_at": at,
-                                               "decision": "kept_by_first_line"},
+        case State.THREE_PARTY, Role.SEAT:
+            return Transition(replace(q, state=State.HANDED_OFF, directed=True), fields,
+                              (BridgeDirect(Role.AGENT),))
+        case State.THREE_PARTY, Role.AGENT if consult:
+            return Transition(replace(q, state=State.RETURNED, directed=True),
+                              fields | {"decision": "kept_by_first_line"},
                               (BridgeDirect(Role.SEAT),))
-        case State.THREE_PARTY, Left(role=role):
-            return Transition(State.ENDED, {f"{role}_left_at": at, "ended_at": at}, (),
-                              Outcome.THREE_PARTY_ENDED)
-        case State.HANDED_OFF, Left(role=role):
-            return Transition(State.ENDED, {f"{role}_left_at": at, "ended_at": at}, (),
-                              Outcome.HANDED_OFF)
-        # -- back with the first line
-        case State.RETURNED, Left(role=role):
-            return Transition(State.ENDED, {f"{role}_left_at": at, "ended_at": at}, (),
-                              Outcome.KEPT_BY_110)
-        case _, Joined(role=role, linkedid=linkedid) if state in _LIVE:
-            fields = {f"{role}_joined_at": at}
-            if role is Role.AGENT and linkedid:
-                fields["agent_linkedid"] = linkedid  # OriginateResponse does not carry it
-            return Transition(state, fields)
-        case _, ConferenceEnded() if state in _LIVE:
-            return Transition(State.ENDED, {"ended_at": at}, (), _ended(state))
-        # -- late news about a bridge that has ended
+        case State.THREE_PARTY, _:
+            return _end(q, at, Outcome.THREE_PARTY_ENDED, fields)
+        case (State.HANDED_OFF | State.RETURNED), _:
+            return _end(q, at, _ended_outcome(p.state), fields)
+    return Transition(q, fields)
+
+
+def transition(p: Phase, event: Event) -> Transition:
+    """The whole table. Reads top to bottom as: in this state, on this event, do this."""
+    at = iso(event.at)
+    match p.state, event:
+        # -- late news about a bridge that has ended: recorded, never acted on, except
+        # a leg that answered into it, which is hung up
         case State.ENDED, AgentAnswered(channel=ch):
-            return Transition(State.ENDED, {"late_agent_channel": ch}, (CancelAgent(),))
-        case State.ENDED, Left(role=role):
-            return Transition(State.ENDED, {f"{role}_left_at": at})
-        case State.ENDED, AgentFailed() | ConferenceEnded() | Joined() | RedirectFailed() \
-                | Redirected():
-            return Transition(State.ENDED)
-    raise IllegalTransition(state, event)
+            return Transition(p, {"late_agent_channel": ch}, (CancelAgent(),))
+        case State.ENDED, Left(role=role) if role not in p.gone:
+            return Transition(replace(p, gone=p.gone | {role}), {left_at(role): at})
+        case State.ENDED, Joined(role=Role.SEAT) if Role.CITIZEN in p.gone \
+                and Role.CITIZEN not in p.joined:  # moved in after the citizen had gone
+            return Transition(replace(p, joined=p.joined | {Role.SEAT}),
+                              {joined_at(Role.SEAT): at}, (Release(Role.SEAT),))
+        case State.ENDED, _:
+            return Transition(p)
+        # -- the key's feature returned
+        case _, KeyDone() as done:
+            return _key_done(p, done, at)
+        # -- moving citizen and key-presser into the conference
+        case (State.REQUESTED | State.ANSWERED), Redirected():
+            return Transition(p, {"redirected_at": at})
+        case _, Redirected():
+            return Transition(p)
+        case (State.REQUESTED | State.ANSWERED), RedirectFailed(reason=reason):
+            return _end(p, at, Outcome.FAILED, {"error": reason}, (CancelAgent(),))
+        case _, RedirectFailed():
+            return Transition(p)  # citizen already in: someone joined it on their own
+        # -- the other line
+        case State.REQUESTED, AgentAnswered(channel=ch, uniqueid=uid):
+            return _answered(p, State.ANSWERED, at, ch, uid)
+        case State.DIALING, AgentAnswered(channel=ch, uniqueid=uid):
+            return _answered(p, _with_citizen(p), at, ch, uid)
+        case _, AgentAnswered(uniqueid=uid):
+            return Transition(p, {"agent_uniqueid": uid} if uid else {})  # join was first
+        case (State.REQUESTED | State.DIALING), AgentFailed(reason=reason):
+            return _agent_failed(p, reason, at)
+        case _, AgentFailed():
+            return Transition(p)  # an earlier attempt's late news
+        # -- who is where
+        case _, Joined() as joined:
+            return _joined(p, joined, at)
+        case _, Left() as left:
+            return _left(p, left, at)
+        case (State.HANDED_OFF | State.RETURNED), DirectBridged():
+            return _end(p, at, _ended_outcome(p.state))
+        case _, DirectBridged():
+            return Transition(p)
+        case State.REQUESTED | State.ANSWERED, ConferenceEnded():
+            return Transition(p)  # an attempt's leg came and went before the citizen
+        case _, ConferenceEnded():
+            return _end(p, at, _ended_outcome(p.state))
+        case _, Abandon(reason=reason):
+            return _end(p, at, Outcome.UNKNOWN, {"outcome_reason": reason},
+                        (CancelAgent(),))
+    raise IllegalTransition(p.state, event)

@@ -18,6 +18,21 @@ def _members(title: str, members: list[AmiMessage]) -> None:
               f"marked={m.get('MarkedUser')}")
 
 
+def _timeline(record: dict[str, str]) -> list[str]:
+    """The record's times, as seconds after the key."""
+    from gateway.records.tickets import epoch
+
+    start = epoch(record["requested_at"])
+    marks = [("key pressed", "requested_at"), ("12345 answered", "agent_answered_at"),
+             ("key's feature returned (code read)", "key_done_at"),
+             ("notice heard by the citizen", "notice_played_at"),
+             ("three parties", "conference_at"), ("call-taker left", "seat_left_at"),
+             ("bridge ended", "ended_at"), ("citizen hung up", "citizen_hangup_at")]
+    out = ["\ntimeline (seconds after the key)"]
+    out += [f"  {epoch(record[k]) - start:6.3f}  {what}" for what, k in marks if k in record]
+    return out
+
+
 def demo(keep: bool) -> int:
     from gateway.lab.calls import one_key_call
     from gateway.lab.lab import Lab
@@ -37,7 +52,10 @@ def demo(keep: bool) -> int:
         print(f"linkgw demo failed: {exc}", file=sys.stderr)
         return 1
     _members("three-party call", seen.three_party)
-    _members("after the call-taker left", seen.after_seat_left)
+    print(f"\nafter the call-taker left: {len(seen.plain_call)} in one plain call "
+          f"(CoreShowChannels + BridgeList from Asterisk: {seen.plain_technology})")
+    for m in seen.plain_call:
+        print(f"  - {m.get('Channel'):<32} caller {m.get('CallerIDNum'):<14}")
     print(f"\nbridge record linkgw:bridge:{seen.bridge_id} (Redis hash)")
     for key in sorted(seen.record):
         print(f"  {key:<22} {seen.record[key]}")
@@ -45,6 +63,8 @@ def demo(keep: bool) -> int:
     for e in seen.events:
         print(f"  {e['id']:<17} seq={e['seq']:<2} {e['event']:<24} "
               f"{json.loads(e['data']).get('state', '')}")
+    for line in _timeline(seen.record):
+        print(line)
     print(f"\nSIPp exit codes: {seen.exits}")
     if not keep:
         import shutil

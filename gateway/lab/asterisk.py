@@ -35,6 +35,19 @@ NOLOAD = (
 )
 
 
+PROBE_USER = "lab-probe"
+
+
+def documented_classes(example: Path) -> tuple[str, str]:
+    """The ``read=`` and ``write=`` classes of the shipped AMI user example."""
+    values = {}
+    for line in example.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() in ("read", "write"):
+            values[key.strip()] = value.strip()
+    return values["read"], values["write"]
+
+
 @dataclass(frozen=True)
 class Phone:
     """A lab SIP endpoint served by a SIPp on ``port`` (static contact, no REGISTER)."""
@@ -54,13 +67,14 @@ class AsteriskPorts:
 class Asterisk:
     def __init__(self, root: Path, name: str, ports: AsteriskPorts, phones: list[Phone],
                  ami_user: str, ami_secret: str, config: Config, dialplan_src: Path,
-                 log_dir: Path) -> None:
+                 log_dir: Path, probe_secret: str = "") -> None:
         self.root = root
         self.name = name
         self.ports = ports
         self.phones = phones
         self.ami_user = ami_user
         self._ami_secret = ami_secret
+        self._probe_secret = probe_secret
         self.config = config
         self.dialplan_src = dialplan_src
         self.log_dir = log_dir
@@ -132,13 +146,21 @@ class Asterisk:
         return "\n".join(out)
 
     def _manager_conf(self) -> str:
-        return (
+        """The gateway's AMI user with exactly the permission classes the shipped
+        example documents; the tests' observer (``lab-probe``) sees everything."""
+        read, write = documented_classes(self.dialplan_src / "linkgw_manager.conf.example")
+        out = (
             f"[general]\nenabled=yes\nbindaddr=127.0.0.1\nport={self.ports.ami}\n"
             "displayconnects=no\ntimestampevents=yes\n\n"
             f"[{self.ami_user}]\nsecret={self._ami_secret}\n"
             "deny=0.0.0.0/0.0.0.0\npermit=127.0.0.1/255.255.255.255\n"
-            "read=all\nwrite=all\nwritetimeout=1000\n"
+            f"read={read}\nwrite={write}\nwritetimeout=1000\n"
         )
+        if self._probe_secret:
+            out += (f"\n[{PROBE_USER}]\nsecret={self._probe_secret}\n"
+                    "deny=0.0.0.0/0.0.0.0\npermit=127.0.0.1/255.255.255.255\n"
+                    "read=all\nwrite=all\nwritetimeout=1000\n")
+        return out
 
     def _extensions_conf(self) -> str:
         return (
@@ -210,7 +232,8 @@ class Asterisk:
             except subprocess.TimeoutExpired:
                 pass
         self.proc.stop(timeout=10)
-        messages = self.base / "log/messages.log"
-        if messages.exists():
-            shutil.copyfile(messages, self.log_dir / "asterisk-messages.log")
+        for kept, name in ((self.base / "log/messages.log", "asterisk-messages.log"),
+                           (self.base / "gw/linkgw-agi.log", "linkgw-agi.log")):
+            if kept.exists():
+                shutil.copyfile(kept, self.log_dir / name)
         shutil.rmtree(self.base, ignore_errors=True)

@@ -18,7 +18,7 @@ import redis
 
 from gateway.config import Config, TransferConfig, load_config
 from gateway.lab.ami_probe import AmiProbe
-from gateway.lab.asterisk import Asterisk, AsteriskPorts, Phone
+from gateway.lab.asterisk import PROBE_USER, Asterisk, AsteriskPorts, Phone
 from gateway.lab.ports import free_ports
 from gateway.lab.provision import ensure_asterisk_root
 from gateway.lab.proxy import Relay
@@ -33,46 +33,63 @@ ONEKEY = "*1"
 CONSULT_KEY = "*2"
 EMERGENCY_KEY = "*0"
 RING_TIMEOUT = 4.0
+CODE_TIMEOUT = 1.5
+LEASE_TTL = 2.0
+SWEEP_INTERVAL = 0.5
 
 
 class Lab:
     """``agi="fastagi"``: the gateway runs as a service and Asterisk reaches it over
     FastAGI. ``agi="process"``: no gateway service; Asterisk runs the process-mode AGI
-    program inside its root (``gateway/agi/process.py``)."""
+    program inside its root (:mod:`gateway.process.agi`). ``gateways=2``: two gateway
+    services, the dialplan trying the second when the first does not answer."""
 
-    def __init__(self, workdir: Path, name: str | None = None, agi: str = "fastagi") -> None:
+    def __init__(self, workdir: Path, name: str | None = None, agi: str = "fastagi",
+                 gateways: int = 1) -> None:
         self.workdir = workdir
         self.agi = agi
         self.name = name or secrets.token_hex(4)
         self.log_dir = workdir / "logs"
-        ports = free_ports(7 + 2 * len(PHONES))
+        ports = free_ports(9 + 2 * len(PHONES))
         self.sip_port, self.ami_port, self.fastagi_port, self.redis_port, rtp = ports[:5]
-        self.http_port, self.ami_relay_port = ports[5:7]
-        rest = ports[7:]
+        self.http_port, self.ami_relay_port, self.fastagi2_port, self.http2_port = ports[5:9]
+        rest = ports[9:]
         self.phone_ports = {n: (rest[2 * i], rest[2 * i + 1]) for i, n in enumerate(PHONES)}
         self.rtp_start = 20000 + (rtp % 200) * 200
         self.ami_user = "linkgw"
         self._ami_secret = secrets.token_urlsafe(16)  # made per lab, never written to git
+        self._probe_secret = secrets.token_urlsafe(16)
         self.api_token = secrets.token_urlsafe(16)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "gateway.yaml"
-        self.config = self._write_gateway_config()
+        self.config = self._write_config(self.config_path, self.fastagi_port, self.http_port,
+                                         "lab-gw1", gateways)
         self.redis = RedisServer(self.redis_port, workdir / "redis", self.log_dir)
         self.asterisk: Asterisk | None = None
-        self.gateway = GatewayProcess(self.config_path, {
-            "LINKGW_AMI_SECRET": self._ami_secret, "LINKGW_API_TOKEN": self.api_token},
-            self.log_dir)
+        env = {"LINKGW_AMI_SECRET": self._ami_secret, "LINKGW_API_TOKEN": self.api_token}
+        self.gateways = [GatewayProcess(self.config_path, env, self.log_dir)]
+        if gateways > 1:
+            second = workdir / "gateway2.yaml"
+            self._write_config(second, self.fastagi2_port, self.http2_port, "lab-gw2",
+                               gateways)
+            self.gateways.append(GatewayProcess(second, env, self.log_dir, "gateway2.log"))
         self.probe: AmiProbe | None = None
         self.ami_relay: Relay | None = None  # the gateway reaches AMI through it
         self._phones: list[SippPhone] = []
         self._phone_count = 0
 
-    def _gateway_config_text(self, spool: str, categories: str, http: bool) -> str:
-        """The lab's gateway config; ``http`` False for process mode (no API, no token)."""
-        api = (f"http:\n  listen: \"tcp:{self.http_port}:interface=127.0.0.1\"\n"
-               "  token_env: LINKGW_API_TOKEN\n") if http else "http:\n  listen: \"\"\n"
+    @property
+    def gateway(self) -> GatewayProcess:
+        return self.gateways[0]
+
+    def _gateway_config_text(self, spool_dir: str, categories: str, http_port: int,
+                             fastagi_port: int, instance: str, backup: bool) -> str:
+        """The lab's gateway config; ``http_port`` 0 for process mode (no API)."""
+        api = (f"http:\n  listen: \"tcp:{http_port}:interface=127.0.0.1\"\n"
+               "  token_env: LINKGW_API_TOKEN\n") if http_port else "http:\n  listen: \"\"\n"
         return (
             "fastagi:\n"
-            f"  listen: \"tcp:{self.fastagi_port}:interface=127.0.0.1\"\n"
+            f"  listen: \"tcp:{fastagi_port}:interface=127.0.0.1\"\n"
             "  allow: [\"127.0.0.1\"]\n"
             "ami:\n"
             f"  endpoint: \"tcp:host=127.0.0.1:port={self.ami_relay_port}\"\n"
@@ -81,7 +98,11 @@ class Lab:
             "redis:\n"
             f"  url: \"redis://127.0.0.1:{self.redis_port}/0\"\n"
             "  retry_delay: 0.5\n"
-            f"  spool: {json.dumps(spool)}\n"
+            f"  spool_dir: {json.dumps(spool_dir)}\n"
+            "cluster:\n"
+            f"  instance: {instance}\n"
+            f"  lease_ttl: {LEASE_TTL}\n"
+            f"  sweep_interval: {SWEEP_INTERVAL}\n"
             f"{api}"
             "tickets:\n"
             "  pattern: \"^\\\\d{8,20}$\"\n"
@@ -96,22 +117,24 @@ class Lab:
             f"  consult_key: {json.dumps(CONSULT_KEY)}\n"
             f"  emergency_key: {json.dumps(EMERGENCY_KEY)}\n"
             "  code_digits: 3\n"
-            "  code_timeout: 1.5\n"
+            f"  code_timeout: {CODE_TIMEOUT}\n"
             f"  categories: {json.dumps(categories)}\n"
             f"  agi_url: \"{self.agi_url}\"\n"
+            + (f"  agi_backup_url: \"agi://127.0.0.1:{self.fastagi2_port}\"\n"
+               if backup else "") +
             "  seats: \"PJSIP/seat1&PJSIP/seat2\"\n"
             "  agents: \"PJSIP/12345\"\n"
             f"  recording_dir: {self.recording_dir}\n"
             "log:\n  format: json\n  level: info\n"
         )
 
-    def _write_gateway_config(self) -> Config:
-        text = self._gateway_config_text(str(self.workdir / "spool.jsonl"),
-                                         str(REPO / "config/categories.yaml"), http=True)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(text, encoding="utf-8")
-        return load_config(text, str(self.config_path),
-                           {"LINKGW_AMI_SECRET": "x", "LINKGW_API_TOKEN": "x"})
+    def _write_config(self, path: Path, fastagi_port: int, http_port: int, instance: str,
+                      gateways: int) -> Config:
+        text = self._gateway_config_text(str(self.workdir / "spool"),
+                                         str(REPO / "config/categories.yaml"), http_port,
+                                         fastagi_port, instance, gateways > 1)
+        path.write_text(text, encoding="utf-8")
+        return load_config(text, str(path), {"LINKGW_AMI_SECRET": "x", "LINKGW_API_TOKEN": "x"})
 
     @property
     def inside(self) -> str:
@@ -125,34 +148,30 @@ class Lab:
         return f"agi://127.0.0.1:{self.fastagi_port}"
 
     def _process_mode_files(self, base: Path) -> None:
-        """The process-mode AGI programs inside Asterisk's root: this package and pyst2
-        (pure Python) on a PYTHONPATH, the config with paths as seen inside, wrappers."""
-        import asterisk
-        import six
-
+        """The process-mode AGI programs inside Asterisk's root: this package on a
+        PYTHONPATH (its other needs come from the root's Debian packages), the config
+        with paths as seen inside, and one small wrapper per script."""
         py = base / "py"
         shutil.copytree(REPO / "gateway", py / "gateway",
                         ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copytree(Path(asterisk.__file__).parent, py / "asterisk",
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        shutil.copyfile(six.__file__, py / "six.py")  # pyst2 needs it
         gw = base / "gw"
         gw.mkdir()
         shutil.copyfile(REPO / "config/categories.yaml", gw / "categories.yaml")
         (gw / "gateway.yaml").write_text(self._gateway_config_text(
-            f"{self.inside}/gw/spool.jsonl", "categories.yaml", http=False), encoding="utf-8")
+            f"{self.inside}/gw/spool", "categories.yaml", 0, self.fastagi_port, "lab-proc",
+            False), encoding="utf-8")
         secrets_file = gw / "secrets.env"
         secrets_file.write_text(f"export LINKGW_AMI_SECRET='{self._ami_secret}'\n")
         secrets_file.chmod(0o600)
         (base / "agi").mkdir()
-        for script in ("incoming", "onekey", "emergency"):
+        for script in ("incoming", "onekey", "code", "emergency"):
             wrapper = base / "agi" / script
             wrapper.write_text(
                 "#!/bin/sh\n"
                 f". {self.inside}/gw/secrets.env\n"
                 f"export LINKGW_CONFIG={self.inside}/gw/gateway.yaml\n"
                 f"export PYTHONPATH={self.inside}/py\n"
-                f"exec python3 -m gateway.agi.process {script} \"$@\"\n")
+                f"exec python3 -m gateway.process.agi {script} \"$@\"\n")
             wrapper.chmod(0o755)
 
     @property
@@ -178,12 +197,13 @@ class Lab:
             self.asterisk = Asterisk(
                 root, self.name, AsteriskPorts(self.sip_port, self.ami_port, self.rtp_start),
                 phones, self.ami_user, self._ami_secret, self.config, REPO / "dialplan",
-                self.log_dir)
+                self.log_dir, self._probe_secret)
             self.asterisk.start(self._process_mode_files if self.agi == "process" else None)
             self.ami_relay = Relay(self.ami_relay_port, self.ami_port)
             if self.agi == "fastagi":
-                self.gateway.start()
-            self.probe = AmiProbe(self.ami_port, self.ami_user, self._ami_secret)
+                for gateway in self.gateways:
+                    gateway.start()
+            self.probe = AmiProbe(self.ami_port, PROBE_USER, self._probe_secret)
         except BaseException:
             self.stop()
             raise
@@ -212,7 +232,8 @@ class Lab:
         self.stop_phones()
         if self.probe is not None:
             self.probe.close()
-        self.gateway.stop()
+        for gateway in self.gateways:
+            gateway.stop()
         if self.ami_relay is not None:
             self.ami_relay.close()
         if self.asterisk is not None:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 PACKAGES = ("asterisk", "asterisk-modules", "asterisk-core-sounds-en-gsm",
+            "asterisk-moh-opsound-gsm",  # what a citizen on hold hears
             # for process-mode AGI, which runs inside Asterisk's root
             "python3", "python3-twisted", "python3-redis", "python3-structlog", "python3-yaml")
 SUITE = "sid"

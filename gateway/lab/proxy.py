@@ -33,8 +33,7 @@ class Relay:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
                 dst.sendall(data)
@@ -45,6 +44,8 @@ class Relay:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        with self._lock:  # this link is over: a cut only counts the live ones
+            self._pairs = [p for p in self._pairs if src not in p]
 
     def cut(self) -> int:
         """Close every relayed connection now; new ones are accepted as before."""

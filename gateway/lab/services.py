@@ -58,10 +58,11 @@ class RedisServer:
 class GatewayProcess:
     """``python -m gateway run`` with a lab config; its secrets in its environment."""
 
-    def __init__(self, config_path: Path, secrets: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, config_path: Path, secrets: dict[str, str], log_dir: Path,
+                 log_name: str = "gateway.log") -> None:
         self.config_path = config_path
         self._secrets = secrets
-        self.log_path = log_dir / "gateway.log"
+        self.log_path = log_dir / log_name
         self.proc: Proc | None = None
 
     def start(self) -> None:
@@ -86,3 +87,8 @@ class GatewayProcess:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.stop()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: nothing is flushed, nothing is said."""
+        if self.proc is not None:
+            self.proc.stop(sig=signal.SIGKILL)

@@ -2,15 +2,20 @@
 
 Scenario files use ``{{name}}`` placeholders filled here (SIPp's own ``[keyword]`` syntax
 is left alone). Each phone gets its own SIP port and its own media port block (``-mp``).
+
+A phone that presses keys does it as a real phone does: RFC 4733 events inside its RTP
+stream (:mod:`gateway.lab.rtp` writes the stream as a pcap, SIPp replays it from the
+call's media port). ``info_digits`` remains for SIP INFO keys.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gateway.lab.process import LabError, Proc
+from gateway.lab.rtp import Keys, Segment, Tone, duration_ms, write_stream
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 
@@ -19,8 +24,8 @@ def render(name: str, **values: object) -> str:
     text = (SCENARIOS / name).read_text(encoding="utf-8")
     for key, value in values.items():
         text = text.replace("{{" + key + "}}", str(value))
-    if "{{" in text:
-        start = text.index("{{")
+    if "{{" in text.replace("{{pcap:", ""):
+        start = text.replace("{{pcap:", "!!pcap:").index("{{")
         raise LabError(f"scenario {name}: no value for {text[start:text.index('}}', start)+2]}")
     return text
 
@@ -33,19 +38,37 @@ def info_digits(key: str, first_cseq: int = 101, gap_ms: int = 120) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Scenario:
+    """A scenario's XML and the RTP streams it plays (``{{pcap:<name>}}`` in the XML)."""
+
+    xml: str
+    streams: dict[str, tuple[Segment, ...]] = field(default_factory=dict)
+
+
 def answer_scenario(user: str, ring_ms: int, hold_ms: int, key: str = "",
                     key_after_ms: int = 0,
-                    presses: Sequence[tuple[int, str]] = ()) -> str:
-    """Ring ``ring_ms``, answer, press keys, hold until BYE or ``hold_ms``, hang up.
+                    presses: Sequence[tuple[int, str]] = ()) -> Scenario:
+    """Ring ``ring_ms``, answer, press keys (RFC 4733 in the phone's RTP), hold until BYE
+    or ``hold_ms`` after the last key, hang up.
 
     ``presses`` is a list of (pause in ms, digits); ``key``/``key_after_ms`` is the
-    one-press shorthand.
+    one-press shorthand. Digits of one press come 120 ms long, 60 ms apart, as a person
+    types them in one go.
     """
-    steps, cseq = "", 101
-    for pause_ms, digits in ([(key_after_ms, key)] if key else []) + list(presses):
-        steps += f'  <pause milliseconds="{pause_ms}"/>\n' + info_digits(digits, cseq)
-        cseq += len(digits)
-    return render("answer.xml", user=user, ring_ms=ring_ms, hold_ms=hold_ms, key_steps=steps)
+    plan = ([(key_after_ms, key)] if key else []) + list(presses)
+    if not plan:
+        return Scenario(render("answer.xml", user=user, ring_ms=ring_ms, hold_ms=hold_ms,
+                               key_steps=""))
+    segments: list[Segment] = []
+    for pause_ms, digits in plan:
+        segments += [Tone(0, pause_ms), Keys(digits, 120, 60)]
+    keyed_ms = duration_ms(segments)
+    segments.append(Tone(0, hold_ms))
+    steps = ('  <nop><action><exec play_pcap_audio="{{pcap:keys}}"/></action></nop>\n'
+             f'  <pause milliseconds="{keyed_ms}"/>\n')
+    return Scenario(render("answer.xml", user=user, ring_ms=ring_ms, hold_ms=hold_ms,
+                           key_steps=steps), {"keys": tuple(segments)})
 
 
 def refuse_scenario(code: int, reason: str) -> str:
@@ -84,10 +107,16 @@ class SippPhone:
     workdir: Path
     proc: Proc | None = None
 
-    def start(self, scenario_xml: str, timeout_s: int = 60, calls: int = 1) -> None:
+    def start(self, scenario: str | Scenario, timeout_s: int = 60, calls: int = 1) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if isinstance(scenario, str):
+            scenario = Scenario(scenario)
+        xml = scenario.xml
+        for name, segments in scenario.streams.items():
+            pcap = write_stream(self.workdir / f"{self.name}-{name}.pcap", segments)
+            xml = xml.replace("{{pcap:" + name + "}}", str(pcap))
         path = self.workdir / f"{self.name}.xml"
-        path.write_text(scenario_xml, encoding="utf-8")
+        path.write_text(xml, encoding="utf-8")
         argv = [
             "sipp", f"127.0.0.1:{self.asterisk_sip_port}", "-sf", str(path),
             "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(self.media_port),

@@ -105,7 +105,7 @@ class TicketDesk:
             indexes.append(Index("deadline", bridge_id, deadline))
         elif bridge.get("response_due_at"):
             fields["deadline_at"] = bridge["response_due_at"]
-        self._apply(Change(f"ticket:{bridge_id}", 0, "ticket_attached", now, fields,
+        self._apply(Change(f"ticket:{bridge_id}", "ticket_attached", now, fields,
                            tuple(indexes), {"via": via}))
         return self._hash(f"ticket:{bridge_id}")
 
@@ -132,7 +132,7 @@ class TicketDesk:
             due = current.get("deadline_at")
             fields["on_time"] = "yes" if not due or now <= epoch(due) else "no"
             indexes = (Index("deadline", bridge_id, -1), Index("feedback", bridge_id, now))
-        self._apply(Change(f"ticket:{bridge_id}", 0, f"ticket_{status}", now, fields,
+        self._apply(Change(f"ticket:{bridge_id}", f"ticket_{status}", now, fields,
                            indexes, {"via": via}))
         return self._hash(f"ticket:{bridge_id}")
 
@@ -146,7 +146,7 @@ class TicketDesk:
         if current is not None:
             return current
         now = self.clock()
-        self._apply(Change(f"ticket:{bridge_id}", 0, "incident_attached", now,
+        self._apply(Change(f"ticket:{bridge_id}", "incident_attached", now,
                            {"bridge_id": bridge_id, "incident": incident,
                             "incident_at": iso(now)},
                            (Index(f"incident:{incident}", bridge_id, now),), {"via": via}))

@@ -1,151 +1,105 @@
 """The AGI scripts of the transfer feature. They do not know which transport runs them.
 
-- ``incoming``: a citizen's call reached the 110 context. Register it.
-- ``onekey``:   a call-taker (or a 12345 agent) pressed the one key (arg ``transfer``) or
-  the consult key (arg ``consult``), maybe followed by an item code. Open a bridge or
-  refuse, answer the AGI at once (the feature runs on the bridge's thread), and let the
-  service move the call once the AGI has returned.
-- ``emergency``: the call-taker flagged an emergency: this call is never transferred.
+Each reads what it needs from Asterisk in one round trip (:mod:`gateway.transfer.channel`)
+and answers in one: the variable ``LINKGW_ANSWER`` = ``RESULT|bridge id|prompt``, which
+the dialplan splits. ``RESULT`` is ``OK`` or a reason word; the dialplan treats anything
+but ``OK`` (the gateway unreachable included) as "go on without the gateway".
 
-Both set ``LINKGW_RESULT``: ``OK`` or a reason word. The dialplan treats anything but
-``OK`` (the gateway unreachable included) as "go on without the gateway".
-
-Caller ID is read base64-encoded (``BASE64_ENCODE``): Asterisk writes AGI replies and
-env lines without escaping, so a caller ID carrying a newline could forge a reply line.
-Base64 cannot, and the exact bytes reach the record.
+- ``incoming``: a citizen's call reached 110 or 12345 (arg: the number dialled). Register.
+- ``onekey``: the one key (arg 1 ``transfer``) or the consult key (``consult``) was
+  pressed; arg 2 is the citizen's channel (``${BRIDGEPEER}``). Open a bridge and dial the
+  other line at once (or refuse); then, while the other line rings and the citizen hears
+  music, take the item code the key-presser types (:mod:`gateway.transfer.code`) and
+  answer with it: ``RESULT|bridge|prompt|code|opened`` (``opened`` is 1 when a bridge was
+  opened: the dialplan then reports the key done with the code, and the bridge's owner
+  records the code or, for a refused one, cancels the other line).
+- ``emergency``: the key-presser flagged an emergency (arg: the citizen's channel); the
+  dialplan has put the flag on the citizen's channel already. Record it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol
 
-from twisted.internet.interfaces import IReactorTime
-
-from gateway.agi.errors import AgiHangup
 from gateway.bridge.state import Mode
-from gateway.transfer.service import DIRECTIONS, Party, TransferRefused, TransferService
+from gateway.config import TransferConfig
+from gateway.transfer import channel
+from gateway.transfer.channel import Session
+from gateway.transfer.model import KeyPress, Opened, Party, Refused
 
 
-class Session(Protocol):
-    """What the scripts need from an AGI session (FastAGI or process-mode)."""
+class Desk(Protocol):
+    """The gateway side of the scripts (the transfer service, or process mode's)."""
 
-    @property
-    def env_channel(self) -> str: ...
+    config: TransferConfig
 
-    @property
-    def env_uniqueid(self) -> str: ...
+    def register_call(self, citizen: Party, dialed: str, unreadable: str = "") -> None: ...
 
-    @property
-    def env_args(self) -> tuple[str, ...]: ...
+    def flag_emergency(self, citizen: Party, flag: str) -> None: ...
 
-    async def get_variable(self, name: str) -> str | None: ...
+    async def open(self, press: KeyPress) -> Opened | Refused: ...
 
-    async def get_full_variable(self, expression: str) -> str | None: ...
+    def classify(self, typed: str, side: str) -> tuple[dict[str, str], Refused | None]: ...
 
-    async def set_variable(self, name: str, value: str) -> None: ...
-
-    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str: ...
+    def collect_code(self, press: KeyPress) -> Awaitable[str]:
+        """Open the code window now; the code once it closes."""
+        ...
 
 
 Script = Callable[[Session], Coroutine[Any, Any, None]]
 
 
-def _b64(value: str | None) -> str:
-    """Decode ``BASE64_ENCODE(=…)`` and drop the leading ``=``."""
-    if not value:
-        return ""
-    try:
-        text = base64.b64decode(value, validate=True).decode("utf-8", errors="replace")
-    except (binascii.Error, ValueError):
-        return ""
-    return text[1:] if text.startswith("=") else text
-
-
-async def _party(session: Session, channel: str | None = None) -> Party:
-    """Read one leg's ids and caller ID; ``channel`` None means the AGI's own channel."""
-
-    def expr(inner: str) -> str:
-        return f"${{IMPORT({channel},{inner})}}" if channel else f"${{{inner}}}"
-
-    uniqueid = await session.get_full_variable(expr("UNIQUEID"))
-    linkedid = await session.get_full_variable(expr("CHANNEL(linkedid)"))
-    endpoint = await session.get_full_variable(expr("CHANNEL(endpoint)"))
-    # "=" before the value: BASE64_ENCODE() of an empty value is an Asterisk warning.
-    number = await session.get_full_variable(f"${{BASE64_ENCODE(={expr('CALLERID(num)')})}}")
-    name = await session.get_full_variable(f"${{BASE64_ENCODE(={expr('CALLERID(name)')})}}")
-    return Party(
-        channel=channel or session.env_channel,
-        uniqueid=uniqueid or (session.env_uniqueid if channel is None else ""),
-        linkedid=linkedid or "",
-        number=_b64(number),
-        name=_b64(name),
-        endpoint=endpoint or "",
-    )
-
-
-async def _two_parties(session: Session) -> tuple[Party, Party] | None:
-    """(citizen, key-presser) of a two-party call, or None (LINKGW_RESULT=NO_PEER set)."""
-    peer = await session.get_variable("BRIDGEPEER")
-    if not peer or "," in peer:
-        await session.set_variable("LINKGW_RESULT", "NO_PEER")
-        return None
-    return await _party(session, peer), await _party(session)
-
-
-#: Seconds between the onekey AGI's answer and the move into the conference.
-MOVE_DELAY = 0.1
-
-
-def make_scripts(service: TransferService, clock: IReactorTime) -> dict[str, Script]:
-    config = service.config
-
+def make_scripts(desk: Desk) -> dict[str, Script]:
     async def incoming(session: Session) -> None:
-        citizen = await _party(session)
         dialed = (session.env_args or ("",))[0]
-        service.register_call(citizen, dialed)
-        await session.set_variable("LINKGW_CALL", citizen.uniqueid)
-        await session.set_variable("LINKGW_RESULT", "OK")
+        try:
+            citizen = await channel.read_own(session)
+        except channel.ChannelReadError as exc:
+            # Registered from the env's own channel and uniqueid (they come before any
+            # caller ID in the env, so no caller ID can forge them); the rest is unsure.
+            desk.register_call(Party(session.env_channel, session.env_uniqueid), dialed,
+                               unreadable=str(exc))
+            raise
+        desk.register_call(citizen, dialed)
+        await session.set_variable(*channel.answer("OK"))
 
     async def onekey(session: Session) -> None:
-        parties = await _two_parties(session)
-        if parties is None:
+        args = session.env_args
+        mode = Mode.CONSULT if args[:1] == ("consult",) else Mode.TRANSFER
+        peer = channel.channel_name(args[1] if len(args) > 1 else "")
+        if peer is None:
+            await session.set_variable(*channel.answer("NO_PEER"))
             return
-        citizen, seat = parties
-        side = await session.get_variable("LINKGW_SIDE") or "110"
-        side = side if side in DIRECTIONS else "110"
-        mode = Mode.CONSULT if session.env_args[:1] == ("consult",) else Mode.TRANSFER
-        code = ""
-        if config.code_digits:
-            # Digits typed right after the key wait in the channel's queue meanwhile.
-            try:
-                code = await session.get_data("beep", int(config.code_timeout * 1000),
-                                              config.code_digits)
-            except AgiHangup:
-                service.ended_at_the_key(citizen, seat, side)
-                raise
-            code = "".join(c for c in code if c.isdigit()) or config.default_code
-        try:
-            bridge = service.request(citizen, seat, side=side, mode=mode, code=code)
-        except TransferRefused as exc:
-            await session.set_variable("LINKGW_RESULT", exc.reason.upper())
-            if exc.prompt:
-                await session.set_variable("LINKGW_PROMPT", exc.prompt)
+        press = await channel.read_key(session, peer, mode)
+        result = await desk.open(press)
+        if isinstance(result, Refused):
+            await session.set_variable(*channel.answer(result.reason, result.bridge_id,
+                                                       result.prompt))
             return
-        await session.set_variable("LINKGW_BRIDGE", bridge.id)
-        await session.set_variable("LINKGW_RESULT", "OK")
-        # Move the call only after this AGI has returned and the feature's Gosub has
-        # reached Return() (moving it earlier works, but Asterisk logs an abnormal exit).
-        clock.callLater(MOVE_DELAY, service.start, bridge.id)
+        # On the citizen's channel, where every gateway reads it: a transfer runs (a
+        # second key refuses; if the key-presser hangs up now, the dialplan sends the
+        # citizen into the conference instead of ending the call).
+        await session.set_variable(f"SHARED(LINKGW_ACTIVE,{peer})", result.bridge_id)
+        window = desk.collect_code(press)  # it opens now; digits count from here
+        if desk.config.code_digits and desk.config.code_prompt:
+            await session.stream_file(desk.config.code_prompt)
+        code = await window
+        _, refusal = desk.classify(code, press.side)
+        if refusal is None:
+            await session.set_variable(*channel.answer("OK", result.bridge_id, "", code, True))
+        else:
+            await session.set_variable(*channel.answer(refusal.reason, result.bridge_id,
+                                                       refusal.prompt, code, True))
 
     async def emergency(session: Session) -> None:
-        parties = await _two_parties(session)
-        if parties is None:
+        peer = channel.channel_name((session.env_args or ("",))[0])
+        if peer is None:
+            await session.set_variable(*channel.answer("NO_PEER"))
             return
-        service.flag_emergency(*parties)
-        await session.set_variable("LINKGW_PROMPT", config.emergency_prompt)
-        await session.set_variable("LINKGW_RESULT", "OK")
+        press = await channel.read_key(session, peer, Mode.TRANSFER)
+        if press.emergency:
+            desk.flag_emergency(press.citizen, press.emergency)
+        await session.set_variable(*channel.answer("OK", "", desk.config.emergency_prompt))
 
     return {"incoming": incoming, "onekey": onekey, "emergency": emergency}

@@ -35,13 +35,20 @@ def process_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 def fresh_phones(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each test starts with no softphone running and leaves none behind."""
     yield
-    for name in ("lab", "process_lab"):
-        if name in request.fixturenames:
-            lab: Lab = request.getfixturevalue(name)
-            lab.stop_phones()
+    for value in list(request.node.funcargs.values()):
+        if isinstance(value, Lab):
+            value.stop_phones()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(params=["fastagi", "process"])
+def any_lab(request: pytest.FixtureRequest) -> Lab:
+    """The same test in both AGI modes: the FastAGI gateway service, and process mode
+    (Asterisk runs the AGI programs; a detached follower owns each bridge)."""
+    lab: Lab = request.getfixturevalue("lab" if request.param == "fastagi" else "process_lab")
+    return lab

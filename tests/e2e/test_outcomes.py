@@ -1,13 +1,16 @@
-"""Every transfer outcome, on the real lab: what Asterisk reports and what Redis holds.
+"""Every transfer outcome, on the real lab, in both AGI modes (FastAGI and process mode):
+what Asterisk reports, what each person hears, and what Redis holds.
 
 The lab's policy (gateway/lab/lab.py): 12345 is tried twice (ring timeout 4 s, 0.5 s
-apart), then the alternate PJSIP/liaison; 12345 → 110 goes to PJSIP/seat2. Unless a test
-says otherwise the citizen must hang up itself: a BYE to the citizen fails its SIPp
-scenario, so "the gateway never drops the citizen" is checked in every such test.
+apart), then the alternate PJSIP/liaison; 12345 → 110 goes to PJSIP/seat2; the item code
+may be typed for 1.5 s after the key (12345 rings meanwhile). Unless a test says
+otherwise the citizen must hang up itself: a BYE to the citizen fails its SIPp scenario,
+so "the gateway never drops the citizen" is checked in every such test.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from gateway.lab.lab import CONSULT_KEY, EMERGENCY_KEY, ONEKEY, Lab
@@ -22,36 +25,38 @@ from tests.e2e.helpers import (
     events,
     finish,
     live_channels,
-    logged,
     mark,
     new_bridge,
+    played,
     redis_hash,
+    settled,
     wait_bridged,
     wait_event,
 )
 
 
-def test_busy_then_alternate_busy_returns_the_call_to_the_call_taker(lab: Lab) -> None:
-    """486 from 12345 twice and from the liaison: citizen and call-taker end up in one
-    plain call again; a work order must be pushed; the citizen is never dropped."""
+def test_busy_everywhere_returns_the_call_to_the_call_taker_with_a_tone(
+        any_lab: Lab) -> None:
+    """486 from 12345 twice and from the liaison (all before the key's feature returned):
+    citizen and call-taker go on in one plain call, the call-taker first hears the
+    failure tone; a work order must be pushed; the citizen is never dropped."""
+    lab = any_lab
     since = mark(lab)
+    before = bridges_of_seat(lab, "seat1")
     agent = lab.phone("12345")
     agent.start(refuse_scenario(486, "Busy Here"), calls=2)
     liaison = lab.phone("liaison")
     liaison.start(refuse_scenario(486, "Busy Here"))
     seat = answering(lab, "seat1", hold_ms=30000, key=ONEKEY)
     caller = citizen(lab, hold_ms=9000)
-    conference = wait_event(lab, since, "seat1 in a conference", Event="ConfbridgeJoin",
-                            Channel="PJSIP/seat1").get("Conference")
-    bridge_id = conference.removeprefix("linkgw-")
-    record, stream = logged(lab, bridge_id, "bridged_direct")
+    bridge_id = new_bridge(lab, "seat1", before)
+    record, _ = settled(lab, bridge_id, "bridged_direct")
     wait_bridged(lab, record["citizen_channel"], record["seat_channel"])
-    assert lab.probe is not None
-    assert lab.probe.conference_members(conference) == []
+    played(lab, since, record["seat_channel"], lab.transfer.failed_prompt)
     assert finish(caller, seat, agent, liaison) == {
         "citizen": 0, "seat1": 0, "12345": 0, "liaison": 0}
-    record, stream = logged(lab, bridge_id, "citizen_hangup")
-    assert record["state"] == "ended" and record["outcome"] == "kept_by_110"
+    record, stream = settled(lab, bridge_id, "citizen_hangup")
+    assert (record["state"], record["outcome"]) == ("ended", "kept_by_110")
     assert [record[f"attempt_{n}_failure"] for n in (1, 2, 3)] == ["busy"] * 3
     assert record["plan"] == "PJSIP/12345,PJSIP/12345,PJSIP/liaison"
     assert record["work_order_push_needed"] == "yes"
@@ -61,11 +66,13 @@ def test_busy_then_alternate_busy_returns_the_call_to_the_call_taker(lab: Lab) -
     assert kinds.index("work_order_push_needed") < kinds.index("bridged_direct")
     originates = events(lab, since, "Newchannel", Uniqueid=bridge_id)
     assert [e.get("Uniqueid") for e in originates] == [f"{bridge_id}-a{n}" for n in range(3)]
+    assert events(lab, since, "ConfbridgeJoin", Channel="PJSIP/citizen") == []
 
 
-def test_no_answer_twice_then_the_alternate_answers(lab: Lab) -> None:
+def test_no_answer_twice_then_the_alternate_answers(any_lab: Lab) -> None:
     """12345 rings out twice (ring timeout); the liaison seat answers; the call-taker
-    leaves; citizen and liaison talk on."""
+    leaves; citizen and liaison talk on in a plain call."""
+    lab = any_lab
     since = mark(lab)
     agent = lab.phone("12345")
     agent.start(noanswer_scenario("12345"), calls=2)
@@ -81,169 +88,191 @@ def test_no_answer_twice_then_the_alternate_answers(lab: Lab) -> None:
         "PJSIP/citizen", "PJSIP/liaison", "PJSIP/seat1"]
     assert finish(caller, seat, agent, liaison) == {
         "citizen": 0, "seat1": 0, "12345": 0, "liaison": 0}
-    record, _ = logged(lab, conference.removeprefix("linkgw-"), "conference_ended")
+    record, _ = settled(lab, conference.removeprefix("linkgw-"))
     assert record["outcome"] == "handed_off"
     assert record["attempt_1_failure"] == record["attempt_2_failure"] == "no answer"
     assert record["agent_target"] == "PJSIP/liaison" and record["attempts"] == "3"
 
 
-def test_unreachable_twice_and_alternate_down_returns_to_the_call_taker(lab: Lab) -> None:
-    """503 from 12345 twice, the liaison phone is not running: back to the call-taker,
-    who then hangs up (the citizen is released by Asterisk as in any call)."""
+def test_unreachable_twice_and_alternate_down_returns_to_the_call_taker(
+        any_lab: Lab) -> None:
+    """503 from 12345 twice, the liaison phone is not running: out of the conference
+    into a plain call with the call-taker, who then hangs up (the citizen is released
+    by Asterisk as in any call)."""
+    lab = any_lab
     since = mark(lab)
     agent = lab.phone("12345")
     agent.start(refuse_scenario(503, "Service Unavailable"), calls=2)
-    seat = answering(lab, "seat1", hold_ms=9000, key=ONEKEY)
-    caller = citizen(lab, hold_ms=20000, released_ok=True)
+    seat = answering(lab, "seat1", hold_ms=12000, key=ONEKEY)
+    caller = citizen(lab, hold_ms=25000, released_ok=True)
     conference = wait_event(lab, since, "seat1 in a conference", Event="ConfbridgeJoin",
                             Channel="PJSIP/seat1").get("Conference")
     bridge_id = conference.removeprefix("linkgw-")
-    record, _ = logged(lab, bridge_id, "bridged_direct")
+    record, _ = settled(lab, bridge_id, "bridged_direct")
     wait_bridged(lab, record["citizen_channel"], record["seat_channel"])
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
-    record, _ = logged(lab, bridge_id, "citizen_hangup")
+    record, _ = settled(lab, bridge_id, "citizen_hangup")
     assert record["outcome"] == "kept_by_110"
     assert record["attempt_1_failure"] == record["attempt_2_failure"] == "unreachable"
     assert record["attempt_3_failure"] in ("no answer", "unreachable")
 
 
-def test_citizen_hangs_up_while_12345_rings(lab: Lab) -> None:
-    """The 12345 leg is cancelled at once (long before its ring timeout), the bridge ends
-    abandoned and a callback task is recorded."""
+def test_citizen_hangs_up_while_12345_rings(any_lab: Lab) -> None:
+    """The 12345 leg (dialled at the key) is cancelled at once, long before its ring
+    timeout; the bridge ends abandoned, a callback task is recorded, and the call-taker
+    is not left waiting in an empty conference."""
+    lab = any_lab
     since = mark(lab)
     agent = lab.phone("12345")
     agent.start(noanswer_scenario("12345"))
     seat = answering(lab, "seat1", hold_ms=20000, key=ONEKEY)
-    caller = citizen(lab, hold_ms=3500)
+    caller = citizen(lab, hold_ms=3000)
     ringing = wait_event(lab, since, "the 12345 leg", Event="Newchannel",
                          Channel="PJSIP/12345")
     bridge_id = ringing.get("Uniqueid").rsplit("-a", 1)[0]
     gone = wait_event(lab, since, "the 12345 leg hung up", Event="Hangup",
                       Uniqueid=ringing.get("Uniqueid"))
     rang_for = float(gone.get("Timestamp")) - float(ringing.get("Timestamp"))
-    assert rang_for < 3.0, rang_for  # the lab's ring timeout is 4 s
-    assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
-    record, _ = logged(lab, bridge_id, "callback_needed")
+    assert rang_for < 3.5, rang_for  # the lab's ring timeout is 4 s
+    assert finish(caller, agent) == {"citizen": 0, "12345": 0}
+    seat.wait(TIMEOUT)  # released by Asterisk, or hung up itself: not left waiting
+    record, _ = settled(lab, bridge_id, "callback_needed")
     assert (record["state"], record["outcome"]) == ("ended", "abandoned")
     callback = redis_hash(lab, f"linkgw:callback:{bridge_id}")
     assert callback["number"] == "13800138000" and callback["seat"] == "seat1"
     assert callback["status"] == "open"
     assert lab.redis_client().zscore("linkgw:idx:callbacks:open", bridge_id) is not None
+    wait_until(lambda: live_channels(lab) == [], TIMEOUT, "no channel left")
 
 
-def test_never_transfer_item_is_refused_with_a_prompt(lab: Lab) -> None:
-    """Key + item 104 (car blocking a fire lane: never transferred): no conference, the
-    call-taker hears the refusal prompt, the refusal is on record, the call goes on."""
+def test_never_transfer_item_cancels_the_ringing_leg_and_refuses(any_lab: Lab) -> None:
+    """Key + item 104 (car blocking a fire lane: never transferred). 12345 was dialled
+    at the key; the code cancels it at once; the call-taker hears the refusal prompt;
+    the refusal is on record and the call goes on between citizen and call-taker."""
+    lab = any_lab
     since = mark(lab)
     before = bridges_of_seat(lab, "seat1")
+    agent = lab.phone("12345")
+    agent.start(noanswer_scenario("12345"))
     seat = answering(lab, "seat1", hold_ms=20000, key=ONEKEY + "104")
-    caller = citizen(lab, hold_ms=5000)
-    played = wait_event(lab, since, "the refusal prompt", Event="Newexten",
-                        Channel="PJSIP/seat1", Application="Playback")
-    assert played.get("AppData") == "feature-not-avail-line"
+    caller = citizen(lab, hold_ms=6000)
+    played(lab, since, "PJSIP/seat1", lab.transfer.refusal_prompt)
     bridge_id = new_bridge(lab, "seat1", before)
-    record, stream = logged(lab, bridge_id, "transfer_refused")
-    assert finish(caller, seat) == {"citizen": 0, "seat1": 0}
+    record, stream = settled(lab, bridge_id, "key_done")
+    leg = wait_event(lab, since, "the cancelled 12345 leg", Event="Hangup",
+                     Uniqueid=f"{bridge_id}-a0")
+    assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
     assert (record["outcome"], record["refusal"]) == ("refused", "never_transfer")
     assert (record["code"], record["item"], record["category"]) == \
         ("104", "vehicle.fire_lane", "vehicle")
-    assert [e["event"] for e in stream] == ["transfer_refused"]
+    assert float(leg.get("Timestamp")) - float(since_key(lab, since)) < 3.0
+    assert [e["event"] for e in stream][:2] == ["transfer_requested", "agent_dialing"]
     assert events(lab, since, "ConfbridgeJoin", Channel="PJSIP/seat1") == []
 
 
-def test_emergency_key_then_the_one_key_is_refused(lab: Lab) -> None:
+def since_key(lab: Lab, since: int) -> str:
+    """When the key was pressed (the first DTMF end of '*' from seat1)."""
+    return wait_event(lab, since, "the key", Event="DTMFEnd", Channel="PJSIP/seat1",
+                      Digit="*").get("Timestamp")
+
+
+def test_emergency_key_then_the_one_key_is_refused(any_lab: Lab) -> None:
     """The call-taker flags an emergency (police dispatch first), then presses the one
-    key: no transfer, the refusal prompt, both on record; the call goes on."""
+    key: no 12345 leg, the refusal prompt, both on record; the call goes on."""
+    lab = any_lab
     since = mark(lab)
     before = bridges_of_seat(lab, "seat1")
     seat = lab.phone("seat1")
     seat.start(answer_scenario("seat1", ring_ms=200, hold_ms=20000,
                                presses=[(800, EMERGENCY_KEY), (1500, ONEKEY)]))
     caller = citizen(lab, hold_ms=8000)
-    wait_event(lab, since, "the emergency confirmation", Event="Newexten",
-               Channel="PJSIP/seat1", Application="Playback", AppData="beep")
-    wait_event(lab, since, "the refusal prompt", Event="Newexten", Channel="PJSIP/seat1",
-               Application="Playback", AppData="feature-not-avail-line")
+    played(lab, since, "PJSIP/seat1", lab.transfer.emergency_prompt)
+    played(lab, since, "PJSIP/seat1", lab.transfer.refusal_prompt)
     bridge_id = new_bridge(lab, "seat1", before)
-    record, _ = logged(lab, bridge_id, "transfer_refused")
+    record, _ = settled(lab, bridge_id, "transfer_refused")
     assert finish(caller, seat) == {"citizen": 0, "seat1": 0}
     assert (record["outcome"], record["refusal"]) == ("refused", "emergency")
     call = redis_hash(lab, f"linkgw:call:{record['citizen_uniqueid']}")
     assert call["emergency_by"] == "seat1"
     assert call["registered_at"] < call["emergency_at"] < record["requested_at"]
-    assert events(lab, since, "ConfbridgeJoin", Channel="PJSIP/seat1") == []
+    assert events(lab, since, "Newchannel", Channel="PJSIP/12345") == []
 
 
-def test_consult_12345_declines_so_110_keeps_it(lab: Lab) -> None:
+def test_consult_12345_declines_so_110_keeps_it(any_lab: Lab) -> None:
     """Consult key: three parties; 12345 leaves; citizen and call-taker go on in one
     plain call; outcome kept by 110 under first-contact duty."""
+    lab = any_lab
     since = mark(lab)
-    agent = answering(lab, "12345", hold_ms=2500)
+    agent = answering(lab, "12345", hold_ms=7500)
     seat = answering(lab, "seat1", hold_ms=30000, key=CONSULT_KEY)
-    caller = citizen(lab, hold_ms=9000)
+    caller = citizen(lab, hold_ms=14000)
     conference = wait_event(lab, since, "seat1 in a consult conference",
                             Event="ConfbridgeJoin", Channel="PJSIP/seat1").get("Conference")
     bridge_id = conference.removeprefix("linkgw-")
-    wait_event(lab, since, "12345 joining", Event="ConfbridgeJoin", Conference=conference,
-               Channel="PJSIP/12345")
-    record, _ = logged(lab, bridge_id, "bridged_direct")
+    wait_event(lab, since, "the citizen joining", Event="ConfbridgeJoin",
+               Conference=conference, Channel="PJSIP/citizen")
+    record, _ = settled(lab, bridge_id, "bridged_direct")
     wait_bridged(lab, record["citizen_channel"], record["seat_channel"])
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
-    record, _ = logged(lab, bridge_id, "citizen_hangup")
+    record, _ = settled(lab, bridge_id, "citizen_hangup")
     assert (record["mode"], record["decision"], record["outcome"]) == \
         ("consult", "kept_by_first_line", "kept_by_110")
 
 
-def test_consult_12345_takes_it_when_the_call_taker_leaves(lab: Lab) -> None:
+def test_consult_12345_takes_it_when_the_call_taker_leaves(any_lab: Lab) -> None:
+    lab = any_lab
     since = mark(lab)
     agent = answering(lab, "12345", hold_ms=30000)
-    seat = answering(lab, "seat1", hold_ms=3500, key=CONSULT_KEY)
-    caller = citizen(lab, hold_ms=9000)
+    seat = answering(lab, "seat1", hold_ms=7500, key=CONSULT_KEY)
+    caller = citizen(lab, hold_ms=14000)
     conference = wait_event(lab, since, "seat1 in a consult conference",
                             Event="ConfbridgeJoin", Channel="PJSIP/seat1").get("Conference")
     bridge_id = conference.removeprefix("linkgw-")
-    record, _ = logged(lab, bridge_id, "bridged_direct")
+    record, _ = settled(lab, bridge_id, "bridged_direct")
     wait_bridged(lab, record["citizen_channel"], record["agent_channel"])
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
-    record, _ = logged(lab, bridge_id, "citizen_hangup")
+    record, _ = settled(lab, bridge_id, "citizen_hangup")
     assert (record["decision"], record["outcome"]) == ("taken_by_other_line", "handed_off")
 
 
-def test_reverse_12345_hands_a_police_matter_to_110(lab: Lab) -> None:
+def test_reverse_12345_hands_a_police_matter_to_110(any_lab: Lab) -> None:
     """A citizen calls 12345; the agent presses the key; the 110 seat (seat2) answers;
     the agent leaves; the record runs 12345->110 with a response deadline."""
+    lab = any_lab
     since = mark(lab)
     police = answering(lab, "seat2", hold_ms=30000)
-    hotline = answering(lab, "12345", hold_ms=3500, key=ONEKEY)
-    caller = citizen(lab, hold_ms=9000, dial="12345")
+    hotline = answering(lab, "12345", hold_ms=7500, key=ONEKEY)
+    caller = citizen(lab, hold_ms=14000, dial="12345")
     conference = wait_event(lab, since, "the 12345 agent in a conference",
                             Event="ConfbridgeJoin", Channel="PJSIP/12345").get("Conference")
     wait_event(lab, since, "seat2 joining", Event="ConfbridgeJoin", Conference=conference,
                Channel="PJSIP/seat2")
     assert finish(caller, hotline, police) == {"citizen": 0, "12345": 0, "seat2": 0}
-    record, _ = logged(lab, conference.removeprefix("linkgw-"), "conference_ended")
+    record, _ = settled(lab, conference.removeprefix("linkgw-"))
     assert record["direction"] == "12345->110"
     assert (record["seat"], record["agent_target"]) == ("12345", "PJSIP/seat2")
     assert record["outcome"] == "handed_off"
-    from datetime import datetime
-
     due = datetime.fromisoformat(record["response_due_at"].replace("Z", "+00:00"))
     asked = datetime.fromisoformat(record["requested_at"].replace("Z", "+00:00"))
     assert (due - asked).total_seconds() == 1800
 
 
-def test_handoff_is_recorded(lab: Lab) -> None:
-    """The three-party segment is recorded by ConfBridge; the path is on the record."""
+def test_handoff_is_recorded_with_the_notice(any_lab: Lab) -> None:
+    """The citizen hears the notice (Asterisk plays it; the record says when), and the
+    citizen's side is recorded from then on; the path is on the record."""
+    lab = any_lab
     since = mark(lab)
     agent = answering(lab, "12345", hold_ms=30000)
-    seat = answering(lab, "seat1", hold_ms=3000, key=ONEKEY)
-    caller = citizen(lab, hold_ms=6000)
+    seat = answering(lab, "seat1", hold_ms=7500, key=ONEKEY)
+    caller = citizen(lab, hold_ms=10000)
     conference = wait_event(lab, since, "seat1 in a conference", Event="ConfbridgeJoin",
                             Channel="PJSIP/seat1").get("Conference")
+    played(lab, since, "PJSIP/citizen", lab.transfer.notice_prompt)
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
-    record, _ = logged(lab, conference.removeprefix("linkgw-"), "conference_ended")
+    record, _ = settled(lab, conference.removeprefix("linkgw-"), "notice_played")
+    assert "notice_played_at" in record
     assert lab.asterisk is not None
     path = Path(str(lab.asterisk.root) + record["recording"])
     wait_until(path.exists, TIMEOUT, f"the recording {path}")
     assert path.stat().st_size > 44  # more than a bare WAV header
-    assert live_channels(lab) == []
+    wait_until(lambda: live_channels(lab) == [], TIMEOUT, "no channel left")

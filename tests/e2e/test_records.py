@@ -18,9 +18,9 @@ from tests.e2e.helpers import (
     answering,
     citizen,
     finish,
-    logged,
     mark,
     redis_hash,
+    settled,
     wait_event,
 )
 
@@ -50,13 +50,13 @@ def reverse_call(lab: Lab) -> str:
     """A citizen calls 12345; the agent hands the police matter to 110 (seat2)."""
     since = mark(lab)
     police = answering(lab, "seat2", hold_ms=30000)
-    hotline = answering(lab, "12345", hold_ms=3500, key=ONEKEY)
-    caller = citizen(lab, hold_ms=8000, dial="12345", number="13900139000")
+    hotline = answering(lab, "12345", hold_ms=7500, key=ONEKEY)
+    caller = citizen(lab, hold_ms=12000, dial="12345", number="13900139000")
     conference = wait_event(lab, since, "the 12345 agent in a conference",
                             Event="ConfbridgeJoin", Channel="PJSIP/12345").get("Conference")
     assert finish(caller, hotline, police) == {"citizen": 0, "12345": 0, "seat2": 0}
     bridge_id = conference.removeprefix("linkgw-")
-    logged(lab, bridge_id, "conference_ended")
+    settled(lab, bridge_id)
     return bridge_id
 
 
@@ -140,7 +140,7 @@ def test_calls_flow_while_redis_is_down_and_nothing_is_lost(lab: Lab) -> None:
     finally:
         lab.redis.start()
     for bridge_id in during:
-        record, events = logged(lab, bridge_id, "conference_ended")
+        record, events = settled(lab, bridge_id)
         assert record["outcome"] == "handed_off"
         assert [int(e["seq"]) for e in events] == list(range(1, len(events) + 1))
         assert record["seq"] == str(len(events))
@@ -173,7 +173,7 @@ def test_supervisor_sees_the_live_bridge_during_the_call(lab: Lab) -> None:
     assert (row["citizen_number"], row["seat"], row["direction"]) == \
         ("13500135000", "seat1", "110->12345")
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
-    logged(lab, bridge_id, "conference_ended")
+    settled(lab, bridge_id)
     assert shown() == []
     with urllib.request.urlopen(f"http://127.0.0.1:{lab.http_port}/", timeout=10) as page:
         html = page.read().decode()

@@ -24,7 +24,7 @@ from gateway.records.http import ApiResource
 from gateway.records.inbound import GROUP, InboundTickets
 from gateway.records.queries import Records
 from gateway.records.tickets import TicketDesk
-from gateway.testing import NullLog
+from gateway.testing import null_log
 from gateway.transfer.categories import load_categories
 
 P = "t"
@@ -51,7 +51,7 @@ def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 def bridge(client: redis.Redis, bridge_id: str, at: float, **fields: str) -> None:
     iso = {"requested_at": "2026-11-28T19:50:37.000Z"}
-    apply_sync(client, P, Change(f"bridge:{bridge_id}", 1, "transfer_requested", at,
+    apply_sync(client, P, Change(f"bridge:{bridge_id}", "transfer_requested", at,
                                  {"bridge_id": bridge_id, **iso, **fields},
                                  (Index("day:" + DAY, bridge_id, at),
                                   Index("caller:" + fields.get("citizen_number", ""),
@@ -121,7 +121,7 @@ def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Cl
            response_due_at="2026-11-28T20:00:00.000Z",
            conference_at="2026-11-28T19:52:38.000Z",
            agent_answered_at="2026-11-28T19:52:56.000Z")
-    apply_sync(client, P, Change(f"bridge:{B3}", 2, "x", T0 + 121, {},
+    apply_sync(client, P, Change(f"bridge:{B3}", "x", T0 + 121, {},
                                  (Index("deadline", B3, 1_795_896_000.0),)))
     d.attach(B1, "20261128000001", "api")
     records = Records(client, P)
@@ -186,7 +186,7 @@ def test_inbound_stream_applies_acks_and_reports_refusals(
         client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345")
-    inbound = InboundTickets(client, d, f"{P}:tickets:in", "c1", NullLog(),
+    inbound = InboundTickets(client, d, f"{P}:tickets:in", "c1", null_log(),
                              f"{P}:events", "12345")
     inbound.ensure_groups()
     good = client.xadd(f"{P}:tickets:in", {"bridge_id": B1, "ticket": "20261128000009",
@@ -207,7 +207,7 @@ def test_inbound_stream_applies_acks_and_reports_refusals(
 def api(client: redis.Redis, desk: TicketDesk) -> ApiResource:
     return ApiResource(desk, Records(client, P), "s3cret", defer.maybeDeferred,
                        lambda: {"redis": "up"}, lambda: "linkgw_redis_up 1\n",
-                       desk.clock, NullLog())
+                       desk.clock, null_log())
 
 
 def call(resource: ApiResource, method: str, path: str, body: object = None,
@@ -283,7 +283,7 @@ def test_inbound_loop_survives_redis_failing_mid_entry(
             super().handle(entry_id, fields)
             self.stop()
 
-    inbound = FlakyAck(client, d, f"{P}:tickets:in", "c1", NullLog())
+    inbound = FlakyAck(client, d, f"{P}:tickets:in", "c1", null_log())
     client.xadd(f"{P}:tickets:in", {"bridge_id": B1, "ticket": "20261128000009"})
     thread = threading.Thread(target=inbound.run, daemon=True)
     thread.start()

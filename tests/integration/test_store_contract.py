@@ -60,19 +60,19 @@ def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator
     loop.close()
 
 
-def change(seq: int, **fields: str) -> Change:
-    return Change("bridge:b1", seq, f"e{seq}", 1000.0 + seq, fields,
-                  (Index("day:2026-11-28", "b1", 1000.0 + seq),), {"state": f"s{seq}"})
+def change(n: int, **fields: str) -> Change:
+    return Change("bridge:b1", f"e{n}", 1000.0 + n, fields,
+                  (Index("day:2026-11-28", "b1", 1000.0 + n),), {"state": f"s{n}"}, id=f"c{n}")
 
 
 def test_change_sets_fields_appends_event_and_indexes(store: Harness) -> None:
-    assert store.apply(change(1, state="requested", citizen_name='Zhang "三" \\n'))
+    assert store.apply(change(1, state="requested", citizen_name='Zhang "三" \n\u2028'))
     assert store.record("bridge:b1") == {"state": "requested", "seq": "1",
-                                         "citizen_name": 'Zhang "三" \\n'}
-    fields = json.dumps({"citizen_name": 'Zhang "三" \\n', "state": "requested"},
+                                         "citizen_name": 'Zhang "三" \n\u2028'}
+    fields = json.dumps({"citizen_name": 'Zhang "三" \n\u2028', "state": "requested"},
                         ensure_ascii=False, sort_keys=True)
-    content = {"record": "bridge:b1", "seq": "1", "event": "e1", "at": "1001.0",
-               "data": json.dumps({"state": "s1"}), "fields": fields}
+    content = {"record": "bridge:b1", "seq": "1", "id": "c1", "event": "e1",
+               "at": "1001.0", "data": json.dumps({"state": "s1"}), "fields": fields}
     assert store.events() == [content | {"prev": "", "hash": chain_hash("", content)}]
     assert store.index("day:2026-11-28") == ["b1"]
 
@@ -87,26 +87,36 @@ def test_events_are_chained_per_day(store: Harness) -> None:
     assert second["hash"] == chain_hash(first["hash"], content)
 
 
-def test_seq_zero_takes_the_next_number(store: Harness) -> None:
-    """Records with several writers (tickets) let the store number their changes."""
-    assert store.apply(Change("ticket:b1", 0, "ticket_attached", 5.0, {"ticket": "1"}))
-    assert store.apply(Change("ticket:b1", 0, "ticket_accepted", 6.0, {"status": "a"}))
-    assert store.record("ticket:b1")["seq"] == "2"
+def test_the_store_counts_a_records_changes_whoever_writes_them(store: Harness) -> None:
+    """Two processes write one record, each with ids of its own: seq counts them all."""
+    assert store.apply(Change("call:u1", "call_registered", 5.0, {"n": "1"}, id="gw-a:1"))
+    assert store.apply(Change("call:u1", "emergency_flagged", 6.0, {"e": "1"}, id="agi:9"))
+    assert store.record("call:u1") == {"n": "1", "e": "1", "seq": "2"}
     assert [e["seq"] for e in store.events()] == ["1", "2"]
 
 
 def test_negative_score_removes_from_an_index(store: Harness) -> None:
-    assert store.apply(Change("ticket:b1", 0, "x", 5.0, {}, (Index("deadline", "b1", 9.0),)))
+    assert store.apply(Change("ticket:b1", "x", 5.0, {}, (Index("deadline", "b1", 9.0),)))
     assert store.index("deadline") == ["b1"]
-    assert store.apply(Change("ticket:b1", 0, "y", 6.0, {}, (Index("deadline", "b1", -1),)))
+    assert store.apply(Change("ticket:b1", "y", 6.0, {}, (Index("deadline", "b1", -1),)))
     assert store.index("deadline") == []
 
 
-def test_replayed_change_is_skipped(store: Harness) -> None:
-    """A change whose seq is not newer changes nothing: replays are harmless."""
+def test_a_replayed_change_is_skipped_whatever_its_order(store: Harness) -> None:
+    """A change whose id was applied changes nothing: replays are harmless."""
     assert store.apply(change(1, state="a"))
     assert store.apply(change(2, state="b"))
     assert not store.apply(change(2, state="b"))
     assert not store.apply(change(1, state="a"))
     assert store.record("bridge:b1")["state"] == "b"
-    assert [e["seq"] for e in store.events()] == ["1", "2"]
+    assert [e["id"] for e in store.events()] == ["c1", "c2"]
+
+
+def test_an_ended_record_stays_ended(store: Harness) -> None:
+    """A late change (a cut-off gateway, a replayed spool) lands on the stream, but does
+    not move an ended record's state or outcome; its other fields still land."""
+    assert store.apply(change(1, state="ended", outcome="handed_off"))
+    assert store.apply(change(2, state="three_party", outcome="x", seat_left_at="t"))
+    assert store.record("bridge:b1") == {"state": "ended", "outcome": "handed_off",
+                                         "seat_left_at": "t", "seq": "2"}
+    assert len(store.events()) == 2

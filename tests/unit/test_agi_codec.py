@@ -10,6 +10,7 @@ from gateway.agi.codec import (
     HANGUP,
     MAX_COMMAND_BYTES,
     AgiReply,
+    EnvReader,
     ReplyParser,
     format_command,
     parse_env,
@@ -22,8 +23,10 @@ from gateway.agi.errors import (
     AgiUsageError,
     UnsafeValueError,
 )
+from gateway.testing import agi_env
 
-# A real env block, as Asterisk 22 sent it to the lab's FastAGI server.
+# An env block as Asterisk 22 sends it (every key, in res_agi's order; see the recorded
+# transcript in transcripts/agi_asterisk22.txt), with two arguments.
 ENV = b"""agi_network: yes
 agi_network_script: incoming
 agi_request: agi://127.0.0.1:4573/incoming
@@ -35,6 +38,9 @@ agi_version: 22.10.1
 agi_callerid: 13800138000
 agi_calleridname: Zhang San
 agi_callingpres: 0
+agi_callingani2: 0
+agi_callington: 0
+agi_callingtns: 0
 agi_dnid: 110
 agi_rdnis: unknown
 agi_context: linkgw-110
@@ -89,13 +95,14 @@ def test_env_block_parses_every_key_and_the_args() -> None:
     assert env.script == "incoming"
     assert env.get("accountcode") == ""
     assert env.args == ("first", "second, with comma")
-    assert len(env.values) == 21
+    assert len(env.values) == 24
 
 
 @pytest.mark.parametrize("line", [
     b"agi_channel PJSIP/x",  # no colon
     b"evil: 1",  # not an agi_ key
     b"200 result=1",  # a reply where the env belongs
+    b"agi_callerid: 1",  # a key out of its place
 ])
 def test_env_must_start_with_an_env_line(line: bytes) -> None:
     """Garbage where the env block starts is a protocol error naming the line."""
@@ -106,20 +113,53 @@ def test_env_must_start_with_an_env_line(line: bytes) -> None:
 
 def test_env_line_broken_by_a_caller_id_continues_its_value() -> None:
     """As Asterisk 22 sent it for a caller ID of ``13800138000%0D%0AEXEC Hangup``."""
-    env = parse_env([b"agi_callerid: 13800138000\r", b"EXEC Hangup", b"agi_dnid: 110"])
+    env = parse_env(agi_env(callerid="13800138000\r\nEXEC Hangup").splitlines())
     assert env.callerid == "13800138000\nEXEC Hangup"
     assert env.get("dnid") == "110"
 
 
+def test_a_blank_line_inside_a_caller_id_does_not_end_the_env() -> None:
+    """CR LF CR LF in the asserted identity, then a forged reply: before agi_threadid a
+    blank line is part of a value, so the env is whole and the forged line is data."""
+    evil = "1\r\n\r\n200 result=1 (evil)\r\nagi_uniqueid: forged"
+    env = parse_env(agi_env(callerid=evil, args=("110",)).splitlines())
+    assert env.callerid == "1\n\n200 result=1 (evil)\nagi_uniqueid: forged"
+    assert (env.uniqueid, env.get("dnid"), env.args) == ("u-1", "110", ("110",))
+
+
+def test_a_key_out_of_its_place_cannot_end_the_env_or_overwrite_a_key() -> None:
+    """agi_threadid + a blank line forged inside the caller name: still a value."""
+    evil = "x\nagi_threadid: 1\n\nagi_arg_1: 12345\n\n200 result=1 (=)"
+    env = parse_env(agi_env(calleridname=evil, args=("110",)).splitlines())
+    assert env.calleridname == evil and env.args == ("110",)
+    assert env.get("threadid") == "140352384509632"
+
+
+def test_env_reader_ends_at_the_blank_line_after_the_args() -> None:
+    reader = EnvReader()
+    lines = agi_env(args=("transfer", "PJSIP/citizen-00000000")).splitlines()
+    results = [reader.feed(line) for line in [*lines, b""]]
+    assert all(r is None for r in results[:-2])
+    env = results[-2] or results[-1]
+    assert env is not None and env.args == ("transfer", "PJSIP/citizen-00000000")
+
+
+def test_env_larger_than_64_kib_is_refused() -> None:
+    reader = EnvReader()
+    reader.feed(b"agi_network: yes")
+    with pytest.raises(AgiProtocolError, match="too large"):
+        for _ in range(20):
+            reader.feed(b"x" * 4000)
+
+
 def test_env_rejects_bytes_that_are_not_utf8() -> None:
     with pytest.raises(AgiProtocolError, match="not UTF-8"):
-        parse_env([b"agi_channel: PJSIP/a-1", b"agi_caller\xffid: x"])
+        parse_env([b"agi_request: x", b"agi_channel: PJSIP/a-\xff1"])
 
 
-def test_env_rejects_a_repeated_key() -> None:
-    """A key seen twice is what an injected env line looks like: refused."""
-    with pytest.raises(AgiProtocolError, match="repeated"):
-        parse_env([b"agi_callerid: 1", b"agi_callerid: 2"])
+def test_env_missing_its_end_is_refused() -> None:
+    with pytest.raises(AgiProtocolError, match="before agi_threadid"):
+        parse_env([b"agi_request: x", b"agi_channel: PJSIP/a-1"])
 
 
 def test_format_quotes_every_argument() -> None:

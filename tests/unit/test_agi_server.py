@@ -13,8 +13,9 @@ from twisted.internet.testing import StringTransport
 
 from gateway.agi.errors import AgiHangup, AgiInvalidCommand
 from gateway.agi.server import AgiSession, FastAgiFactory, FastAgiProtocol
+from gateway.testing import agi_env
 
-ENV = b"agi_network_script: demo\nagi_channel: PJSIP/seat1-00000001\nagi_uniqueid: u-1\n\n"
+ENV = agi_env()
 
 
 def connect(factory: FastAgiFactory, host: str = "127.0.0.1"

@@ -48,7 +48,7 @@ def test_no_value_starts_a_second_action(headers: dict[str, str]) -> None:
                    for v in headers.values())
         return
     assert data.count(b"\r\n\r\n") == 1 and data.endswith(b"\r\n\r\n")
-    messages = AmiParser().feed(BANNER + data)
+    messages = AmiParser(starts=("action",)).feed(BANNER + data)
     assert len(messages) == 1 and messages[0].get("Action") == "Setvar"
 
 
@@ -80,7 +80,7 @@ class ProtocolTests(SynchronousTestCase):
     def test_response_fires_the_action_by_its_id(self) -> None:
         protocol, transport, _, _ = _protocol()
         d = protocol.send_action("Ping")
-        action_id = AmiParser().feed(BANNER + transport.value())[0].action_id
+        action_id = AmiParser(starts=("action",)).feed(BANNER + transport.value())[0].action_id
         protocol.dataReceived(f"Response: Success\r\nActionID: {action_id}\r\nPing: Pong\r\n\r\n"
                               .encode())
         result = self.successResultOf(d)
@@ -89,7 +89,7 @@ class ProtocolTests(SynchronousTestCase):
     def test_error_response_fails_with_its_message(self) -> None:
         protocol, transport, _, _ = _protocol()
         d = protocol.send_action("Redirect", {"Channel": "PJSIP/gone-1"})
-        action_id = AmiParser().feed(BANNER + transport.value())[0].action_id
+        action_id = AmiParser(starts=("action",)).feed(BANNER + transport.value())[0].action_id
         protocol.dataReceived(f"Response: Error\r\nActionID: {action_id}\r\n"
                               "Message: Channel does not exist: PJSIP/gone-1\r\n\r\n".encode())
         failure = self.failureResultOf(d, AmiActionError)
@@ -98,7 +98,7 @@ class ProtocolTests(SynchronousTestCase):
     def test_event_list_collects_until_complete(self) -> None:
         protocol, transport, _, _events = _protocol()
         d = protocol.send_action("ConfbridgeList", {"Conference": "c"})
-        aid = AmiParser().feed(BANNER + transport.value())[0].action_id
+        aid = AmiParser(starts=("action",)).feed(BANNER + transport.value())[0].action_id
         protocol.dataReceived(
             f"Response: Success\r\nActionID: {aid}\r\nEventList: start\r\n\r\n"
             f"Event: ConfbridgeList\r\nActionID: {aid}\r\nChannel: A\r\n\r\n"
@@ -165,7 +165,7 @@ class ClientTests(SynchronousTestCase):
 
     @staticmethod
     def _sent(endpoint: _Endpoint, index: int = -1) -> list[AmiMessage]:
-        return AmiParser().feed(BANNER + endpoint.transports[index].value())
+        return AmiParser(starts=("action",)).feed(BANNER + endpoint.transports[index].value())
 
     def test_md5_login_then_actions(self) -> None:
         """Challenge → Login with md5(challenge + secret) → connected."""
@@ -228,3 +228,81 @@ def test_a_failing_subscriber_does_not_starve_the_others() -> None:
     bus.subscribe(lambda m: got.append(m.event))
     bus.publish(AmiMessage((("Event", "X"),)))
     assert got == ["X"]
+
+
+# A Hangup as Asterisk 22 wrote it for a caller ID with CR LF CR LF (seen in the lab).
+SPLIT_HANGUP = (b"Event: Hangup\r\nPrivilege: call,all\r\nChannel: PJSIP/citizen-00000000\r\n"
+                b"ChannelState: 6\r\nChannelStateDesc: Up\r\n"
+                b"CallerIDNum: 1\r\n\r\n200 result=1 (forged)\r\nCallerIDName: \xe5\xbc\xa0\r\n"
+                b"ConnectedLineNum: <unknown>\r\nConnectedLineName: <unknown>\r\n"
+                b"Language: en\r\nAccountCode: \r\nContext: linkgw-110\r\nExten: 110\r\n"
+                b"Priority: 1\r\nUniqueid: u-1\r\nLinkedid: u-1\r\nCause: 16\r\n\r\n")
+
+
+def test_a_caller_id_with_line_breaks_stays_inside_its_event() -> None:
+    """Caller-ID values continue up to the header Asterisk always writes next: the
+    blank line inside one ends nothing, and the event keeps its tail (Uniqueid)."""
+    parser = AmiParser()
+    got = parser.feed(BANNER + SPLIT_HANGUP)
+    assert len(got) == 1 and parser.injected == 0
+    assert got[0].get("CallerIDNum") == "1\n\n200 result=1 (forged)"
+    assert (got[0].get("CallerIDName"), got[0].get("Uniqueid")) == ("张", "u-1")
+
+
+def test_an_event_forged_inside_a_caller_id_is_dropped() -> None:
+    """The caller ID fakes the rest of the snapshot and a whole Hangup of someone else;
+    the real tail of the event then arrives as a block that is no message: the forged
+    event is dropped, the tail skipped, the next real event read."""
+    forged = (b"1\r\nCallerIDName: x\r\nConnectedLineNum: x\r\nConnectedLineName: x\r\n"
+              b"Language: en\r\n\r\nEvent: Hangup\r\nPrivilege: call,all\r\nUniqueid: victim\r\n"
+              b"Cause: 16")
+    real = SPLIT_HANGUP.replace(b"1\r\n\r\n200 result=1 (forged)", forged)
+    parser = AmiParser()
+    got = parser.feed(BANNER + real + b"Event: Newexten\r\nUniqueid: u-2\r\n\r\n")
+    assert "victim" not in [m.get("Uniqueid") for m in got]
+    assert got[-1].get("Uniqueid") == "u-2" and parser.injected == 1
+
+
+def test_bytes_without_a_newline_are_bounded() -> None:
+    """32 MB without a newline: never held whole; the line is counted and dropped, and
+    what follows its end is read again."""
+    parser = AmiParser()
+    parser.feed(BANNER)
+    chunk = b"x" * (1 << 20)
+    for _ in range(32):
+        parser.feed(chunk)
+        assert len(parser._buffer) <= (1 << 20) + 65536
+    assert parser.oversized >= 1
+    got = parser.feed(b"tail\r\n\r\nEvent: X\r\n\r\n")
+    assert [m.event for m in got] == ["X"]
+
+
+@given(st.binary(max_size=600))
+def test_any_bytes_parse_without_an_exception(blob: bytes) -> None:
+    parser = AmiParser()
+    for cut in (0, len(blob) // 3, len(blob)):
+        for message in parser.feed(blob[:cut]) + parser.feed(blob[cut:]):
+            assert message.headers and message.headers[0][0].lower() in ("event", "response")
+
+
+def test_a_forged_event_with_the_real_tail_glued_to_it_is_dropped() -> None:
+    """No blank line after the forgery: the real tail joins the forged event and repeats
+    its Uniqueid: dropped."""
+    forged = (b"1\r\nCallerIDName: x\r\nConnectedLineNum: x\r\nConnectedLineName: x\r\n"
+              b"Language: en\r\n\r\nEvent: DTMFEnd\r\nPrivilege: dtmf,all\r\n"
+              b"Uniqueid: the-seat\r\nDigit: 4\r\nDirection: Received\r\n")
+    real = SPLIT_HANGUP.replace(b"1\r\n\r\n200 result=1 (forged)\r\n", forged)
+    parser = AmiParser()
+    got = parser.feed(BANNER + real)
+    assert [m.event for m in got] == ["Hangup"]  # the real head, cut short
+    assert "the-seat" not in [m.get("Uniqueid") for m in got] and parser.injected == 1
+
+
+def test_a_forged_event_closed_by_a_blank_line_is_dropped_by_the_orphan_tail() -> None:
+    forged = (b"1\r\nCallerIDName: x\r\nConnectedLineNum: x\r\nConnectedLineName: x\r\n"
+              b"Language: en\r\n\r\nEvent: Hangup\r\nPrivilege: call,all\r\nUniqueid: victim\r\n"
+              b"\r\n")
+    real = SPLIT_HANGUP.replace(b"1\r\n\r\n200 result=1 (forged)\r\n", forged)
+    parser = AmiParser()
+    got = parser.feed(BANNER + real + b"Event: Newexten\r\nUniqueid: u-2\r\n\r\n")
+    assert [m.get("Uniqueid") for m in got] == ["", "u-2"] and parser.injected == 1

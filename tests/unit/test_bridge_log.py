@@ -4,25 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import structlog
 from structlog.testing import capture_logs
 from twisted.internet.task import Clock
 
+from gateway.bridge.change import Change
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.spool import Spool
-from gateway.bridge.store import Change
-from gateway.testing import FlakyStore, NullLog
+from gateway.testing import FlakyStore, null_log
 
 
-def change(seq: int) -> Change:
-    return Change("bridge:b1", seq, f"e{seq}", float(seq), {"n": str(seq)})
+def change(n: int, name: str = "") -> Change:
+    return Change("bridge:b1", f"e{n}", float(n), {"n": str(n), "name": name}, id=f"c{n}")
 
 
 def test_changes_reach_the_store_in_order() -> None:
     store, clock = FlakyStore(), Clock()
-    log = BridgeLog(store, clock=clock, log=NullLog())
-    for seq in (1, 2, 3):
-        log.record(change(seq))
-    assert [e["seq"] for e in store.events] == ["1", "2", "3"]
+    log = BridgeLog(store, clock=clock, log=null_log())
+    for n in (1, 2, 3):
+        log.record(change(n))
+    assert [e["id"] for e in store.events] == ["c1", "c2", "c3"]
+    assert [e["seq"] for e in store.events] == ["1", "2", "3"]  # counted by the store
     assert log.pending == 0 and log.healthy
 
 
@@ -31,55 +33,61 @@ def test_store_down_keeps_everything_and_retries_in_order() -> None:
     changes; after the store is back, the next retry writes them all, in order."""
     store, clock = FlakyStore(), Clock()
     store.down = True
-    import structlog
-
     blog = BridgeLog(store, clock=clock, log=structlog.get_logger(), retry_delay=1.0)
     with capture_logs() as logs:
-        for seq in (1, 2, 3):
-            blog.record(change(seq))
+        for n in (1, 2, 3):
+            blog.record(change(n))
         assert blog.pending == 3 and not blog.healthy
         clock.advance(1.0)
         assert blog.pending == 3
         store.down = False
         clock.advance(1.0)
     assert blog.pending == 0 and blog.healthy
-    assert [e["seq"] for e in store.events] == ["1", "2", "3"]
+    assert [e["id"] for e in store.events] == ["c1", "c2", "c3"]
     kinds = [e["event"] for e in logs]
     assert kinds == ["bridge_log.store_unavailable", "bridge_log.store_back"]
     assert "Error 111" in logs[0]["error"]
 
 
 def test_outage_spools_to_disk_and_a_restart_replays_once(tmp_path: Path) -> None:
-    """Redis down: changes land in the fsynced spool. The gateway dies; a new one
-    replays the spool in order; a second replay adds nothing (seq rule)."""
+    """Redis down: changes land in this process's fsynced spool file. The process dies
+    (its lock goes with it); a new one takes the file over and replays it in order; a
+    replay of changes the store already has adds nothing (their ids)."""
     store, clock = FlakyStore(), Clock()
     store.down = True
-    path = tmp_path / "spool.jsonl"
-    first = BridgeLog(store, clock=clock, log=NullLog(), spool=Spool(path, NullLog()))
-    for seq in (1, 2):
-        first.record(change(seq))
-    first.record(change(3))
-    assert [Change.from_json(x).seq for x in path.read_text().splitlines()] == [1, 2, 3]
+    first_spool = Spool(tmp_path, "gw-a/1", null_log())
+    first = BridgeLog(store, clock=clock, log=null_log(), spool=first_spool)
+    for n in (1, 2, 3):
+        first.record(change(n, "张三\u2028李\u0085四"))
+    assert [c.id for c in first_spool.load()] == ["c1", "c2", "c3"]
     assert first.status() == {"redis": "down", "pending": 3, "spooled": 3}
-    # the gateway dies here; Redis comes back; a new gateway starts
+    first_spool.close()  # the gateway dies here: its lock is released
     store.down = False
-    second = BridgeLog(store, clock=clock, log=NullLog(), spool=Spool(path, NullLog()))
+    second_spool = Spool(tmp_path, "gw-a/2", null_log())
+    second = BridgeLog(store, clock=clock, log=null_log(), spool=second_spool)
     second.start()
-    assert [e["seq"] for e in store.events] == ["1", "2", "3"]
-    assert path.read_text() == "" and second.status()["spooled"] == 0
-    # replaying the same spool again (say it was copied back) changes nothing
-    path.write_text("".join(change(s).to_json() + "\n" for s in (1, 2, 3)))
-    third = BridgeLog(store, clock=clock, log=NullLog(), spool=Spool(path, NullLog()))
+    assert [e["id"] for e in store.events] == ["c1", "c2", "c3"]
+    assert store.records["bridge:b1"]["name"] == "张三\u2028李\u0085四"
+    assert second.status()["spooled"] == 0 and second_spool.load() == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gw-a_2.jsonl"]
+    # the same changes spooled again (say the file was copied back): nothing new
+    second_spool.append([change(n) for n in (1, 2, 3)])
+    third = BridgeLog(store, clock=clock, log=null_log(), spool=second_spool)
     third.start()
-    assert [e["seq"] for e in store.events] == ["1", "2", "3"]
+    assert [e["id"] for e in store.events] == ["c1", "c2", "c3"]
 
 
-def test_torn_last_line_is_dropped_and_logged(tmp_path: Path) -> None:
-    path = tmp_path / "spool.jsonl"
-    path.write_text(change(1).to_json() + "\n" + '{"record": "bri')
-    with capture_logs() as logs:
-        import structlog
-
-        changes = Spool(path, structlog.get_logger()).load()
-    assert [c.seq for c in changes] == [1]
-    assert logs[0]["event"] == "spool.bad_line" and logs[0]["line"] == 2
+def test_orphans_of_dead_processes_are_adopted_while_running(tmp_path: Path) -> None:
+    """A process-mode writer spooled and exited: the running gateway's sweep takes its
+    file over and replays it; a live process's file is left alone."""
+    store, clock = FlakyStore(), Clock()
+    gateway = BridgeLog(store, clock=clock, log=null_log(),
+                        spool=Spool(tmp_path, "gw", null_log()))
+    dead = Spool(tmp_path, "agi-1", null_log())
+    dead.append([change(7)])
+    dead.close()
+    alive = Spool(tmp_path, "agi-2", null_log())
+    alive.append([change(8)])  # holds its lock
+    assert gateway.adopt_orphans() == 1
+    assert [e["id"] for e in store.events] == ["c7"]
+    assert not (tmp_path / "agi-1.jsonl").exists() and (tmp_path / "agi-2.jsonl").exists()

@@ -19,7 +19,7 @@ def test_shipped_config_loads() -> None:
     assert config.transfer.onekey == "*1"
     assert config.transfer.ring_timeout == 15.0
     assert config.http.token == "not-a-real-token"
-    assert config.redis.sentinels == () and config.redis.spool.endswith("spool.jsonl")
+    assert config.redis.sentinels == () and config.redis.spool_dir.endswith("spool")
 
 
 @pytest.mark.parametrize("text,line,key,message", [

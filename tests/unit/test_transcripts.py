@@ -19,7 +19,7 @@ from gateway.agi.codec import HANGUP, AgiReply, ReplyParser, parse_env
 from gateway.agi.errors import AgiDeadChannel, AgiInvalidCommand, AgiUsageError
 from gateway.ami.client import AmiProtocol, AmiResult
 from gateway.ami.codec import AmiMessage, AmiParser
-from gateway.testing import NullLog
+from gateway.testing import null_log
 
 HERE = Path(__file__).parent / "transcripts"
 
@@ -49,7 +49,7 @@ class ReplayThroughTheProtocol(SynchronousTestCase):
         """The recorded bytes fire the right Deferreds of a protocol whose ActionIDs were
         t-3 and t-4 (the ids the recording used)."""
         events: list[AmiMessage] = []
-        protocol = AmiProtocol(Clock(), events.append, NullLog())
+        protocol = AmiProtocol(Clock(), events.append, null_log())
         protocol.makeConnection(StringTransport())
         protocol._prefix = "t-"
         protocol._ids = iter([3, 4])  # type: ignore[assignment]

@@ -1,416 +1,475 @@
-"""The transfer feature without Asterisk: scripts → service → AMI actions → records."""
+"""The transfer feature without Asterisk: AGI scripts → service → AMI bytes → records.
+
+Asterisk is faked at the wire (:class:`gateway.testing.WireAsterisk`): the real AMI
+client writes its actions as bytes, the tests read them back by name and answer with
+bytes; the AGI side is a :class:`gateway.testing.ChannelDouble`.
+"""
 
 from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
-from gateway.agi.errors import AgiHangup
-from gateway.ami.codec import AmiMessage
-from gateway.ami.errors import AmiActionError
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
-from gateway.testing import FakeAmi, NullLog
+from gateway.testing import ChannelDouble, WireAsterisk, null_log
 from gateway.transfer.categories import load_categories
-from gateway.transfer.scripts import MOVE_DELAY, make_scripts
-from gateway.transfer.service import Party, TransferRefused, TransferService, failure_reason
+from gateway.transfer.scripts import make_scripts
+from gateway.transfer.services import TransferService
 
 T0 = 1_795_895_437.0
 BID = "20261128195037abcdef"
 CATALOGUE = load_categories(Path(__file__).resolve().parents[2] / "config/categories.yaml")
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(("=" + text).encode()).decode()
-
-
-class FakeSession:
-    """Answers GET (FULL) VARIABLE from a table, GET DATA with ``digits``, records SET."""
-
-    def __init__(self, channel: str, uniqueid: str, values: dict[str, str],
-                 args: tuple[str, ...] = ("transfer",), digits: str = "") -> None:
-        self.env_channel, self.env_uniqueid, self.env_args = channel, uniqueid, args
-        self.values = values
-        self.digits = digits
-        self.set: dict[str, str] = {}
-        self.prompts: list[tuple[str, int, int]] = []
-
-    async def get_variable(self, name: str) -> str | None:
-        return self.values.get(name)
-
-    async def get_full_variable(self, expression: str) -> str | None:
-        return self.values.get(expression)
-
-    async def set_variable(self, name: str, value: str) -> None:
-        self.set[name] = value
-
-    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
-        self.prompts.append((prompt, timeout_ms, max_digits))
-        return self.digits
-
-
 CITIZEN = "PJSIP/citizen-00000000"
 SEAT = "PJSIP/seat1-00000001"
-SEAT_VALUES = {
-    "BRIDGEPEER": CITIZEN, "LINKGW_SIDE": "110",
-    "${UNIQUEID}": "u-seat", "${CHANNEL(linkedid)}": "u-cit", "${CHANNEL(endpoint)}": "seat1",
-    "${BASE64_ENCODE(=${CALLERID(num)})}": b64("110"),
-    "${BASE64_ENCODE(=${CALLERID(name)})}": b64(""),
-    f"${{IMPORT({CITIZEN},UNIQUEID)}}": "u-cit",
-    f"${{IMPORT({CITIZEN},CHANNEL(linkedid))}}": "u-cit",
-    f"${{IMPORT({CITIZEN},CHANNEL(endpoint))}}": "citizen",
-    f"${{BASE64_ENCODE(=${{IMPORT({CITIZEN},CALLERID(num))}})}}": b64("13800138000"),
-    f"${{BASE64_ENCODE(=${{IMPORT({CITIZEN},CALLERID(name))}})}}":
-        b64('Zhang "San"\r\nEXEC Hangup'),
-}
+HOSTILE_NAME = 'Zhang "San"\r\nEXEC Hangup'
 
 
-def setup(**config: object) -> tuple[TransferService, FakeAmi, MemoryStore, Clock]:
-    clock, ami, store = Clock(), FakeAmi(), MemoryStore()
-    clock.advance(T0)
-    settings: dict[str, object] = {"target": "PJSIP/12345", "alternate": "PJSIP/liaison",
-                                   "attempts": 2, "retry_delay": 2.0, "ring_timeout": 15.0}
-    service = TransferService(ami, BridgeLog(store, clock=clock, log=NullLog()),
-                              TransferConfig(**(settings | config)),  # type: ignore[arg-type]
-                              clock=clock, log=NullLog(), catalogue=CATALOGUE,
-                              new_id=lambda _: BID)
-    return service, ami, store, clock
+def seat_values(**extra: str) -> dict[str, str]:
+    """What the seat's channel holds, and what IMPORT/SHARED read of the citizen's."""
+    return {
+        "UNIQUEID": "u-seat", "CHANNEL(linkedid)": "u-cit", "CHANNEL(endpoint)": "seat1",
+        "CALLERID(num)": "110", "CALLERID(name)": "", "LINKGW_SIDE": "110",
+        f"IMPORT({CITIZEN},UNIQUEID)": "u-cit",
+        f"IMPORT({CITIZEN},CHANNEL(linkedid))": "u-cit",
+        f"IMPORT({CITIZEN},CHANNEL(endpoint))": "citizen",
+        f"IMPORT({CITIZEN},CALLERID(num))": "13800138000",
+        f"IMPORT({CITIZEN},CALLERID(name))": HOSTILE_NAME,
+    } | extra
 
 
-def press(service: TransferService, clock: Clock, digits: str = "",
-          mode: str = "transfer", script: str = "onekey") -> FakeSession:
-    session = FakeSession(SEAT, "u-seat", SEAT_VALUES, (mode,), digits)
-    d: defer.Deferred[None] = defer.ensureDeferred(make_scripts(service, clock)[script](session))
-    assert d.called
-    return session
+class Rig:
+    def __init__(self, **config: object) -> None:
+        self.clock = Clock()
+        self.clock.advance(T0)
+        self.asterisk = WireAsterisk(self.clock)
+        self.store = MemoryStore()
+        settings: dict[str, object] = {"target": "PJSIP/12345", "alternate": "PJSIP/liaison",
+                                       "attempts": 2, "retry_delay": 2.0,
+                                       "ring_timeout": 15.0}
+        self.service = TransferService(
+            self.asterisk.client, BridgeLog(self.store, clock=self.clock, log=null_log()),
+            TransferConfig(**(settings | config)),  # type: ignore[arg-type]
+            clock=self.clock, log=null_log(), catalogue=CATALOGUE, new_id=lambda _: BID)
+        self.service.asterisk = "lab-ast"
+        self.scripts = make_scripts(self.service)
+
+    def run(self, script: str, session: ChannelDouble) -> defer.Deferred[None]:
+        return defer.ensureDeferred(self.scripts[script](session))
+
+    def key(self, mode: str = "transfer", peer: str = CITIZEN, **values: str
+            ) -> tuple[ChannelDouble, defer.Deferred[None]]:
+        session = ChannelDouble(SEAT, "u-seat", (mode, peer), seat_values(**values))
+        return session, self.run("onekey", session)
+
+    def opened(self, code: str = "", **values: str) -> ChannelDouble:
+        """The key pressed, the first Originate queued by Asterisk, the item code typed
+        (AMI reports each digit), the code window closed: the key's AGI has answered."""
+        session, done = self.key(**values)
+        self.asterisk.reply(self.asterisk.expect("Originate"),
+                            Message="Originate successfully queued")
+        self.type(code)
+        if len(code) < 3:
+            self.clock.advance(self.service.config.code_timeout)
+        assert done.called
+        return session
+
+    def type(self, digits: str, uniqueid: str = "u-seat") -> None:
+        for digit in digits:
+            self.emit("DTMFEnd", Channel=SEAT, Uniqueid=uniqueid, Digit=digit,
+                      Direction="Received", DurationMs="100")
+
+    @property
+    def record(self) -> dict[str, str]:
+        return self.store.records[f"bridge:{BID}"]
+
+    def events(self) -> list[str]:
+        return [e["event"] for e in self.store.events if e["record"] == f"bridge:{BID}"]
+
+    def emit(self, name: str, **headers: str) -> None:
+        self.asterisk.event(name, **headers)
+
+    def key_done(self, code: str = "", returned: bool = True) -> None:
+        """The key's Gosub says it is done; then (``returned``) its Return() has run and
+        Asterisk takes the citizen off hold."""
+        self.emit("UserEvent", UserEvent="LinkgwKeyDone", Bridge=BID, Code=code,
+                  Channel=SEAT)
+        if returned:
+            self.emit("Unhold", Channel=SEAT, Uniqueid="u-seat")
+
+    def join(self, role: str, uniqueid: str, channel: str) -> None:
+        self.emit("ConfbridgeJoin", Conference=f"linkgw-{BID}", Uniqueid=uniqueid,
+                  Channel=channel, Linkedid="l-" + uniqueid)
+
+    def leave(self, uniqueid: str, channel: str) -> None:
+        self.emit("ConfbridgeLeave", Conference=f"linkgw-{BID}", Uniqueid=uniqueid,
+                  Channel=channel)
+
+    def leg(self, attempt: int, channel: str = "PJSIP/12345-00000009") -> str:
+        uid = f"{BID}-a{attempt}"
+        self.emit("Newchannel", Uniqueid=uid, Channel=channel)
+        return uid
+
+    def fail(self, attempt: int, cause: str) -> None:
+        uid = self.leg(attempt, f"PJSIP/x-{attempt}")
+        self.emit("HangupRequest", Uniqueid=uid, Cause=cause)
+        self.emit("OriginateResponse", Response="Failure", Uniqueid=uid, Reason="0")
+
+    def answered(self) -> None:
+        uid = self.leg(0)
+        self.emit("OriginateResponse", Response="Success", Uniqueid=uid,
+                  Channel="PJSIP/12345-00000009")
 
 
-def record(store: MemoryStore) -> dict[str, str]:
-    return store.records[f"bridge:{BID}"]
+def answer(session: ChannelDouble) -> str:
+    return session.set["LINKGW_ANSWER"]
 
 
-def test_key_opens_a_bridge_answers_at_once_and_redirects_after() -> None:
-    """The AGI gets OK + the bridge id; only MOVE_DELAY later the dual Redirect goes out."""
-    service, ami, store, clock = setup()
-    session = press(service, clock, digits="101")
-    assert session.prompts == [("beep", 3000, 3)]
-    assert session.set == {"LINKGW_BRIDGE": BID, "LINKGW_RESULT": "OK"}
-    assert ami.sent == []
-    clock.advance(MOVE_DELAY)
-    assert [(a.name, a.headers) for a in ami.sent] == [("Redirect", [
-        ("Channel", CITIZEN), ("ExtraChannel", SEAT),
-        ("Context", "linkgw-join-citizen"), ("Exten", BID), ("Priority", "1"),
-        ("ExtraContext", "linkgw-join-seat"), ("ExtraExten", BID), ("ExtraPriority", "1"),
-    ])]
-    r = record(store)
-    assert r["citizen_name"] == 'Zhang "San"\r\nEXEC Hangup'  # exact, on the record
-    assert (r["citizen_number"], r["state"], r["direction"]) == \
-        ("13800138000", "requested", "110->12345")
-    assert (r["code"], r["item"], r["category"]) == ("101", "vehicle.driveway", "vehicle")
-    assert r["plan"] == "PJSIP/12345,PJSIP/12345,PJSIP/liaison"
-
-
-def test_redirect_ok_dials_with_safe_caller_id() -> None:
-    service, ami, store, clock = setup()
-    press(service, clock)
-    clock.advance(MOVE_DELAY)
-    ami.sent[0].succeed(Message="Dual Redirect successful")
-    originate = ami.sent[1]
-    assert (originate.name, originate.headers) == ("Originate", [
+def test_key_reads_once_dials_at_once_then_takes_the_code_and_answers() -> None:
+    """One read round trip; the Originate goes out at once, exactly as Asterisk must
+    read it; then the citizen's channel is marked, the code prompt plays, the digits
+    Asterisk reports make the code, and the AGI answers with it."""
+    rig = Rig()
+    session, done = rig.key()
+    assert session.reads == 1
+    originate = rig.asterisk.expect("Originate")
+    assert list(originate.headers[2:]) == [
         ("Channel", "PJSIP/12345"), ("Context", "linkgw-join-agent"), ("Exten", BID),
         ("Priority", "1"), ("Timeout", "15000"), ("CallerID", "<13800138000>"),
         ("ChannelId", f"{BID}-a0"), ("Variable", f"LINKGW_BRIDGE={BID}"),
-        ("Async", "true")])
-    assert record(store)["state"] == "dialing"
+        ("Variable", "LINKGW_SIDE=12345"),
+        ("Variable", "DYNAMIC_FEATURES=linkgw_onekey#linkgw_consult"),
+        ("Variable", f"CHANNEL(hangup_handler_push)=linkgw-gone\\,s\\,1({BID}\\,agent_a0)"),
+        ("Async", "true")]
+    assert not done.called and "LINKGW_ANSWER" not in session.set
+    rig.asterisk.reply(originate, Message="Originate successfully queued")
+    assert session.set == {f"SHARED(LINKGW_ACTIVE,{CITIZEN})": BID}
+    assert session.played == ["beep"]
+    rig.type("10")
+    assert not done.called
+    rig.type("1")
+    assert done.called and answer(session) == f"OK|{BID}||101|1"
+    r = rig.record
+    assert r["citizen_name"] == HOSTILE_NAME  # exact, on the record
+    assert (r["citizen_number"], r["state"], r["direction"], r["asterisk"]) == \
+        ("13800138000", "requested", "110->12345", "lab-ast")
+    assert r["plan"] == "PJSIP/12345,PJSIP/12345,PJSIP/liaison"
+    assert rig.events() == ["transfer_requested", "agent_dialing"]
+    assert rig.store.indexes["live"] == {BID: T0}
 
 
-def fail_attempt(ami: FakeAmi, clock: Clock, attempt: int, cause: str) -> None:
-    uid = f"{BID}-a{attempt}"
-    ami.emit("Newchannel", Uniqueid=uid, Channel=f"PJSIP/x-{attempt}")
-    ami.emit("HangupRequest", Uniqueid=uid, Cause=cause)
-    ami.emit("OriginateResponse", Response="Failure", Uniqueid=uid, Reason="0")
+def test_the_key_done_moves_both_with_one_dual_redirect_and_records_the_code() -> None:
+    rig = Rig()
+    rig.opened("101")
+    rig.key_done("101")
+    redirect = rig.asterisk.expect("Redirect")
+    assert list(redirect.headers[2:]) == [
+        ("Channel", CITIZEN), ("ExtraChannel", SEAT),
+        ("Context", "linkgw-join-citizen"), ("Exten", BID), ("Priority", "1"),
+        ("ExtraContext", "linkgw-join-seat"), ("ExtraExten", BID), ("ExtraPriority", "1")]
+    r = rig.record
+    assert (r["code"], r["code_given"], r["item"], r["category"]) == \
+        ("101", "yes", "vehicle.driveway", "vehicle")
+    rig.asterisk.reply(redirect, Message="Dual Redirect successful")
+    rig.join("citizen", "u-cit", CITIZEN)
+    assert rig.record["state"] == "dialing"
 
 
-def test_busy_retries_then_alternate_then_back_to_the_call_taker() -> None:
+def test_the_move_waits_until_the_keys_feature_has_returned() -> None:
+    """Redirected while the key's Gosub still runs, the key-presser would be lost: the
+    dual Redirect goes out on the key-presser's Unhold (Asterisk ends the feature's hold
+    once the Gosub has returned), or after MOVE_FALLBACK when the site plays no music."""
+    rig = Rig()
+    rig.opened()
+    rig.key_done(returned=False)
+    assert rig.asterisk.pending("Redirect") == []
+    rig.emit("Unhold", Channel=CITIZEN, Uniqueid="u-cit")  # not the key-presser's
+    assert rig.asterisk.pending("Redirect") == []
+    rig.emit("Unhold", Channel=SEAT, Uniqueid="u-seat")
+    rig.asterisk.expect("Redirect")
+    quiet = Rig()
+    quiet.opened()
+    quiet.key_done(returned=False)
+    quiet.clock.advance(TransferService.MOVE_FALLBACK)
+    quiet.asterisk.expect("Redirect")
+
+
+def test_no_code_is_recorded_as_none_given() -> None:
+    rig = Rig()
+    rig.opened()
+    rig.key_done("")
+    assert (rig.record["code"], rig.record["code_given"]) == ("", "no")
+    rig.asterisk.expect("Redirect")
+
+
+def test_a_never_transfer_code_cancels_the_ringing_leg() -> None:
+    """The code comes while 12345 rings: 104 (fire lane) stays with 110, so the AGI
+    answers with the refusal and its prompt, the leg is hung up by its channel and the
+    bridge ends refused; nobody is moved."""
+    rig = Rig()
+    session = rig.opened("104")
+    assert answer(session) == f"NEVER_TRANSFER|{BID}|feature-not-avail-line|104|1"
+    rig.leg(0)
+    rig.key_done("104")
+    hangup = rig.asterisk.expect("Hangup")
+    assert hangup.get("Channel") == "PJSIP/12345-00000009"
+    assert rig.asterisk.pending("Redirect") == []
+    r = rig.record
+    assert (r["state"], r["outcome"], r["refusal"], r["item"]) == \
+        ("ended", "refused", "never_transfer", "vehicle.fire_lane")
+    assert rig.store.indexes["live"] == {}
+
+
+def test_a_cancel_before_asterisk_named_the_leg_waits_for_its_name() -> None:
+    rig = Rig()
+    rig.opened("104")
+    rig.key_done("104")
+    assert rig.asterisk.pending("Hangup") == []
+    rig.leg(0, "PJSIP/12345-0000000a")
+    assert rig.asterisk.expect("Hangup").get("Channel") == "PJSIP/12345-0000000a"
+
+
+def test_the_keys_own_digits_reported_late_are_not_the_code() -> None:
+    """AMI may report the key's last digit after the AGI started: it is skipped; the
+    key pressed again ends the code empty; '#' ends it early."""
+    rig = Rig()
+    rig.type("*")  # AMI reported the key's '*' before the AGI started …
+    session, done = rig.key()
+    rig.asterisk.reply(rig.asterisk.expect("Originate"))
+    rig.type("1")  # … and its '1' after
+    assert not done.called
+    rig.type("*1")  # the key again: the code ends, empty
+    assert done.called and answer(session) == f"OK|{BID}|||1"
+    hashed = Rig()
+    hashed.type("*1")  # the key, reported before the AGI started
+    session, done = hashed.key()
+    hashed.asterisk.reply(hashed.asterisk.expect("Originate"))
+    hashed.type("0#")
+    assert done.called and answer(session) == f"UNKNOWN_CODE|{BID}|feature-not-avail-line|0|1"
+
+
+def test_no_code_typed_closes_after_the_timeout() -> None:
+    rig = Rig(code_timeout=1.5)
+    session, done = rig.key()
+    rig.asterisk.reply(rig.asterisk.expect("Originate"))
+    rig.clock.advance(1.4)
+    assert not done.called
+    rig.clock.advance(0.1)
+    assert done.called and answer(session) == f"OK|{BID}|||1"
+
+
+def test_ami_down_at_the_key_refuses_and_records_the_failure() -> None:
+    rig = Rig()
+    rig.asterisk.client.current = None
+    session, done = rig.key()
+    assert done.called and answer(session) == f"AMI_DOWN|{BID}|||0"
+    assert rig.asterisk.pending() == []
+    r = rig.record
+    assert (r["state"], r["outcome"], r["refusal"]) == ("ended", "failed", "ami_down")
+
+
+def test_originate_not_queued_in_time_is_ami_down_too() -> None:
+    rig = Rig(originate_timeout=2.0)
+    session, done = rig.key()
+    rig.asterisk.expect("Originate")
+    rig.clock.advance(2.0)
+    assert done.called and answer(session) == f"AMI_DOWN|{BID}|||0"
+    assert (rig.record["state"], rig.record["outcome"]) == ("ended", "failed")
+
+
+def test_emergency_flag_on_the_citizen_refuses_without_dialling() -> None:
+    """The flag is read from the citizen's channel (every gateway reads the same)."""
+    rig = Rig()
+    flag = "1795895400.125|seat1"
+    session, done = rig.key(**{f"SHARED(LINKGW_EMERGENCY,{CITIZEN})": flag})
+    assert done.called and answer(session) == f"EMERGENCY|{BID}|feature-not-avail-line||0"
+    assert rig.asterisk.pending() == []
+    assert (rig.record["outcome"], rig.record["refusal"]) == ("refused", "emergency")
+    call = rig.store.records["call:u-cit"]
+    assert (call["emergency_at"], call["emergency_by"]) == \
+        ("2026-11-28T19:50:00.125Z", "seat1")
+
+
+def test_the_emergency_script_records_the_flag_once() -> None:
+    rig = Rig()
+    flag = "1795895400.125|seat1"
+    for _ in range(2):
+        session = ChannelDouble(SEAT, "u-seat", (CITIZEN,), seat_values(
+            **{f"SHARED(LINKGW_EMERGENCY,{CITIZEN})": flag}))
+        assert rig.run("emergency", session).called
+        assert answer(session) == "OK||beep||0"
+    events = [e["event"] for e in rig.store.events if e["record"] == "call:u-cit"]
+    assert events == ["emergency_flagged"]
+
+
+def test_a_second_key_while_a_transfer_runs_opens_nothing() -> None:
+    rig = Rig()
+    session, done = rig.key(**{f"SHARED(LINKGW_ACTIVE,{CITIZEN})": "20261128195000aaaaaa"})
+    assert done.called and answer(session) == "ALREADY|20261128195000aaaaaa|||0"
+    assert rig.asterisk.pending() == [] and rig.store.events == []
+
+
+def test_a_peer_that_is_not_a_channel_name_is_never_evaluated() -> None:
+    rig = Rig()
+    for peer in ("", "PJSIP/a,UNIQUEID)}${SHELL(id)}", "PJSIP/x y", "a,b"):
+        session, done = rig.key(peer=peer)
+        assert done.called and answer(session) == "NO_PEER||||0" and session.reads == 0
+
+
+def test_busy_retries_then_alternate_then_back_to_the_call_taker_with_a_tone() -> None:
     """Two busy answers at the target, one at the alternate: retries wait retry_delay,
-    then citizen + seat are put back together and a work order is flagged."""
-    service, ami, store, clock = setup()
-    press(service, clock)
-    clock.advance(MOVE_DELAY)
-    ami.sent[0].succeed()
-    fail_attempt(ami, clock, 0, "17")
-    assert [a.name for a in ami.sent] == ["Redirect", "Originate"]
-    clock.advance(2.0)
-    assert ami.sent[2].header("ChannelId") == f"{BID}-a1"
-    fail_attempt(ami, clock, 1, "17")
-    clock.advance(2.0)
-    assert ami.sent[3].header("Channel") == "PJSIP/liaison"
-    fail_attempt(ami, clock, 2, "34")
-    r = record(store)
+    then citizen + seat are put into a plain call again (the seat hears the failure
+    tone there) and a work order is flagged."""
+    rig = Rig()
+    rig.opened()
+    rig.key_done()
+    rig.asterisk.reply(rig.asterisk.expect("Redirect"))
+    rig.join("citizen", "u-cit", CITIZEN)
+    rig.fail(0, "17")
+    rig.clock.advance(2.0)
+    second = rig.asterisk.expect("Originate", ChannelId=f"{BID}-a1")
+    rig.asterisk.reply(second)
+    rig.fail(1, "17")
+    rig.clock.advance(2.0)
+    third = rig.asterisk.expect("Originate", ChannelId=f"{BID}-a2")
+    assert third.get("Channel") == "PJSIP/liaison"
+    rig.asterisk.reply(third)
+    rig.fail(2, "34")
+    r = rig.record
     assert (r["state"], r["attempt_1_failure"], r["attempt_3_failure"]) == \
         ("returned_to_110", "busy", "unreachable")
     assert r["work_order_push_needed"] == "yes" and r["direct_with"] == "seat"
-    assert [(a.name, a.headers) for a in ami.sent[4:7]] == [
-        ("Setvar", [("Channel", CITIZEN), ("Variable", "LINKGW_PEER"), ("Value", SEAT)])]
-    ami.sent[4].succeed()
-    ami.sent[5].succeed()
-    assert ami.sent[6].name == "Redirect"
-    assert ami.sent[6].header("Context") == "linkgw-direct"
-    assert store.indexes["workorders:push_needed"] == {BID: T0 + MOVE_DELAY + 4.0}
+    setvar = rig.asterisk.expect("Setvar")
+    assert list(setvar.headers[2:]) == [("Channel", CITIZEN), ("Variable", "LINKGW_DIRECT"),
+                                        ("Value", f"{SEAT}|110|failed")]
+    rig.asterisk.reply(setvar)
+    direct = rig.asterisk.expect("Redirect", Context="linkgw-direct")
+    assert (direct.get("ExtraChannel"), direct.get("ExtraContext")) == \
+        (SEAT, "linkgw-direct-failed")
+    code_window = rig.service.config.code_timeout
+    assert rig.store.indexes["workorders:push_needed"] == {BID: T0 + code_window + 4.0}
 
 
 def test_failure_cause_that_arrives_after_the_response_is_waited_for() -> None:
     """Asterisk may send OriginateResponse before the leg's HangupRequest: the reason
-    still comes from the cause, not from Reason: 0."""
-    service, ami, store, clock = setup(attempts=1, alternate="")
-    press(service, clock)
-    clock.advance(MOVE_DELAY)
-    ami.sent[0].succeed()
-    uid = f"{BID}-a0"
-    ami.emit("Newchannel", Uniqueid=uid, Channel="PJSIP/12345-1")
-    ami.emit("OriginateResponse", Response="Failure", Uniqueid=uid, Reason="0")
-    assert record(store)["state"] == "dialing"
-    ami.emit("Hangup", Uniqueid=uid, Cause="17")
-    assert record(store)["agent_failure"] == "busy"
+    still comes from the cause, not from Reason: 0; without one, after 1 s, from the
+    ring time."""
+    rig = Rig(attempts=1, alternate="")
+    rig.opened()
+    uid = rig.leg(0)
+    rig.emit("OriginateResponse", Response="Failure", Uniqueid=uid, Reason="0")
+    assert rig.record["state"] == "requested"
+    rig.emit("Hangup", Uniqueid=uid, Cause="17")
+    assert rig.record["agent_failure"] == "busy"
 
 
-def test_failure_reason_words() -> None:
-    assert failure_reason("17", 0.1, 15) == "busy"
-    assert failure_reason("19", 3.0, 15) == "no answer"
-    assert failure_reason("0", 15.0, 15) == "no answer"
-    assert failure_reason("0", 0.2, 15) == "unreachable"
-    assert failure_reason("34", 0.2, 15) == "unreachable"
-
-
-def test_citizen_leaving_while_ringing_cancels_and_records_a_callback() -> None:
-    service, ami, store, clock = setup()
-    press(service, clock)
-    clock.advance(MOVE_DELAY)
-    ami.sent[0].succeed()
-    ami.emit("Newchannel", Uniqueid=f"{BID}-a0", Channel="PJSIP/12345-00000009")
-    ami.emit("ConfbridgeLeave", Conference=f"linkgw-{BID}", Uniqueid="u-cit", Channel=CITIZEN)
-    assert (ami.sent[-1].name, ami.sent[-1].headers) == \
-        ("Hangup", [("Channel", "PJSIP/12345-00000009")])
-    r = record(store)
+def test_citizen_hanging_up_while_12345_rings_cancels_and_records_a_callback() -> None:
+    rig = Rig()
+    rig.opened()
+    rig.key_done()
+    rig.join("citizen", "u-cit", CITIZEN)
+    rig.leg(0)
+    rig.leave("u-cit", CITIZEN)
+    assert rig.asterisk.expect("Hangup").get("Channel") == "PJSIP/12345-00000009"
+    r = rig.record
     assert (r["state"], r["outcome"], r["callback_needed"]) == ("ended", "abandoned", "yes")
-    assert store.records[f"callback:{BID}"]["number"] == "13800138000"
-    assert BID in store.indexes["callbacks:open"]
+    assert rig.store.records[f"callback:{BID}"]["number"] == "13800138000"
+    assert rig.store.indexes["callbacks:open"] == {BID: T0 + rig.service.config.code_timeout}
 
 
-def test_citizen_hangup_before_the_move_abandons() -> None:
-    service, ami, store, clock = setup()
-    press(service, clock)
-    ami.emit("Hangup", Uniqueid="u-cit", Channel=CITIZEN, Cause="16")
-    clock.advance(MOVE_DELAY)
-    assert ami.sent == []  # nothing is moved for a citizen who is gone
-    assert (record(store)["outcome"], record(store)["callback_needed"]) == ("abandoned", "yes")
+def test_citizen_hanging_up_at_the_key_is_abandoned_without_a_move() -> None:
+    rig = Rig()
+    rig.opened()
+    rig.emit("Hangup", Uniqueid="u-cit", Channel=CITIZEN, Cause="16")
+    r = rig.record
+    assert (r["state"], r["outcome"]) == ("ended", "abandoned")
+    assert "citizen_hangup_at" in r
+    rig.key_done()
+    assert rig.asterisk.pending("Redirect") == []
 
 
-def test_whole_handoff_from_ami_events() -> None:
-    """OriginateResponse + Confbridge events walk the bridge to handed_off, logged."""
-    service, ami, store, clock = setup()
-    press(service, clock)
-    clock.advance(MOVE_DELAY)
-    ami.sent[0].succeed()
-    conf = f"linkgw-{BID}"
-    ami.emit("ConfbridgeJoin", Conference=conf, Uniqueid="u-cit", Channel=CITIZEN)
-    ami.emit("ConfbridgeJoin", Conference=conf, Uniqueid="u-seat", Channel=SEAT)
-    clock.advance(1)
-    ami.emit("OriginateResponse", Response="Success", Uniqueid=f"{BID}-a0",
-             Channel="PJSIP/12345-00000003", Reason="4")
-    ami.emit("ConfbridgeJoin", Conference=conf, Uniqueid=f"{BID}-a0",
-             Channel="PJSIP/12345-00000003", Linkedid="L9")
-    clock.advance(2)
-    ami.emit("ConfbridgeLeave", Conference=conf, Uniqueid="u-seat", Channel=SEAT)
-    clock.advance(5)
-    ami.emit("ConfbridgeLeave", Conference=conf, Uniqueid="u-cit", Channel=CITIZEN)
-    ami.emit("ConfbridgeLeave", Conference=conf, Uniqueid=f"{BID}-a0", Channel="x")
-    ami.emit("ConfbridgeEnd", Conference=conf)
-    r = record(store)
-    assert (r["outcome"], r["state"]) == ("handed_off", "ended")
-    assert (r["agent_channel"], r["agent_linkedid"]) == ("PJSIP/12345-00000003", "L9")
-    assert r["seat_left_at"] == "2026-11-28T19:50:40.100Z"
-    assert [e["event"] for e in store.events if e["record"] == f"bridge:{BID}"] == [
-        "transfer_requested", "redirected", "agent_dialing", "joined:citizen", "joined:seat",
-        "agent_answered", "joined:agent", "left:seat", "left:citizen", "left:agent",
-        "conference_ended"]
+def test_one_key_handoff_then_a_plain_call_with_the_other_line() -> None:
+    """12345 answers while the code is typed; three parties; the call-taker leaves: the
+    citizen and 12345 go on in a plain call (where 12345 has the key too)."""
+    rig = Rig()
+    rig.opened()
+    rig.answered()
+    rig.join("agent", f"{BID}-a0", "PJSIP/12345-00000009")
+    assert rig.record["state"] == "answered"
+    rig.key_done()
+    rig.asterisk.reply(rig.asterisk.expect("Redirect"))
+    rig.join("seat", "u-seat", SEAT)
+    rig.emit("UserEvent", UserEvent="LinkgwNotice", Bridge=BID)
+    rig.join("citizen", "u-cit", CITIZEN)
+    assert rig.record["state"] == "three_party"
+    rig.leave("u-seat", SEAT)
+    assert rig.record["state"] == "handed_off"
+    setvar = rig.asterisk.expect("Setvar")
+    assert setvar.get("Value") == "PJSIP/12345-00000009|110|handoff"
+    rig.asterisk.reply(setvar)
+    rig.asterisk.expect("Redirect", Context="linkgw-direct",
+                        ExtraChannel="PJSIP/12345-00000009",
+                        ExtraContext="linkgw-direct-wait")
+    rig.leave("u-cit", CITIZEN)
+    r = rig.record
+    assert (r["state"], r["outcome"]) == ("ended", "handed_off")
+    times = [r["requested_at"], r["agent_answered_at"], r["key_done_at"],
+             r["notice_played_at"], r["conference_at"], r["seat_left_at"], r["ended_at"]]
+    assert times == sorted(times)
+    assert r["seq"] == str(len(rig.events()))
+    assert rig.store.indexes["live"] == {}
 
 
-def test_key_pressed_twice_makes_one_transfer() -> None:
-    service, ami, _store, clock = setup()
-    press(service, clock)
-    again = press(service, clock)
-    assert again.set == {"LINKGW_RESULT": "ALREADY"}
-    clock.advance(MOVE_DELAY)
-    assert [a.name for a in ami.sent] == ["Redirect"]
+def test_consult_12345_declines_so_the_first_line_keeps_it() -> None:
+    rig = Rig()
+    _session, _done = rig.key(mode="consult")
+    originate = rig.asterisk.expect("Originate")
+    assert originate.get("Context") == "linkgw-consult-agent"
+    rig.asterisk.reply(originate)
+    rig.key_done()
+    assert rig.asterisk.expect("Redirect").get("Context") == "linkgw-consult-citizen"
+    rig.join("citizen", "u-cit", CITIZEN)
+    rig.answered()
+    rig.leave(f"{BID}-a0", "PJSIP/12345-00000009")
+    r = rig.record
+    assert (r["state"], r["decision"], r["direct_with"]) == \
+        ("returned_to_110", "kept_by_first_line", "seat")
+    assert rig.asterisk.expect("Setvar").get("Value") == f"{SEAT}|110|declined"
 
 
-def test_never_transfer_item_is_refused_and_recorded() -> None:
-    service, ami, store, clock = setup()
-    session = press(service, clock, digits="104")
-    assert session.set == {"LINKGW_RESULT": "NEVER_TRANSFER",
-                           "LINKGW_PROMPT": "feature-not-avail-line"}
-    clock.advance(1)
-    assert ami.sent == []
-    r = record(store)
-    assert (r["state"], r["outcome"], r["refusal"], r["item"]) == \
-        ("ended", "refused", "never_transfer", "vehicle.fire_lane")
+def test_incoming_reads_once_writes_once_and_keeps_the_exact_caller_id() -> None:
+    rig = Rig()
+    session = ChannelDouble(CITIZEN, "u-cit", ("110",), {
+        "UNIQUEID": "u-cit", "CHANNEL(linkedid)": "u-cit", "CHANNEL(endpoint)": "citizen",
+        "CALLERID(num)": "13800138000\r\n\r\n200 result=1 (x)", "CALLERID(name)": "张三"})
+    assert rig.run("incoming", session).called
+    assert session.reads == 1 and session.set == {"LINKGW_ANSWER": "OK||||0"}
+    call = rig.store.records["call:u-cit"]
+    assert (call["number"], call["name"], call["dialed"]) == \
+        ("13800138000\r\n\r\n200 result=1 (x)", "张三", "110")
 
 
-def test_unknown_code_is_refused() -> None:
-    service, _, store, clock = setup()
-    assert press(service, clock, digits="999").set["LINKGW_RESULT"] == "UNKNOWN_CODE"
-    assert record(store)["refusal"] == "unknown_code"
+class ForgedReply(ChannelDouble):
+    """A reply line that is not Asterisk's answer to this read (forged in an env value):
+    it does not carry the read's token."""
+
+    async def get_full_variable(self, expression: str) -> str | None:
+        self.reads += 1
+        return ",".join(base64.b64encode(b"=evil").decode() for _ in range(7))
 
 
-def test_emergency_flag_refuses_later_transfers() -> None:
-    service, _ami, store, clock = setup()
-    flagged = press(service, clock, script="emergency")
-    assert flagged.set == {"LINKGW_PROMPT": "beep", "LINKGW_RESULT": "OK"}
-    assert store.records["call:u-cit"]["emergency_by"] == "seat1"
-    assert press(service, clock).set["LINKGW_RESULT"] == "EMERGENCY"
-    assert record(store)["refusal"] == "emergency"
-
-
-def test_consult_mode_uses_the_consult_contexts() -> None:
-    service, ami, store, clock = setup()
-    press(service, clock, mode="consult")
-    clock.advance(MOVE_DELAY)
-    assert ami.sent[0].header("Context") == "linkgw-consult-citizen"
-    ami.sent[0].succeed()
-    assert ami.sent[1].header("Context") == "linkgw-consult-agent"
-    assert record(store)["mode"] == "consult"
-
-
-def test_reverse_direction_dials_110_with_a_deadline() -> None:
-    service, ami, store, clock = setup(reverse_target="PJSIP/liaison110",
-                                       response_deadline=1800.0)
-    session = FakeSession(SEAT, "u-seat", SEAT_VALUES | {"LINKGW_SIDE": "12345"})
-    defer.ensureDeferred(make_scripts(service, clock)["onekey"](session))
-    clock.advance(MOVE_DELAY)
-    ami.sent[0].succeed()
-    assert ami.sent[1].header("Channel") == "PJSIP/liaison110"
-    r = record(store)
-    assert (r["direction"], r["response_due_at"]) == ("12345->110", "2026-11-28T20:20:37.000Z")
-
-
-def test_no_bridge_peer_means_no_transfer() -> None:
-    service, ami, _, clock = setup()
-    session = FakeSession("PJSIP/seat1-1", "u", {})
-    defer.ensureDeferred(make_scripts(service, clock)["onekey"](session))
-    clock.advance(1)
-    assert session.set == {"LINKGW_RESULT": "NO_PEER"} and ami.sent == []
-
-
-def test_request_refuses_a_second_bridge_for_the_same_citizen() -> None:
-    service, _, _, _ = setup()
-    citizen = Party("PJSIP/c-1", "u1")
-    service.request(citizen, Party("PJSIP/s-1", "u2"))
-    try:
-        service.request(citizen, Party("PJSIP/s-1", "u2"))
-    except TransferRefused as exc:
-        assert exc.reason == "already" and BID in exc.detail
-    else:
-        raise AssertionError("second request was not refused")
-
-
-def test_incoming_registers_the_call() -> None:
-    service, _, store, clock = setup()
-    session = FakeSession(CITIZEN, "u-cit", {
-        "${UNIQUEID}": "u-cit", "${CHANNEL(linkedid)}": "u-cit",
-        "${CHANNEL(endpoint)}": "citizen",
-        "${BASE64_ENCODE(=${CALLERID(num)})}": b64("13800138000"),
-        "${BASE64_ENCODE(=${CALLERID(name)})}": b64("李四"),
-    }, args=("110",))
-    defer.ensureDeferred(make_scripts(service, clock)["incoming"](session))
-    assert session.set == {"LINKGW_CALL": "u-cit", "LINKGW_RESULT": "OK"}
-    assert store.records["call:u-cit"] == {
-        "uniqueid": "u-cit", "linkedid": "u-cit", "channel": CITIZEN,
-        "number": "13800138000", "name": "李四", "dialed": "110",
-        "registered_at": "2026-11-28T19:50:37.000Z", "seq": "1"}
-
-
-class HangupDuringCode(FakeSession):
-    async def get_data(self, prompt: str, timeout_ms: int, max_digits: int) -> str:
-        raise AgiHangup("HANGUP")
-
-
-def test_call_ending_while_the_code_is_typed_records_a_callback() -> None:
-    """The citizen hangs up within a second of the key: no transfer, but the intent is
-    on record (abandoned) with a callback task."""
-    service, ami, store, clock = setup()
-    session = HangupDuringCode(SEAT, "u-seat", SEAT_VALUES)
-    d = defer.ensureDeferred(make_scripts(service, clock)["onekey"](session))
-    d.addErrback(lambda f: f.trap(AgiHangup))
-    clock.advance(1)
-    assert ami.sent == []
-    r = record(store)
-    assert (r["state"], r["outcome"], r["callback_needed"]) == ("ended", "abandoned", "yes")
-    assert store.records[f"callback:{BID}"]["seat"] == "seat1"
-
-
-def test_redirect_refused_because_the_citizen_is_gone_is_abandonment() -> None:
-    """Asterisk's 'Channel does not exist: <citizen>' means the citizen hung up."""
-    service, ami, store, clock = setup()
-    press(service, clock)
-    clock.advance(MOVE_DELAY)
-    ami.sent[0].deferred.errback(AmiActionError("Redirect", AmiMessage((
-        ("Response", "Error"), ("Message", f"Channel does not exist: {CITIZEN}")))))
-    r = record(store)
-    assert (r["outcome"], r["callback_needed"]) == ("abandoned", "yes")
-
-
-def test_redirect_refused_for_another_reason_is_a_failure() -> None:
-    service, ami, store, clock = setup()
-    press(service, clock)
-    clock.advance(MOVE_DELAY)
-    ami.sent[0].deferred.errback(AmiActionError("Redirect", AmiMessage((
-        ("Response", "Error"), ("Message", "Secondary redirect failed")))))
-    assert (record(store)["outcome"], len(ami.sent)) == ("failed", 1)
-
-
-def test_memory_of_calls_bridges_and_flags_is_let_go() -> None:
-    """A gateway runs for months: per-call state is forgotten after its keep time."""
-    service, ami, _store, clock = setup()
-    press(service, clock, script="emergency")
-    service.register_call(Party(CITIZEN, "u-cit", number="1"), "110")
-    bridge = service.request(Party("PJSIP/c-2", "u2"), Party("PJSIP/s-2", "u3"))
-    ami.emit("Hangup", Uniqueid="u2", Channel="PJSIP/c-2")  # abandoned before the move
-    assert bridge.state.value == "ended"
-    clock.advance(TransferService.KEEP_ENDED)
-    assert service.bridges == {} and "call:u-cit" not in service._seq
-    assert "u-cit" in service.emergencies
-    clock.advance(TransferService.KEEP_EMERGENCY)
-    assert service.emergencies == set()
-
-
-def test_an_early_zero_cause_does_not_hide_the_real_one() -> None:
-    """HangupRequest with cause 0, then the failure, then Hangup with 17: busy."""
-    service, ami, store, clock = setup(attempts=1, alternate="")
-    press(service, clock)
-    clock.advance(MOVE_DELAY)
-    ami.sent[0].succeed()
-    uid = f"{BID}-a0"
-    ami.emit("Newchannel", Uniqueid=uid, Channel="PJSIP/12345-1")
-    ami.emit("HangupRequest", Uniqueid=uid, Cause="0")
-    ami.emit("OriginateResponse", Response="Failure", Uniqueid=uid, Reason="0")
-    assert record(store)["state"] == "dialing"
-    ami.emit("Hangup", Uniqueid=uid, Cause="17", **{"Cause-txt": "User busy"})
-    assert record(store)["agent_failure"] == "busy"
-
-
-def test_a_leg_whose_cause_never_comes_is_reported_after_a_second() -> None:
-    service, ami, store, clock = setup(attempts=1, alternate="")
-    press(service, clock)
-    clock.advance(MOVE_DELAY)
-    ami.sent[0].succeed()
-    uid = f"{BID}-a0"
-    ami.emit("Newchannel", Uniqueid=uid, Channel="PJSIP/12345-1")
-    ami.emit("OriginateResponse", Response="Failure", Uniqueid=uid, Reason="0")
-    clock.advance(1.0)
-    assert (record(store)["state"], record(store)["agent_failure"]) == \
-        ("returned_to_110", "unreachable")
+def test_a_forged_reply_is_refused_and_the_call_is_registered_from_the_env() -> None:
+    rig = Rig()
+    session = ForgedReply(CITIZEN, "u-cit", ("110",), {})
+    d = rig.run("incoming", session)
+    failures: list[Any] = []
+    d.addErrback(failures.append)
+    assert failures and "token" in str(failures[0].value)
+    call = rig.store.records["call:u-cit"]
+    assert (call["channel"], call["number"]) == (CITIZEN, "")
+    assert "token" in call["callerid_unreadable"]

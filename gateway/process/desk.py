@@ -1,0 +1,136 @@
+"""The desk of a process-mode AGI program: the same decisions as the gateway service
+(:mod:`gateway.transfer.decide`), the same records (:mod:`gateway.transfer.persist`),
+collected in memory for the process that is detached once the dialplan has its answer.
+
+The key dials the other line at once with a short blocking AMI session
+(:class:`gateway.ami.sync.SyncAmi`), so the INVITE does not wait for the follower to
+start, and the dialplan learns at the key whether AMI is there at all.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from gateway.ami.errors import AmiActionError, AmiError
+from gateway.ami.sync import SyncAmi, endpoint_address
+from gateway.bridge.change import Change
+from gateway.bridge.state import Event, RedirectFailed
+from gateway.config import Config, TransferConfig
+from gateway.transfer import decide
+from gateway.transfer.actions import originate_headers
+from gateway.transfer.categories import Catalogue
+from gateway.transfer.code import CodeWindow
+from gateway.transfer.ids import new_bridge_id
+from gateway.transfer.model import Bridge, KeyPress, Opened, Party, Refused
+from gateway.transfer.persist import Persistor
+
+
+@dataclass
+class Work:
+    """What the detached process has to do."""
+
+    changes: list[Change] = field(default_factory=list)
+    bridge: Bridge | None = None  # a bridge to follow to its end
+    events: list[Event] = field(default_factory=list)  # to apply to it first
+    first_failure: str = ""  # why the first attempt was refused by Asterisk
+    dialled_at: float = 0.0  # when the first attempt was dialled
+
+
+class ProcessDesk:
+    def __init__(self, config: Config, catalogue: Catalogue, owner: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.full = config
+        self.config: TransferConfig = config.transfer
+        self.catalogue = catalogue
+        self.owner = owner
+        self.clock = clock
+        self.work = Work()
+        self.persist = Persistor(self, config.transfer.response_deadline)
+        self._session: SyncAmi | None = None
+
+    def record(self, change: Change) -> None:
+        self.work.changes.append(change)
+
+    def register_call(self, citizen: Party, dialed: str, unreadable: str = "") -> None:
+        self.persist.call_registered(citizen, dialed, self.clock(), unreadable)
+
+    def flag_emergency(self, citizen: Party, flag: str) -> None:
+        self.persist.emergency(citizen, flag, self.clock())
+
+    def classify(self, typed: str, side: str) -> tuple[dict[str, str], Refused | None]:
+        return decide.classify(typed, self.catalogue, side, self.config)
+
+    def _ami(self) -> SyncAmi:
+        host, port = endpoint_address(self.full.ami.endpoint)
+        return SyncAmi(host, port, self.full.ami.username, self.full.ami.secret,
+                       self.full.ami.auth, timeout=self.config.originate_timeout,
+                       events="dtmf")  # the item code comes as DTMFEnd events
+
+    def collect_code(self, press: KeyPress) -> Awaitable[str]:
+        """The window opens now; awaiting it reads the DTMF events the AMI session of the
+        key has received (the key itself came before this session logged in)."""
+        window = CodeWindow(self.config.code_digits, self.config.code_timeout,
+                            time.monotonic())
+        return self._read_code(window, press.seat.uniqueid)
+
+    async def _read_code(self, window: CodeWindow, seat: str) -> str:
+        ami, self._session = self._session, None
+        if ami is None:
+            return ""
+        with ami:
+            while not window.closed:
+                try:
+                    event = ami.event(window.due())
+                except AmiError:
+                    break
+                if event is None:
+                    window.close_if_due(time.monotonic())
+                elif event.event == "DTMFEnd" and event.get("Uniqueid") == seat and \
+                        event.get("Direction") == "Received":
+                    window.feed(event.get("Digit"), time.monotonic())
+        return window.code
+
+    async def open(self, press: KeyPress) -> Opened | Refused:
+        refusal = decide.refusal_at_key(press, self.config, ami_up=True)
+        if refusal is not None and refusal.reason == "already":
+            return refusal
+        now = self.clock()
+        ami: SyncAmi | None = None
+        asterisk = ""
+        try:
+            ami = self._ami()
+            asterisk = ami.action("CoreSettings").get("SystemName")
+        except (AmiError, OSError) as exc:
+            if ami is not None:
+                ami.close()
+                ami = None
+            refusal = refusal or Refused("ami_down", f"AMI: {exc}")
+        bridge = decide.new_bridge(press, new_bridge_id(now), now, self.config, asterisk,
+                                   self.owner)
+        if refusal is not None or ami is None:
+            refusal = refusal or Refused("ami_down", "AMI unreachable")
+            self.persist.opened(decide.refused(bridge, refusal, now), "transfer_refused", now)
+            if press.emergency:
+                self.flag_emergency(press.citizen, press.emergency)
+            return Refused(refusal.reason, refusal.detail, refusal.prompt, bridge.id)
+        try:
+            self.persist.opened(bridge, "transfer_requested", now)
+            self.persist.note(bridge, "agent_dialing", now, {
+                "attempt": "1", "dialing_target": bridge.phase.plan[0]})
+            self.work.bridge = bridge
+            self.work.dialled_at = now
+            try:
+                ami.action("Originate", originate_headers(bridge, 0, self.config))
+            except AmiActionError as exc:
+                self.work.first_failure = f"originate refused: {exc}"
+            except (AmiError, OSError) as exc:
+                self.work.events.append(RedirectFailed(self.clock(), f"AMI: {exc}"))
+                ami.close()
+                return Refused("ami_down", str(exc), bridge_id=bridge.id)
+        except BaseException:
+            ami.close()
+            raise
+        self._session = ami  # kept for the item code
+        return Opened(bridge.id)

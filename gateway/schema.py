@@ -1,0 +1,188 @@
+"""What is stored, in one place: record names, index names, Redis keys, field names.
+
+Writers (the transfer feature, the ticket desk), readers (queries, the CLI, the page) and
+the tests build every name here, so a key is spelt once.
+
+Names come in two layers. A *record* (``bridge:<id>``) or *index* (``caller:<number>``)
+name is what a :class:`~gateway.bridge.store.Change` carries; :class:`Keys` turns it into
+the Redis key by adding the configured prefix (``linkgw:bridge:<id>``,
+``linkgw:idx:caller:<number>``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+# -- records ------------------------------------------------------------------------------
+
+
+def bridge_record(bridge_id: str) -> str:
+    """One transfer (hash)."""
+    return f"bridge:{bridge_id}"
+
+
+def call_record(uniqueid: str) -> str:
+    """A citizen's call as it reached 110 or 12345 (hash)."""
+    return f"call:{uniqueid}"
+
+
+def callback_record(bridge_id: str) -> str:
+    """A callback task for a citizen who hung up before the hand-over (hash)."""
+    return f"callback:{bridge_id}"
+
+
+def ticket_record(bridge_id: str) -> str:
+    """The 12345 work order, the 110 incident and the closed loop of a bridge (hash)."""
+    return f"ticket:{bridge_id}"
+
+
+# -- indexes (sorted sets of ids, scored by epoch seconds) --------------------------------
+
+
+def idx_caller(number: str) -> str:
+    return f"caller:{number}"
+
+
+def idx_seat(endpoint: str) -> str:
+    return f"seat:{endpoint}"
+
+
+def idx_day(day: str) -> str:
+    return f"day:{day}"
+
+
+def idx_calls_caller(number: str) -> str:
+    return f"calls:caller:{number}"
+
+
+def idx_ticket(ticket: str) -> str:
+    return f"ticket:{ticket}"
+
+
+def idx_incident(incident: str) -> str:
+    return f"incident:{incident}"
+
+
+IDX_LIVE: Final = "live"  # bridges not yet ended (recovery and adoption read it)
+IDX_CALLBACKS_OPEN: Final = "callbacks:open"
+IDX_PUSH_NEEDED: Final = "workorders:push_needed"
+IDX_DEADLINE: Final = "deadline"  # scored by the deadline
+IDX_FEEDBACK: Final = "feedback"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Redis keys under one prefix."""
+
+    prefix: str = "linkgw"
+
+    def record(self, name: str) -> str:
+        return f"{self.prefix}:{name}"
+
+    def bridge(self, bridge_id: str) -> str:
+        return self.record(bridge_record(bridge_id))
+
+    def call(self, uniqueid: str) -> str:
+        return self.record(call_record(uniqueid))
+
+    def callback(self, bridge_id: str) -> str:
+        return self.record(callback_record(bridge_id))
+
+    def ticket(self, bridge_id: str) -> str:
+        return self.record(ticket_record(bridge_id))
+
+    def index(self, name: str) -> str:
+        return f"{self.prefix}:idx:{name}"
+
+    @property
+    def events(self) -> str:
+        """The stream of every change, hash-chained per day."""
+        return f"{self.prefix}:events"
+
+    def chain(self, day: str) -> str:
+        """The last hash of a day's chain."""
+        return f"{self.prefix}:chain:{day}"
+
+    def applied(self, record: str) -> str:
+        """The ids of the changes already applied to a record (replays are skipped)."""
+        return f"{self.prefix}:applied:{record}"
+
+    def lease(self, bridge_id: str) -> str:
+        """Which gateway owns a live bridge (a string with an expiry)."""
+        return f"{self.prefix}:lease:{bridge_id}"
+
+    def inbound(self, stream: str) -> str:
+        return f"{self.prefix}:{stream}"
+
+
+# -- fields of a bridge record whose names depend on a role or an attempt -------------------
+
+
+def joined_at(role: str) -> str:
+    return f"{role}_joined_at"
+
+
+def left_at(role: str) -> str:
+    return f"{role}_left_at"
+
+
+def attempt_failure(n: int) -> str:
+    """Why attempt ``n`` (1-based) failed: busy, no answer, unreachable, …"""
+    return f"attempt_{n}_failure"
+
+
+def attempt_failed_at(n: int) -> str:
+    return f"attempt_{n}_failed_at"
+
+
+#: Every field a bridge record may hold, with what it means (the README's table is this).
+BRIDGE_FIELDS: Final = {
+    "bridge_id": "time-sortable id: 14 digits of UTC time + 6 hex digits",
+    "asterisk": "the Asterisk server the bridge runs on (its system name)",
+    "owner": "the gateway instance that runs the bridge now",
+    "direction": "110->12345 or 12345->110",
+    "mode": "transfer (one key) or consult",
+    "state": "requested, answered, dialing, three_party, handed_off, returned_to_110, ended",
+    "outcome": "handed_off, three_party_ended, kept_by_110, abandoned, failed, refused, "
+               "unknown",
+    "outcome_reason": "why the outcome is unknown, when it is",
+    "decision": "consult: taken_by_other_line or kept_by_first_line",
+    "conference": "the ConfBridge room: linkgw-<bridge id>",
+    "recording": "path of the recording of the citizen's side (MixMonitor)",
+    "code": "the item code typed after the key (empty: none given)",
+    "code_given": "yes when a code was typed, no when none was",
+    "category": "category id of the code",
+    "item": "item id of the code",
+    "item_name": "the item's Chinese name",
+    "plan": "dial strings of the attempts, in order",
+    "target": "the first dial string",
+    "parent_bridge": "the bridge this one continues (a 12345 agent handing back)",
+    "citizen_number": "caller number exactly as received",
+    "citizen_name": "caller name exactly as received",
+    "citizen_channel": "", "citizen_uniqueid": "", "citizen_linkedid": "",
+    "seat": "endpoint of whoever pressed the key",
+    "seat_channel": "", "seat_uniqueid": "", "seat_linkedid": "",
+    "agent_channel": "", "agent_uniqueid": "<bridge id>-a<attempt>", "agent_linkedid": "",
+    "agent_target": "the dial string that answered",
+    "attempts": "how many attempts it took to reach the other line",
+    "agent_failure": "reason of the last failed attempt",
+    "agent_failed_at": "when the last attempt failed",
+    "work_order_push_needed": "yes: the other line was not reached",
+    "work_order_reason": "",
+    "callback_needed": "yes: the citizen hung up before the hand-over",
+    "refusal": "emergency, never_transfer, unknown_code, already, ami_down",
+    "refusal_detail": "",
+    "response_due_at": "12345->110: when 110 must have answered",
+    "error": "what failed, in words",
+    "direct_with": "seat or agent: the plain two-party call the citizen went on in",
+    "returned_to": "the line the citizen was sent back to",
+    "notice_played_at": "when the citizen heard the transfer notice",
+    "requested_at": "", "key_done_at": "when the key-presser's feature returned",
+    "conference_at": "when the citizen was in the conference",
+    "agent_answered_at": "", "ended_at": "", "citizen_hangup_at": "",
+    "recovered": "yes when a gateway adopted the bridge after its owner was gone",
+    "recovered_at": "", "recovered_from": "what the adoption read: journal, conference, "
+                                          "channels",
+    "seq": "how many changes were applied (counted by Redis)",
+}

@@ -1,0 +1,103 @@
+"""What the key decides, as pure functions of what Asterisk holds and the config.
+
+Every gateway process (FastAGI, process mode, a restarted or a second gateway) reads the
+same channel variables and the same config, so every one of them decides the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from gateway.bridge.state import Phase, State, iso
+from gateway.config import TransferConfig
+from gateway.transfer.categories import Catalogue, Category, Item
+from gateway.transfer.model import DIRECTIONS, Bridge, KeyPress, Refused
+
+
+def refusal_at_key(press: KeyPress, config: TransferConfig, ami_up: bool) -> Refused | None:
+    """Why this key press opens no bridge, or None. Police first: an emergency flag on
+    the citizen's channel refuses every transfer of that call."""
+    if press.emergency:
+        return Refused("emergency", "the call-taker flagged an emergency",
+                       config.refusal_prompt)
+    if press.active:
+        return Refused("already", f"transfer {press.active} already running",
+                       bridge_id=press.active)
+    if not ami_up:
+        return Refused("ami_down", "the gateway has no AMI connection to Asterisk")
+    return None
+
+
+def code_digits(typed: str) -> str:
+    """The item code in what the key-presser typed: the leading digits. A ``*`` ends it,
+    so the key pressed again (``*1``) is no code rather than a wrong one."""
+    out = ""
+    for char in typed:
+        if not char.isdigit() or not char.isascii():
+            break
+        out += char
+    return out
+
+
+def classify(typed: str, catalogue: Catalogue, side: str, config: TransferConfig
+             ) -> tuple[dict[str, str], Refused | None]:
+    """The record fields of a typed code, and its refusal if it has one."""
+    code = code_digits(typed) or config.default_code
+    fields = {"code": code, "code_given": "yes" if code_digits(typed) else "no"}
+    if not code:
+        return fields, None
+    what: Category | Item | None = catalogue.lookup(code)
+    if isinstance(what, Item):
+        fields |= {"category": what.category, "item": what.id, "item_name": what.name_zh}
+        if side == "110" and what.never_transfer:
+            return fields, Refused("never_transfer", f"{what.id} stays with 110",
+                                   config.refusal_prompt)
+        return fields, None
+    if isinstance(what, Category):
+        return fields | {"category": what.id}, None
+    return fields, Refused("unknown_code", f"no category or item has code {code}",
+                           config.refusal_prompt)
+
+
+def plan(side: str, config: TransferConfig) -> tuple[str, ...]:
+    """The dial strings of the attempts, in order, for a key pressed on ``side``."""
+    target, alternate = (config.target, config.alternate) if side == "110" else \
+        (config.reverse_target, config.reverse_alternate)
+    return (target,) * config.attempts + ((alternate,) if alternate else ())
+
+
+def new_bridge(press: KeyPress, bridge_id: str, now: float, config: TransferConfig,
+               asterisk: str, owner: str) -> Bridge:
+    """The bridge a key press opens, with every field of its first record."""
+    phase = Phase(mode=press.mode, plan=plan(press.side, config),
+                  retry_delay=config.retry_delay)
+    bridge = Bridge(bridge_id, press.citizen, press.seat, press.side, phase)
+    c, s = press.citizen, press.seat
+    bridge.fields = {
+        "bridge_id": bridge.id, "asterisk": asterisk, "owner": owner,
+        "direction": DIRECTIONS[press.side], "mode": press.mode.value,
+        "state": phase.state.value, "conference": bridge.conference,
+        "requested_at": iso(now),
+        "citizen_number": c.number, "citizen_name": c.name, "citizen_channel": c.channel,
+        "citizen_uniqueid": c.uniqueid, "citizen_linkedid": c.linkedid,
+        "seat": s.endpoint, "seat_channel": s.channel, "seat_uniqueid": s.uniqueid,
+        "seat_linkedid": s.linkedid, "target": phase.plan[0],
+        "plan": ",".join(phase.plan), "attempt": "1",
+        "recording": f"{config.recording_dir}/linkgw-{bridge.id}.wav",
+    }
+    if press.parent:
+        bridge.fields["parent_bridge"] = press.parent
+    if press.side == "12345":
+        bridge.fields["response_due_at"] = iso(now + config.response_deadline)
+    return bridge
+
+
+def refused(bridge: Bridge, refusal: Refused, now: float) -> Bridge:
+    """The same bridge as a refusal: over as it opens, on record for the figures."""
+    bridge.phase = replace(bridge.phase, state=State.ENDED)
+    bridge.fields |= {"state": State.ENDED.value,
+                      "outcome": "failed" if refusal.reason == "ami_down" else "refused",
+                      "ended_at": iso(now), "refusal": refusal.reason,
+                      "refusal_detail": refusal.detail}
+    bridge.fields.pop("response_due_at", None)  # nothing was handed over
+    return bridge

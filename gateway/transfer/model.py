@@ -1,0 +1,101 @@
+"""The values of the transfer feature: parties, a key press, a live bridge (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gateway.bridge.state import Mode, Phase, Role, State
+
+CONFERENCE_PREFIX = "linkgw-"
+
+#: The two lines: who the key-presser works for → where the matter goes.
+DIRECTIONS = {"110": "110->12345", "12345": "12345->110"}
+
+
+@dataclass(frozen=True)
+class Party:
+    """One leg as Asterisk names it; ``number``/``name`` exactly as received."""
+
+    channel: str
+    uniqueid: str
+    linkedid: str = ""
+    number: str = ""
+    name: str = ""
+    endpoint: str = ""
+
+
+@dataclass(frozen=True)
+class KeyPress:
+    """What the key's AGI read from Asterisk in its one round trip."""
+
+    citizen: Party
+    seat: Party
+    side: str = "110"  # the line the key-presser works for
+    mode: Mode = Mode.TRANSFER
+    emergency: str = ""  # the citizen's emergency flag ("<epoch>|<endpoint>"), if set
+    active: str = ""  # the bridge already running for this citizen, if any
+    parent: str = ""  # the bridge this citizen came from (a hand-back), if any
+
+
+@dataclass(frozen=True)
+class Opened:
+    """The key opened a bridge; the other line is being dialled."""
+
+    bridge_id: str
+
+
+@dataclass(frozen=True)
+class Refused:
+    """No transfer. ``reason`` is a stable word (the dialplan sees it upper-case);
+    ``prompt`` is what the key-presser hears (empty: the error tone)."""
+
+    reason: str
+    detail: str = ""
+    prompt: str = ""
+    bridge_id: str = ""  # the refusal's own record, when one was written
+
+
+@dataclass
+class Bridge:
+    """A live bridge run by this process. ``phase`` changes only through the state
+    table; ``fields`` mirrors what the record holds."""
+
+    id: str
+    citizen: Party
+    seat: Party
+    side: str
+    phase: Phase
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def state(self) -> State:
+        return self.phase.state
+
+    @property
+    def mode(self) -> Mode:
+        return self.phase.mode
+
+    @property
+    def conference(self) -> str:
+        return CONFERENCE_PREFIX + self.id
+
+    def agent_id(self, attempt: int | None = None) -> str:
+        """The ChannelId (uniqueid) given to the other line's leg of one attempt."""
+        return f"{self.id}-a{self.phase.attempt if attempt is None else attempt}"
+
+    def role_of(self, uniqueid: str) -> Role | None:
+        if uniqueid == self.citizen.uniqueid:
+            return Role.CITIZEN
+        if uniqueid == self.seat.uniqueid:
+            return Role.SEAT
+        if uniqueid == self.agent_id():
+            return Role.AGENT
+        return None
+
+
+def agent_leg(uniqueid: str) -> tuple[str, int] | None:
+    """``<bridge id>-a<n>`` → (bridge id, n); None for any other uniqueid."""
+    bridge_id, sep, attempt = uniqueid.rpartition("-a")
+    if not sep or not attempt.isdigit() or not bridge_id:
+        return None
+    return bridge_id, int(attempt)

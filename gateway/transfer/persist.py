@@ -1,0 +1,109 @@
+"""The records of the transfer feature: every change the feature writes, built here.
+
+Bridges, registered calls, emergency flags and callback tasks become
+:class:`~gateway.bridge.change.Change` values (with their indexes, :mod:`gateway.schema`)
+queued on the bridge log, which never makes a call wait. Every change has an id of its
+own, so several processes may write one record and a replay is harmless.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from gateway.bridge.change import Change, Index
+from gateway.bridge.state import State, iso
+from gateway.schema import (
+    IDX_CALLBACKS_OPEN,
+    IDX_DEADLINE,
+    IDX_LIVE,
+    IDX_PUSH_NEEDED,
+    bridge_record,
+    call_record,
+    callback_record,
+    idx_caller,
+    idx_calls_caller,
+    idx_day,
+    idx_seat,
+)
+from gateway.transfer.model import Bridge, Party
+
+
+class Sink(Protocol):
+    """Where changes go: the bridge log (or, in a process-mode AGI, a list)."""
+
+    def record(self, change: Change) -> None: ...
+
+
+class Persistor:
+    def __init__(self, sink: Sink, response_deadline: float) -> None:
+        self.sink = sink
+        self.response_deadline = response_deadline
+
+    def _bridge(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
+                indexes: tuple[Index, ...] = (), data: dict[str, str] | None = None
+                ) -> None:
+        self.sink.record(Change(bridge_record(bridge.id), event, at, fields, indexes,
+                                {"state": bridge.state.value} | (data or {})))
+
+    def opened(self, bridge: Bridge, event: str, at: float) -> None:
+        """The bridge's first change: all its fields and its indexes. A bridge that is
+        over as it opens (refused) is on record for the figures, never live."""
+        indexes: tuple[Index, ...] = (Index(idx_caller(bridge.citizen.number), bridge.id, at),
+                   Index(idx_seat(bridge.seat.endpoint), bridge.id, at),
+                   Index(idx_day(iso(at)[:10]), bridge.id, at))
+        if bridge.state is not State.ENDED:
+            indexes += (Index(IDX_LIVE, bridge.id, at),)
+            if bridge.side == "12345":  # every 12345 work order to the police is answered
+                indexes += (Index(IDX_DEADLINE, bridge.id, at + self.response_deadline),)
+        self._bridge(bridge, event, at, dict(bridge.fields), indexes)
+
+    def edge(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
+             ended: bool, data: dict[str, str] | None = None) -> None:
+        """One edge of the state table (``ended``: this edge ended the bridge)."""
+        indexes = (Index(IDX_LIVE, bridge.id, -1),) if ended else ()
+        self._bridge(bridge, event, at, fields, indexes, data)
+
+    def note(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
+             indexes: tuple[Index, ...] = (), data: dict[str, str] | None = None) -> None:
+        """A change of the record that is not a state change (it still gets its event)."""
+        self._bridge(bridge, event, at, fields, indexes, data)
+
+    def work_order_needed(self, bridge: Bridge, at: float) -> None:
+        self.note(bridge, "work_order_push_needed", at, {
+            "work_order_push_needed": "yes",
+            "work_order_reason": bridge.fields.get("agent_failure", "")},
+            (Index(IDX_PUSH_NEEDED, bridge.id, at),))
+
+    def callback(self, bridge: Bridge, at: float) -> None:
+        """Someone must call the citizen back: on the bridge and as a task of its own."""
+        self.note(bridge, "callback_needed", at, {"callback_needed": "yes"})
+        self.sink.record(Change(callback_record(bridge.id), "callback_needed", at, {
+            "bridge_id": bridge.id, "number": bridge.citizen.number,
+            "name": bridge.citizen.name, "seat": bridge.seat.endpoint,
+            "direction": bridge.fields.get("direction", ""), "at": iso(at),
+            "status": "open"}, (Index(IDX_CALLBACKS_OPEN, bridge.id, at),)))
+
+    def call_registered(self, citizen: Party, dialed: str, at: float,
+                        unreadable: str = "") -> None:
+        """``unreadable``: why the caller ID could not be read (it is then not set)."""
+        fields = {"uniqueid": citizen.uniqueid, "linkedid": citizen.linkedid,
+                  "channel": citizen.channel, "number": citizen.number, "name": citizen.name,
+                  "dialed": dialed, "registered_at": iso(at)}
+        if unreadable:
+            fields["callerid_unreadable"] = unreadable
+        self.sink.record(Change(
+            call_record(citizen.uniqueid), "call_registered", at, fields,
+            (Index(idx_calls_caller(citizen.number), citizen.uniqueid, at),)
+            if citizen.number else (), id=f"registered:{citizen.uniqueid}"))
+
+    def emergency(self, citizen: Party, flag: str, now: float) -> None:
+        """The citizen's emergency flag (``<epoch>|<endpoint>``, as the dialplan put it
+        on the channel), on the call's record, once per flag whoever writes it."""
+        at, _, by = flag.partition("|")
+        try:
+            when = float(at)
+        except ValueError:
+            when = now
+        self.sink.record(Change(call_record(citizen.uniqueid), "emergency_flagged", when,
+                                {"emergency_at": iso(when), "emergency_by": by},
+                                id=f"emergency:{citizen.uniqueid}:{flag}"))
