@@ -47,14 +47,14 @@ def instance_name(config: Config) -> str:
 
 
 def build_transfer(config: Config, reactor: Any, log: Any, name: str,
-                   autostart: bool = True) -> TransferParts:
+                   autostart: bool = True, instance: str = "") -> TransferParts:
     """Every part of the transfer feature, wired; nothing is started here."""
     loop = reactor._asyncioEventloop
     redis = async_client(config.redis)
     store = RedisStore(redis, loop, config.redis.prefix, config.redis.events_maxlen,
                        config.redis.min_replicas, int(config.redis.replica_timeout * 1000))
     leases = Leases(redis, loop, Keys(config.redis.prefix), name, config.cluster.lease_ttl,
-                    log.bind(part="cluster"))
+                    log.bind(part="cluster"), instance)
     bridge_log = BridgeLog(store, clock=reactor, log=log.bind(part="bridge_log"),
                            retry_delay=config.redis.retry_delay,
                            spool=Spool(Path(config.redis.spool_dir), leases.instance,
@@ -69,6 +69,7 @@ def build_transfer(config: Config, reactor: Any, log: Any, name: str,
                               ownership=leases)
     recovery = Recovery(service, log.bind(part="recovery"))
     cluster = Cluster(service, recovery, leases, bridge_log, reactor,
-                      config.cluster.sweep_interval, log.bind(part="cluster"))
+                      config.cluster.sweep_interval, log.bind(part="cluster"),
+                      config.cluster.stale_after)
     ami.on_login.append(lambda: defer.ensureDeferred(cluster.resync()))
     return TransferParts(redis, bridge_log, ami, leases, service, recovery, cluster)

@@ -62,6 +62,9 @@ class ClusterConfig:
     instance: str = ""  # this gateway's name among several ("": the host name)
     lease_ttl: float = 6.0  # seconds a live bridge's lease lasts unless renewed
     sweep_interval: float = 2.0  # seconds between renewing leases and adopting orphans
+    # A live bridge of another Asterisk that no gateway has held for this long (counted
+    # from its request) is closed as unknown: that Asterisk has no gateway any more.
+    stale_after: float = 43200.0
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "originate_timeout"): _positive,
     ("cluster", "lease_ttl"): _positive,
     ("cluster", "sweep_interval"): _positive,
+    ("cluster", "stale_after"): _positive,
     ("fastagi", "max_sessions"): _positive,
     ("ami", "auth"): _one_of("md5", "plain"),
     ("log", "format"): _one_of("json", "console"),

@@ -87,9 +87,6 @@ class RedisStore:
         self.min_replicas = min_replicas
         self.replica_timeout_ms = replica_timeout_ms
         self._script: Any = redis.register_script(APPLY_CHANGE)
-        # WAIT counts what this connection wrote: one connection of its own, used by
-        # the bridge log one change at a time
-        self._conn: Redis | None = redis.client() if min_replicas else None
 
     def apply(self, change: Change) -> defer.Deferred[bool]:
         return defer.Deferred.fromFuture(asyncio.ensure_future(self._apply(change),
@@ -97,11 +94,14 @@ class RedisStore:
 
     async def _apply(self, change: Change) -> bool:
         keys, args = script_call(self.keys, change, self.events_maxlen)
-        if self._conn is None:
+        if not self.min_replicas:
             return bool(await self._script(keys=keys, args=args))
-        applied = await self._script(keys=keys, args=args, client=self._conn)
-        replicas = await self._conn.execute_command(  # type: ignore[no-untyped-call]
-            "WAIT", self.min_replicas, self.replica_timeout_ms)
+        # WAIT counts what its own connection wrote: both on one connection, taken from
+        # the pool for this change only (after a failover it is a new master's)
+        async with self.redis.client() as conn:
+            applied = await self._script(keys=keys, args=args, client=conn)
+            replicas = await conn.execute_command(  # type: ignore[no-untyped-call]
+                "WAIT", self.min_replicas, self.replica_timeout_ms)
         if int(replicas) < self.min_replicas:
             raise NotReplicated(f"change {change.id} reached {replicas} of "
                                 f"{self.min_replicas} replicas")

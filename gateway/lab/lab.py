@@ -22,6 +22,8 @@ from gateway.lab.asterisk import PROBE_USER, Asterisk, AsteriskPorts, Phone
 from gateway.lab.ports import free_ports
 from gateway.lab.provision import ensure_asterisk_root
 from gateway.lab.proxy import Relay
+from gateway.lab.sentinel import SERVICE as SENTINEL_SERVICE
+from gateway.lab.sentinel import RedisSentinels
 from gateway.lab.services import GatewayProcess, RedisServer
 from gateway.lab.sipp import SippPhone
 
@@ -45,7 +47,7 @@ class Lab:
     services, the dialplan trying the second when the first does not answer."""
 
     def __init__(self, workdir: Path, name: str | None = None, agi: str = "fastagi",
-                 gateways: int = 1) -> None:
+                 gateways: int = 1, sentinel: bool = False) -> None:
         self.workdir = workdir
         self.agi = agi
         self.name = name or secrets.token_hex(4)
@@ -61,6 +63,8 @@ class Lab:
         self._probe_secret = secrets.token_urlsafe(16)
         self.api_token = secrets.token_urlsafe(16)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.sentinels = RedisSentinels(workdir / "sentinel", self.log_dir) if sentinel \
+            else None
         self.config_path = workdir / "gateway.yaml"
         self.config = self._write_config(self.config_path, self.fastagi_port, self.http_port,
                                          "lab-gw1", gateways)
@@ -97,6 +101,9 @@ class Lab:
             "  secret_env: LINKGW_AMI_SECRET\n"
             "redis:\n"
             f"  url: \"redis://127.0.0.1:{self.redis_port}/0\"\n"
+            + (f"  sentinels: {json.dumps(self.sentinels.addresses)}\n"
+               f"  service: {SENTINEL_SERVICE}\n  min_replicas: 1\n"
+               if self.sentinels else "") +
             "  retry_delay: 0.5\n"
             f"  spool_dir: {json.dumps(spool_dir)}\n"
             "cluster:\n"
@@ -192,7 +199,10 @@ class Lab:
     def start(self) -> Lab:
         try:
             root = ensure_asterisk_root()
-            self.redis.start()
+            if self.sentinels is not None:
+                self.sentinels.start()
+            else:
+                self.redis.start()
             phones = [Phone(n, self.phone_ports[n][0], ctx) for n, ctx in PHONES.items()]
             self.asterisk = Asterisk(
                 root, self.name, AsteriskPorts(self.sip_port, self.ami_port, self.rtp_start),
@@ -226,6 +236,9 @@ class Lab:
         return codes
 
     def redis_client(self) -> redis.Redis:
+        """The Redis the gateways write to (with Sentinel: the master of the moment)."""
+        if self.sentinels is not None:
+            return self.sentinels.client()
         return self.redis.client()
 
     def stop(self) -> None:
@@ -239,6 +252,8 @@ class Lab:
         if self.asterisk is not None:
             self.asterisk.stop()
         self.redis.stop()
+        if self.sentinels is not None:
+            self.sentinels.stop()
 
     def __enter__(self) -> Lab:
         return self.start()

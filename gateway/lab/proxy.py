@@ -15,6 +15,7 @@ class Relay:
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
         self.cuts = 0
+        self.blocked = False  # while set, new connections are closed at once
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -23,6 +24,9 @@ class Relay:
                 client, _ = self.server.accept()
             except OSError:
                 return
+            if self.blocked:
+                client.close()
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port), 5)
             except OSError:
@@ -60,6 +64,14 @@ class Relay:
                 s.close()
         self.cuts += 1
         return len(pairs)
+
+    def block(self) -> int:
+        """The link is down: cut what is connected and refuse reconnections."""
+        self.blocked = True
+        return self.cut()
+
+    def unblock(self) -> None:
+        self.blocked = False
 
     def close(self) -> None:
         self.server.close()

@@ -18,6 +18,7 @@ class RedisServer:
         self.workdir = workdir
         self.log_dir = log_dir
         self.appendonly = appendonly
+        self.extra_args: list[str] = []
         self.proc: Proc | None = None
 
     @property
@@ -33,7 +34,7 @@ class RedisServer:
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", "always",
-            "--dir", str(self.workdir), "--daemonize", "no",
+            "--dir", str(self.workdir), "--daemonize", "no", *self.extra_args,
         ], self.log_dir / f"redis-{self.port}.log")
 
         def ready() -> bool:

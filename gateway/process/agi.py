@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGHUP, hangup)
     owner = f"{config.cluster.instance or os.uname().nodename}-agi-{os.getpid()}"
-    desk = ProcessDesk(config, catalogue, owner)
+    desk = ProcessDesk(config, catalogue, f"{owner}/{os.urandom(4).hex()}")
     scripts = make_scripts(desk)
     if name not in scripts:
         print(f"linkgw-agi: no script {name!r}", file=sys.stderr)

@@ -41,15 +41,15 @@ def follow(config: Config, work: Work) -> None:
     logs.configure(config.log.format, config.log.level,
                    stream=open(log_path(config), "a", encoding="utf-8"))
     log = structlog.get_logger("gateway").bind(agi="process", follower=os.getpid())
-    parts = build_transfer(config, reactor, log,
-                           f"{instance_name(config)}-agi-{os.getpid()}")
+    owner = work.bridge.fields["owner"] if work.bridge else ""
+    parts = build_transfer(config, reactor, log, owner.partition("/")[0]
+                           or f"{instance_name(config)}-agi-{os.getpid()}", instance=owner)
     service = parts.service
     bridge = work.bridge
     assert bridge is not None
     for change in work.changes:
         parts.bridge_log.record(change)
     service.asterisk = bridge.fields.get("asterisk", "")
-    bridge.fields["owner"] = parts.leases.instance
     service.registry.add(bridge)
     # The leg rings since the program dialled it; its channel is learnt from Asterisk
     # once this process is logged in (recovery), so that a cancel can reach it.

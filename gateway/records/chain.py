@@ -9,6 +9,7 @@ from typing import cast
 import redis
 
 from gateway.bridge.store import HASHED, chain_hash
+from gateway.schema import Keys
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def verify_day(client: redis.Redis, prefix: str, day: str, batch: int = 1000) ->
     start = "-"
     while True:
         entries = cast(list[tuple[str, dict[str, str]]],
-                       client.xrange(f"{prefix}:events", start, "+", count=batch))
+                       client.xrange(Keys(prefix).events, start, "+", count=batch))
         for entry_id, entry in entries:
             try:
                 at_day = datetime.fromtimestamp(float(entry["at"]), UTC).strftime("%Y-%m-%d")
@@ -53,7 +54,7 @@ def verify_day(client: redis.Redis, prefix: str, day: str, batch: int = 1000) ->
         if len(entries) < batch:
             break
         start = "(" + entries[-1][0]
-    last = cast(str | None, client.get(f"{prefix}:chain:{day}")) or ""
+    last = cast(str | None, client.get(Keys(prefix).chain(day))) or ""
     if last != prev:
         return ChainReport(day, checked, "(end)",
                            "the day's last hash is not the last entry's: entries removed")

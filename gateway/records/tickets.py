@@ -22,6 +22,15 @@ from gateway.bridge.state import iso
 from gateway.bridge.store import Change, Index
 from gateway.config import TicketConfig
 from gateway.records.errors import Conflict, Malformed, NotFound, Unavailable
+from gateway.schema import (
+    IDX_DEADLINE,
+    IDX_FEEDBACK,
+    Keys,
+    bridge_record,
+    idx_incident,
+    idx_ticket,
+    ticket_record,
+)
 from gateway.transfer.categories import Catalogue
 
 LOOP = ("accepted", "assigned", "feedback")  # 受理 → 交办 → 反馈
@@ -46,12 +55,10 @@ class TicketDesk:
     catalogue: Catalogue
     clock: Callable[[], float]
 
-    def key(self, name: str) -> str:
-        return f"{self.prefix}:{name}"
-
     def _hash(self, name: str) -> dict[str, str]:
+        """A record (``bridge:<id>``, ``ticket:<id>``) as a dict."""
         try:
-            return cast(dict[str, str], self.client.hgetall(self.key(name)))
+            return cast(dict[str, str], self.client.hgetall(Keys(self.prefix).record(name)))
         except redis.RedisError as exc:
             raise Unavailable(f"Redis: {exc}") from exc
 
@@ -63,7 +70,7 @@ class TicketDesk:
 
     def _bridge(self, bridge_id: str) -> dict[str, str]:
         check_bridge_id(bridge_id)
-        bridge = self._hash(f"bridge:{bridge_id}")
+        bridge = self._hash(bridge_record(bridge_id))
         if not bridge:
             raise NotFound(f"no bridge {bridge_id}", "bridge_not_found")
         return bridge
@@ -71,7 +78,7 @@ class TicketDesk:
     def _current(self, bridge_id: str, field: str, value: str) -> dict[str, str] | None:
         """The ticket record when ``field`` already holds ``value`` (nothing to do);
         None when ``field`` is free; Conflict when it holds something else."""
-        current = self._hash(f"ticket:{bridge_id}")
+        current = self._hash(ticket_record(bridge_id))
         if current.get(field) == value:
             return current
         if current.get(field):
@@ -98,23 +105,23 @@ class TicketDesk:
         fields = {"bridge_id": bridge_id, "ticket": ticket, "attached_at": iso(now),
                   "attached_via": via, "status": "attached",
                   "direction": bridge.get("direction", "")}
-        indexes = [Index(f"ticket:{ticket}", bridge_id, now)]
+        indexes = [Index(idx_ticket(ticket), bridge_id, now)]
         if bridge.get("direction") == "110->12345":
             deadline = self._deadline(bridge, now)
             fields["deadline_at"] = iso(deadline)
-            indexes.append(Index("deadline", bridge_id, deadline))
+            indexes.append(Index(IDX_DEADLINE, bridge_id, deadline))
         elif bridge.get("response_due_at"):
             fields["deadline_at"] = bridge["response_due_at"]
-        self._apply(Change(f"ticket:{bridge_id}", "ticket_attached", now, fields,
+        self._apply(Change(ticket_record(bridge_id), "ticket_attached", now, fields,
                            tuple(indexes), {"via": via}))
-        return self._hash(f"ticket:{bridge_id}")
+        return self._hash(ticket_record(bridge_id))
 
     def status(self, bridge_id: str, status: str, note: str, via: str) -> dict[str, str]:
         """Move the loop on: accepted → assigned → feedback, each once, in order."""
         if status not in LOOP:
             raise Malformed(f"status must be one of {', '.join(LOOP)}", "status_malformed")
         self._bridge(bridge_id)
-        current = self._hash(f"ticket:{bridge_id}")
+        current = self._hash(ticket_record(bridge_id))
         if not current.get("ticket"):
             raise Conflict(f"bridge {bridge_id} has no ticket yet", "no_ticket")
         done = current.get("status", "attached")
@@ -131,10 +138,10 @@ class TicketDesk:
         if status == "feedback":
             due = current.get("deadline_at")
             fields["on_time"] = "yes" if not due or now <= epoch(due) else "no"
-            indexes = (Index("deadline", bridge_id, -1), Index("feedback", bridge_id, now))
-        self._apply(Change(f"ticket:{bridge_id}", f"ticket_{status}", now, fields,
+            indexes = (Index(IDX_DEADLINE, bridge_id, -1), Index(IDX_FEEDBACK, bridge_id, now))
+        self._apply(Change(ticket_record(bridge_id), f"ticket_{status}", now, fields,
                            indexes, {"via": via}))
-        return self._hash(f"ticket:{bridge_id}")
+        return self._hash(ticket_record(bridge_id))
 
     def incident(self, bridge_id: str, incident: str, via: str) -> dict[str, str]:
         """Attach the 110 incident number (idempotent for the same number)."""
@@ -146,11 +153,11 @@ class TicketDesk:
         if current is not None:
             return current
         now = self.clock()
-        self._apply(Change(f"ticket:{bridge_id}", "incident_attached", now,
+        self._apply(Change(ticket_record(bridge_id), "incident_attached", now,
                            {"bridge_id": bridge_id, "incident": incident,
                             "incident_at": iso(now)},
-                           (Index(f"incident:{incident}", bridge_id, now),), {"via": via}))
-        return self._hash(f"ticket:{bridge_id}")
+                           (Index(idx_incident(incident), bridge_id, now),), {"via": via}))
+        return self._hash(ticket_record(bridge_id))
 
     def apply_message(self, fields: dict[str, Any], via: str) -> dict[str, str]:
         """One message from the 12345 side's stream: bridge_id + ticket / incident /

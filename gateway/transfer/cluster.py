@@ -7,6 +7,9 @@
   gone (its owner died or was cut off for longer than the lease) is taken with an atomic
   check-and-set and adopted (:class:`gateway.transfer.recovery.Recovery`). A lease held
   by an earlier life of the same instance name (a restart) is taken at once.
+- A live bridge of *another* Asterisk whose lease is gone and which was requested more
+  than ``stale_after`` ago is closed as ``unknown`` (its Asterisk has no gateway any
+  more), so that no record stays live for ever.
 - The sweep also takes over the spool files of processes that are gone.
 - A gateway that finds its lease taken by another stops running that bridge (it does
   not write it any more).
@@ -54,12 +57,17 @@ return 0
 """
 
 
+def new_instance(name: str) -> str:
+    """One life of a gateway (or follower) called ``name``."""
+    return f"{name}/{secrets.token_hex(4)}"
+
+
 class Leases(Ownership):
     def __init__(self, redis: Redis, loop: asyncio.AbstractEventLoop, keys: Keys,
-                 name: str, ttl: float, log: Any) -> None:
+                 name: str, ttl: float, log: Any, instance: str = "") -> None:
         self.redis, self.loop, self.keys, self.log = redis, loop, keys, log
         self.name = name
-        self.instance = f"{name}/{secrets.token_hex(4)}"
+        self.instance = instance or new_instance(name)
         self.ttl_ms = int(ttl * 1000)
         self.owned: set[str] = set()
         self._renew: Any = redis.register_script(RENEW)
@@ -99,6 +107,10 @@ class Leases(Ownership):
         """Live bridges on ``asterisk`` that nobody (alive) owns."""
         return self._run(self._orphans(asterisk))
 
+    def unserved(self, asterisk: str, before: float) -> defer.Deferred[list[dict[str, str]]]:
+        """Live bridges of other Asterisks, without a lease, requested before ``before``."""
+        return self._run(self._unserved(asterisk, before))
+
     def take(self, bridge_id: str) -> defer.Deferred[bool]:
         return self._run(self._take_one(bridge_id))
 
@@ -114,8 +126,19 @@ class Leases(Ownership):
         return lost
 
     async def _orphans(self, asterisk: str) -> list[dict[str, str]]:
-        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in
-               await self.redis.zrange(self.keys.index(IDX_LIVE), 0, -1)]
+        return [r for r in await self._free(max_score=None)
+                if r.get("asterisk", "") in ("", asterisk)]
+
+    async def _unserved(self, asterisk: str, before: float) -> list[dict[str, str]]:
+        return [r for r in await self._free(max_score=before)
+                if r.get("asterisk", "") not in ("", asterisk)]
+
+    async def _free(self, max_score: float | None) -> list[dict[str, str]]:
+        """Live records nobody alive holds a lease of (``max_score``: opened before)."""
+        index = self.keys.index(IDX_LIVE)
+        raw_ids = await (self.redis.zrange(index, 0, -1) if max_score is None else
+                         self.redis.zrangebyscore(index, "-inf", max_score))
+        ids = [i.decode() if isinstance(i, bytes) else str(i) for i in raw_ids]
         ids = [i for i in ids if i not in self.owned]
         if not ids:
             return []
@@ -129,10 +152,9 @@ class Leases(Ownership):
             raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.bridge(bridge_id)))
             record = {k.decode(): v.decode("utf-8", "replace") for k, v in raw.items()}
             if record.get("state", "ended") == "ended":
-                await self.redis.zrem(self.keys.index(IDX_LIVE), bridge_id)  # stale entry
+                await self.redis.zrem(index, bridge_id)  # stale entry
                 continue
-            if record.get("asterisk", "") in ("", asterisk):
-                out.append(record)
+            out.append(record)
         return out
 
     async def _take_one(self, bridge_id: str) -> bool:
@@ -148,13 +170,15 @@ class Cluster:
 
     def __init__(self, service: TransferService, recovery: Recovery, leases: Leases,
                  bridge_log: BridgeLog, clock: IReactorTime, interval: float,
-                 log: Any) -> None:
+                 log: Any, stale_after: float = 43200.0) -> None:
         self.service, self.recovery, self.leases = service, recovery, leases
         self.bridge_log, self.clock, self.interval, self.log = \
             bridge_log, clock, interval, log
         self._loop: LoopingCall | None = None
+        self.stale_after = stale_after
         self._suspects: dict[str, float] = {}  # bridge id → first seen without a lease
         self.adopted = 0
+        self.closed_unserved = 0
 
     def start(self) -> None:
         self._loop = LoopingCall(lambda: defer.ensureDeferred(self.sweep()))
@@ -188,10 +212,21 @@ class Cluster:
                     if await self.leases.take(record["bridge_id"]):
                         if await self.recovery.adopt(record, "owner gone"):
                             self.adopted += 1
+            if self.service.asterisk:
+                await self._close_unserved()
         except Exception as exc:
             self.log.info("cluster.sweep_skipped", error=str(exc),
                           error_type=type(exc).__name__)
         self.bridge_log.adopt_orphans()
+
+    async def _close_unserved(self) -> None:
+        before = self.clock.seconds() - self.stale_after
+        for record in await self.leases.unserved(self.service.asterisk, before):
+            if await self.leases.take(record["bridge_id"]):
+                why = (f"its Asterisk {record.get('asterisk', '')!r} had no gateway for "
+                       f"{self.stale_after:.0f} s after the request")
+                if self.recovery.close_unserved(record, why):
+                    self.closed_unserved += 1
 
     async def _orphans(self) -> list[dict[str, str]]:
         """Bridges seen without a lease for a whole lease time (an owner whose lease was

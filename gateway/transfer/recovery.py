@@ -23,6 +23,7 @@ nothing is done twice or too late.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,16 +66,20 @@ class JournalFact:
     cause: str = ""
 
 
+# What the dialplan writes: ${EPOCH} or an epoch with a fraction, ASCII only (float()
+# would also take "1e9", " 7" or a number padded with U+2028).
+_STAMP = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
+
+
 def journal_facts(journal: dict[str, str], ring_timeout: float) -> list[JournalFact]:
     """The journal's entries as facts, oldest first. Unknown or broken entries are
     skipped (a hostile or damaged AstDB must not stop a recovery)."""
     out: list[JournalFact] = []
     for key, value in journal.items():
         stamp, _, rest = value.partition("|")
-        try:
-            at = float(stamp)
-        except ValueError:
+        if _STAMP.fullmatch(stamp) is None:
             continue
+        at = float(stamp)
         fact = _fact(key, rest, at, ring_timeout)
         if fact is not None:
             out.append(fact)
@@ -88,7 +93,7 @@ def _fact(key: str, rest: str, at: float, ring_timeout: float) -> JournalFact | 
         return JournalFact(at, NoticeFact())
     if key.startswith("agent_a") and key.endswith("_gone"):
         attempt = key[len("agent_a"):-len("_gone")]
-        if attempt.isdigit():
+        if attempt.isascii() and attempt.isdigit():
             reason = failure_reason(rest, 0.0, ring_timeout)
             return JournalFact(at, AgentFailed(at, reason), int(attempt), rest)
         return None
@@ -168,6 +173,28 @@ class Recovery:
         await self.reconcile(bridge)
         return bridge
 
+    def close_unserved(self, record: dict[str, str], why: str) -> Bridge | None:
+        """Close, as ``unknown``, a live bridge of an Asterisk no gateway serves any more.
+        Nothing is asked of or done in Asterisk (this gateway's is another one)."""
+        service = self.service
+        if record.get("bridge_id", "") in service.registry or not record.get("bridge_id"):
+            return None
+        bridge = bridge_of(record, service.config.retry_delay)
+        if bridge.state is State.ENDED:
+            return None
+        service.registry.add(bridge)
+        now = service.clock.seconds()
+        data = {"recovered": "yes", "recovered_at": iso(now), "recovered_from": "nothing"}
+        service.note(bridge, "bridge_adopted", data | {"owner": service.ownership.instance})
+        self.log.warning("bridge.closed_unserved", bridge_id=bridge.id, why=why,
+                         asterisk=record.get("asterisk", ""))
+        service.hold([])  # its commands are for another Asterisk: dropped
+        try:
+            service.step(bridge, Abandon(now, why), data)
+        finally:
+            service.hold(None)
+        return bridge
+
     async def reconcile(self, bridge: Bridge) -> None:
         """Bring a bridge this gateway runs up to what Asterisk holds."""
         service = self.service
@@ -178,10 +205,16 @@ class Recovery:
             {role: m for m in members if (role := bridge.role_of(m.get("Uniqueid")))},
             {c.get("Uniqueid"): c for c in channels})
         self._learn_leg(bridge, snapshot)
+        facts = journal_facts(journal, service.config.ring_timeout)
+        if not facts and self._traceless(bridge, snapshot):
+            service.step(bridge, Abandon(service.clock.seconds(), (
+                "ended while no gateway watched, and Asterisk holds no trace of how")),
+                {"recovered": "yes", "recovered_from": "nothing"})
+            return
         held: list[Command] = []
         service.hold(held)
         try:
-            self._replay(bridge, journal_facts(journal, service.config.ring_timeout))
+            self._replay(bridge, facts)
             dialing = any(isinstance(c, DialAgent) and c.attempt == bridge.phase.attempt
                           for c in held)
             self._now(bridge, snapshot, dialing)
@@ -220,12 +253,16 @@ class Recovery:
                 and self._leg_lost(bridge, snapshot, now):
             service.step(bridge, AgentFailed(
                 now, "unknown: the leg ended while no gateway watched"), data)
-        leg = bridge.agent_id()
-        if bridge.state is not State.ENDED and not snapshot.members and not any(
-                snapshot.alive(uid) for uid in (bridge.citizen.uniqueid, bridge.seat.uniqueid,
-                                                leg)):
+        if bridge.state is not State.ENDED and self._traceless(bridge, snapshot):
             service.step(bridge, Abandon(now, "ended while no gateway watched, and "
                                               "Asterisk holds no trace of how"), data)
+
+    @staticmethod
+    def _traceless(bridge: Bridge, snapshot: Snapshot) -> bool:
+        """Nobody of the bridge is in its conference or has a channel any more."""
+        return not snapshot.members and not any(
+            snapshot.alive(uid) for uid in (bridge.citizen.uniqueid, bridge.seat.uniqueid,
+                                            bridge.agent_id()))
 
     def _leg_lost(self, bridge: Bridge, snapshot: Snapshot, now: float) -> bool:
         """The current attempt's leg is gone and its end was not seen."""

@@ -52,3 +52,21 @@ def any_lab(request: pytest.FixtureRequest) -> Lab:
     (Asterisk runs the AGI programs; a detached follower owns each bridge)."""
     lab: Lab = request.getfixturevalue("lab" if request.param == "fastagi" else "process_lab")
     return lab
+
+
+@pytest.fixture(scope="session")
+def two_gateways(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """Two gateway services on one Asterisk and one Redis; the dialplan asks the second
+    when the first does not answer."""
+    workdir: Path = tmp_path_factory.mktemp("two-gateways")
+    with Lab(workdir, gateways=2) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def sentinel_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The gateway on Redis Sentinel: a master, two replicas, three sentinels; a change
+    counts as written once a replica has it."""
+    workdir: Path = tmp_path_factory.mktemp("sentinel-lab")
+    with Lab(workdir, sentinel=True) as running:
+        yield running

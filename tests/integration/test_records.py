@@ -24,6 +24,7 @@ from gateway.records.http import ApiResource
 from gateway.records.inbound import GROUP, InboundTickets
 from gateway.records.queries import Records
 from gateway.records.tickets import TicketDesk
+from gateway.schema import bridge_record
 from gateway.testing import null_log
 from gateway.transfer.categories import load_categories
 
@@ -31,6 +32,7 @@ P = "t"
 T0 = 1_795_895_437.0  # 2026-11-28T19:50:37Z
 DAY = "2026-11-28"
 B1, B2, B3 = "20261128195037aaaaaa", "20261128195100bbbbbb", "20261128195200cccccc"
+B4, B5 = "20261128195300dddddd", "20261128195400eeeeee"
 CATALOGUE = load_categories(Path(__file__).resolve().parents[2] / "config/categories.yaml")
 
 
@@ -50,9 +52,10 @@ def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 def bridge(client: redis.Redis, bridge_id: str, at: float, **fields: str) -> None:
-    iso = {"requested_at": "2026-11-28T19:50:37.000Z"}
-    apply_sync(client, P, Change(f"bridge:{bridge_id}", "transfer_requested", at,
-                                 {"bridge_id": bridge_id, **iso, **fields},
+    base = {"bridge_id": bridge_id, "requested_at": "2026-11-28T19:50:37.000Z",
+            "state": "ended" if "outcome" in fields else "requested"}
+    apply_sync(client, P, Change(bridge_record(bridge_id), "transfer_requested", at,
+                                 base | fields,
                                  (Index("day:" + DAY, bridge_id, at),
                                   Index("caller:" + fields.get("citizen_number", ""),
                                         bridge_id, at))))
@@ -121,6 +124,9 @@ def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Cl
            response_due_at="2026-11-28T20:00:00.000Z",
            conference_at="2026-11-28T19:52:38.000Z",
            agent_answered_at="2026-11-28T19:52:56.000Z")
+    bridge(client, B4, T0 + 180, direction="110->12345", outcome="unknown", recovered="yes",
+           outcome_reason="ended while no gateway watched")
+    bridge(client, B5, T0 + 240, direction="110->12345", state="three_party")
     apply_sync(client, P, Change(f"bridge:{B3}", "x", T0 + 121, {},
                                  (Index("deadline", B3, 1_795_896_000.0),)))
     d.attach(B1, "20261128000001", "api")
@@ -128,9 +134,11 @@ def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Cl
     clock.now = T0 + 73 * 3600
     assert [r["bridge_id"] for r in records.overdue(clock.now)] == [B3, B1]
     figures = records.day_figures(DAY, clock.now)
-    assert figures["transfers"] == 3
-    assert figures["by_outcome"] == {"handed_off": 2, "kept_by_110": 1}
-    assert figures["by_category"] == {"noise": 2, "unspecified": 1}
+    assert (figures["transfers"], figures["ended"], figures["live"]) == (5, 4, 1)
+    assert figures["by_outcome"] == {"handed_off": 2, "kept_by_110": 1, "unknown": 1}
+    assert (figures["recovered"], figures["unknown"], figures["unknown_reasons"]) == \
+        (1, 1, {"ended while no gateway watched": 1})
+    assert figures["by_category"] == {"noise": 2, "unspecified": 3}
     assert (figures["answer_p50_s"], figures["answer_p90_s"]) == (13.0, 18.0)
     assert (figures["answered_within_15s"], figures["answered_within_20s"]) == \
         (round(1 / 3, 4), round(2 / 3, 4))

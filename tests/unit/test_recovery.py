@@ -1,0 +1,144 @@
+"""Recovery without Asterisk: the journal read back, a bridge rebuilt from its record,
+and an adoption over the AMI wire (the journal, the conference, the channels)."""
+
+from __future__ import annotations
+
+from twisted.internet import defer
+from twisted.internet.task import Clock
+
+from gateway.bridge.log import BridgeLog
+from gateway.bridge.state import (
+    AgentFailed,
+    DirectBridged,
+    Joined,
+    Left,
+    Mode,
+    Role,
+    State,
+)
+from gateway.bridge.store import MemoryStore
+from gateway.config import TransferConfig
+from gateway.testing import WireAsterisk, null_log
+from gateway.transfer.correlate import KeyDoneFact, NoticeFact, PartyGone
+from gateway.transfer.recovery import Recovery, bridge_of, journal_facts, phase_of
+from gateway.transfer.services import TransferService
+
+BID = "20261128195037abcdef"
+T = 1_795_895_437.0
+RECORD = {
+    "bridge_id": BID, "state": "three_party", "mode": "transfer", "direction": "110->12345",
+    "plan": "PJSIP/12345,PJSIP/12345,PJSIP/liaison", "attempt": "1",
+    "key_done_at": "x", "citizen_joined_at": "x", "seat_joined_at": "x",
+    "agent_joined_at": "x", "citizen_channel": "PJSIP/citizen-1", "citizen_uniqueid": "u-c",
+    "seat_channel": "PJSIP/seat1-2", "seat_uniqueid": "u-s", "seat": "seat1",
+    "citizen_number": "13800138000", "agent_channel": "PJSIP/12345-3",
+    "agent_answered_at": "x", "owner": "gw-a/1", "asterisk": "ast",
+}
+
+
+def test_journal_entries_become_facts_in_time_order() -> None:
+    journal = {
+        "seat_left": f"{T + 3}|", "key_done": f"{T}|101", "citizen_joined": f"{T + 1}|",
+        "agent_a0_gone": f"{T + 0.5}|17", "citizen_direct": f"{T + 4}|",
+        "notice_played": f"{T + 0.9}|", "citizen_gone": f"{T + 9}|16",
+    }
+    facts = journal_facts(journal, ring_timeout=15.0)
+    assert [(f.at, f.fact) for f in facts] == [
+        (T, KeyDoneFact("101")),
+        (T + 0.5, AgentFailed(T + 0.5, "busy")),
+        (T + 0.9, NoticeFact()),
+        (T + 1, Joined(T + 1, Role.CITIZEN)),
+        (T + 3, Left(T + 3, Role.SEAT)),
+        (T + 4, DirectBridged(T + 4, Role.CITIZEN)),
+        (T + 9, PartyGone(Role.CITIZEN)),
+    ]
+    assert facts[1].attempt == 0 and facts[1].cause == "17"
+
+
+def test_a_damaged_or_hostile_journal_is_skipped_entry_by_entry() -> None:
+    journal = {"key_done": "not a time|1", "x\r\ny": f"{T}|", "agent_ax_gone": f"{T}|1",
+               "visitor_joined": f"{T}|", "seat_joined": f"{T}\u2028|",
+               "citizen_left": f"{T + 1}|张三\r\n"}
+    assert [f.fact for f in journal_facts(journal, 15.0)] == [Left(T + 1, Role.CITIZEN)]
+
+
+def test_a_record_gives_back_the_phase_the_table_decides_on() -> None:
+    phase = phase_of(RECORD, retry_delay=2.0)
+    assert (phase.state, phase.mode, phase.attempt, phase.key_done) == \
+        (State.THREE_PARTY, Mode.TRANSFER, 0, True)
+    assert phase.joined == {Role.CITIZEN, Role.SEAT, Role.AGENT} and phase.gone == set()
+    bridge = bridge_of(RECORD, 2.0)
+    assert (bridge.citizen.channel, bridge.seat.endpoint, bridge.side) == \
+        ("PJSIP/citizen-1", "seat1", "110")
+
+
+def _adopt(journal: dict[str, str], members: list[dict[str, str]],
+           channels: list[dict[str, str]]) -> tuple[TransferService, MemoryStore, WireAsterisk]:
+    clock = Clock()
+    clock.advance(T + 20)
+    asterisk = WireAsterisk(clock)
+    store = MemoryStore()
+    service = TransferService(asterisk.client, BridgeLog(store, clock=clock, log=null_log()),
+                              TransferConfig(), clock=clock, log=null_log())
+    d = defer.ensureDeferred(Recovery(service, null_log()).adopt(dict(RECORD), "owner gone"))
+    asterisk.reply_list(asterisk.expect("DBGetTree", Key=BID), [
+        {"Key": f"/linkgw/{BID}/{k}", "Val": v} for k, v in journal.items()],
+        "DBGetTreeResponse", "DBGetTreeComplete")
+    asterisk.reply_list(asterisk.expect("ConfbridgeList"), members, "ConfbridgeList",
+                        "ConfbridgeListComplete")
+    asterisk.reply_list(asterisk.expect("CoreShowChannels"), channels, "CoreShowChannel",
+                        "CoreShowChannelsComplete")
+    assert d.called
+    return service, store, asterisk
+
+
+def test_a_bridge_that_ended_while_nobody_watched_ends_as_the_journal_says() -> None:
+    """Three parties when its owner died; the journal says the call-taker left at T+3,
+    then citizen and 12345 went on in a plain call, and hung up. Nothing is live now."""
+    journal = {"seat_left": f"{T + 3}|", "seat_gone": f"{T + 3.1}|16",
+               "citizen_direct": f"{T + 3.2}|", "citizen_gone": f"{T + 9}|16"}
+    _service, store, asterisk = _adopt(journal, [], [])
+    record = store.records[f"bridge:{BID}"]
+    assert (record["state"], record["outcome"], record["recovered"]) == \
+        ("ended", "handed_off", "yes")
+    assert record["seat_left_at"] == "2026-11-28T19:50:40.000Z"
+    assert asterisk.pending() == []  # nothing to do in Asterisk: it is all over
+    data = [e["data"] for e in store.events if e["event"] == "left:seat"]
+    assert data and '"recovered_from": "journal"' in data[0]
+
+
+def test_a_bridge_with_no_trace_at_all_is_closed_as_unknown() -> None:
+    _service, store, _ = _adopt({}, [], [])
+    record = store.records[f"bridge:{BID}"]
+    assert (record["state"], record["outcome"]) == ("ended", "unknown")
+    assert "no trace" in record["outcome_reason"]
+
+
+def test_a_live_bridge_is_followed_on_from_what_asterisk_shows() -> None:
+    """The call-taker left while nobody watched; citizen and 12345 are in the
+    conference now: handed off, and the plain call is asked for."""
+    members = [{"Channel": "PJSIP/citizen-1", "Uniqueid": "u-c"},
+               {"Channel": "PJSIP/12345-3", "Uniqueid": f"{BID}-a0"}]
+    channels = [{"Channel": "PJSIP/citizen-1", "Uniqueid": "u-c"},
+                {"Channel": "PJSIP/12345-3", "Uniqueid": f"{BID}-a0", "Linkedid": "l"}]
+    _service, store, asterisk = _adopt({"seat_left": f"{T + 3}|"}, members, channels)
+    record = store.records[f"bridge:{BID}"]
+    assert record["state"] == "handed_off"
+    assert asterisk.expect("Setvar").get("Value") == "PJSIP/12345-3|110|handoff"
+
+
+def test_a_bridge_of_an_asterisk_nobody_serves_is_closed_without_touching_ours() -> None:
+    clock = Clock()
+    clock.advance(T + 50_000)
+    asterisk = WireAsterisk(clock)
+    store = MemoryStore()
+    service = TransferService(asterisk.client, BridgeLog(store, clock=clock, log=null_log()),
+                              TransferConfig(), clock=clock, log=null_log())
+    closed = Recovery(service, null_log()).close_unserved(
+        RECORD | {"asterisk": "ast-retired"}, "its Asterisk had no gateway")
+    assert closed is not None
+    record = store.records[f"bridge:{BID}"]
+    assert (record["state"], record["outcome"], record["outcome_reason"],
+            record["recovered_from"]) == \
+        ("ended", "unknown", "its Asterisk had no gateway", "nothing")
+    assert asterisk.pending() == []  # no hang-up, no journal read: it is not our Asterisk
