@@ -98,6 +98,13 @@ _SNAPSHOT: Final = frozenset({
     "exten", "priority", "uniqueid", "linkedid"})
 MAX_LINE: Final = 65536  # bytes of one line (a 4 KB caller name is cut to 79 by Asterisk)
 MAX_MESSAGE: Final = 1 << 20  # bytes of one message
+#: Caller-ID continuation lines (and their bytes) held while the header that must follow
+#: has not come. More is no split caller ID (PJSIP cuts a name to 79 characters, seen in
+#: the lab): the lines are read again as lines of their own, so an event without the
+#: expected header (another Asterisk version, a client's own UserEvent) cannot swallow
+#: the stream, and a line is read again at most a few times.
+MAX_CALLER_ID: Final = 1024
+MAX_CALLER_ID_LINES: Final = 16
 _STARTS: Final = ("event", "response")
 
 
@@ -113,8 +120,9 @@ class AmiParser:
     is no message (it does not start with ``Event:``/``Response:``), and the message just
     before it in the same read is the forged one. Either way it is dropped
     (:attr:`injected` counts them). Lines over 64 KiB and messages over 1 MiB are cut
-    and counted (:attr:`oversized`); nothing here grows without a bound, and bytes are
-    scanned once.
+    and counted (:attr:`oversized`); a continuation that outgrows any caller ID is read
+    again as lines of its own; nothing here grows without a bound, and each byte is
+    scanned a bounded number of times.
     """
 
     def __init__(self, starts: tuple[str, ...] = _STARTS) -> None:
@@ -129,15 +137,19 @@ class AmiParser:
         self._current: list[tuple[str, str]] = []
         self._size = 0
         self._open: tuple[int, str] | None = None  # (index of the value, next header)
+        self._held: list[str] = []  # lines that may continue the open caller-ID value
+        self._held_size = 0
         self._skipping = False  # inside an orphan block: until the next blank line
         self._dropping = False  # the current line is too long: until its newline
 
     def feed(self, data: bytes) -> list[AmiMessage]:
         self._buffer += data
         messages: list[AmiMessage] = []
+        start = 0  # lines before it are read; the buffer is cut once, at the end
         while True:
-            at = self._buffer.find(b"\n", self._scanned)
+            at = self._buffer.find(b"\n", max(start, self._scanned))
             if at < 0:
+                del self._buffer[:start]
                 self._scanned = len(self._buffer)
                 if self._scanned > MAX_LINE:
                     self.oversized += 1
@@ -145,9 +157,8 @@ class AmiParser:
                     del self._buffer[:]
                     self._scanned = 0
                 return messages
-            raw = bytes(self._buffer[:at]).rstrip(b"\r")
-            del self._buffer[:at + 1]
-            self._scanned = 0
+            raw = bytes(self._buffer[start:at]).rstrip(b"\r")
+            start = at + 1
             if self._dropping:  # the tail of a line that was too long
                 self._dropping = False
                 continue
@@ -163,10 +174,12 @@ class AmiParser:
         if self._open is not None:
             index, expected = self._open
             if not line.startswith(expected + ":"):
-                key, value = self._current[index]
-                self._current[index] = (key, value + "\n" + line)
+                self._hold(line, messages)
                 return
-            self._open = None
+            if self._held:
+                key, value = self._current[index]
+                self._current[index] = (key, "\n".join((value, *self._held)))
+            self._open, self._held, self._held_size = None, [], 0
         if line == "":
             if self._current:
                 self._finish(messages)
@@ -190,6 +203,17 @@ class AmiParser:
         if match and self._current[0] != ("Event", "OriginateResponse"):
             nxt = match.group("prefix") + _CALLER_ID_NEXT[match.group("field")]
             self._open = (len(self._current) - 1, nxt)
+
+    def _hold(self, line: str, messages: list[AmiMessage]) -> None:
+        """A line that continues the open caller-ID value, unless too much came."""
+        self._held.append(line)
+        self._held_size += len(line) + 1
+        if self._held_size <= MAX_CALLER_ID and len(self._held) <= MAX_CALLER_ID_LINES:
+            return
+        again = self._held
+        self._open, self._held, self._held_size = None, [], 0
+        for held in again:
+            self._line(held, messages)
 
     def _finish(self, messages: list[AmiMessage]) -> None:
         keys = [k.lower() for k, _ in self._current if k.lower() in _SNAPSHOT]

@@ -15,7 +15,13 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from gateway.ami.client import AmiClient, AmiProtocol, AmiResult, EventBus
-from gateway.ami.codec import AmiMessage, AmiParser, UnsafeHeaderError, encode_action
+from gateway.ami.codec import (
+    MAX_CALLER_ID_LINES,
+    AmiMessage,
+    AmiParser,
+    UnsafeHeaderError,
+    encode_action,
+)
 from gateway.ami.errors import AmiActionError, AmiNotConnected, AmiTimeout
 
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
@@ -306,3 +312,27 @@ def test_a_forged_event_closed_by_a_blank_line_is_dropped_by_the_orphan_tail() -
     parser = AmiParser()
     got = parser.feed(BANNER + real + b"Event: Newexten\r\nUniqueid: u-2\r\n\r\n")
     assert [m.get("Uniqueid") for m in got] == ["", "u-2"] and parser.injected == 1
+
+
+def test_an_event_ending_with_a_caller_id_does_not_swallow_the_stream() -> None:
+    """A caller ID as the last header (no Asterisk 22 snapshot does this; a UserEvent
+    may): the lines after it are held only so far, then read as lines of their own, so
+    every event still comes out, whole, in order."""
+    tail_heavy = b"Event: UserEvent\r\nUserEvent: Probe\r\nUniqueid: u-%d\r\nCallerIDNum: 7\r\n\r\n"
+    parser = AmiParser()
+    got = parser.feed(BANNER + b"".join(tail_heavy % n for n in range(50)))
+    got += parser.feed(b"\r\n" * (MAX_CALLER_ID_LINES + 1))  # nothing more comes: released
+    assert [m.get("Uniqueid") for m in got] == [f"u-{n}" for n in range(50)]
+    assert {m.get("CallerIDNum") for m in got} == {"7"} and parser.injected == 0
+
+
+def test_a_long_continuation_is_read_again_as_lines() -> None:
+    """More than any caller ID could hold after CallerIDNum, without CallerIDName: the
+    held lines are events of their own."""
+    parser = AmiParser()
+    head = b"Event: Newstate\r\nUniqueid: u-1\r\nCallerIDNum: 1\r\n\r\n"
+    filler = b"".join(b"Event: VarSet\r\nUniqueid: v-%d\r\nValue: %s\r\n\r\n" % (n, b"x" * 300)
+                      for n in range(5))
+    got = parser.feed(BANNER + head + filler)
+    assert [m.get("Uniqueid") for m in got] == ["u-1"] + [f"v-{n}" for n in range(5)]
+    assert got[0].get("CallerIDNum") == "1"
