@@ -11,6 +11,7 @@ the Redis key by adding the configured prefix (``linkgw:bridge:<id>``,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -157,6 +158,11 @@ BRIDGE_FIELDS: Final = {
     "item_name": "the item's Chinese name",
     "plan": "dial strings of the attempts, in order",
     "target": "the first dial string",
+    "attempt": "the attempt being dialled now (1-based)",
+    "dialing_target": "the dial string of the attempt being dialled now",
+    "late_agent_channel": "a leg of the other line that answered after the bridge had "
+                          "moved on (it is hung up)",
+    "redirected_at": "when citizen and call-taker were moved towards the conference",
     "parent_bridge": "the bridge this one continues (a 12345 agent handing back)",
     "citizen_number": "caller number exactly as received",
     "citizen_name": "caller name exactly as received",
@@ -186,3 +192,23 @@ BRIDGE_FIELDS: Final = {
                                           "channels",
     "seq": "how many changes were applied (counted by Redis)",
 }
+
+_ROLE_FIELDS: Final = re.compile(r"(citizen|seat|agent)_(joined_at|left_at)")
+_ATTEMPT_FIELDS: Final = re.compile(r"attempt_[1-9][0-9]*_(failure|failed_at)")
+
+
+def known_field(name: str) -> bool:
+    """A bridge record field this project writes (the tests check every record)."""
+    return name in BRIDGE_FIELDS or bool(_ROLE_FIELDS.fullmatch(name)
+                                         or _ATTEMPT_FIELDS.fullmatch(name))
+
+
+def fields_markdown() -> str:
+    """The README's table of bridge record fields."""
+    rows = ["| field | what |", "| --- | --- |"]
+    rows += [f"| `{name}` | {what} |" for name, what in BRIDGE_FIELDS.items()]
+    rows += ["| `<role>_joined_at`, `<role>_left_at` | when citizen, seat or agent joined "
+             "and left the conference |",
+             "| `attempt_<n>_failure`, `attempt_<n>_failed_at` | why and when attempt n "
+             "failed (busy, no answer, unreachable, rejected, …) |"]
+    return "\n".join(rows) + "\n"

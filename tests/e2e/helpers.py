@@ -9,6 +9,7 @@ from gateway.lab.calls import Observed, read_bridge
 from gateway.lab.lab import Lab
 from gateway.lab.process import LabError, wait_until
 from gateway.lab.sipp import SippPhone, answer_scenario, citizen_scenario
+from gateway.schema import known_field
 
 TIMEOUT = 30.0
 
@@ -85,6 +86,8 @@ def settled(lab: Lab, bridge_id: str, *events: str
         wait_until(done, TIMEOUT, f"bridge {bridge_id} ended with {events}")
     except LabError as exc:
         raise LabError(f"{exc}; record: {got[0][0] if got else None}") from exc
+    unknown = sorted(k for k in got[0][0] if not known_field(k))
+    assert not unknown, f"fields not in gateway.schema.BRIDGE_FIELDS: {unknown}"
     return got[0]
 
 
