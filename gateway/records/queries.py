@@ -98,10 +98,12 @@ class Records:
         dialled = 0
         due = responded = 0
         for row in rows:
-            if "conference_at" in row:
+            # The other line is dialled at the key (requested_at); a leg a refused code
+            # cancelled was never the other line's to answer.
+            if "dialing_target" in row and row.get("outcome") != "refused":
                 dialled += 1
                 if "agent_answered_at" in row:
-                    waits.append(epoch(row["agent_answered_at"]) - epoch(row["conference_at"]))
+                    waits.append(epoch(row["agent_answered_at"]) - epoch(row["requested_at"]))
             if row.get("direction") == "12345->110" and "response_due_at" in row:
                 if row.get("ticket_feedback_at"):
                     due += 1

@@ -32,7 +32,7 @@ P = "t"
 T0 = 1_795_895_437.0  # 2026-11-28T19:50:37Z
 DAY = "2026-11-28"
 B1, B2, B3 = "20261128195037aaaaaa", "20261128195100bbbbbb", "20261128195200cccccc"
-B4, B5 = "20261128195300dddddd", "20261128195400eeeeee"
+B4, B5, B6 = "20261128195300dddddd", "20261128195400eeeeee", "20261128195230ffffff"
 CATALOGUE = load_categories(Path(__file__).resolve().parents[2] / "config/categories.yaml")
 
 
@@ -115,15 +115,19 @@ def test_loop_in_order_once_each(client: redis.Redis, desk: tuple[TicketDesk, Cl
 
 def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
     d, clock = desk
+    # 12345 is dialled at the key: the answer time runs from requested_at
     bridge(client, B1, T0, direction="110->12345", category="noise", outcome="handed_off",
-           conference_at="2026-11-28T19:50:38.000Z",
-           agent_answered_at="2026-11-28T19:50:46.000Z")
+           dialing_target="PJSIP/12345", requested_at="2026-11-28T19:50:37.000Z",
+           agent_answered_at="2026-11-28T19:50:45.000Z")
     bridge(client, B2, T0 + 60, direction="110->12345", category="noise",
-           outcome="kept_by_110", conference_at="2026-11-28T19:51:38.000Z")
+           outcome="kept_by_110", dialing_target="PJSIP/12345",
+           requested_at="2026-11-28T19:51:37.000Z")
     bridge(client, B3, T0 + 120, direction="12345->110", outcome="handed_off",
-           response_due_at="2026-11-28T20:00:00.000Z",
-           conference_at="2026-11-28T19:52:38.000Z",
-           agent_answered_at="2026-11-28T19:52:56.000Z")
+           response_due_at="2026-11-28T20:00:00.000Z", dialing_target="PJSIP/seat2",
+           requested_at="2026-11-28T19:52:37.000Z",
+           agent_answered_at="2026-11-28T19:52:55.000Z")
+    bridge(client, B6, T0 + 150, direction="110->12345", outcome="refused",
+           refusal="never_transfer", dialing_target="PJSIP/12345")  # its leg cancelled
     bridge(client, B4, T0 + 180, direction="110->12345", outcome="unknown", recovered="yes",
            outcome_reason="ended while no gateway watched")
     bridge(client, B5, T0 + 240, direction="110->12345", state="three_party")
@@ -134,11 +138,13 @@ def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Cl
     clock.now = T0 + 73 * 3600
     assert [r["bridge_id"] for r in records.overdue(clock.now)] == [B3, B1]
     figures = records.day_figures(DAY, clock.now)
-    assert (figures["transfers"], figures["ended"], figures["live"]) == (5, 4, 1)
-    assert figures["by_outcome"] == {"handed_off": 2, "kept_by_110": 1, "unknown": 1}
+    assert (figures["transfers"], figures["ended"], figures["live"]) == (6, 5, 1)
+    assert figures["by_outcome"] == {"handed_off": 2, "kept_by_110": 1, "refused": 1,
+                                     "unknown": 1}
     assert (figures["recovered"], figures["unknown"], figures["unknown_reasons"]) == \
         (1, 1, {"ended while no gateway watched": 1})
-    assert figures["by_category"] == {"noise": 2, "unspecified": 3}
+    assert figures["by_category"] == {"noise": 2, "unspecified": 4}
+    assert (figures["dialled"], figures["answered"]) == (3, 2)
     assert (figures["answer_p50_s"], figures["answer_p90_s"]) == (13.0, 18.0)
     assert (figures["answered_within_15s"], figures["answered_within_20s"]) == \
         (round(1 / 3, 4), round(2 / 3, 4))
