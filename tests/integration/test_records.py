@@ -89,6 +89,53 @@ def test_attach_is_checked_idempotent_and_indexed(client: redis.Redis,
     assert cast(list[str], client.zrange(f"{P}:idx:ticket:20261128000001", 0, -1)) == [B1]
 
 
+@pytest.mark.parametrize(
+    "ticket", ["87654321\n", "１２３４５６７８", "8765\u20284321", "87654321 "])
+def test_a_ticket_is_the_whole_value_in_ascii_digits(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock], ticket: str) -> None:
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345")
+    with pytest.raises(Malformed):
+        d.attach(B1, ticket, "api")
+    assert client.exists(f"{P}:ticket:{B1}") == 0
+
+
+def test_fifty_writers_attaching_different_tickets_at_once_one_wins(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock], redis_server: RedisServer) -> None:
+    """Each writer on its own connection, all released together: one ticket_attached
+    event, one index entry, the others refused with a conflict (or, for the winner's
+    own number, the same record)."""
+    import threading
+
+    _, clock = desk
+    bridge(client, B1, T0, direction="110->12345")
+    go = threading.Barrier(50)
+    results: list[str] = []
+
+    def attach(n: int) -> None:
+        own = TicketDesk(redis_server.client(), P, TicketConfig(pattern=r"^\d{8,20}$"),
+                         CATALOGUE, clock)
+        go.wait()
+        try:
+            results.append(own.attach(B1, f"{20261128000000 + n}", "api")["ticket"])
+        except Conflict:
+            results.append("conflict")
+
+    threads = [threading.Thread(target=attach, args=(n,)) for n in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winner = cast(dict[str, str], client.hgetall(f"{P}:ticket:{B1}"))["ticket"]
+    assert sorted(results) == sorted([winner] + ["conflict"] * 49)
+    events = [e for _, e in cast(list[tuple[str, dict[str, str]]],
+                                 client.xrange(f"{P}:events"))
+              if e["record"] == f"ticket:{B1}"]
+    assert [e["event"] for e in events] == ["ticket_attached"]
+    assert [k for k in cast(list[str], client.keys(f"{P}:idx:ticket:*"))] == \
+        [f"{P}:idx:ticket:{winner}"]
+
+
 def test_loop_in_order_once_each(client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
     d, clock = desk
     bridge(client, B1, T0, direction="110->12345", category="noise")
