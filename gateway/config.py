@@ -183,6 +183,8 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("cluster", "sweep_interval"): _positive,
     ("cluster", "stale_after"): _positive,
     ("fastagi", "max_sessions"): _positive,
+    ("fastagi", "allow"): lambda v: None if v else
+    "must list the Asterisk servers' addresses (an empty list would let anyone in)",
     ("ami", "auth"): _one_of("md5", "plain"),
     ("log", "format"): _one_of("json", "console"),
     ("tickets", "pattern"): _regex,
@@ -191,6 +193,7 @@ _CHECKS: dict[tuple[str, str], _Check] = {
 }
 
 _SECRETS = {"secret", "token"}
+MIN_TOKEN = 16  # characters of an API token
 
 _SECTIONS: dict[str, type[Any]] = {
     "fastagi": FastAgiConfig,
@@ -249,17 +252,41 @@ def load_config(
     if root is not None and not isinstance(root, yaml.MappingNode):
         raise ConfigError(source, _line(root), "(file)", "must be a mapping of sections")
     sections: dict[str, Any] = {}
-    for key_node, section_node in root.value if root is not None else []:
+    nodes = root.value if root is not None else []
+    _no_twice(source, "", nodes)
+    for key_node, section_node in nodes:
         name = key_node.value
         if name not in _SECTIONS:
             raise ConfigError(source, _line(key_node), name,
                               f"unknown section (known: {', '.join(_SECTIONS)})")
         sections[name] = _section(source, name, section_node, env, secrets)
     config = Config(**sections)
-    if secrets and config.http.listen and not config.http.token:
+    if secrets:
+        _check_secrets(source, config)
+    return config
+
+
+def _check_secrets(source: str, config: Config) -> None:
+    if not config.ami.secret:
+        raise ConfigError(source, None, "ami.secret_env", "the AMI secret is empty")
+    if config.http.listen and not config.http.token:
         raise ConfigError(source, None, "http.token_env",
                           "the HTTP API needs a token: set http.token_env, or listen: \"\"")
-    return config
+    if config.http.listen and len(config.http.token) < MIN_TOKEN:
+        raise ConfigError(source, None, "http.token_env",
+                          f"the API token is too short: at least {MIN_TOKEN} characters")
+
+
+def _no_twice(source: str, section: str, pairs: list[tuple[yaml.Node, yaml.Node]]) -> None:
+    """YAML lets a key be given twice (the last wins, silently): here it is an error."""
+    seen: dict[str, int] = {}
+    for key_node, _ in pairs:
+        name = str(key_node.value)
+        if name in seen:
+            dotted = f"{section}.{name}" if section else name
+            raise ConfigError(source, _line(key_node), dotted,
+                              f"given twice (first on line {seen[name]})")
+        seen[name] = _line(key_node)
 
 
 def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
@@ -269,6 +296,7 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
     if not isinstance(node, yaml.MappingNode):
         raise ConfigError(source, _line(node), name, "must be a mapping")
     values: dict[str, Any] = {}
+    _no_twice(source, name, node.value)
     for key_node, value_node in node.value:
         key = key_node.value
         dotted = f"{name}.{key}"
@@ -305,6 +333,11 @@ def load_config_file(path: Path, environ: Mapping[str, str] | None = None,
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(str(path), None, "(file)", f"cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise ConfigError(str(path), line, "(file)",
+                          f"not UTF-8 (byte {exc.start}: {exc.object[exc.start:exc.end]!r})"
+                          ) from exc
     config = load_config(text, str(path), environ, secrets)
     categories = path.parent / config.transfer.categories
     return replace(config, transfer=replace(config.transfer, categories=str(categories)))

@@ -6,8 +6,6 @@ Twisted endpoint strings from the config.
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
 import structlog
@@ -76,10 +74,12 @@ class Gateway(MultiService):
         self.desk = TicketDesk(self.sync_redis, prefix, config.tickets, catalogue,
                                reactor.seconds)
         self.records = Records(self.sync_redis, prefix)
+        # its own client, reading bytes: what the other system wrote is checked entry by
+        # entry; the name is stable, so a restart reads its own pending entries first
         self.inbound = InboundTickets(
-            self.sync_redis, self.desk, f"{prefix}:{config.tickets.inbound_stream}",
-            f"gw-{socket.gethostname()}-{os.getpid()}", log.bind(part="inbound"),
-            f"{prefix}:events", config.redis.events_group)
+            sync_client(config.redis, decode=False), self.desk,
+            f"{prefix}:{config.tickets.inbound_stream}", f"gw-{instance_name(config)}",
+            log.bind(part="inbound"), f"{prefix}:events", config.redis.events_group)
         _Thread(reactor, self.inbound.run, self.inbound.stop).setServiceParent(self)
         if config.http.listen:
             pool = reactor.getThreadPool()
@@ -95,7 +95,8 @@ class Gateway(MultiService):
             "ami": "connected" if self.ami.connected else "down",
             "live": len(self.transfers.registry.live()),
             "instance": self.parts.leases.instance,
-            "agi_sessions": len(self.agi.active)}
+            "agi_sessions": len(self.agi.active),
+            "inbound": "up" if self.inbound.up else "down"}
 
     def metrics(self) -> str:
         h = self.health()
@@ -112,6 +113,8 @@ class Gateway(MultiService):
              + self.agi.counters.refused_busy),
             ("linkgw_inbound_applied_total", self.inbound.applied),
             ("linkgw_inbound_refused_total", self.inbound.refused),
+            ("linkgw_inbound_claimed_total", self.inbound.claimed),
+            ("linkgw_inbound_up", int(self.inbound.up)),
         ]
         return "".join(f"{name} {value}\n" for name, value in lines)
 

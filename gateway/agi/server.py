@@ -250,7 +250,7 @@ class FastAgiFactory(Factory):
 
     def buildProtocol(self, addr: IAddress) -> FastAgiProtocol | None:  # type: ignore[override]
         host = str(getattr(addr, "host", ""))
-        if self.allow and host not in self.allow:
+        if host not in self.allow:  # an empty list lets nobody in
             self.counters.refused_address += 1
             self.log.warning("agi.refused", reason="address not allowed", peer=host)
             return None

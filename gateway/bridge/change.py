@@ -17,6 +17,15 @@ from typing import Any
 FINAL_FIELDS = ("state", "outcome")
 
 
+class GuardFailed(Exception):
+    """A guarded change found a field holding a value it does not allow: nothing of it
+    was applied (another writer got there first)."""
+
+    def __init__(self, change_id: str) -> None:
+        super().__init__(f"change {change_id}: a guarded field holds another value")
+        self.change_id = change_id
+
+
 def new_change_id() -> str:
     """128 random bits: unique across processes without any coordination."""
     return secrets.token_hex(16)
@@ -41,6 +50,16 @@ class Change:
     indexes: tuple[Index, ...] = ()
     data: Mapping[str, str] = field(default_factory=dict)  # extra detail for the event
     id: str = field(default_factory=new_change_id)
+    #: Check-and-write in one step: each (field, allowed values) must hold one of its
+    #: values ("" = absent or empty) for the change to apply at all.
+    guard: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def allows(self, record: Mapping[str, str]) -> bool:
+        return all(record.get(name, "") in allowed for name, allowed in self.guard)
+
+    def guard_json(self) -> str:
+        return json.dumps([[name, *allowed] for name, allowed in self.guard],
+                          ensure_ascii=False)
 
     @property
     def day(self) -> str:
@@ -59,6 +78,7 @@ class Change:
             "id": self.id, "record": self.record, "event": self.event, "at": self.at,
             "fields": dict(self.fields), "data": dict(self.data),
             "indexes": [[i.name, i.member, i.score] for i in self.indexes],
+            "guard": [[name, *allowed] for name, allowed in self.guard],
         }, ensure_ascii=True, sort_keys=True)
 
     @staticmethod
@@ -69,8 +89,9 @@ class Change:
             raise ValueError("a spool line must be a JSON object")
         fields, data = _str_map(d["fields"]), _str_map(d["data"])
         indexes = tuple(Index(str(n), str(m), float(s)) for n, m, s in d["indexes"])
+        guard = tuple((str(g[0]), tuple(str(v) for v in g[1:])) for g in d.get("guard", []))
         return Change(str(d["record"]), str(d["event"]), float(d["at"]), fields, indexes,
-                      data, str(d["id"]))
+                      data, str(d["id"]), guard)
 
 
 def _str_map(value: Any) -> dict[str, str]:

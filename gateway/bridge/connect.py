@@ -26,14 +26,16 @@ def _sentinels(config: RedisConfig) -> list[tuple[str, int]]:
     return out
 
 
-def sync_client(config: RedisConfig) -> redis.Redis:
-    """Text in, text out (decode_responses): for the API, the CLI and the tests."""
+def sync_client(config: RedisConfig, decode: bool = True) -> redis.Redis:
+    """Text in, text out (decode_responses): for the API, the CLI and the tests.
+    ``decode=False``: bytes, for reading what others wrote (the inbound ticket stream),
+    where one entry that is not UTF-8 must not fail a whole read."""
     if config.sentinels:
         sentinel = redis.sentinel.Sentinel(_sentinels(config), socket_timeout=TIMEOUT)
         return cast(redis.Redis, sentinel.master_for(
-            config.service, decode_responses=True, socket_timeout=TIMEOUT,
+            config.service, decode_responses=decode, socket_timeout=TIMEOUT,
             socket_connect_timeout=TIMEOUT))
-    return redis.Redis.from_url(config.url, decode_responses=True, socket_timeout=TIMEOUT,
+    return redis.Redis.from_url(config.url, decode_responses=decode, socket_timeout=TIMEOUT,
                                 socket_connect_timeout=TIMEOUT)
 
 

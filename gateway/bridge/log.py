@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from gateway.bridge.spool import Spool
-from gateway.bridge.store import BridgeStore, Change
+from gateway.bridge.store import BridgeStore, Change, GuardFailed
 
 
 class BridgeLog:
@@ -120,6 +120,12 @@ class BridgeLog:
         self._next()
 
     def _failed(self, failure: Failure) -> None:
+        if failure.check(GuardFailed):  # refused by its own guard: not the store's fault
+            change = self.queue[0]
+            self.log.warning("bridge_log.guard_refused", record=change.record,
+                             change=change.id, bridge_event=change.event)
+            self._applied(False)
+            return
         if self.healthy:
             self.healthy = False
             self.log.error(

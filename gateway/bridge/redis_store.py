@@ -25,11 +25,18 @@ from typing import Any
 from redis.asyncio import Redis
 from twisted.internet import defer
 
-from gateway.bridge.change import Change
+from gateway.bridge.change import Change, GuardFailed
 from gateway.schema import Keys
 
 APPLY_CHANGE = """
-if redis.call('SADD', KEYS[4], ARGV[1]) == 0 then return 0 end
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return 0 end
+for _, g in ipairs(cjson.decode(ARGV[10])) do
+  local v = redis.call('HGET', KEYS[1], g[1]) or ''
+  local ok = false
+  for i = 2, #g do if g[i] == v then ok = true end end
+  if not ok then return -1 end
+end
+redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('EXPIRE', KEYS[4], tonumber(ARGV[9]))
 local fields = cjson.decode(ARGV[2])
 local ended = redis.call('HGET', KEYS[1], 'state') == 'ended'
@@ -68,7 +75,7 @@ def script_call(keys: Keys, change: Change, events_maxlen: int,
     args: list[object] = [
         change.id, change.fields_json(), events_maxlen,
         json.dumps(indexes, ensure_ascii=False), change.record, change.event,
-        repr(change.at), change.data_json(), dedup_days * 86400,
+        repr(change.at), change.data_json(), dedup_days * 86400, change.guard_json(),
     ]
     return redis_keys, args
 
@@ -95,7 +102,7 @@ class RedisStore:
     async def _apply(self, change: Change) -> bool:
         keys, args = script_call(self.keys, change, self.events_maxlen)
         if not self.min_replicas:
-            return bool(await self._script(keys=keys, args=args))
+            return _applied(change, await self._script(keys=keys, args=args))
         # WAIT counts what its own connection wrote: both on one connection, taken from
         # the pool for this change only (after a failover it is a new master's)
         async with self.redis.client() as conn:
@@ -105,7 +112,14 @@ class RedisStore:
         if int(replicas) < self.min_replicas:
             raise NotReplicated(f"change {change.id} reached {replicas} of "
                                 f"{self.min_replicas} replicas")
-        return bool(applied)
+        return _applied(change, applied)
+
+
+def _applied(change: Change, answer: Any) -> bool:
+    """The script's answer: 1 applied, 0 applied before, -1 its guard refused it."""
+    if int(answer) < 0:
+        raise GuardFailed(change.id)
+    return bool(int(answer))
 
 
 def apply_sync(client: Any, prefix: str, change: Change, events_maxlen: int = 1_000_000,
@@ -115,7 +129,7 @@ def apply_sync(client: Any, prefix: str, change: Change, events_maxlen: int = 1_
     keys, args = script_call(Keys(prefix), change, events_maxlen)
     script = client.register_script(APPLY_CHANGE)
     if not min_replicas:
-        return bool(int(script(keys=keys, args=args)))
+        return _applied(change, script(keys=keys, args=args))
     pipe = client.pipeline(transaction=False)
     script(keys=keys, args=args, client=pipe)
     pipe.execute_command("WAIT", min_replicas, replica_timeout_ms)
@@ -123,4 +137,4 @@ def apply_sync(client: Any, prefix: str, change: Change, events_maxlen: int = 1_
     if int(replicas) < min_replicas:
         raise NotReplicated(f"change {change.id} reached {replicas} of {min_replicas} "
                             "replicas")
-    return bool(int(applied))
+    return _applied(change, applied)

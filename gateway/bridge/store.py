@@ -26,6 +26,7 @@ from gateway.bridge.change import (
     FINAL_FIELDS,
     HASHED,
     Change,
+    GuardFailed,
     Index,
     chain_hash,
     entry_of,
@@ -33,7 +34,8 @@ from gateway.bridge.change import (
     settable,
 )
 
-__all__ = ["FINAL_FIELDS", "HASHED", "BridgeStore", "Change", "Index", "MemoryStore",
+__all__ = ["FINAL_FIELDS", "HASHED", "BridgeStore", "Change", "GuardFailed", "Index",
+           "MemoryStore",
            "chain_hash", "entry_of", "new_change_id", "settable"]
 
 
@@ -57,6 +59,8 @@ class MemoryStore:
         done = self.applied.setdefault(change.record, set())
         if change.id in done:
             return defer.succeed(False)
+        if not change.allows(self.records.get(change.record, {})):
+            return defer.fail(GuardFailed(change.id))
         done.add(change.id)
         record = self.records.setdefault(change.record, {})
         record.update(settable(record, change.fields))

@@ -2,34 +2,78 @@
 
 Each entry (``bridge_id`` plus ``ticket`` / ``incident`` / ``status`` / ``note``) is
 applied by the :class:`~gateway.records.tickets.TicketDesk` exactly as an API call is.
-The gateway reads with a consumer group (at-least-once: an entry is acknowledged only
-after it was applied or refused; a crash before that re-delivers it, and applying it
-again changes nothing). A refused entry is acknowledged and copied, with the reason, to
-``<stream>:errors``. The loop runs in a thread with a blocking client.
+The gateway reads with a consumer group, at least once: an entry is acknowledged only
+after it was applied or refused; a crash before that leaves it pending, and the
+consumer's name is stable across restarts (``gw-<instance>``), so a restarted gateway
+reads its own pending entries first. Entries left pending by a consumer that is gone
+for good (another gateway's name) are claimed after ``claim_idle`` seconds
+(``XAUTOCLAIM``). Applying an entry again changes nothing.
+
+The stream is written by another system, so nothing in an entry is trusted: it is read
+as bytes; an entry that is not UTF-8, larger than 64 KiB, or refused by the desk is
+acknowledged and copied, with the reason, to ``<stream>:errors`` (capped, each value
+cut to 256 characters). The loop runs in a thread with a blocking client; nothing an
+entry holds can stop it.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any, cast
 
 import redis
 
-from gateway.records.errors import RecordError
+from gateway.records.errors import Malformed, RecordError
 from gateway.records.tickets import TicketDesk
 
 GROUP = "linkgw-gateway"
+MAX_ENTRY = 65536  # bytes of one entry's keys and values
+ERRORS_MAXLEN = 10000  # entries kept on <stream>:errors (approximately)
+COPY_CHARS = 256  # characters of each value copied to <stream>:errors
+COPY_FIELDS = 16
+
+Raw = Mapping[Any, Any]  # bytes from Redis (text in tests)
+
+
+def decode_entry(raw: Raw) -> dict[str, str]:
+    """An entry's fields as text; :class:`Malformed` when it is too large or not UTF-8."""
+    size = sum(len(k) + len(v) for k, v in raw.items())
+    if size > MAX_ENTRY:
+        raise Malformed(f"entry of {size} bytes: at most {MAX_ENTRY}", "entry_too_large")
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        try:
+            text_key = key.decode() if isinstance(key, bytes) else key
+            out[text_key] = value.decode() if isinstance(value, bytes) else value
+        except UnicodeDecodeError as exc:
+            raise Malformed(f"field {_shown(key)!r} is not UTF-8 (byte {exc.start})",
+                          "entry_not_utf8") from exc
+    return out
+
+
+def _shown(value: bytes | str) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return text[:COPY_CHARS]
+
+
+def _id(entry_id: bytes | str) -> str:
+    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
 
 
 class InboundTickets:
     def __init__(self, client: redis.Redis, desk: TicketDesk, stream: str, consumer: str,
-                 log: Any, events_stream: str = "", events_group: str = "") -> None:
+                 log: Any, events_stream: str = "", events_group: str = "",
+                 claim_idle: float = 60.0) -> None:
         self.client, self.desk, self.stream, self.consumer = client, desk, stream, consumer
         self.log = log
         self.events_stream, self.events_group = events_stream, events_group
+        self.claim_idle_ms = int(claim_idle * 1000)
         self.stopping = threading.Event()
         self.applied = 0
         self.refused = 0
+        self.claimed = 0
+        self.up = False  # reading (False while Redis is down, or before the first read)
 
     def ensure_groups(self) -> None:
         """Our group on the inbound stream; the 12345 system's group on the events."""
@@ -44,53 +88,83 @@ class InboundTickets:
                     raise
 
     def run(self) -> None:
-        """Until stop(): first what was delivered but not acknowledged, then new ones."""
+        """Until stop(): first what was delivered but not acknowledged (ours, then what
+        consumers gone for good left), then new entries."""
         backlog = True
-        down = False
         while not self.stopping.is_set():
             try:
                 if backlog:
                     self.ensure_groups()
-                got = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]],
-                           self.client.xreadgroup(GROUP, self.consumer,
-                                                  {self.stream: "0" if backlog else ">"},
-                                                  count=50, block=None if backlog else 1000))
-            except redis.RedisError as exc:
-                if not down:  # once per outage, not once a second
-                    self.log.warning("inbound.redis_unavailable", error=str(exc))
-                down = True
-                self.stopping.wait(1.0)
-                backlog = True
-                continue
-            if down:
-                self.log.info("inbound.redis_back")
-                down = False
-            entries = got[0][1] if got else []
-            if backlog and not entries:
-                backlog = False
-            try:
-                for entry_id, fields in entries:
-                    self.handle(entry_id, fields)
+                    self.claim()
+                entries = self._read(backlog)
+                if not self.up:
+                    self.log.info("inbound.reading", stream=self.stream,
+                                  consumer=self.consumer)
+                self.up = True
+                if backlog and not entries:
+                    backlog = False
+                for entry_id, raw in entries:
+                    self.handle(_id(entry_id), raw)
             except redis.RedisError as exc:  # unacknowledged entries come back later
-                self.log.warning("inbound.redis_unavailable", error=str(exc))
-                down, backlog = True, True
+                if self.up or backlog:  # once per outage, not once a second
+                    self.log.warning("inbound.redis_unavailable", error=str(exc))
+                self.up, backlog = False, True
                 self.stopping.wait(1.0)
 
-    def handle(self, entry_id: str, fields: dict[str, str]) -> None:
+    def _read(self, backlog: bool) -> list[tuple[bytes | str, Raw]]:
+        got = cast(list[tuple[Any, list[tuple[bytes | str, Raw]]]],
+                   self.client.xreadgroup(GROUP, self.consumer,
+                                          {self.stream: "0" if backlog else ">"},
+                                          count=50, block=None if backlog else 1000))
+        return [(i, f) for i, f in (got[0][1] if got else []) if f is not None]
+
+    def claim(self) -> None:
+        """Take over entries another consumer left pending for ``claim_idle`` (it is gone:
+        a gateway that was renamed, or a crashed one under another name)."""
+        start: bytes | str = "0-0"
+        while True:
+            answer: list[Any] = self.client.xautoclaim(
+                self.stream, GROUP, self.consumer, self.claim_idle_ms, start, count=100)
+            start, entries = answer[0], answer[1]
+            for entry_id, raw in entries:
+                if raw is None:
+                    continue
+                self.claimed += 1
+                self.log.info("inbound.claimed", entry=_id(entry_id))
+                self.handle(_id(entry_id), raw)
+            if _id(start) == "0-0":
+                return
+
+    def handle(self, entry_id: str, raw: Raw) -> None:
+        """Apply one entry, or refuse it; either way it is acknowledged. Redis trouble
+        (a 503 from the desk, an error here) leaves it pending: it comes back."""
+        fields: dict[str, str] = {}
         try:
+            fields = decode_entry(raw)
             self.desk.apply_message(fields, "stream")
             self.applied += 1
             self.log.info("inbound.applied", entry=entry_id, bridge_id=fields.get("bridge_id"))
         except RecordError as exc:
             if exc.status == 503:
-                return  # Redis trouble: leave it unacknowledged, it comes back
-            self.refused += 1
-            self.log.warning("inbound.refused", entry=entry_id, error_id=exc.code,
-                             error=str(exc))
-            self.client.xadd(f"{self.stream}:errors", {
-                "entry": entry_id, "error": exc.code, "message": str(exc),
-                **{f"in_{k}": v for k, v in fields.items()}})
+                return
+            self._refuse(entry_id, raw, exc.code, str(exc))
+        except redis.RedisError:
+            raise
+        except Exception as exc:  # a defect must not stop the loop or repeat for ever
+            self.log.error("inbound.failed", entry=entry_id, error=str(exc),
+                           error_type=type(exc).__name__)
+            self._refuse(entry_id, raw, "internal", f"{type(exc).__name__}: {exc}")
         self.client.xack(self.stream, GROUP, entry_id)
+
+    def _refuse(self, entry_id: str, raw: Raw, code: str, message: str) -> None:
+        self.refused += 1
+        self.log.warning("inbound.refused", entry=entry_id, error_id=code,
+                         error=message[:COPY_CHARS])
+        copy = {f"in_{_shown(k)[:64]}": _shown(v) for k, v in list(raw.items())[:COPY_FIELDS]}
+        entry: dict[Any, Any] = {"entry": entry_id, "error": code,
+                                 "message": message[:COPY_CHARS], **copy}
+        self.client.xadd(f"{self.stream}:errors", entry, maxlen=ERRORS_MAXLEN,
+                         approximate=True)
 
     def stop(self) -> None:
         self.stopping.set()

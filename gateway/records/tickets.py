@@ -19,7 +19,7 @@ import redis
 
 from gateway.bridge.redis_store import apply_sync
 from gateway.bridge.state import iso
-from gateway.bridge.store import Change, Index
+from gateway.bridge.store import Change, GuardFailed, Index
 from gateway.config import TicketConfig
 from gateway.records.errors import Conflict, Malformed, NotFound, Unavailable
 from gateway.schema import (
@@ -62,11 +62,15 @@ class TicketDesk:
         except redis.RedisError as exc:
             raise Unavailable(f"Redis: {exc}") from exc
 
-    def _apply(self, change: Change) -> None:
+    def _apply(self, change: Change) -> bool:
+        """Apply a change; False when its guard found another writer had been first."""
         try:
             apply_sync(self.client, self.prefix, change)
+        except GuardFailed:
+            return False
         except redis.RedisError as exc:
             raise Unavailable(f"Redis: {exc}") from exc
+        return True
 
     def _bridge(self, bridge_id: str) -> dict[str, str]:
         check_bridge_id(bridge_id)
@@ -94,7 +98,10 @@ class TicketDesk:
 
     def attach(self, bridge_id: str, ticket: str, via: str) -> dict[str, str]:
         """Attach a 12345 work-order number (idempotent for the same number)."""
-        if not isinstance(ticket, str) or not re.search(self.config.pattern, ticket):
+        # the whole value, ASCII digits only: "$" alone lets a trailing LF through, and
+        # "\d" alone full-width digits
+        if not isinstance(ticket, str) or \
+                not re.fullmatch(self.config.pattern, ticket, re.ASCII):
             raise Malformed(f"ticket {str(ticket)[:40]!r} does not match "
                             f"{self.config.pattern}", "ticket_malformed")
         bridge = self._bridge(bridge_id)
@@ -112,8 +119,18 @@ class TicketDesk:
             indexes.append(Index(IDX_DEADLINE, bridge_id, deadline))
         elif bridge.get("response_due_at"):
             fields["deadline_at"] = bridge["response_due_at"]
-        self._apply(Change(ticket_record(bridge_id), "ticket_attached", now, fields,
-                           tuple(indexes), {"via": via}))
+        change = Change(ticket_record(bridge_id), "ticket_attached", now, fields,
+                        tuple(indexes), {"via": via}, guard=(("ticket", ("",)),))
+        return self._write_once(change, bridge_id, "ticket", ticket)
+
+    def _write_once(self, change: Change, bridge_id: str, field: str, value: str
+                    ) -> dict[str, str]:
+        """Apply a change that sets a write-once field; when another writer set it first
+        (the guard refused), the same value is no change and another is a conflict."""
+        if not self._apply(change):
+            current = self._current(bridge_id, field, value)
+            assert current is not None  # the guard saw the field set
+            return current
         return self._hash(ticket_record(bridge_id))
 
     def status(self, bridge_id: str, status: str, note: str, via: str) -> dict[str, str]:
@@ -139,8 +156,14 @@ class TicketDesk:
             due = current.get("deadline_at")
             fields["on_time"] = "yes" if not due or now <= epoch(due) else "no"
             indexes = (Index(IDX_DEADLINE, bridge_id, -1), Index(IDX_FEEDBACK, bridge_id, now))
-        self._apply(Change(ticket_record(bridge_id), f"ticket_{status}", now, fields,
-                           indexes, {"via": via}))
+        change = Change(ticket_record(bridge_id), f"ticket_{status}", now, fields, indexes,
+                        {"via": via}, guard=(("status", (current.get("status", ""),)),))
+        if not self._apply(change):  # another writer moved the loop meanwhile
+            moved = self._hash(ticket_record(bridge_id))
+            if moved.get("status") != status:
+                raise Conflict(f"ticket is {moved.get('status')}: cannot go to {status}",
+                               "loop_order")
+            return moved
         return self._hash(ticket_record(bridge_id))
 
     def incident(self, bridge_id: str, incident: str, via: str) -> dict[str, str]:
@@ -153,11 +176,12 @@ class TicketDesk:
         if current is not None:
             return current
         now = self.clock()
-        self._apply(Change(ticket_record(bridge_id), "incident_attached", now,
-                           {"bridge_id": bridge_id, "incident": incident,
-                            "incident_at": iso(now)},
-                           (Index(idx_incident(incident), bridge_id, now),), {"via": via}))
-        return self._hash(ticket_record(bridge_id))
+        change = Change(ticket_record(bridge_id), "incident_attached", now,
+                        {"bridge_id": bridge_id, "incident": incident,
+                         "incident_at": iso(now)},
+                        (Index(idx_incident(incident), bridge_id, now),), {"via": via},
+                        guard=(("incident", ("",)),))
+        return self._write_once(change, bridge_id, "incident", incident)
 
     def apply_message(self, fields: dict[str, Any], via: str) -> dict[str, str]:
         """One message from the 12345 side's stream: bridge_id + ticket / incident /

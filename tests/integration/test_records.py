@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -87,6 +87,53 @@ def test_attach_is_checked_idempotent_and_indexed(client: redis.Redis,
     with pytest.raises(Conflict):
         d.attach(B1, "20261128000002", "api")
     assert cast(list[str], client.zrange(f"{P}:idx:ticket:20261128000001", 0, -1)) == [B1]
+
+
+@pytest.mark.parametrize(
+    "ticket", ["87654321\n", "１２３４５６７８", "8765\u20284321", "87654321 "])
+def test_a_ticket_is_the_whole_value_in_ascii_digits(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock], ticket: str) -> None:
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345")
+    with pytest.raises(Malformed):
+        d.attach(B1, ticket, "api")
+    assert client.exists(f"{P}:ticket:{B1}") == 0
+
+
+def test_fifty_writers_attaching_different_tickets_at_once_one_wins(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock], redis_server: RedisServer) -> None:
+    """Each writer on its own connection, all released together: one ticket_attached
+    event, one index entry, the others refused with a conflict (or, for the winner's
+    own number, the same record)."""
+    import threading
+
+    _, clock = desk
+    bridge(client, B1, T0, direction="110->12345")
+    go = threading.Barrier(50)
+    results: list[str] = []
+
+    def attach(n: int) -> None:
+        own = TicketDesk(redis_server.client(), P, TicketConfig(pattern=r"^\d{8,20}$"),
+                         CATALOGUE, clock)
+        go.wait()
+        try:
+            results.append(own.attach(B1, f"{20261128000000 + n}", "api")["ticket"])
+        except Conflict:
+            results.append("conflict")
+
+    threads = [threading.Thread(target=attach, args=(n,)) for n in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winner = cast(dict[str, str], client.hgetall(f"{P}:ticket:{B1}"))["ticket"]
+    assert sorted(results) == sorted([winner] + ["conflict"] * 49)
+    events = [e for _, e in cast(list[tuple[str, dict[str, str]]],
+                                 client.xrange(f"{P}:events"))
+              if e["record"] == f"ticket:{B1}"]
+    assert [e["event"] for e in events] == ["ticket_attached"]
+    assert [k for k in cast(list[str], client.keys(f"{P}:idx:ticket:*"))] == \
+        [f"{P}:idx:ticket:{winner}"]
 
 
 def test_loop_in_order_once_each(client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
@@ -290,7 +337,7 @@ def test_inbound_loop_survives_redis_failing_mid_entry(
     class FlakyAck(InboundTickets):
         failed = False
 
-        def handle(self, entry_id: str, fields: dict[str, str]) -> None:
+        def handle(self, entry_id: str, fields: Mapping[Any, Any]) -> None:
             if not FlakyAck.failed:
                 FlakyAck.failed = True
                 raise redis.ConnectionError("Connection reset by peer")
@@ -305,3 +352,82 @@ def test_inbound_loop_survives_redis_failing_mid_entry(
     assert not thread.is_alive() and inbound.applied == 1
     assert d._hash(f"ticket:{B1}")["ticket"] == "20261128000009"
     assert client.xpending(f"{P}:tickets:in", GROUP)["pending"] == 0
+
+
+def _raw_client(redis_server: RedisServer) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=redis_server.port)  # bytes, as the gateway
+
+
+def _run_until(inbound: InboundTickets, done: Callable[[], bool]) -> None:
+    """Run the loop in its thread until ``done`` (or 10 s), then stop it."""
+    import threading
+    import time
+
+    thread = threading.Thread(target=inbound.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not done() and time.monotonic() < deadline and thread.is_alive():
+        time.sleep(0.02)
+    inbound.stop()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_an_entry_that_is_not_utf8_or_too_large_is_refused_and_the_next_applied(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock], redis_server: RedisServer
+) -> None:
+    """What ``printf 'x\\xc3' | redis-cli -x XADD …`` writes used to kill the consumer
+    for good; now it is refused, copied to the errors stream, and reading goes on."""
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345")
+    raw = _raw_client(redis_server)
+    stream = f"{P}:tickets:in"
+    torn = cast(bytes, raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"77777777",
+                             b"note": "张".encode()[:2]}))
+    huge = cast(bytes, raw.xadd(stream, {b"bridge_id": B1.encode(), b"note": b"x" * 70000}))
+    raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"20261128000009"})
+    inbound = InboundTickets(raw, d, stream, "gw-test", null_log())
+    _run_until(inbound, lambda: inbound.applied + inbound.refused == 3)
+    assert (inbound.applied, inbound.refused) == (1, 2)
+    assert d._hash(f"ticket:{B1}")["ticket"] == "20261128000009"
+    errors = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{stream}:errors"))
+    assert [(e["entry"], e["error"]) for _, e in errors] == [
+        (torn.decode(), "entry_not_utf8"), (huge.decode(), "entry_too_large")]
+    assert len(errors[1][1]["in_note"]) == 256  # a copy, cut
+    assert client.xpending(stream, GROUP)["pending"] == 0
+
+
+def test_an_entry_left_pending_by_a_gone_consumer_is_claimed_and_applied(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock], redis_server: RedisServer
+) -> None:
+    """Delivered to a gateway that crashed before acknowledging it (under another name):
+    after claim_idle the next gateway takes it over, so it is not lost."""
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345")
+    raw = _raw_client(redis_server)
+    stream = f"{P}:tickets:in"
+    InboundTickets(raw, d, stream, "gw-old", null_log()).ensure_groups()
+    raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"20261128000010"})
+    raw.xreadgroup(GROUP, "gw-old", {stream: ">"})  # delivered, never acknowledged
+    inbound = InboundTickets(raw, d, stream, "gw-new", null_log(), claim_idle=0.05)
+    import time
+    time.sleep(0.1)  # the entry has been idle longer than claim_idle
+    _run_until(inbound, lambda: inbound.applied == 1)
+    assert (inbound.claimed, inbound.applied) == (1, 1)
+    assert d._hash(f"ticket:{B1}")["ticket"] == "20261128000010"
+    assert client.xpending(stream, GROUP)["pending"] == 0
+
+
+def test_a_restarted_gateway_reads_its_own_pending_entries_first(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock], redis_server: RedisServer
+) -> None:
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345")
+    raw = _raw_client(redis_server)
+    stream = f"{P}:tickets:in"
+    InboundTickets(raw, d, stream, "gw-a", null_log()).ensure_groups()
+    raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"20261128000011"})
+    raw.xreadgroup(GROUP, "gw-a", {stream: ">"})  # the first life crashed here
+    again = InboundTickets(raw, d, stream, "gw-a", null_log())  # same name, long idle
+    _run_until(again, lambda: again.applied == 1)
+    assert (again.claimed, again.applied) == (0, 1)

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from twisted.internet import defer
 
 from gateway.bridge.redis_store import RedisStore
-from gateway.bridge.store import HASHED, Change, Index, MemoryStore, chain_hash
+from gateway.bridge.store import HASHED, Change, GuardFailed, Index, MemoryStore, chain_hash
 from gateway.lab.services import RedisServer
 
 
@@ -27,7 +27,10 @@ class Harness:
 
 def _result(d: defer.Deferred[bool]) -> bool:
     out: list[bool] = []
-    d.addCallback(out.append)
+    failed: list[BaseException] = []
+    d.addCallbacks(out.append, lambda f: failed.append(f.value))
+    if failed:
+        raise failed[0]
     assert out, "the memory store answers synchronously"
     return out[0]
 
@@ -120,3 +123,25 @@ def test_an_ended_record_stays_ended(store: Harness) -> None:
     assert store.record("bridge:b1") == {"state": "ended", "outcome": "handed_off",
                                          "seat_left_at": "t", "seq": "2"}
     assert len(store.events()) == 2
+
+
+def test_a_guard_checks_and_writes_in_one_step(store: Harness) -> None:
+    """A guarded change applies only while its field is empty (or holds an allowed
+    value); refused, nothing of it lands: no field, no event, no index, no id."""
+    first = Change("ticket:b1", "ticket_attached", 1000.0, {"ticket": "11111111"},
+                   (Index("ticket:11111111", "b1", 1000.0),), id="t1",
+                   guard=(("ticket", ("",)),))
+    second = Change("ticket:b1", "ticket_attached", 1001.0, {"ticket": "22222222"},
+                    (Index("ticket:22222222", "b1", 1001.0),), id="t2",
+                    guard=(("ticket", ("",)),))
+    assert store.apply(first)
+    with pytest.raises(GuardFailed):
+        store.apply(second)
+    assert store.record("ticket:b1") == {"ticket": "11111111", "seq": "1"}
+    assert [e["id"] for e in store.events()] == ["t1"]
+    assert store.index("ticket:22222222") == []
+    assert store.apply(first) is False  # a replay of the applied one is still a replay
+    moved = Change("ticket:b1", "ticket_accepted", 1002.0, {"status": "accepted"}, id="t3",
+                   guard=(("status", ("", "attached")),))
+    assert store.apply(moved)
+    assert store.record("ticket:b1")["status"] == "accepted"

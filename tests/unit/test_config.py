@@ -35,6 +35,11 @@ def test_shipped_config_loads() -> None:
     ("redis: [1, 2]\n", 1, "redis", "must be a mapping"),
     ("radis:\n  url: x\n", 1, "radis", "unknown section"),
     ("ami:\n  username: [\n", 3, "(file)", "not valid YAML"),
+    ("fastagi:\n  allow: []\n", 2, "fastagi.allow", "would let anyone in"),
+    ("ami:\n  username: a\n  username: b\n", 3, "ami.username",
+     "given twice (first on line 2)"),
+    ("log:\n  level: info\nami:\n  auth: md5\nlog:\n  format: json\n", 5, "log",
+     "given twice (first on line 1)"),
 ])
 def test_errors_name_file_line_and_key(text: str, line: int, key: str, message: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -46,9 +51,12 @@ def test_errors_name_file_line_and_key(text: str, line: int, key: str, message: 
 
 def test_empty_file_needs_an_api_token() -> None:
     """The API listens by default, and never without a token."""
-    with pytest.raises(ConfigError, match=r"http\.token_env: the HTTP API needs a token"):
+    ami = "ami:\n  secret_env: LINKGW_AMI_SECRET\n"
+    with pytest.raises(ConfigError, match=r"ami\.secret_env: the AMI secret is empty"):
         load_config("", "x.yaml", ENV)
-    assert load_config("http:\n  listen: \"\"\n", "x.yaml", ENV).http.token == ""
+    with pytest.raises(ConfigError, match=r"http\.token_env: the HTTP API needs a token"):
+        load_config(ami, "x.yaml", ENV)
+    assert load_config(ami + "http:\n  listen: \"\"\n", "x.yaml", ENV).http.token == ""
 
 
 def test_cli_loads_without_secrets() -> None:
@@ -66,3 +74,37 @@ def test_committed_dialplan_is_what_the_default_config_renders() -> None:
     """dialplan/linkgw_globals.conf and linkgw_features.conf never drift from the code."""
     for name, text in render(Config()).items():
         assert (REPO / "dialplan" / name).read_text(encoding="utf-8") == text
+
+
+@pytest.mark.parametrize("environ,key,message", [
+    ({"LINKGW_AMI_SECRET": "", "LINKGW_API_TOKEN": "x" * 16}, "ami.secret_env",
+     "the AMI secret is empty"),
+    ({"LINKGW_AMI_SECRET": "s", "LINKGW_API_TOKEN": "short"}, "http.token_env",
+     "at least 16 characters"),
+])
+def test_weak_secrets_are_refused(environ: dict[str, str], key: str, message: str) -> None:
+    text = "ami:\n  secret_env: LINKGW_AMI_SECRET\nhttp:\n  token_env: LINKGW_API_TOKEN\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(text, "site.yaml", environ)
+    assert info.value.key == key and message in str(info.value)
+
+
+def test_a_file_that_is_not_utf8_names_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_bytes("ami:\n  username: 张\n".encode() + b"log:\n  level: \xff\n")
+    with pytest.raises(ConfigError) as info:
+        load_config_file(path, ENV)
+    assert (info.value.line, info.value.key) == (4, "(file)")
+    assert "not UTF-8" in str(info.value)
+
+
+def test_an_empty_allow_list_lets_nobody_in() -> None:
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.task import Clock
+
+    from gateway.agi.server import FastAgiFactory
+    from gateway.testing import null_log
+
+    factory = FastAgiFactory({}, clock=Clock(), log=null_log(), allow=frozenset())
+    assert factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4000)) is None
+    assert factory.counters.refused_address == 1
