@@ -14,13 +14,12 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
-from twisted.web.server import Site
 
 from gateway.agi.server import FastAgiFactory
 from gateway.app import build_transfer, instance_name
 from gateway.bridge.connect import sync_client
 from gateway.config import Config
-from gateway.records.http import ApiResource
+from gateway.records.http import ApiResource, api_site
 from gateway.records.inbound import InboundTickets
 from gateway.records.queries import Records
 from gateway.records.tickets import TicketDesk
@@ -88,7 +87,7 @@ class Gateway(MultiService):
                 lambda f: deferToThreadPool(reactor, pool, f), self.health, self.metrics,
                 reactor.seconds, log.bind(part="api"), self.transfers.live)
             StreamServerEndpointService(serverFromString(reactor, config.http.listen),
-                                        Site(api)).setServiceParent(self)
+                                        api_site(api)).setServiceParent(self)
 
     def health(self) -> dict[str, Any]:
         return self.bridge_log.status() | {

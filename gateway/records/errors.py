@@ -41,3 +41,13 @@ class Conflict(RecordError):
 class Unavailable(RecordError):
     code = "store_unavailable"
     status = 503
+
+
+class TooLarge(RecordError):
+    code = "body_too_large"
+    status = 413
+
+
+class Busy(RecordError):
+    code = "busy"
+    status = 503

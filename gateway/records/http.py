@@ -1,9 +1,13 @@
 """The HTTP API (twisted.web): tickets, the closed loop, look-ups, figures, health.
 
-Every route but ``/health`` and ``/metrics`` needs ``Authorization: Bearer <token>``.
-Errors are JSON ``{"error": <stable code>, "message": <words>}`` with a fitting status:
-400 malformed, 401 no token, 403 wrong token, 404 unknown, 409 conflict, 503 Redis down.
-The work runs in a thread (``run``), never in the reactor.
+Every route but ``/``, ``/health`` and ``/metrics`` needs ``Authorization: Bearer
+<token>``. Errors are JSON ``{"error": <stable code>, "message": <words>}`` with a fitting
+status: 400 malformed, 401 no token, 403 wrong token, 404 unknown, 409 conflict, 413 body
+too large, 503 Redis down or too many requests at once. A request that brings a body is
+refused before the body is read when its token is wrong or its length too large
+(:class:`ApiRequest`); at most ``MAX_INFLIGHT`` requests are worked on at once. The work
+runs in a thread (``run``), never in the reactor. Every answer carries a content security
+policy, ``X-Frame-Options: DENY`` and ``nosniff``.
 
     GET  /                            the supervisor's live page (HTML; asks for the token)
     GET  /live                        the bridges this gateway is running now
@@ -21,23 +25,125 @@ The work runs in a thread (``run``), never in the reactor.
 from __future__ import annotations
 
 import hmac
+import io
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from twisted.internet import defer
 from twisted.python.failure import Failure
+from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request
+from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from gateway.records.errors import Forbidden, Malformed, NotFound, RecordError, Unauthorized
-from gateway.records.page import PAGE
+from gateway.records.errors import (
+    Busy,
+    Forbidden,
+    Malformed,
+    NotFound,
+    RecordError,
+    TooLarge,
+    Unauthorized,
+)
+from gateway.records.page import CSP, PAGE
 from gateway.records.queries import FINDERS, Records
 from gateway.records.tickets import TicketDesk
 
 Runner = Callable[[Callable[[], Any]], defer.Deferred[Any]]
 MAX_BODY = 65536
+MAX_INFLIGHT = 32  # requests worked on at once (each holds a thread of the pool)
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+SECURITY_HEADERS = ((b"content-security-policy", CSP.encode()),
+                    (b"x-frame-options", b"DENY"),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                    (b"cache-control", b"no-store"))
+
+
+def check_token(header: str, token: str) -> None:
+    """``Authorization: Bearer <token>``, compared in constant time."""
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise Unauthorized("send Authorization: Bearer <token>")
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        raise Forbidden("wrong token")
+
+
+def error_body(exc: RecordError) -> bytes:
+    return json.dumps({"error": exc.code, "message": str(exc)}, ensure_ascii=False).encode()
+
+
+class ApiRequest(Request):
+    """A request that is refused as soon as its headers are in, before its body is read,
+    when it brings a body (a length, or chunks) with no valid token or over
+    ``MAX_BODY``; a chunked body is cut off once it passes ``MAX_BODY``. The answer is
+    written and the connection closed at once."""
+
+    _refused = False
+    _received = 0
+
+    def gotLength(self, length: int | None) -> None:
+        site = getattr(self.channel, "site", None)  # set by Site.buildProtocol
+        resource = getattr(site, "resource", None)
+        token = resource.token if isinstance(resource, ApiResource) else ""
+        refusal = early_refusal(self.requestHeaders, length, token)
+        if refusal is not None:
+            self._refuse(refusal)
+            return
+        super().gotLength(length)  # type: ignore[no-untyped-call]
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._received += len(data)
+        if self._received > MAX_BODY:
+            self._refuse(TooLarge(f"body larger than {MAX_BODY} bytes"))
+            return
+        super().handleContentChunk(data)  # type: ignore[no-untyped-call]
+
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if not self._refused:
+            super().requestReceived(command, path, version)  # type: ignore[no-untyped-call]
+
+    def _refuse(self, exc: RecordError) -> None:
+        self._refused = True
+        self.content = io.BytesIO()
+        body = error_body(exc)
+        head = [f"HTTP/1.1 {exc.status} {_REASONS.get(exc.status, 'Error')}".encode(),
+                b"content-type: application/json; charset=utf-8",
+                b"content-length: " + str(len(body)).encode(), b"connection: close",
+                *(name + b": " + value for name, value in SECURITY_HEADERS)]
+        transport = getattr(self.channel, "transport", None)
+        if transport is None:  # the client is gone already
+            return
+        transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        transport.loseConnection()
+
+
+_REASONS = {401: "Unauthorized", 403: "Forbidden", 413: "Content Too Large"}
+
+
+def early_refusal(headers: Headers, length: int | None, token: str) -> RecordError | None:
+    """Why a request that brings a body is refused before it is read (None: read it)."""
+    if length == 0:
+        return None
+    if length is not None and length > MAX_BODY:
+        return TooLarge(f"body of {length} bytes: at most {MAX_BODY}")
+    raw = headers.getRawHeaders(b"authorization") or [b""]
+    try:
+        check_token(raw[0].decode("latin-1"), token)
+    except RecordError as exc:
+        return exc
+    return None
+
+
+def api_site(resource: ApiResource) -> Site:
+    site = Site(resource)
+    site.requestFactory = ApiRequest
+    site.displayTracebacks = False
+    return site
 
 
 class ApiResource(Resource):
@@ -48,29 +154,44 @@ class ApiResource(Resource):
                  clock: Callable[[], float], log: Any,
                  live: Callable[[], list[dict[str, str]]] = list) -> None:
         Resource.__init__(self)
-        self.desk, self.records, self._token = desk, records, token
+        self.desk, self.records, self.token = desk, records, token
+        self.inflight = 0
         self.run, self.health, self.metrics, self.clock, self.log = \
             run, health, metrics, clock, log
         self.live = live
 
     def render(self, request: Request) -> int | bytes:
-        method = request.method.decode()
+        for name, value in SECURITY_HEADERS:
+            request.setHeader(name, value)
+        method = request.method.decode("latin-1")
+        method = "GET" if method == "HEAD" else method  # Twisted drops the body
         path = [p.decode("utf-8", "replace") for p in request.postpath or [] if p]
         try:
-            if path == ["health"] and method == "GET":
-                return self._json(request, 200, self.health())
-            if path == ["metrics"] and method == "GET":
-                request.setHeader(b"content-type", b"text/plain; version=0.0.4")
-                return self.metrics().encode()
-            if path == [] and method == "GET":
-                request.setHeader(b"content-type", b"text/html; charset=utf-8")
-                return PAGE.encode()
-            self._authorize(request)
-            if path == ["live"] and method == "GET":
-                return self._json(request, 200, {"bridges": self.live()})
-            work = self._route(method, path, request)
+            return self._render(request, method, path)
         except RecordError as exc:
             return self._error(request, exc)
+        except Exception as exc:  # never Twisted's HTML page
+            self.log.error("api.failed", method=method, path="/".join(path), error=str(exc),
+                           error_type=type(exc).__name__)
+            return self._json(request, 500, {"error": "internal",
+                                             "message": "see the gateway log"})
+
+    def _render(self, request: Request, method: str, path: list[str]) -> int | bytes:
+        if path == ["health"] and method == "GET":
+            return self._json(request, 200, self.health())
+        if path == ["metrics"] and method == "GET":
+            request.setHeader(b"content-type", b"text/plain; version=0.0.4")
+            return self.metrics().encode()
+        if path == [] and method == "GET":
+            request.setHeader(b"content-type", b"text/html; charset=utf-8")
+            return PAGE.encode()
+        self._authorize(request)
+        if path == ["live"] and method == "GET":
+            return self._json(request, 200, {"bridges": self.live()})
+        work = self._route(method, path, request)
+        if self.inflight >= MAX_INFLIGHT:
+            raise Busy(f"{MAX_INFLIGHT} requests are being worked on: try again")
+        self.inflight += 1
         gone: list[bool] = []  # the client hung up before the answer was ready
         request.notifyFinish().addErrback(lambda _: gone.append(True))
         d = self.run(work)
@@ -104,18 +225,16 @@ class ApiResource(Resource):
             case "GET", ["overdue"]:
                 return lambda: {"overdue": self.records.overdue(self.clock())}
             case "GET", ["stats"]:
-                day = (request.args.get(b"day") or [b""])[0].decode() or \
+                day = (request.args.get(b"day") or [b""])[0].decode("utf-8", "replace") or \
                     datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%d")
+                if not _DAY.match(day):
+                    raise Malformed(f"day {day[:20]!r} is not YYYY-MM-DD", "day_malformed")
                 return lambda: self.records.day_figures(day, self.clock())
         raise NotFound(f"no route {method} /{'/'.join(path)}", "no_route")
 
     def _authorize(self, request: Request) -> None:
-        header = (request.getHeader(b"authorization") or b"").decode("latin-1")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not given:
-            raise Unauthorized("send Authorization: Bearer <token>")
-        if not hmac.compare_digest(given.encode(), self._token.encode()):
-            raise Forbidden("wrong token")
+        check_token((request.getHeader(b"authorization") or b"").decode("latin-1"),
+                    self.token)
 
     @staticmethod
     def _body(request: Request) -> dict[str, Any]:
@@ -124,8 +243,10 @@ class ApiResource(Resource):
             raise Malformed("body larger than 64 KiB", "body_too_large")
         try:
             body = json.loads(raw or b"{}")
-        except ValueError as exc:
+        except ValueError as exc:  # not JSON, not UTF-8
             raise Malformed(f"body is not JSON: {exc}", "body_malformed") from exc
+        except RecursionError as exc:
+            raise Malformed("body is nested too deeply", "body_malformed") from exc
         if not isinstance(body, dict):
             raise Malformed("body must be a JSON object", "body_malformed")
         return body
@@ -141,9 +262,12 @@ class ApiResource(Resource):
         return self._json(request, exc.status, {"error": exc.code, "message": str(exc)})
 
     def _finish(self, request: Request, status: int, body: Any, gone: list[bool]) -> None:
+        self.inflight -= 1
         if gone:
             return
-        request.write(self._json(request, status, body))
+        payload = self._json(request, status, body)
+        request.setHeader(b"content-length", str(len(payload)).encode())
+        request.write(payload)
         request.finish()
 
     def _failed(self, request: Request, failure: Failure, method: str,
