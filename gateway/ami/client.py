@@ -23,12 +23,15 @@ from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import defer
 from twisted.internet.interfaces import (
     IDelayedCall,
+    IProtocol,
+    IProtocolFactory,
     IReactorTime,
     IStreamClientEndpoint,
     ITCPTransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from gateway.ami.codec import AmiMessage, AmiParser, HeaderItems, encode_action
 from gateway.ami.errors import AmiActionError, AmiNotConnected, AmiTimeout
@@ -136,6 +139,13 @@ class AmiProtocol(Protocol):
             item.deferred.errback(AmiTimeout(f"{item.action}: no response in time"))
 
     def _dispatch(self, message: AmiMessage) -> None:
+        try:
+            self._route(message)
+        except Exception as exc:  # one odd message must not drop the link
+            self.log.error("ami.dispatch_failed", error=str(exc), error_type=type(exc).__name__,
+                           ami_event=message.event, action_id=message.action_id)
+
+    def _route(self, message: AmiMessage) -> None:
         item = self.pending.get(message.action_id) if message.action_id else None
         if item is None:
             if message.event:
@@ -151,7 +161,10 @@ class AmiProtocol(Protocol):
             return
         if message.event:
             if message.get("EventList").lower() == "complete":
-                assert item.response is not None
+                if item.response is None:  # Asterisk sent the list's end before its start
+                    self.log.warning("ami.list_without_response", action=item.action)
+                    self._finish(message.action_id, AmiResult(message, tuple(item.events)))
+                    return
                 self._finish(message.action_id, AmiResult(item.response, tuple(item.events)))
             else:
                 item.events.append(message)
@@ -199,8 +212,9 @@ class AmiClient:
         self.events = EventBus(self.log)
         self.on_login: list[Callable[[], object]] = []  # called after every login
         self.current: AmiProtocol | None = None
+        self._trouble = ""  # what failed last (logged once until it changes or clears)
         self.service = ClientService(
-            endpoint,
+            _Reporting(endpoint, self),
             _AmiFactory(self),
             retryPolicy=backoffPolicy(initialDelay=0.5, maxDelay=10.0),
             clock=clock,
@@ -230,23 +244,37 @@ class AmiClient:
 
     async def _login(self, protocol: AmiProtocol) -> None:
         t = self.login_timeout
-        if self.auth == "md5":
-            challenge = await protocol.send_action("Challenge", {"AuthType": "MD5"}, t)
-            key = hashlib.md5(  # noqa: S324 - AMI's challenge login is MD5 by protocol
-                (challenge.response.get("Challenge") + self._secret).encode()
-            ).hexdigest()
-            headers = {"AuthType": "MD5", "Username": self.username, "Key": key}
-        else:
-            headers = {"Username": self.username, "Secret": self._secret}
         try:
+            if self.auth == "md5":
+                challenge = await protocol.send_action("Challenge", {"AuthType": "MD5"}, t)
+                key = hashlib.md5(  # noqa: S324 - AMI's challenge login is MD5 by protocol
+                    (challenge.response.get("Challenge") + self._secret).encode()
+                ).hexdigest()
+                headers = {"AuthType": "MD5", "Username": self.username, "Key": key}
+            else:
+                headers = {"Username": self.username, "Secret": self._secret}
             await protocol.send_action("Login", headers, t)
         except AmiActionError as exc:
-            self.log.error("ami.login_failed", username=self.username, error=str(exc))
+            self.trouble("ami.login_failed", f"refused: {exc}")
+            raise
+        except AmiTimeout as exc:
+            banner = protocol.parser.banner
+            self.trouble("ami.login_failed", f"no answer to the login in {t:g} s ({exc}); "
+                         + (f"the server said {banner[:80]!r}" if banner else
+                            "the server sent no AMI banner: is this an AMI port?"))
             raise
         self.current = protocol
+        self._trouble = ""
         self.log.info("ami.connected", banner=protocol.parser.banner, username=self.username)
         for hook in list(self.on_login):
             hook()
+
+    def trouble(self, event: str, why: str) -> None:
+        """Log a failure to connect or log in, once until it changes or a login works
+        (ClientService tries again and again)."""
+        if why != self._trouble:
+            self._trouble = why
+            self.log.error(event, username=self.username, error=why)
 
     def _lost(self, reason: Failure) -> None:
         # ClientService keeps at most one connection, and hands prepareConnection a proxy
@@ -254,6 +282,23 @@ class AmiClient:
         if self.current is not None:
             self.current = None
             self.log.warning("ami.disconnected", reason=reason.getErrorMessage())
+
+
+@implementer(IStreamClientEndpoint)
+class _Reporting:
+    """The AMI endpoint, with each failed connection attempt reported to the client."""
+
+    def __init__(self, endpoint: IStreamClientEndpoint, client: AmiClient) -> None:
+        self.endpoint, self.client = endpoint, client
+
+    def connect(self, factory: IProtocolFactory) -> defer.Deferred[IProtocol]:
+        d = self.endpoint.connect(factory)
+
+        def failed(failure: Failure) -> Failure:
+            self.client.trouble("ami.connect_failed", failure.getErrorMessage())
+            return failure
+
+        return d.addErrback(failed)
 
 
 class _ClientProtocol(AmiProtocol):

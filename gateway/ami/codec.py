@@ -166,8 +166,12 @@ class AmiParser:
 
     def _line(self, line: str, messages: list[AmiMessage]) -> None:
         if self.banner is None:
-            self.banner = line
-            return
+            # "Asterisk Call Manager/…"; a server that sends none (or a proxy that ate
+            # it) starts with a message, and its first line is read as one
+            key = line.partition(":")[0].strip().lower()
+            self.banner = "" if key in self.starts else line
+            if self.banner:
+                return
         if self._skipping:
             self._skipping = line != ""
             return

@@ -138,6 +138,19 @@ class ProtocolTests(SynchronousTestCase):
         self.failureResultOf(d2, AmiNotConnected)
         assert clock.getDelayedCalls() == []
 
+    def test_a_list_completed_before_its_response_keeps_the_link(self) -> None:
+        protocol, transport, _, _ = _protocol()
+        d = protocol.send_action("CoreShowChannels")
+        action_id = AmiParser(starts=("action",)).feed(BANNER + transport.value())[0].action_id
+        protocol.dataReceived(f"Event: CoreShowChannelsComplete\r\nActionID: {action_id}\r\n"
+                              "EventList: Complete\r\nListItems: 0\r\n\r\n".encode())
+        result = self.successResultOf(d)
+        assert result.events == () and not transport.disconnecting
+        late = protocol.send_action("Ping")
+        ping_id = AmiParser(starts=("action",)).feed(BANNER + transport.value())[1].action_id
+        protocol.dataReceived(f"Response: Success\r\nActionID: {ping_id}\r\n\r\n".encode())
+        self.successResultOf(late)
+
     def test_crlf_in_a_header_sends_nothing(self) -> None:
         protocol, transport, _, _ = _protocol()
         with pytest.raises(UnsafeHeaderError):
@@ -161,13 +174,76 @@ class _Endpoint:
         return defer.succeed(protocol)
 
 
+class _Refusing:
+    """An endpoint where nothing listens."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    def connect(self, factory: object) -> defer.Deferred[AmiProtocol]:
+        self.tries += 1
+        return defer.fail(ConnectionRefusedError("Connection was refused by other side"))
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, dict[str, object]]] = []
+
+    def __getattr__(self, level: str) -> object:
+        return lambda event, **kw: self.lines.append((event, kw))
+
+    def events(self) -> list[str]:
+        return [event for event, _ in self.lines]
+
+
 class ClientTests(SynchronousTestCase):
-    def _client(self, auth: str) -> tuple[AmiClient, _Endpoint, Clock]:
-        clock, endpoint = Clock(), _Endpoint()
+    def _client(self, auth: str, endpoint: object = None, log: object = None
+                ) -> tuple[AmiClient, _Endpoint, Clock]:
+        clock, endpoint = Clock(), endpoint or _Endpoint()
         client = AmiClient(endpoint, "linkgw", "s3cret", clock=clock,  # type: ignore[arg-type]
-                           log=_NullLog(), auth=auth)
+                           log=log or _NullLog(), auth=auth)
         client.service.startService()
-        return client, endpoint, clock
+        return client, endpoint, clock  # type: ignore[return-value]
+
+    def test_nothing_listening_is_logged_once_while_it_lasts(self) -> None:
+        log, refusing = _Log(), _Refusing()
+        _, _, clock = self._client("md5", refusing, log)
+        for _ in range(20):
+            clock.advance(10)
+        assert refusing.tries > 5
+        assert log.events().count("ami.connect_failed") == 1
+        assert "refused" in str(log.lines[0][1]["error"])
+
+    def test_a_rejected_secret_is_logged(self) -> None:
+        log = _Log()
+        _, endpoint, _ = self._client("plain", log=log)
+        login = self._sent(endpoint)[0]
+        endpoint.protocols[0].dataReceived(
+            BANNER + f"Response: Error\r\nActionID: {login.action_id}\r\n"
+            "Message: Authentication failed\r\n\r\n".encode())
+        assert log.events() == ["ami.login_failed"]
+        assert "Authentication failed" in str(log.lines[0][1]["error"])
+
+    def test_a_server_without_a_banner_still_logs_in(self) -> None:
+        """The challenge's answer is the first line: it is a message, not the banner."""
+        client, endpoint, _ = self._client("md5")
+        protocol = endpoint.protocols[0]
+        challenge = self._sent(endpoint)[0]
+        protocol.dataReceived(f"Response: Success\r\nActionID: {challenge.action_id}\r\n"
+                              "Challenge: 1\r\n\r\n".encode())
+        login = self._sent(endpoint)[1]
+        protocol.dataReceived(f"Response: Success\r\nActionID: {login.action_id}\r\n\r\n"
+                              .encode())
+        assert client.connected and protocol.parser.banner == ""
+
+    def test_no_answer_to_the_login_is_logged_with_what_the_server_said(self) -> None:
+        log = _Log()
+        client, endpoint, clock = self._client("md5", log=log)
+        endpoint.protocols[0].dataReceived(b"SSH-2.0-OpenSSH_9.2\r\n")
+        clock.advance(5)
+        assert not client.connected
+        assert log.events() == ["ami.login_failed"]
+        assert "SSH-2.0" in str(log.lines[0][1]["error"])
 
     @staticmethod
     def _sent(endpoint: _Endpoint, index: int = -1) -> list[AmiMessage]:
