@@ -1,11 +1,21 @@
-"""Fuzz the pure parsers: N generated inputs each, no crash allowed.
+"""Fuzz the parsers and readers of outside bytes: N generated inputs each.
 
     python -m bench.fuzz_parsers [N]        (default 100000; make fuzz)
 
-Inputs are random bytes, and real AGI/AMI transcripts with random bytes inserted,
-deleted or flipped. A parser may only answer with a value or with its own protocol
-error (AgiProtocolError for AGI; the AMI parser never raises). Anything else is a
-crash: the input is printed and the run exits 1. Seeded, so a run can be repeated.
+- AGI env block, AGI replies, AMI messages: random bytes, and real transcripts with
+  random bytes inserted, deleted or flipped. A parser may only answer with a value or
+  with its own protocol error (AgiProtocolError for AGI; the AMI parser never raises).
+- The spool reader: files of real changes (Chinese names, U+2028, U+2029, U+0085, CR LF
+  in values) torn at any byte, with garbage lines (bytes, broken UTF-8, other line
+  separators) between them. No crash, and **no valid line lost**: every change whose
+  line is whole comes back, in order.
+- The inbound ticket entry handler: entries of random fields (bytes, not UTF-8, huge,
+  empty) through ``InboundTickets.handle`` (a desk that checks the bridge id as the real
+  one does; the real desk is tested on Redis). No exception escapes, and every entry is
+  acknowledged, applied or refused with a copy on the errors stream.
+
+Anything else is a crash: the input is printed and the run exits 1. Seeded, so a run
+can be repeated.
 """
 
 from __future__ import annotations
@@ -14,11 +24,16 @@ import random
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 from gateway.agi.codec import ReplyParser, parse_env
 from gateway.agi.errors import AgiProtocolError
 from gateway.ami.codec import AmiParser
-from gateway.testing import agi_env
+from gateway.bridge.change import Change, Index
+from gateway.bridge.spool import parse_lines
+from gateway.records.inbound import InboundTickets
+from gateway.records.tickets import check_bridge_id
+from gateway.testing import agi_env, null_log
 
 AGI_ENV = agi_env("onekey", callerid="13800138000", calleridname="张三",
                   args=("transfer", "PJSIP/citizen-00000000"))
@@ -71,10 +86,79 @@ def ami(data: bytes) -> None:
     parser.feed(data[cut:])
 
 
+NAMES = ("张三", "Zhang\u2028San", "Li\u0085Si", "王\u2029五", 'a "b"\r\nEXEC Hangup', "")
+GARBAGE = (b"\xe5\xbc", b"{", b"\xc3\x28", "\u2028".encode(), b"\r", b"null", b"[]",
+           b'{"id": 1}', b"\x00" * 3)
+
+
+def spool(rng: random.Random) -> None:
+    """A spool file as a crash or a full disk leaves it; every whole line must come back."""
+    changes = [Change(f"bridge:b{n}", "e", 1_795_895_437.0 + n,
+                      {"citizen_name": rng.choice(NAMES), "n": str(n)},
+                      (Index("live", f"b{n}", float(n)),), {"why": rng.choice(NAMES)})
+               for n in range(rng.randrange(1, 8))]
+    data, whole = b"", []
+    for change in changes:
+        if rng.random() < 0.3:
+            data += rng.choice(GARBAGE) + rng.randbytes(rng.randrange(0, 6)).replace(
+                b"\n", b"") + b"\n"
+        data += change.to_json().encode() + b"\n"
+        whole.append(change.id)
+    cut = rng.randrange(len(data) + 1)
+    torn = data[:cut]
+    complete = torn[:torn.rfind(b"\n") + 1]  # the lines that survived whole
+    expected = [c.id for c in changes if c.to_json().encode() + b"\n" in complete]
+    got = [c.id for c in parse_lines(torn, null_log())]
+    if got != expected:
+        raise AssertionError(f"lost lines: expected {expected}, got {got}")
+
+
+class _Stream:
+    """What InboundTickets asks of Redis for one entry."""
+
+    def __init__(self) -> None:
+        self.acked: list[str] = []
+        self.copied: list[dict[Any, Any]] = []
+
+    def xack(self, stream: str, group: str, entry_id: str) -> None:
+        self.acked.append(entry_id)
+
+    def xadd(self, stream: str, fields: dict[Any, Any], **_: Any) -> None:
+        if not all(isinstance(v, str) and len(v) <= 256 for v in fields.values()):
+            raise AssertionError(f"an uncut or non-text copy: {fields!r}"[:300])
+        self.copied.append(fields)
+
+
+class _Desk:
+    def apply_message(self, fields: dict[str, str], via: str) -> dict[str, str]:
+        check_bridge_id(fields.get("bridge_id", ""))
+        return {}
+
+
+def inbound(rng: random.Random) -> None:
+    stream = _Stream()
+    handler = InboundTickets(stream, _Desk(), "in", "gw-fuzz", null_log())  # type: ignore[arg-type]
+    keys = [b"bridge_id", b"ticket", b"status", b"note", b"incident", "张".encode()[:2]]
+    raw = {rng.choice(keys) + rng.randbytes(rng.randrange(0, 2)):
+           rng.randbytes(rng.choice((0, 3, 40, 70_000)))
+           for _ in range(rng.randrange(0, 6))}
+    if rng.random() < 0.3:
+        raw[b"bridge_id"] = b"20261128195037abcdef"
+    handler.handle("1-1", raw)
+    if stream.acked != ["1-1"] or handler.applied + handler.refused != 1:
+        raise AssertionError(f"entry not settled: acked={stream.acked}")
+    if handler.refused != len(stream.copied):
+        raise AssertionError("a refused entry without its copy")
+
+
 TARGETS: list[tuple[str, Callable[[bytes], None], bytes]] = [
     ("AGI env block", env, AGI_ENV),
     ("AGI replies", replies, AGI_REPLIES),
     ("AMI messages", ami, AMI),
+]
+GENERATED: list[tuple[str, Callable[[random.Random], None]]] = [
+    ("spool reader", spool),
+    ("inbound entries", inbound),
 ]
 
 
@@ -91,6 +175,19 @@ def main(argv: list[str]) -> int:
                 print(f"CRASH in {name}: {type(exc).__name__}: {exc}\ninput: {data!r}")
                 return 1
         print(f"{name:<16} {count} inputs, no crash ({time.perf_counter() - started:.1f} s)")
+    for name, run in GENERATED:
+        started = time.perf_counter()
+        for n in range(count):
+            state = rng.getstate()
+            try:
+                run(rng)
+            except Exception as exc:
+                print(f"CRASH in {name} (input {n}): {type(exc).__name__}: {exc}")
+                rng.setstate(state)
+                return 1
+        kept = "no valid line lost" if run is spool else "every entry settled"
+        print(f"{name:<16} {count} inputs, no crash, {kept} "
+              f"({time.perf_counter() - started:.1f} s)")
     return 0
 
 
