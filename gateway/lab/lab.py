@@ -141,7 +141,8 @@ class Lab:
                                          str(REPO / "config/categories.yaml"), http_port,
                                          fastagi_port, instance, gateways > 1)
         path.write_text(text, encoding="utf-8")
-        return load_config(text, str(path), {"LINKGW_AMI_SECRET": "x", "LINKGW_API_TOKEN": "x"})
+        return load_config(text, str(path), {"LINKGW_AMI_SECRET": self._ami_secret,
+                                              "LINKGW_API_TOKEN": self.api_token})
 
     @property
     def inside(self) -> str:
