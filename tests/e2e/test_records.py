@@ -130,18 +130,21 @@ def test_api_refusals_change_nothing(lab: Lab) -> None:
 def test_calls_flow_while_redis_is_down_and_nothing_is_lost(lab: Lab) -> None:
     """Redis is killed (SIGKILL) and restarted around two transfers: both complete with
     Redis down, the gateway reports the outage, and afterwards each bridge is in Redis
-    exactly once with its events in order and the day's chain intact."""
+    exactly once with its events in order and the day's chain intact. The citizens'
+    names hold Unicode line separators (U+2028, U+0085), which once split spool lines
+    on replay and lost changes."""
+    names = ["张\u2028三", "Li\u0085Si"]
     lab.redis.kill()
     try:
-        during = [one_key_call(lab, number=f"1360013600{n}", wait_logged=False).bridge_id
-                  for n in range(2)]
+        during = [one_key_call(lab, number=f"1360013600{n}", name=names[n],
+                               wait_logged=False).bridge_id for n in range(2)]
         status, health = http(lab, "GET", "health")
         assert (status, health["redis"]) == (200, "down") and health["spooled"] > 0
     finally:
         lab.redis.start()
-    for bridge_id in during:
+    for bridge_id, name in zip(during, names, strict=True):
         record, events = settled(lab, bridge_id)
-        assert record["outcome"] == "handed_off"
+        assert (record["outcome"], record["citizen_name"]) == ("handed_off", name)
         assert [int(e["seq"]) for e in events] == list(range(1, len(events) + 1))
         assert record["seq"] == str(len(events))
     wait_until(lambda: http(lab, "GET", "health")[1]["spooled"] == 0, TIMEOUT,
