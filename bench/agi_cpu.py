@@ -8,9 +8,10 @@ AMI pointed at a closed port: ``incoming`` needs none) and a panoramisk server
 (:mod:`bench.panoramisk_incoming`) as processes of their own. A driver plays Asterisk:
 each session sends the env block res_agi sends, answers ``GET FULL VARIABLE`` the way
 Asterisk evaluates the expression, and ``200 result=1`` to the rest, then closes.
-Server CPU (user + system, from /proc) is read around each batch; batches alternate
-between the two servers. Memory: 1,000 sessions held open at their first command, the
-gateway's resident set before and during.
+Server CPU (user + system, from /proc) is read around each batch, until every
+session's record is in Redis; batches alternate between the two servers. Memory:
+1,000 sessions held open at their first command, the gateway's resident set before and
+during.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import asyncio
 import base64
 import os
 import re
+import socket
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
 from gateway.lab.ports import free_ports
 from gateway.lab.process import Proc, wait_until
@@ -38,14 +40,18 @@ VALUES = {b"UNIQUEID": b"1795895437.1", b"CHANNEL(linkedid)": b"1795895437.1",
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def evaluate(command: bytes) -> bytes:
-    """Asterisk's answer to one command line from the server."""
+_calls = iter(range(1, 10**9))
+
+
+def evaluate(command: bytes, uniqueid: bytes) -> bytes:
+    """Asterisk's answer to one command line from the server (on channel ``uniqueid``)."""
     if not command.startswith(b"GET FULL VARIABLE"):
         return b"200 result=1\n"
     out = []
+    values = VALUES | {b"UNIQUEID": uniqueid, b"CHANNEL(linkedid)": uniqueid}
     for match in _TERM.finditer(command):
         inner = match.group(1)
-        value = VALUES.get(inner[2:-1], b"") if inner.startswith(b"${") else inner
+        value = values.get(inner[2:-1], b"") if inner.startswith(b"${") else inner
         out.append(base64.b64encode(b"=" + value))
     return b"200 result=1 (" + b",".join(out) + b")\n"
 
@@ -53,8 +59,9 @@ def evaluate(command: bytes) -> bytes:
 async def session(port: int, n: int, hold: asyncio.Event | None = None) -> int:
     """One AGI session; the number of commands the server sent."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    uniqueid = f"1795895437.{next(_calls)}"  # a new call each time, as on a real line
     writer.write(agi_env("incoming", channel=f"PJSIP/citizen-{n:08x}",
-                         uniqueid=f"1795895437.{n}", callerid="13800138000",
+                         uniqueid=uniqueid, callerid="13800138000",
                          calleridname="张三", args=("110",)))
     commands = 0
     while line := await reader.readline():
@@ -62,7 +69,7 @@ async def session(port: int, n: int, hold: asyncio.Event | None = None) -> int:
         if hold is not None:
             await hold.wait()
             hold = None
-        writer.write(evaluate(line))
+        writer.write(evaluate(line, uniqueid.encode()))
         await writer.drain()
     writer.close()
     return commands
@@ -78,6 +85,14 @@ async def batch(port: int, sessions: int, concurrent: int) -> list[int]:
     return await asyncio.gather(*(one(n) for n in range(sessions)))
 
 
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+    except OSError:
+        return False
+    return True
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
@@ -90,18 +105,27 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def gateway_config(agi: int, ami: int, redis_url: str, spool: Path) -> str:
     return (f'fastagi:\n  listen: "tcp:{agi}:interface=127.0.0.1"\n  allow: ["127.0.0.1"]\n'
             "  max_sessions: 1200\n  session_timeout: 120\n"
             f'ami:\n  endpoint: "tcp:host=127.0.0.1:port={ami}"\n  secret_env: BENCH_SECRET\n'
             f'redis:\n  url: "{redis_url}"\n  spool_dir: "{spool}"\n'
-            'http:\n  listen: ""\ncluster:\n  instance: bench\n')
+            'http:\n  listen: ""\ncluster:\n  instance: bench\n'
+            f'transfer:\n  categories: "{REPO / "config/categories.yaml"}"\n')
 
 
-def measure(pid: int, port: int, sessions: int, concurrent: int) -> tuple[float, int]:
+def measure(pid: int, port: int, sessions: int, concurrent: int, redis: Any
+            ) -> tuple[float, int]:
+    """CPU per session, counted until every session's record is in Redis (a server that
+    queues its writes does that work after the session has ended)."""
+    written = int(redis.xlen("linkgw:events"))
     before = cpu_seconds(pid)
     commands = asyncio.run(batch(port, sessions, concurrent))
-    time.sleep(0.3)  # the server writes what it queued
+    wait_until(lambda: int(redis.xlen("linkgw:events")) >= written + sessions, 60,
+               "every session's record in Redis")
     return (cpu_seconds(pid) - before) / sessions * 1000, statistics.mode(commands)
 
 
@@ -142,19 +166,23 @@ def main(argv: list[str]) -> int:
         pan = Proc("panoramisk", [sys.executable, "-m", "bench.panoramisk_incoming",
                                   str(pan_port), redis.url], work / "panoramisk.log")
         try:
-            wait_until(lambda: '"gateway.started"' in (work / "gateway.log").read_text(),
-                       20, "the gateway")
+            try:
+                wait_until(lambda: listening(agi_port), 20, "the gateway's FastAGI port")
+            except Exception:
+                print((work / "gateway.log").read_text()[-2000:])
+                raise
             wait_until(lambda: "listening" in (work / "panoramisk.log").read_text(), 20,
                        "panoramisk")
-            measure(gateway.pid, agi_port, 200, args.concurrent)  # warm up both
-            measure(pan.pid, pan_port, 200, args.concurrent)
+            r = redis.client()
+            measure(gateway.pid, agi_port, 200, args.concurrent, r)  # warm up both
+            measure(pan.pid, pan_port, 200, args.concurrent, r)
             ours, theirs = [], []
             for _ in range(args.rounds):
                 ms, ours_commands = measure(gateway.pid, agi_port, args.sessions,
-                                            args.concurrent)
+                                            args.concurrent, r)
                 ours.append(ms)
                 ms, their_commands = measure(pan.pid, pan_port, args.sessions,
-                                             args.concurrent)
+                                             args.concurrent, r)
                 theirs.append(ms)
             a, b = statistics.median(ours), statistics.median(theirs)
             for name, value, commands, rounds in (

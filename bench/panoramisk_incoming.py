@@ -4,14 +4,16 @@
 
 The same work as linkgw's ``incoming``: one ``GET FULL VARIABLE`` of the same composite
 expression (the channel's identity and the caller ID, base64), the call's record written
-to Redis by the same Lua script, and the answer set with ``SET VARIABLE``. Logging as
-panoramisk does by default (the ``logging`` module, no handler configured).
+to Redis by the same Lua script, and the answer set with ``SET VARIABLE``. Each session
+logs one line, as linkgw's does: panoramisk's own "Received FastAGI request" at INFO,
+written to standard output by the ``logging`` module.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import secrets
 import sys
 import time
@@ -59,4 +61,6 @@ async def main(port: int, url: str) -> None:
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     asyncio.run(main(int(sys.argv[1]), sys.argv[2]))

@@ -39,12 +39,13 @@ STAR, ONE = 10, 1  # RFC 4733 event codes
 
 @dataclass
 class Calls:
-    """What the capture shows, per citizen number."""
+    """What the capture shows, per citizen number, read in time order (Asterisk reuses
+    RTP ports from one call to the next, so a port means the call last offered on it)."""
 
-    key_port: dict[bytes, int] = field(default_factory=dict)  # Asterisk's RTP port (seat)
+    on_port: dict[int, bytes] = field(default_factory=dict)  # Asterisk's RTP port → call
+    star_done: set[bytes] = field(default_factory=set)
+    key_at: dict[bytes, float] = field(default_factory=dict)  # the key's last digit
     invite_at: dict[bytes, float] = field(default_factory=dict)  # INVITE to 12345
-    key_at: dict[int, float] = field(default_factory=dict)  # RTP port → key's last digit
-    _star_done: set[int] = field(default_factory=set)
 
     def sip(self, t: float, payload: bytes, seat: bytes, agent: bytes) -> None:
         invite = _INVITE.match(payload)
@@ -52,28 +53,27 @@ class Calls:
         if invite is None or number is None:
             return
         if invite.group(1) == seat and (media := _MEDIA.search(payload)):
-            self.key_port.setdefault(number.group(1), int(media.group(1)))
+            self.on_port[int(media.group(1))] = number.group(1)
         elif invite.group(1) == agent:
             self.invite_at.setdefault(number.group(1), t)
 
     def rtp(self, t: float, port: int, payload: bytes) -> None:
         """RFC 4733 events to Asterisk: the first end of ``1`` after the end of ``*``."""
-        if len(payload) < 16 or payload[1] & 0x7F != 101 or port in self.key_at:
+        call = self.on_port.get(port)
+        if call is None or call in self.key_at or len(payload) < 16 \
+                or payload[1] & 0x7F != 101:
             return
         event, flags = struct.unpack("!BB", payload[12:14])
         if not flags & 0x80:
             return
         if event == STAR:
-            self._star_done.add(port)
-        elif event == ONE and port in self._star_done:
-            self.key_at[port] = t
+            self.star_done.add(call)
+        elif event == ONE and call in self.star_done:
+            self.key_at[call] = t
 
     def delays_ms(self) -> list[float]:
-        out = []
-        for number, port in self.key_port.items():
-            if port in self.key_at and number in self.invite_at:
-                out.append((self.invite_at[number] - self.key_at[port]) * 1000)
-        return sorted(out)
+        return sorted((self.invite_at[n] - t) * 1000 for n, t in self.key_at.items()
+                      if n in self.invite_at)
 
 
 def read_capture(path: Path, sip_port: int) -> Calls:
@@ -93,17 +93,25 @@ def read_capture(path: Path, sip_port: int) -> Calls:
     return calls
 
 
+_rounds = iter(range(10, 100))
+
+
 def run(lab: Lab, workdir: Path, calls: int, at_once: int, key: str) -> list[float]:
-    """``calls`` one-key transfers, ``at_once`` at a time; key → INVITE in ms."""
-    capture = Capture(workdir / f"wire-{calls}-{at_once}-{key}.pcap", "udp")
+    """``calls`` one-key transfers, ``at_once`` at a time; key → INVITE in ms. Citizen
+    numbers are new in each run (an INVITE of an earlier run that nobody answered is
+    retransmitted for up to 32 s, and must not be taken for this run's)."""
+    prefix = f"139{next(_rounds)}"
+    capture = Capture(workdir / f"wire-{calls}-{at_once}-{key}-{time.time_ns()}.pcap", "udp")
     agent, seat, citizen = lab.phone("12345"), lab.phone("seat1"), lab.phone("citizen")
     with capture:
-        agent.start(answer_scenario("12345", ring_ms=300, hold_ms=2500), calls=calls,
+        # 12345 stays until Asterisk releases it (the citizen hangs up 14 s in); the
+        # call-taker leaves 5 s after the key
+        agent.start(answer_scenario("12345", ring_ms=300, hold_ms=60000), calls=calls,
                     timeout_s=600)
-        seat.start(answer_scenario("seat1", ring_ms=200, hold_ms=2000, key=key,
+        seat.start(answer_scenario("seat1", ring_ms=200, hold_ms=5000, key=key,
                                    key_after_ms=800), calls=calls, timeout_s=600)
-        citizen.start(citizen_scenario("citizen", "13900[call_number]", "110",
-                                       hold_ms=9000), calls=calls, limit=at_once,
+        citizen.start(citizen_scenario("citizen", prefix + "[call_number]", "110",
+                                       hold_ms=14000), calls=calls, limit=at_once,
                       rate=at_once, timeout_s=600)
         for phone in (citizen, seat, agent):
             phone.wait(600)
@@ -132,19 +140,25 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.wire")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--keep", type=Path, help="keep the lab and its captures here")
     args = parser.parse_args(argv[1:])
     print("key → INVITE to 12345, on the wire (tcpdump on the loopback of the lab)")
     print("run: make bench-wire   (or .venv/bin/python -m bench.wire)\n")
-    with tempfile.TemporaryDirectory(prefix="linkgw-wire-") as tmp, Lab(Path(tmp)) as lab:
-        for key, label in (("*1", "*1 alone"), ("*1101", "*1 then code 101")):
-            one = run(lab, Path(tmp), args.rounds * 5, 1, key)
-            report(f"{label}, 1 transfer at a time", one, args.rounds * 5)
-            many: list[float] = []
-            for _ in range(args.rounds):
-                many += run(lab, Path(tmp), args.concurrent, args.concurrent, key)
-            report(f"{label}, {args.concurrent} at once", sorted(many),
-                   args.rounds * args.concurrent)
+    with tempfile.TemporaryDirectory(prefix="linkgw-wire-") as temporary:
+        tmp = str(args.keep or temporary)
+        measure(Path(tmp), args.rounds, args.concurrent)
     return 0
+
+
+def measure(tmp: Path, rounds: int, concurrent: int) -> None:
+    with Lab(tmp) as lab:
+        for key, label in (("*1", "*1 alone"), ("*1101", "*1 then code 101")):
+            one = run(lab, tmp, rounds * 5, 1, key)
+            report(f"{label}, 1 transfer at a time", one, rounds * 5)
+            many: list[float] = []
+            for _ in range(rounds):
+                many += run(lab, tmp, concurrent, concurrent, key)
+            report(f"{label}, {concurrent} at once", sorted(many), rounds * concurrent)
 
 
 if __name__ == "__main__":

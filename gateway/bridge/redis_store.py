@@ -99,6 +99,26 @@ class RedisStore:
         return defer.Deferred.fromFuture(asyncio.ensure_future(self._apply(change),
                                                                loop=self.loop))
 
+    def apply_many(self, changes: list[Change]) -> defer.Deferred[list[int]]:
+        return defer.Deferred.fromFuture(asyncio.ensure_future(self._apply_many(changes),
+                                                               loop=self.loop))
+
+    async def _apply_many(self, changes: list[Change]) -> list[int]:
+        """One pipeline, in order, on one connection (so WAIT counts all of them)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for change in changes:
+                keys, args = script_call(self.keys, change, self.events_maxlen)
+                await self._script(keys=keys, args=args, client=pipe)
+            if self.min_replicas:
+                pipe.execute_command("WAIT", self.min_replicas, self.replica_timeout_ms)
+            answers = await pipe.execute()
+        if self.min_replicas:
+            replicas = answers.pop()
+            if int(replicas) < self.min_replicas:
+                raise NotReplicated(f"{len(changes)} changes reached {replicas} of "
+                                    f"{self.min_replicas} replicas")
+        return [int(a) for a in answers]
+
     async def _apply(self, change: Change) -> bool:
         keys, args = script_call(self.keys, change, self.events_maxlen)
         if not self.min_replicas:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from gateway.bridge.change import (
     FINAL_FIELDS,
@@ -42,6 +43,12 @@ __all__ = ["FINAL_FIELDS", "HASHED", "BridgeStore", "Change", "GuardFailed", "In
 class BridgeStore(Protocol):
     def apply(self, change: Change) -> defer.Deferred[bool]:
         """Apply one change; True if applied, False if its id was applied before."""
+        ...
+
+    def apply_many(self, changes: list[Change]) -> defer.Deferred[list[int]]:
+        """Apply changes in order, in one round trip: per change 1 applied, 0 applied
+        before, -1 refused by its guard. Fails as a whole when the store is down (a
+        part may have landed: applying it again changes nothing)."""
         ...
 
 
@@ -76,3 +83,16 @@ class MemoryStore:
             else:
                 members[index.member] = index.score
         return defer.succeed(True)
+
+    def apply_many(self, changes: list[Change]) -> defer.Deferred[list[int]]:
+        out: list[int] = []
+        for change in changes:
+            failed: list[Failure] = []
+            d = self.apply(change)
+            d.addCallbacks(lambda applied: out.append(int(applied)), failed.append)
+            if failed:
+                if failed[0].check(GuardFailed):
+                    out.append(-1)
+                    continue
+                return defer.fail(failed[0])
+        return defer.succeed(out)

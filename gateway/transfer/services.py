@@ -132,8 +132,10 @@ class TransferService:
         if unreadable:
             self.log.warning("call.callerid_unreadable", uniqueid=citizen.uniqueid,
                              channel=citizen.channel, error=unreadable)
-        self.log.info("call.registered", uniqueid=citizen.uniqueid, channel=citizen.channel,
-                      dialed=dialed)
+        # debug: the AGI session's own canonical line already says it (script, channel,
+        # uniqueid, outcome), and every 110 call passes here
+        self.log.debug("call.registered", uniqueid=citizen.uniqueid, channel=citizen.channel,
+                       dialed=dialed)
 
     def flag_emergency(self, citizen: Party, flag: str) -> None:
         """The call-taker pressed the emergency key; the dialplan has already put the
