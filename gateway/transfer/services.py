@@ -276,8 +276,7 @@ class TransferService:
         match fact.kind:
             case "created":
                 leg.created(fact.channel, at)
-                if leg.cancelled:
-                    self._hangup(bridge, fact.channel)
+                self.leg_named(bridge, leg)
             case "hangup_request" | "hangup":
                 news = leg.hangup(fact.cause, fact.kind == "hangup")
             case "response":
@@ -439,6 +438,13 @@ class TransferService:
             self._hangup(bridge, channel)
         elif leg is not None:
             leg.cancelled = True  # hung up as soon as Asterisk names it
+
+    def leg_named(self, bridge: Bridge, leg: Leg) -> None:
+        """Asterisk named the leg's channel (its Newchannel, or a recovery's channel
+        list): a leg cancelled while it had no name yet is hung up now."""
+        if leg.cancelled and leg.channel:
+            leg.cancelled = False
+            self._hangup(bridge, leg.channel)
 
     def _hangup(self, bridge: Bridge, channel: str) -> None:
         self.effects.hangup(channel).addErrback(self._command_failed, bridge, "Hangup")
