@@ -1,12 +1,15 @@
-"""Command line: ``linkgw run``, ``linkgw check-config``, ``linkgw dialplan``."""
+"""Command line: ``linkgw run``, ``linkgw check-config``, ``linkgw dialplan``,
+``linkgw redis-acl`` and the record commands."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
+from gateway.bridge.acl import USERS, AclError, render
 from gateway.bridge.connect import sync_client
 from gateway.config import ConfigError, load_config_file
 from gateway.records.cli import add_commands
@@ -56,6 +59,22 @@ def _records(args: argparse.Namespace) -> int:
     return code
 
 
+def _redis_acl(args: argparse.Namespace) -> int:
+    config = load_config_file(Path(args.config), secrets=False)
+    passwords = {user: os.environ.get(var, "") for user, var in USERS.items()}
+    for user, var in USERS.items():
+        if not passwords[user]:
+            print(f"linkgw: {var} is not set: {user} gets no password (cannot log in)",
+                  file=sys.stderr)
+    try:
+        text = render(args.acl.read_text(encoding="utf-8"), config.redis.prefix, passwords)
+    except (OSError, UnicodeDecodeError, AclError) as exc:
+        print(f"linkgw: {args.acl}: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="linkgw", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     dial.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
     dial.add_argument("--source", type=Path, default=Path("dialplan"))
     dial.add_argument("--out", type=Path, required=True)
+    acl = sub.add_parser("redis-acl", help="write the Redis ACL file for this config "
+                         "(passwords from LINKGW_REDIS_PASSWORD_GATEWAY, _12345, _SUPERVISOR)")
+    acl.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
+    acl.add_argument("--acl", type=Path, default=Path("config/redis.acl"))
     add_commands(sub)
     args = parser.parse_args(argv)
     try:
@@ -74,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args.config)
         if args.command in RECORD_COMMANDS:
             return _records(args)
+        if args.command == "redis-acl":
+            return _redis_acl(args)
         config = load_config_file(args.config)
         if args.command == "check-config":
             catalogue = load_categories(Path(config.transfer.categories))

@@ -49,7 +49,9 @@ class RedisConfig:
     service: str = "linkgw"  # the Sentinel master name
     prefix: str = "linkgw"
     events_maxlen: int = 1_000_000  # retention: approximate cap of the event stream
-    events_group: str = "12345"  # consumer group created for the 12345 ticket system
+    feed_group: str = "12345"  # consumer group created for the 12345 system on its feed
+    username: str = ""  # Redis ACL user ("": the default user)
+    password: str = ""  # from password_env
     retry_delay: float = 1.0
     spool_dir: str = "/var/lib/linkgw/spool"  # changes kept here while Redis is down
     # Sentinel sites: a change counts as written once this many replicas have it
@@ -70,7 +72,10 @@ class ClusterConfig:
 @dataclass(frozen=True)
 class HttpConfig:
     listen: str = "tcp:8645:interface=127.0.0.1"  # "" turns the HTTP API off
-    token: str = ""  # from token_env; required when listen is set
+    token: str = ""  # the admin role's, from token_env; required when listen is set
+    token_12345: str = ""  # the 12345 system's role, from token_12345_env ("": no such role)
+    token_supervisor: str = ""  # read only, from token_supervisor_env ("": no such role)
+    mask_numbers: bool = True  # the supervisor role sees citizens' numbers and names masked
 
 
 @dataclass(frozen=True)
@@ -192,7 +197,7 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("log", "level"): _one_of("debug", "info", "warning", "error"),
 }
 
-_SECRETS = {"secret", "token"}
+_SECRETS = {"secret", "token", "token_12345", "token_supervisor", "password"}
 MIN_TOKEN = 16  # characters of an API token
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -275,6 +280,16 @@ def _check_secrets(source: str, config: Config) -> None:
     if config.http.listen and len(config.http.token) < MIN_TOKEN:
         raise ConfigError(source, None, "http.token_env",
                           f"the API token is too short: at least {MIN_TOKEN} characters")
+    roles = {"token_12345": config.http.token_12345,
+             "token_supervisor": config.http.token_supervisor}
+    for key, token in roles.items():
+        if token and len(token) < MIN_TOKEN:
+            raise ConfigError(source, None, f"http.{key}_env",
+                              f"the API token is too short: at least {MIN_TOKEN} characters")
+    given = [t for t in (config.http.token, *roles.values()) if t]
+    if len(given) != len(set(given)):
+        raise ConfigError(source, None, "http", "two roles have the same token: each role "
+                          "needs its own")
 
 
 def _no_twice(source: str, section: str, pairs: list[tuple[yaml.Node, yaml.Node]]) -> None:

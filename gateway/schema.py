@@ -12,6 +12,7 @@ the Redis key by adding the configured prefix (``linkgw:bridge:<id>``,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -116,6 +117,11 @@ class Keys:
     def inbound(self, stream: str) -> str:
         return f"{self.prefix}:{stream}"
 
+    def feed(self, audience: str) -> str:
+        """What was handed to one line (``12345`` or ``110``), for that line's own
+        system: a stream of the changes of its bridges, with :data:`FEED_FIELDS` only."""
+        return f"{self.prefix}:feed:{audience}"
+
 
 # -- fields of a bridge record whose names depend on a role or an attempt -------------------
 
@@ -212,3 +218,18 @@ def fields_markdown() -> str:
              "| `attempt_<n>_failure`, `attempt_<n>_failed_at` | why and when attempt n "
              "failed (busy, no answer, unreachable, rejected, …) |"]
     return "\n".join(rows) + "\n"
+
+
+# -- what the line a bridge was handed to sees of it ------------------------------------
+
+#: Fields of a bridge's changes that go to the feed of the line it was handed to: what
+#: that line needs to take the matter on (who called, about what, what happened to the
+#: call), never the other centre's internals (channels, which gateway, recordings).
+_FEED_HIDDEN: Final = re.compile(
+    r"(citizen|seat|agent|late_agent)_(channel|uniqueid|linkedid)|asterisk|owner|conference"
+    r"|recording|plan|target|dialing_target|recovered_from|error")
+
+
+def feed_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in fields.items() if _FEED_HIDDEN.fullmatch(k) is None}
+

@@ -22,7 +22,9 @@ from gateway.config import Config
 from gateway.records.http import ApiResource, api_site
 from gateway.records.inbound import InboundTickets
 from gateway.records.queries import Records
+from gateway.records.roles import ApiRole
 from gateway.records.tickets import TicketDesk
+from gateway.schema import Keys
 from gateway.transfer.categories import Catalogue
 from gateway.transfer.scripts import make_scripts
 
@@ -78,14 +80,18 @@ class Gateway(MultiService):
         self.inbound = InboundTickets(
             sync_client(config.redis, decode=False), self.desk,
             f"{prefix}:{config.tickets.inbound_stream}", f"gw-{instance_name(config)}",
-            log.bind(part="inbound"), f"{prefix}:events", config.redis.events_group)
+            log.bind(part="inbound"), Keys(prefix).feed("12345"), config.redis.feed_group)
         _Thread(reactor, self.inbound.run, self.inbound.stop).setServiceParent(self)
         if config.http.listen:
             pool = reactor.getThreadPool()
+            tokens = {ApiRole.ADMIN: config.http.token,
+                      ApiRole.LINE_12345: config.http.token_12345,
+                      ApiRole.SUPERVISOR: config.http.token_supervisor}
             api = ApiResource(
-                self.desk, self.records, config.http.token,
+                self.desk, self.records, tokens,
                 lambda f: deferToThreadPool(reactor, pool, f), self.health, self.metrics,
-                reactor.seconds, log.bind(part="api"), self.transfers.live)
+                reactor.seconds, log.bind(part="api"), self.transfers.live,
+                config.http.mask_numbers)
             StreamServerEndpointService(serverFromString(reactor, config.http.listen),
                                         api_site(api)).setServiceParent(self)
 

@@ -25,7 +25,7 @@ from typing import Any
 from redis.asyncio import Redis
 from twisted.internet import defer
 
-from gateway.bridge.change import Change, GuardFailed
+from gateway.bridge.change import Change, GuardFailed, feed_entry_of
 from gateway.schema import Keys
 
 APPLY_CHANGE = """
@@ -51,6 +51,10 @@ redis.call('SET', KEYS[3], hash)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
   'record', ARGV[5], 'seq', tostring(seq), 'id', ARGV[1], 'event', ARGV[6], 'at', ARGV[7],
   'data', ARGV[8], 'fields', ARGV[2], 'prev', prev, 'hash', hash)
+if ARGV[11] ~= '' then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[3], '*', 'record', ARGV[5], 'id', ARGV[1],
+    'event', ARGV[6], 'at', ARGV[7], 'data', ARGV[8], 'fields', ARGV[11])
+end
 local indexes = cjson.decode(ARGV[4])
 for _, ix in ipairs(indexes) do
   if tonumber(ix[3]) < 0 then redis.call('ZREM', ix[1], ix[2])
@@ -71,11 +75,12 @@ def script_call(keys: Keys, change: Change, events_maxlen: int,
     """KEYS and ARGV of APPLY_CHANGE for one change."""
     indexes = [[keys.index(ix.name), ix.member, ix.score] for ix in change.indexes]
     redis_keys = [keys.record(change.record), keys.events, keys.chain(change.day),
-                  keys.applied(change.record)]
+                  keys.applied(change.record), keys.feed(change.feed or "none")]
     args: list[object] = [
         change.id, change.fields_json(), events_maxlen,
         json.dumps(indexes, ensure_ascii=False), change.record, change.event,
         repr(change.at), change.data_json(), dedup_days * 86400, change.guard_json(),
+        feed_entry_of(change)["fields"] if change.feed else "",
     ]
     return redis_keys, args
 

@@ -31,6 +31,7 @@ from gateway.bridge.change import (
     Index,
     chain_hash,
     entry_of,
+    feed_entry_of,
     new_change_id,
     settable,
 )
@@ -61,6 +62,7 @@ class MemoryStore:
         self.indexes: dict[str, dict[str, float]] = {}
         self.chains: dict[str, str] = {}
         self.applied: dict[str, set[str]] = {}
+        self.feeds: dict[str, list[dict[str, str]]] = {}  # audience → its feed's entries
 
     def apply(self, change: Change) -> defer.Deferred[bool]:
         done = self.applied.setdefault(change.record, set())
@@ -76,6 +78,8 @@ class MemoryStore:
         entry = entry_of(change, seq, self.chains.get(change.day, ""))
         self.chains[change.day] = entry["hash"]
         self.events.append(entry)
+        if change.feed:
+            self.feeds.setdefault(change.feed, []).append(feed_entry_of(change))
         for index in change.indexes:
             members = self.indexes.setdefault(index.name, {})
             if index.score < 0:

@@ -63,11 +63,11 @@ def _id(entry_id: bytes | str) -> str:
 
 class InboundTickets:
     def __init__(self, client: redis.Redis, desk: TicketDesk, stream: str, consumer: str,
-                 log: Any, events_stream: str = "", events_group: str = "",
+                 log: Any, feed_stream: str = "", feed_group: str = "",
                  claim_idle: float = 60.0) -> None:
         self.client, self.desk, self.stream, self.consumer = client, desk, stream, consumer
         self.log = log
-        self.events_stream, self.events_group = events_stream, events_group
+        self.feed_stream, self.feed_group = feed_stream, feed_group
         self.claim_idle_ms = int(claim_idle * 1000)
         self.stopping = threading.Event()
         self.applied = 0
@@ -76,10 +76,10 @@ class InboundTickets:
         self.up = False  # reading (False while Redis is down, or before the first read)
 
     def ensure_groups(self) -> None:
-        """Our group on the inbound stream; the 12345 system's group on the events."""
+        """Our group on the inbound stream; the 12345 system's group on its feed."""
         groups = [(self.stream, GROUP)]
-        if self.events_stream and self.events_group:
-            groups.append((self.events_stream, self.events_group))
+        if self.feed_stream and self.feed_group:
+            groups.append((self.feed_stream, self.feed_group))
         for stream, group in groups:
             try:
                 self.client.xgroup_create(stream, group, id="0", mkstream=True)

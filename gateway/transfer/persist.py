@@ -28,6 +28,13 @@ from gateway.schema import (
 from gateway.transfer.model import Bridge, Party
 
 
+def handed_to(bridge: Bridge) -> str:
+    """The line whose feed sees this bridge: the one it is handed to (its phone rings from
+    the key on). Calls never handed over, and transfers refused at the key (which never
+    reached that line), are in no feed."""
+    return "110" if bridge.side == "12345" else "12345"
+
+
 class Sink(Protocol):
     """Where changes go: the bridge log (or, in a process-mode AGI, a list)."""
 
@@ -40,10 +47,11 @@ class Persistor:
         self.response_deadline = response_deadline
 
     def _bridge(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
-                indexes: tuple[Index, ...] = (), data: dict[str, str] | None = None
-                ) -> None:
+                indexes: tuple[Index, ...] = (), data: dict[str, str] | None = None,
+                feed: bool = True) -> None:
         self.sink.record(Change(bridge_record(bridge.id), event, at, fields, indexes,
-                                {"state": bridge.state.value} | (data or {})))
+                                {"state": bridge.state.value} | (data or {}),
+                                feed=handed_to(bridge) if feed else ""))
 
     def opened(self, bridge: Bridge, event: str, at: float) -> None:
         """The bridge's first change: all its fields and its indexes. A bridge that is
@@ -55,7 +63,8 @@ class Persistor:
             indexes += (Index(IDX_LIVE, bridge.id, at),)
             if bridge.side == "12345":  # every 12345 work order to the police is answered
                 indexes += (Index(IDX_DEADLINE, bridge.id, at + self.response_deadline),)
-        self._bridge(bridge, event, at, dict(bridge.fields), indexes)
+        self._bridge(bridge, event, at, dict(bridge.fields), indexes,
+                     feed=bridge.state is not State.ENDED)  # refused at the key: no feed
 
     def edge(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
              ended: bool, data: dict[str, str] | None = None) -> None:
@@ -81,7 +90,8 @@ class Persistor:
             "bridge_id": bridge.id, "number": bridge.citizen.number,
             "name": bridge.citizen.name, "seat": bridge.seat.endpoint,
             "direction": bridge.fields.get("direction", ""), "at": iso(at),
-            "status": "open"}, (Index(IDX_CALLBACKS_OPEN, bridge.id, at),)))
+            "status": "open"}, (Index(IDX_CALLBACKS_OPEN, bridge.id, at),),
+            feed=handed_to(bridge)))
 
     def call_registered(self, citizen: Party, dialed: str, at: float,
                         unreadable: str = "") -> None:

@@ -4,6 +4,7 @@ the CLI, and a Redis outage in the middle of calls."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.error
@@ -43,7 +44,7 @@ def http(lab: Lab, method: str, path: str, body: object = None,
 def cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gateway", *args, "--config",
                            str(lab.config_path)], capture_output=True, text=True,
-                          timeout=60, check=False)
+                          timeout=60, check=False, env=dict(os.environ) | lab.secrets_env)
 
 
 def reverse_call(lab: Lab) -> str:
@@ -65,15 +66,20 @@ def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> N
     backward = reverse_call(lab)
     day = redis_hash(lab, f"linkgw:bridge:{forward}")["requested_at"][:10]
 
-    # 110 -> 12345: the 12345 system attaches its work order over the API
-    status, ticket = http(lab, "PUT", f"bridges/{forward}/ticket", {"ticket": "2026112800017"})
+    # 110 -> 12345: the 12345 system attaches its work order over the API, with its role
+    as_12345 = lab.role_tokens["12345"]
+    status, ticket = http(lab, "PUT", f"bridges/{forward}/ticket", {"ticket": "2026112800017"},
+                          as_12345)
     assert (status, ticket["ticket"], ticket["status"]) == (200, "2026112800017", "attached")
-    assert http(lab, "PUT", f"bridges/{forward}/ticket", {"ticket": "2026112800017"}) == \
-        (200, ticket)  # idempotent
+    assert http(lab, "PUT", f"bridges/{forward}/ticket", {"ticket": "2026112800017"},
+                as_12345) == (200, ticket)  # idempotent
+    assert http(lab, "PUT", f"bridges/{forward}/incident", {"incident": "110-0042"},
+                as_12345)[1]["error"] == "role_forbidden"  # 110's number: the admin's
     status, _ = http(lab, "PUT", f"bridges/{forward}/incident", {"incident": "110-0042"})
     assert status == 200
-    # 12345 -> 110: the ticket and the loop arrive over the Redis stream
-    r = lab.redis_client()
+    # 12345 -> 110: the ticket and the loop arrive over the Redis stream, written by the
+    # 12345 system's own Redis user
+    r = lab.redis_as("linkgw-12345")
     r.xadd("linkgw:tickets:in", {"bridge_id": backward, "ticket": "2026112800018",
                                  "status": "accepted"})
     wait_until(lambda: redis_hash(lab, f"linkgw:ticket:{backward}").get("status")
@@ -175,6 +181,9 @@ def test_supervisor_sees_the_live_bridge_during_the_call(lab: Lab) -> None:
     row = shown()[0]
     assert (row["citizen_number"], row["seat"], row["direction"]) == \
         ("13500135000", "seat1", "110->12345")
+    _, masked = http(lab, "GET", "live", token=lab.role_tokens["supervisor"])
+    assert [b["citizen_number"] for b in masked["bridges"] if b["bridge_id"] == bridge_id] \
+        == ["135****5000"]
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
     settled(lab, bridge_id)
     assert shown() == []

@@ -11,6 +11,7 @@ from typing import Any, cast
 import pytest
 import redis
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -23,6 +24,7 @@ from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.records.http import ApiResource
 from gateway.records.inbound import GROUP, InboundTickets
 from gateway.records.queries import Records
+from gateway.records.roles import ApiRole
 from gateway.records.tickets import TicketDesk
 from gateway.schema import bridge_record
 from gateway.testing import null_log
@@ -248,7 +250,7 @@ def test_inbound_stream_applies_acks_and_reports_refusals(
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345")
     inbound = InboundTickets(client, d, f"{P}:tickets:in", "c1", null_log(),
-                             f"{P}:events", "12345")
+                             f"{P}:feed:12345", "12345")
     inbound.ensure_groups()
     good = client.xadd(f"{P}:tickets:in", {"bridge_id": B1, "ticket": "20261128000009",
                                            "status": "accepted"})
@@ -261,20 +263,25 @@ def test_inbound_stream_applies_acks_and_reports_refusals(
     errors = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{P}:tickets:in:errors"))
     assert [(e["entry"], e["error"]) for _, e in errors] == [(bad, "ticket_malformed")]
     assert good != bad
-    groups = client.xinfo_groups(f"{P}:events")
+    groups = client.xinfo_groups(f"{P}:feed:12345")
     assert [g["name"] for g in groups] == ["12345"]
 
 
+TOKENS = {ApiRole.ADMIN: "s3cret", ApiRole.LINE_12345: "twelve-345-token",
+          ApiRole.SUPERVISOR: "supervisor-token"}
+
+
 def api(client: redis.Redis, desk: TicketDesk) -> ApiResource:
-    return ApiResource(desk, Records(client, P), "s3cret", defer.maybeDeferred,
+    return ApiResource(desk, Records(client, P), TOKENS, defer.maybeDeferred,
                        lambda: {"redis": "up"}, lambda: "linkgw_redis_up 1\n",
                        desk.clock, null_log())
 
 
 def call(resource: ApiResource, method: str, path: str, body: object = None,
-         token: str | None = "s3cret", args: dict[bytes, list[bytes]] | None = None
-         ) -> tuple[int, Any]:
+         token: str | None = "s3cret", args: dict[bytes, list[bytes]] | None = None,
+         client: str = "127.0.0.1") -> tuple[int, Any]:
     request = DummyRequest([p.encode() for p in path.strip("/").split("/")])
+    request.client = IPv4Address("TCP", client, 40000)
     request.method = method.encode()
     request.args = args or {}
     if token is not None:
@@ -431,3 +438,95 @@ def test_a_restarted_gateway_reads_its_own_pending_entries_first(
     again = InboundTickets(raw, d, stream, "gw-a", null_log())  # same name, long idle
     _run_until(again, lambda: again.applied == 1)
     assert (again.claimed, again.applied) == (0, 1)
+
+
+def test_each_route_checks_the_role_of_its_token(client: redis.Redis,
+                                                  desk: tuple[TicketDesk, Clock]) -> None:
+    """Every route × every role: what each may do, and what it is refused (403
+    role_forbidden), on a real Redis."""
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000",
+           dialing_target="PJSIP/12345", seat_channel="PJSIP/seat1-1")
+    resource = api(client, d)
+    day = {b"day": [DAY.encode()]}
+    routes = [  # (method, path, body, args), in an order where each change is allowed
+        ("GET", "live", None, None), ("GET", f"bridges/{B1}", None, None),
+        ("GET", "bridges", None, {b"number": [b"13800138000"]}),
+        ("PUT", f"bridges/{B1}/ticket", {"ticket": "20261128000001"}, None),
+        ("POST", f"bridges/{B1}/status", {"status": "accepted"}, None),
+        ("PUT", f"bridges/{B1}/incident", {"incident": "110-2026-1"}, None),
+        ("GET", "overdue", None, None), ("GET", "stats", None, day),
+    ]
+    allowed = {
+        ApiRole.SUPERVISOR: {"live", f"bridges/{B1}", "bridges", "overdue", "stats"},
+        ApiRole.LINE_12345: {f"bridges/{B1}", "bridges", f"bridges/{B1}/ticket",
+                             f"bridges/{B1}/status", "stats"},
+        ApiRole.ADMIN: {path for _, path, _, _ in routes},
+    }
+    for role in (ApiRole.SUPERVISOR, ApiRole.LINE_12345, ApiRole.ADMIN):
+        for method, path, body, args in routes:
+            status, answer = call(resource, method, path, body, TOKENS[role], args)
+            if path in allowed[role]:
+                assert status in (200, 409), (role, path, answer)  # 409: done already
+            else:
+                assert (status, answer["error"]) == (403, "role_forbidden"), (role, path)
+    assert call(resource, "PUT", f"bridges/{B1}/incident", {"incident": "x"},
+                TOKENS[ApiRole.LINE_12345])[1]["error"] == "role_forbidden"
+
+
+def test_12345_sees_only_what_was_handed_to_it_and_no_110_internals(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000",
+           dialing_target="PJSIP/12345", seat_channel="PJSIP/seat1-1", owner="gw-a")
+    # refused at the key (an emergency): 12345's phone never rang
+    bridge(client, B2, T0 + 1, direction="110->12345", citizen_number="13800138000",
+           outcome="refused", refusal="emergency")
+    resource = api(client, d)
+    token = TOKENS[ApiRole.LINE_12345]
+    status, shown = call(resource, "GET", f"bridges/{B1}", token=token)
+    assert status == 200 and shown["bridge"]["citizen_number"] == "13800138000"
+    assert "seat_channel" not in shown["bridge"] and "owner" not in shown["bridge"]
+    assert all("seat_channel" not in e["fields"] for e in shown["events"])
+    assert call(resource, "GET", f"bridges/{B2}", token=token)[1]["error"] == \
+        "bridge_not_found"  # as if it did not exist
+    assert call(resource, "PUT", f"bridges/{B2}/ticket", {"ticket": "20261128000002"},
+                token)[0] == 404
+    assert not client.exists(f"{P}:ticket:{B2}")
+    _, found = call(resource, "GET", "bridges", token=token,
+                    args={b"number": [b"13800138000"]})
+    assert [b["bridge_id"] for b in found["bridges"]] == [B1]
+    assert [b["bridge_id"] for b in call(resource, "GET", "bridges", args={
+        b"number": [b"13800138000"]})[1]["bridges"]] == [B2, B1]  # admin sees both
+
+
+def test_the_supervisor_sees_numbers_and_names_masked(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000",
+           citizen_name="张三丰\u2028")
+    resource = api(client, d)
+    token = TOKENS[ApiRole.SUPERVISOR]
+    _, shown = call(resource, "GET", f"bridges/{B1}", token=token)
+    assert (shown["bridge"]["citizen_number"], shown["bridge"]["citizen_name"]) == \
+        ("138****8000", "张***")
+    assert all("13800138000" not in e["fields"] and "三丰" not in e["fields"]
+               for e in shown["events"])
+    _, found = call(resource, "GET", "bridges", token=token,
+                    args={b"number": [b"13800138000"]})
+    assert found["bridges"][0]["citizen_number"] == "138****8000"
+    assert call(resource, "GET", f"bridges/{B1}")[1]["bridge"]["citizen_number"] == \
+        "13800138000"  # the admin role sees it whole
+
+
+def test_health_and_metrics_need_a_token_unless_asked_from_loopback(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    d, _ = desk
+    resource = api(client, d)
+    assert call(resource, "GET", "health", token=None) == (200, {"redis": "up"})
+    assert call(resource, "GET", "metrics", token=None)[0] == 200
+    for path in ("health", "metrics"):
+        assert call(resource, "GET", path, token=None, client="10.0.0.9")[0] == 401
+        assert call(resource, "GET", path, token="wrong", client="10.0.0.9")[0] == 403
+        assert call(resource, "GET", path, token=TOKENS[ApiRole.SUPERVISOR],
+                    client="10.0.0.9")[0] == 200

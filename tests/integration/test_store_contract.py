@@ -24,6 +24,7 @@ class Harness:
     events: Callable[[], list[dict[str, str]]]
     index: Callable[[str], list[str]]
     apply_many: Callable[[list[Change]], list[int]]
+    feed: Callable[[str], list[dict[str, str]]]
 
 
 def _result(d: defer.Deferred[Any]) -> Any:
@@ -47,6 +48,7 @@ def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator
             index=lambda name: sorted(mem.indexes.get(name, {}),
                                       key=lambda m: mem.indexes[name][m]),
             apply_many=lambda cs: _result(mem.apply_many(cs)),
+            feed=lambda audience: list(mem.feeds.get(audience, [])),
         )
         return
     sync = redis_server.client()
@@ -61,6 +63,8 @@ def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator
                                            sync.xrange("t:events"))],
         index=lambda name: list(sync.zrange(f"t:idx:{name}", 0, -1)),  # type: ignore[arg-type]
         apply_many=lambda cs: loop.run_until_complete(real._apply_many(cs)),
+        feed=lambda audience: [e for _, e in cast(list[tuple[str, dict[str, str]]],
+                                                  sync.xrange(f"t:feed:{audience}"))],
     )
     loop.run_until_complete(client.aclose())
     loop.close()
@@ -162,3 +166,24 @@ def test_many_changes_in_one_round_trip_keep_their_order_and_rules(store: Harnes
     assert store.record("bridge:b1")["state"] == "three_party"
     assert [e["id"] for e in store.events()] == ["c1", "c2", "c4"]
     assert [e["seq"] for e in store.events()] == ["1", "2", "3"]
+
+
+def test_a_handed_over_change_reaches_its_lines_feed_once_without_internals(
+        store: Harness) -> None:
+    name = "李\u2028四\r\n\x85"
+    first = Change("bridge:b1", "transfer_requested", 1000.5, {
+        "citizen_number": "13800138000", "citizen_name": name, "seat_channel": "PJSIP/s-1",
+        "citizen_uniqueid": "u-c", "owner": "gw-a", "direction": "110->12345"},
+        data={"state": "requested"}, id="c1", feed="12345")
+    assert store.apply(first)
+    assert not store.apply(first)  # a replay adds nothing, to the feed either
+    assert store.apply(Change("call:u-x", "call_registered", 1001.0, {"number": "1"},
+                              id="c2"))
+    assert store.feed("12345") == [{
+        "record": "bridge:b1", "id": "c1", "event": "transfer_requested", "at": "1000.5",
+        "data": '{"state": "requested"}',
+        "fields": json.dumps({"citizen_name": name, "citizen_number": "13800138000",
+                              "direction": "110->12345"}, ensure_ascii=False,
+                             sort_keys=True)}]
+    assert store.feed("110") == []
+    assert [e["event"] for e in store.events()] == ["transfer_requested", "call_registered"]

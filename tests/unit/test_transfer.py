@@ -8,6 +8,7 @@ bytes; the AGI side is a :class:`gateway.testing.ChannelDouble`.
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -293,6 +294,7 @@ def test_emergency_flag_on_the_citizen_refuses_without_dialling() -> None:
     call = rig.store.records["call:u-cit"]
     assert (call["emergency_at"], call["emergency_by"]) == \
         ("2026-11-28T19:50:00.125Z", "seat1")
+    assert rig.store.feeds == {}  # refused at the key: 12345 never had it
 
 
 def test_the_emergency_script_records_the_flag_once() -> None:
@@ -380,6 +382,8 @@ def test_citizen_hanging_up_while_12345_rings_cancels_and_records_a_callback() -
     assert (r["state"], r["outcome"], r["callback_needed"]) == ("ended", "abandoned", "yes")
     assert rig.store.records[f"callback:{BID}"]["number"] == "13800138000"
     assert rig.store.indexes["callbacks:open"] == {BID: T0 + rig.service.config.code_timeout}
+    callbacks = [e for e in rig.store.feeds["12345"] if e["record"] == f"callback:{BID}"]
+    assert [json.loads(e["fields"])["number"] for e in callbacks] == ["13800138000"]
 
 
 def test_citizen_hanging_up_at_the_key_is_abandoned_without_a_move() -> None:
@@ -423,6 +427,15 @@ def test_one_key_handoff_then_a_plain_call_with_the_other_line() -> None:
     assert times == sorted(times)
     assert r["seq"] == str(len(rig.events()))
     assert rig.store.indexes["live"] == {}
+    # 12345's feed: every change of the bridge, once, without 110's internals
+    feed = rig.store.feeds["12345"]
+    assert [e["event"] for e in feed] == rig.events() and set(rig.store.feeds) == {"12345"}
+    first = json.loads(feed[0]["fields"])
+    assert (first["citizen_number"], first["citizen_name"], first["direction"]) == \
+        ("13800138000", HOSTILE_NAME, "110->12345")
+    shown = set().union(*(json.loads(e["fields"]) for e in feed))
+    assert not shown & {"citizen_channel", "seat_channel", "seat_uniqueid", "agent_channel",
+                        "owner", "asterisk", "conference", "plan"}
 
 
 def test_consult_12345_declines_so_the_first_line_keeps_it() -> None:
@@ -452,6 +465,7 @@ def test_incoming_reads_once_writes_once_and_keeps_the_exact_caller_id() -> None
     call = rig.store.records["call:u-cit"]
     assert (call["number"], call["name"], call["dialed"]) == \
         ("13800138000\r\n\r\n200 result=1 (x)", "张三", "110")
+    assert rig.store.feeds == {}  # a call never handed over is in nobody's feed
 
 
 class ForgedReply(ChannelDouble):
