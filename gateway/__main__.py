@@ -8,6 +8,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from gateway.bridge.acl import USERS, AclError, render
 from gateway.bridge.connect import sync_client
@@ -44,12 +45,13 @@ def _run(config_path: Path) -> int:
     return 0
 
 
-RECORD_COMMANDS = ("show", "find", "overdue", "today", "verify-chain")
+RECORD_COMMANDS = ("show", "find", "overdue", "today", "report", "verify-chain")
 
 
 def _records(args: argparse.Namespace) -> int:
     config = load_config_file(Path(args.config), secrets=False)
-    records = Records(sync_client(config.redis), config.redis.prefix)
+    records = Records(sync_client(config.redis), config.redis.prefix,
+                      ZoneInfo(config.tickets.time_zone))
     try:
         code, text = run_record_command(args, records)
     except RecordError as exc:

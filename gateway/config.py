@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -83,6 +84,8 @@ class TicketConfig:
     pattern: str = r"^\d{8,20}$"  # what a 12345 work-order number looks like here
     feedback_hours: float = 72.0  # default deadline for feedback, per category overrides
     inbound_stream: str = "tickets:in"  # the stream the 12345 side may write to
+    # the centre's own time: where a day (of figures, reports, look-ups by day) begins
+    time_zone: str = "Asia/Shanghai"
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,14 @@ def _regex(value: Any) -> str | None:
     return None
 
 
+def _time_zone(value: Any) -> str | None:
+    try:
+        ZoneInfo(str(value))
+    except (ValueError, ZoneInfoNotFoundError):
+        return f"unknown time zone {str(value)[:40]!r} (an IANA name: Asia/Shanghai, UTC)"
+    return None
+
+
 _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "onekey"): _dtmf,
     ("transfer", "consult_key"): _dtmf,
@@ -194,6 +205,7 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("log", "format"): _one_of("json", "console"),
     ("tickets", "pattern"): _regex,
     ("tickets", "feedback_hours"): _positive,
+    ("tickets", "time_zone"): _time_zone,
     ("log", "level"): _one_of("debug", "info", "warning", "error"),
 }
 

@@ -1,15 +1,18 @@
-"""``linkgw show|find|overdue|today|verify-chain``: the records for people, as text."""
+"""``linkgw show|find|overdue|today|report|verify-chain``: the records for people."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.records.chain import verify_day
-from gateway.records.queries import FINDERS, Records
+from gateway.records.periods import today
+from gateway.records.queries import FINDERS, REPORT_COLUMNS, Records
 
 SUMMARY = ("bridge_id", "requested_at", "direction", "citizen_number", "seat", "state",
            "outcome", "category", "ticket", "ticket_status")
@@ -23,17 +26,39 @@ def add_commands(sub: Any) -> None:
     for name in FINDERS:
         group.add_argument(f"--{name}")
     sub.add_parser("overdue", help="work orders past their feedback or response deadline")
-    today = sub.add_parser("today", help="a day's figures (default: today, UTC)")
+    today = sub.add_parser("today", help="a day's figures (default: today, in the centre's "
+                           "time zone: tickets.time_zone)")
     today.add_argument("--day")
+    report = sub.add_parser("report", help="a month's or year's figures and the refused "
+                            "and declined transfers by item (for the joint meetings)")
+    when = report.add_mutually_exclusive_group(required=True)
+    when.add_argument("--month", help="YYYY-MM")
+    when.add_argument("--year", help="YYYY")
+    when.add_argument("--day", help="YYYY-MM-DD")
+    report.add_argument("--csv", action="store_true", help="the items as CSV")
     chain = sub.add_parser("verify-chain", help="check a day's hash chain of events")
     chain.add_argument("--day")
-    for p in (show, find, sub.choices["overdue"], today, chain):
+    for p in (show, find, sub.choices["overdue"], today, report, chain):
         p.add_argument("--config", default="config/gateway.yaml")
         p.add_argument("--json", action="store_true", help="JSON instead of text")
 
 
 def _today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def _csv(items: list[dict[str, Any]]) -> str:
+    """The report's items as CSV (UTF-8; reasons as ``reason=n;…``). A cell that a
+    spreadsheet would run as a formula (= + - @ first) is quoted with a leading '."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(REPORT_COLUMNS)
+    for item in items:
+        reasons = ";".join(f"{k}={v}" for k, v in sorted(item["refusal_reasons"].items()))
+        row = [reasons if c == "refusal_reasons" else item[c] for c in REPORT_COLUMNS]
+        writer.writerow(["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@")
+                         else v for v in row])
+    return out.getvalue().rstrip("\r\n")
 
 
 def _table(rows: list[dict[str, str]]) -> str:
@@ -65,8 +90,20 @@ def run(args: argparse.Namespace, records: Records) -> tuple[int, str]:
     if args.command == "overdue":
         rows = records.overdue(now)
         return 0, json.dumps(rows, ensure_ascii=False) if args.json else _table(rows)
+    if args.command == "report":
+        got = records.report(args.month or args.year or args.day, now)
+        if args.json:
+            return 0, json.dumps(got, ensure_ascii=False, sort_keys=True)
+        if args.csv:
+            return 0, _csv(got["items"])
+        lines = [f"{k:<28} {v}" for k, v in got["figures"].items()]
+        lines += ["", "by item (most refused or declined first)",
+                  "  ".join(f"{c:<16}" for c in REPORT_COLUMNS).rstrip()]
+        lines += ["  ".join(f"{item[c]!s:<16}" for c in REPORT_COLUMNS).rstrip()
+                  for item in got["items"]] or ["(none)"]
+        return 0, "\n".join(lines)
     if args.command == "today":
-        figures = records.day_figures(args.day or _today(), now)
+        figures = records.day_figures(args.day or today(now, records.zone), now)
         if args.json:
             return 0, json.dumps(figures, ensure_ascii=False, sort_keys=True)
         return 0, "\n".join(f"{k:<28} {v}" for k, v in figures.items())

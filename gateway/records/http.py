@@ -30,7 +30,6 @@ import io
 import json
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from twisted.internet import defer
@@ -47,6 +46,7 @@ from gateway.records.errors import (
     TooLarge,
 )
 from gateway.records.page import CSP, PAGE
+from gateway.records.periods import today
 from gateway.records.queries import FINDERS, Records
 from gateway.records.roles import (
     ApiRole,
@@ -67,6 +67,11 @@ SECURITY_HEADERS = ((b"content-security-policy", CSP.encode()),
                     (b"x-content-type-options", b"nosniff"),
                     (b"referrer-policy", b"no-referrer"),
                     (b"cache-control", b"no-store"))
+
+
+def _arg(request: Request, name: bytes) -> str:
+    raw: bytes = (request.args.get(name) or [b""])[0]
+    return raw.decode("utf-8", "replace")
 
 
 def _loopback(request: Request) -> bool:
@@ -248,8 +253,11 @@ class ApiResource(Resource):
                 return "GET /overdue", lambda: {"overdue": shown_rows(
                     role, self.records.overdue(self.clock()), mask)}
             case "GET", ["stats"]:
-                day = (request.args.get(b"day") or [b""])[0].decode("utf-8", "replace") or \
-                    datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%d")
+                month, year = (_arg(request, b"month"), _arg(request, b"year"))
+                if month or year:  # checked (period_malformed) in the thread
+                    return "GET /stats", lambda: self.records.figures(month or year,
+                                                                      self.clock())
+                day = _arg(request, b"day") or today(self.clock(), self.records.zone)
                 if not _DAY.match(day):
                     raise Malformed(f"day {day[:20]!r} is not YYYY-MM-DD", "day_malformed")
                 return "GET /stats", lambda: self.records.day_figures(day, self.clock())

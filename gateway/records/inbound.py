@@ -74,6 +74,7 @@ class InboundTickets:
         self.refused = 0
         self.claimed = 0
         self.up = False  # reading (False while Redis is down, or before the first read)
+        self.feed_lag = -1  # entries of the feed its group has not read yet (-1: unknown)
 
     def ensure_groups(self) -> None:
         """Our group on the inbound stream; the 12345 system's group on its feed."""
@@ -105,11 +106,24 @@ class InboundTickets:
                     backlog = False
                 for entry_id, raw in entries:
                     self.handle(_id(entry_id), raw)
+                self.feed_lag = self.lag()
             except redis.RedisError as exc:  # unacknowledged entries come back later
                 if self.up or backlog:  # once per outage, not once a second
                     self.log.warning("inbound.redis_unavailable", error=str(exc))
                 self.up, backlog = False, True
                 self.stopping.wait(1.0)
+
+    def lag(self) -> int:
+        """How far the 12345 system's group is behind its feed (Redis's own count;
+        -1 when Redis cannot tell, e.g. after entries were deleted)."""
+        if not (self.feed_stream and self.feed_group):
+            return -1
+        for group in cast(list[dict[Any, Any]], self.client.xinfo_groups(self.feed_stream)):
+            name = group.get("name", group.get(b"name", b""))
+            if (name.decode() if isinstance(name, bytes) else name) == self.feed_group:
+                lag = group.get("lag", group.get(b"lag"))
+                return int(lag) if lag is not None else -1
+        return -1
 
     def _read(self, backlog: bool) -> list[tuple[bytes | str, Raw]]:
         got = cast(list[tuple[Any, list[tuple[bytes | str, Raw]]]],

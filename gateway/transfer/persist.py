@@ -69,7 +69,11 @@ class Persistor:
     def edge(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
              ended: bool, data: dict[str, str] | None = None) -> None:
         """One edge of the state table (``ended``: this edge ended the bridge)."""
-        indexes = (Index(IDX_LIVE, bridge.id, -1),) if ended else ()
+        indexes: tuple[Index, ...] = (Index(IDX_LIVE, bridge.id, -1),) if ended else ()
+        if ended and bridge.side == "12345" and \
+                bridge.fields.get("outcome") not in ("handed_off", "three_party_ended"):
+            # nothing was handed to 110 (refused, abandoned, kept by 12345): no answer due
+            indexes += (Index(IDX_DEADLINE, bridge.id, -1),)
         self._bridge(bridge, event, at, fields, indexes, data)
 
     def note(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],

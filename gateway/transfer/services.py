@@ -11,7 +11,8 @@ line's leg is :class:`gateway.transfer.legs.Leg`'s.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -80,6 +81,25 @@ class Ownership:
         """The bridge ended: nobody needs to own it any more."""
 
 
+class Meter(Protocol):
+    """What the service counts for the metrics (the gateway service's is
+    :class:`gateway.metrics.TransferMeter`; process mode counts nothing)."""
+
+    def ended(self, direction: str, outcome: str, recovered: bool) -> None:
+        """A bridge ended."""
+
+    def answered(self, direction: str, seconds: float) -> None:
+        """The other line answered, ``seconds`` after the key."""
+
+
+class NoMeter:
+    def ended(self, direction: str, outcome: str, recovered: bool) -> None:
+        pass
+
+    def answered(self, direction: str, seconds: float) -> None:
+        pass
+
+
 class TransferService:
     #: Seconds an ended bridge stays in memory for late events, and the journal of a
     #: bridge stays in Asterisk after the bridge ended (then it is deleted).
@@ -100,6 +120,7 @@ class TransferService:
         catalogue: Catalogue | None = None,
         new_id: Callable[[float], str] = new_bridge_id,
         ownership: Ownership | None = None,
+        meter: Meter | None = None,
     ) -> None:
         self.ami = ami
         self.config = config
@@ -108,6 +129,7 @@ class TransferService:
         self.catalogue = catalogue or Catalogue(())
         self.new_id = new_id
         self.ownership = ownership or Ownership()
+        self.meter: Meter = meter or NoMeter()
         self.effects = Effects(ami, config)
         self.persist = Persistor(sink, config.response_deadline)
         self.registry = Registry()
@@ -302,6 +324,18 @@ class TransferService:
                           reason=news.reason)
             self.step(bridge, AgentFailed(news.at, news.reason))
 
+    def _count(self, bridge: Bridge, event: Event, ended: bool, recovered: bool) -> None:
+        direction = bridge.fields.get("direction", "")
+        if isinstance(event, AgentAnswered) and not recovered:
+            requested = bridge.fields.get("requested_at", "")
+            try:
+                at = datetime.fromisoformat(requested.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                return
+            self.meter.answered(direction, event.at - at)
+        if ended:
+            self.meter.ended(direction, bridge.fields.get("outcome", "unknown"), recovered)
+
     # -- the one place an edge is applied ------------------------------------------------
     def step(self, bridge: Bridge, event: Event, data: dict[str, str] | None = None) -> None:
         try:
@@ -325,6 +359,7 @@ class TransferService:
                       from_state=before.value, to_state=edge.state.value,
                       outcome=edge.outcome.value if edge.outcome else None,
                       recovered=bool(data))
+        self._count(bridge, event, ended, bool(data))
         if ended:
             self._ended(bridge)
         for command in edge.commands:

@@ -10,10 +10,13 @@ import sys
 import urllib.error
 import urllib.request
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from gateway.lab.calls import one_key_call
 from gateway.lab.lab import ONEKEY, Lab
 from gateway.lab.process import wait_until
+from gateway.records.periods import today
+from gateway.records.tickets import epoch
 from tests.e2e.helpers import (
     TIMEOUT,
     answering,
@@ -64,7 +67,9 @@ def reverse_call(lab: Lab) -> str:
 def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> None:
     forward = one_key_call(lab, number="13700137000").bridge_id
     backward = reverse_call(lab)
-    day = redis_hash(lab, f"linkgw:bridge:{forward}")["requested_at"][:10]
+    requested = redis_hash(lab, f"linkgw:bridge:{forward}")["requested_at"]
+    day = requested[:10]  # the UTC day: the hash chain's
+    local = today(epoch(requested), ZoneInfo(lab.config.tickets.time_zone))  # the figures'
 
     # 110 -> 12345: the 12345 system attaches its work order over the API, with its role
     as_12345 = lab.role_tokens["12345"]
@@ -104,7 +109,7 @@ def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> N
     assert backward in found.stdout and "12345->110" in found.stdout
     assert forward in cli(lab, "find", "--incident", "110-0042").stdout
     assert forward in cli(lab, "find", "--number", "13700137000").stdout
-    figures = json.loads(cli(lab, "today", "--day", day, "--json").stdout)
+    figures = json.loads(cli(lab, "today", "--day", local, "--json").stdout)
     assert figures["by_outcome"]["handed_off"] >= 2
     assert figures["reverse_responded_on_time"] >= 1 and figures["response_rate"] is not None
     assert figures["answer_p50_s"] is not None and figures["answered_within_15s"] > 0
@@ -112,8 +117,15 @@ def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> N
     assert backward not in overdue.stdout  # answered: off the deadline list
     chain = cli(lab, "verify-chain", "--day", day)
     assert chain.returncode == 0 and "intact" in chain.stdout
-    status, api_stats = http(lab, "GET", f"stats?day={day}")
+    status, api_stats = http(lab, "GET", f"stats?day={local}")
     assert status == 200 and api_stats["transfers"] == figures["transfers"]
+    report = json.loads(cli(lab, "report", "--month", local[:7], "--json").stdout)
+    assert report["figures"]["time_zone"] == "Asia/Shanghai"
+    assert report["figures"]["transfers"] >= figures["transfers"] >= 2
+    assert sum(i["transfers"] for i in report["items"]) == report["figures"]["transfers"]
+    assert http(lab, "GET", f"stats?month={local[:7]}",
+                token=lab.role_tokens["supervisor"])[1]["transfers"] == \
+        report["figures"]["transfers"]
 
 
 def test_api_refusals_change_nothing(lab: Lab) -> None:
@@ -190,4 +202,14 @@ def test_supervisor_sees_the_live_bridge_during_the_call(lab: Lab) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{lab.http_port}/", timeout=10) as page:
         html = page.read().decode()
     assert "live bridges" in html and 'get("live")' in html and "Bearer" in html
+    with urllib.request.urlopen(f"http://127.0.0.1:{lab.http_port}/metrics",
+                                timeout=10) as answer:  # no token: asked from loopback
+        metrics = answer.read().decode().splitlines()
+    assert "# TYPE linkgw_bridges_ended_total counter" in metrics
+    assert any(line.startswith('linkgw_bridges_ended_total{direction="110->12345"')
+               for line in metrics)
+    assert any(line.startswith('linkgw_key_to_answer_seconds_count{direction="110->12345"}')
+               for line in metrics)
+    assert "# HELP linkgw_feed_12345_lag Entries of 12345's feed its consumer group has " \
+           "not read (-1: unknown)" in metrics
     assert http(lab, "GET", "live", token="")[0] == 401

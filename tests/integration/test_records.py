@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -20,6 +23,7 @@ from gateway.bridge.store import Change, Index
 from gateway.config import TicketConfig
 from gateway.lab.services import RedisServer
 from gateway.records.chain import verify_day
+from gateway.records.cli import run as run_cli
 from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.records.http import ApiResource
 from gateway.records.inbound import GROUP, InboundTickets
@@ -530,3 +534,69 @@ def test_health_and_metrics_need_a_token_unless_asked_from_loopback(
         assert call(resource, "GET", path, token="wrong", client="10.0.0.9")[0] == 403
         assert call(resource, "GET", path, token=TOKENS[ApiRole.SUPERVISOR],
                     client="10.0.0.9")[0] == 200
+
+
+def _at(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def indexed(client: redis.Redis, bridge_id: str, stamp: str, **fields: str) -> None:
+    """A bridge requested at ``stamp`` (UTC), in the UTC day index as the gateway puts it."""
+    at = _at(stamp)
+    base = {"bridge_id": bridge_id, "requested_at": stamp, "direction": "110->12345",
+            "state": "ended" if "outcome" in fields else "requested"}
+    apply_sync(client, P, Change(bridge_record(bridge_id), "transfer_requested", at,
+                                 base | fields, (Index("day:" + stamp[:10], bridge_id, at),)))
+
+
+def test_days_months_and_years_are_the_centres_own(client: redis.Redis) -> None:
+    """A Beijing day runs 16:00 to 16:00 UTC; a month and a year likewise."""
+    ids = {"late_28": "20261128155959aaaaaa", "first_29": "20261128160000bbbbbb",
+           "first_dec": "20261130163000cccccc", "first_nov": "20261031170000dddddd"}
+    indexed(client, ids["late_28"], "2026-11-28T15:59:59.000Z", outcome="handed_off")
+    indexed(client, ids["first_29"], "2026-11-28T16:00:00.000Z", outcome="refused")
+    indexed(client, ids["first_dec"], "2026-11-30T16:30:00.000Z", outcome="handed_off")
+    indexed(client, ids["first_nov"], "2026-10-31T17:00:00.000Z", outcome="handed_off",
+            direction="12345->110")
+    beijing = Records(client, P, ZoneInfo("Asia/Shanghai"))
+    now = _at("2026-12-02T00:00:00.000Z")
+    assert beijing.figures("2026-11-28", now)["transfers"] == 1
+    assert beijing.figures("2026-11-29", now)["by_outcome"] == {"refused": 1}
+    assert Records(client, P).figures("2026-11-28", now)["transfers"] == 2  # UTC days
+    month = beijing.figures("2026-11", now)
+    assert (month["month"], month["time_zone"], month["transfers"]) == \
+        ("2026-11", "Asia/Shanghai", 3)
+    assert month["by_direction"] == {"110->12345": {"handed_off": 1, "refused": 1},
+                                     "12345->110": {"handed_off": 1}}
+    assert beijing.figures("2026", now)["transfers"] == 4
+    assert [b["bridge_id"] for b in beijing.find("day", "2026-12-01")] == [ids["first_dec"]]
+    for bad in ("2026-13", "2026-02-30", "26", "2026-11-28\n", "２０２６"):
+        with pytest.raises(Malformed):
+            beijing.figures(bad, now)
+
+
+def test_the_monthly_report_lists_refused_and_declined_items(client: redis.Redis) -> None:
+    stamp = "2026-11-10T02:00:00.000Z"
+    indexed(client, "20261110020000aaaaaa", stamp, outcome="refused", refusal="never_transfer",
+            item="vehicle.fire_lane", item_name="占用消防通道", category="vehicle", code="104")
+    indexed(client, "20261110020001bbbbbb", stamp, outcome="refused", refusal="never_transfer",
+            item="vehicle.fire_lane", item_name="占用消防通道", category="vehicle", code="104")
+    indexed(client, "20261110020002cccccc", stamp, outcome="kept_by_110",
+            decision="kept_by_first_line", mode="consult", item="noise.night",
+            item_name="=HYPERLINK(\"x\")", category="noise", code="201")
+    indexed(client, "20261110020003dddddd", stamp, outcome="handed_off", item="noise.night",
+            item_name="=HYPERLINK(\"x\")", category="noise", code="201")
+    records = Records(client, P, ZoneInfo("Asia/Shanghai"))
+    got = records.report("2026-11", _at("2026-12-01T00:00:00.000Z"))
+    assert got["figures"]["transfers"] == 4
+    assert [(i["item"], i["transfers"], i["refused"], i["declined"]) for i in got["items"]] \
+        == [("vehicle.fire_lane", 2, 2, 0), ("noise.night", 2, 0, 1)]
+    assert got["items"][0]["refusal_reasons"] == {"never_transfer": 2}
+    args = argparse.Namespace(command="report", month="2026-11", year=None, day=None,
+                              json=False, csv=True)
+    code, text = run_cli(args, records)
+    assert code == 0 and text.split("\r\n") == [
+        "item,item_name,category,code,transfers,refused,refusal_reasons,declined,not_reached",
+        "vehicle.fire_lane,占用消防通道,vehicle,104,2,2,never_transfer=2,0,0",
+        "noise.night,\"'=HYPERLINK(\"\"x\"\")\",noise,201,2,0,,1,0",
+    ]

@@ -12,12 +12,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
+from gateway.metrics import TransferMeter, exposition
 from gateway.testing import ChannelDouble, WireAsterisk, null_log
 from gateway.transfer.categories import load_categories
 from gateway.transfer.scripts import make_scripts
@@ -487,3 +489,45 @@ def test_a_forged_reply_is_refused_and_the_call_is_registered_from_the_env() -> 
     call = rig.store.records["call:u-cit"]
     assert (call["channel"], call["number"]) == (CITIZEN, "")
     assert "token" in call["callerid_unreadable"]
+
+
+def test_a_reverse_press_the_citizen_abandons_owes_110_no_answer() -> None:
+    """12345 hands a police matter to 110; the citizen hangs up while 110 rings: nothing
+    was handed over, so no response is due (off the deadline list, not in the rate)."""
+    rig = Rig(reverse_target="PJSIP/seat2")
+    rig.opened(LINKGW_SIDE="12345")
+    assert rig.record["direction"] == "12345->110" and "response_due_at" in rig.record
+    assert BID in rig.store.indexes["deadline"]
+    rig.leg(0)
+    rig.emit("Hangup", Uniqueid="u-cit", Channel=CITIZEN, Cause="16")
+    assert (rig.record["state"], rig.record["outcome"]) == ("ended", "abandoned")
+    assert rig.store.indexes["deadline"] == {}
+    assert set(rig.store.feeds) == {"110"}  # handed towards 110: the police side's feed
+
+
+def test_the_metrics_count_each_end_by_direction_and_outcome_and_the_answer_time() -> None:
+    """What Prometheus reads: HELP and TYPE, a counter by direction and outcome, the key
+    → answer histogram with the 15 s and 20 s service levels as bucket edges."""
+    registry = CollectorRegistry()
+    rig = Rig()
+    rig.service.meter = TransferMeter(registry)
+    rig.opened()
+    rig.clock.advance(4.0)  # 12345 answers 4 s + the code window after the key
+    rig.answered()
+    rig.join("agent", f"{BID}-a0", "PJSIP/12345-00000009")
+    rig.key_done()
+    rig.asterisk.reply(rig.asterisk.expect("Redirect"))
+    rig.join("seat", "u-seat", SEAT)
+    rig.join("citizen", "u-cit", CITIZEN)
+    rig.leave("u-seat", SEAT)
+    rig.leave("u-cit", CITIZEN)
+    assert rig.record["outcome"] == "handed_off"
+    text = exposition(registry).splitlines()
+    assert "# TYPE linkgw_bridges_ended_total counter" in text
+    assert 'linkgw_bridges_ended_total{direction="110->12345",outcome="handed_off",' \
+           'recovered="no"} 1.0' in text
+    assert "# TYPE linkgw_key_to_answer_seconds histogram" in text
+    waited = 4.0 + rig.service.config.code_timeout
+    assert f'linkgw_key_to_answer_seconds_sum{{direction="110->12345"}} {waited}' in text
+    assert 'linkgw_key_to_answer_seconds_bucket{direction="110->12345",le="5.0"} 0.0' in text
+    assert 'linkgw_key_to_answer_seconds_bucket{direction="110->12345",le="15.0"} 1.0' in text
