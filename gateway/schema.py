@@ -186,6 +186,8 @@ BRIDGE_FIELDS: Final = {
     "refusal": "emergency, never_transfer, unknown_code, already, ami_down",
     "refusal_detail": "",
     "response_due_at": "12345->110: when 110 must have answered",
+    "feedback_due_at": "110->12345 handed over: when 12345's feedback is due (from the "
+                       "end of the call, ticket or not)",
     "error": "what failed, in words",
     "direct_with": "seat or agent: the plain two-party call the citizen went on in",
     "returned_to": "the line the citizen was sent back to",

@@ -114,7 +114,9 @@ class TicketDesk:
                   "direction": bridge.get("direction", "")}
         indexes = [Index(idx_ticket(ticket), bridge_id, now)]
         if bridge.get("direction") == "110->12345":
-            deadline = self._deadline(bridge, now)
+            # from the hand-off when the call handed it over (set as the bridge ended)
+            deadline = epoch(bridge["feedback_due_at"]) if bridge.get("feedback_due_at") \
+                else self._deadline(bridge, now)
             fields["deadline_at"] = iso(deadline)
             indexes.append(Index(IDX_DEADLINE, bridge_id, deadline))
         elif bridge.get("response_due_at"):

@@ -8,6 +8,7 @@ own, so several processes may write one record and a replay is harmless.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from gateway.bridge.change import Change, Index
@@ -42,9 +43,13 @@ class Sink(Protocol):
 
 
 class Persistor:
-    def __init__(self, sink: Sink, response_deadline: float) -> None:
+    """``feedback_hours``: 12345's feedback deadline for a category (hours)."""
+
+    def __init__(self, sink: Sink, response_deadline: float,
+                 feedback_hours: Callable[[str], float] = lambda _: 72.0) -> None:
         self.sink = sink
         self.response_deadline = response_deadline
+        self.feedback_hours = feedback_hours
 
     def _bridge(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
                 indexes: tuple[Index, ...] = (), data: dict[str, str] | None = None,
@@ -70,10 +75,16 @@ class Persistor:
              ended: bool, data: dict[str, str] | None = None) -> None:
         """One edge of the state table (``ended``: this edge ended the bridge)."""
         indexes: tuple[Index, ...] = (Index(IDX_LIVE, bridge.id, -1),) if ended else ()
-        if ended and bridge.side == "12345" and \
-                bridge.fields.get("outcome") not in ("handed_off", "three_party_ended"):
+        handed = bridge.fields.get("outcome") in ("handed_off", "three_party_ended")
+        if ended and bridge.side == "12345" and not handed:
             # nothing was handed to 110 (refused, abandoned, kept by 12345): no answer due
             indexes += (Index(IDX_DEADLINE, bridge.id, -1),)
+        if ended and bridge.side == "110" and handed:
+            # 12345 took the matter: its feedback is due from now, ticket or not
+            due = at + self.feedback_hours(bridge.fields.get("category", "")) * 3600
+            fields = fields | {"feedback_due_at": iso(due)}
+            bridge.fields["feedback_due_at"] = iso(due)
+            indexes += (Index(IDX_DEADLINE, bridge.id, due),)
         self._bridge(bridge, event, at, fields, indexes, data)
 
     def note(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],

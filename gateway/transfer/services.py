@@ -121,6 +121,7 @@ class TransferService:
         new_id: Callable[[float], str] = new_bridge_id,
         ownership: Ownership | None = None,
         meter: Meter | None = None,
+        feedback_hours: float = 72.0,
     ) -> None:
         self.ami = ami
         self.config = config
@@ -131,7 +132,8 @@ class TransferService:
         self.ownership = ownership or Ownership()
         self.meter: Meter = meter or NoMeter()
         self.effects = Effects(ami, config)
-        self.persist = Persistor(sink, config.response_deadline)
+        self.persist = Persistor(sink, config.response_deadline, self._feedback_hours)
+        self.feedback_hours = feedback_hours
         self.registry = Registry()
         self.legs: dict[str, Leg] = {}  # bridge id → the current attempt's leg
         self.asterisk = ""  # the Asterisk's system name, learnt at login
@@ -142,6 +144,12 @@ class TransferService:
         ami.events.subscribe(self.on_ami_event, EVENTS)
         ami.events.subscribe(self._dtmf, ["DTMFEnd"], {"Direction": "Received"})
         ami.events.subscribe(self._channel_gone, ["Hangup"])
+
+    def _feedback_hours(self, category_id: str) -> float:
+        """12345's feedback deadline for a category (categories.yaml), else the site's."""
+        category = self.catalogue.category(category_id)
+        return category.feedback_hours if category and category.feedback_hours else \
+            self.feedback_hours
 
     def live(self) -> list[dict[str, str]]:
         """The bridges not yet ended, oldest first (for the supervisor's page)."""

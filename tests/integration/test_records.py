@@ -600,3 +600,21 @@ def test_the_monthly_report_lists_refused_and_declined_items(client: redis.Redis
         "vehicle.fire_lane,占用消防通道,vehicle,104,2,2,never_transfer=2,0,0",
         "noise.night,\"'=HYPERLINK(\"\"x\"\")\",noise,201,2,0,,1,0",
     ]
+
+
+def test_a_handoff_without_a_ticket_falls_overdue_and_a_late_ticket_keeps_the_deadline(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    """12345 took the call at T0 (feedback due 72 h later) but attached no ticket: it is
+    overdue all the same; a ticket attached later does not restart the clock."""
+    d, clock = desk
+    due = T0 + 72 * 3600
+    apply_sync(client, P, Change(bridge_record(B1), "transfer_requested", T0, {
+        "bridge_id": B1, "direction": "110->12345", "state": "ended",
+        "outcome": "handed_off", "feedback_due_at": "2026-12-01T19:50:37.000Z"},
+        (Index("deadline", B1, due),)))
+    records = Records(client, P)
+    assert records.overdue(due - 1) == []
+    assert [r["bridge_id"] for r in records.overdue(due + 1)] == [B1]
+    clock.now = T0 + 48 * 3600
+    assert d.attach(B1, "20261128000001", "api")["deadline_at"] == "2026-12-01T19:50:37.000Z"
+    assert client.zscore(f"{P}:idx:deadline", B1) == due

@@ -17,6 +17,7 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from gateway.bridge.log import BridgeLog
+from gateway.bridge.state import iso
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
 from gateway.metrics import TransferMeter, exposition
@@ -531,3 +532,24 @@ def test_the_metrics_count_each_end_by_direction_and_outcome_and_the_answer_time
     assert f'linkgw_key_to_answer_seconds_sum{{direction="110->12345"}} {waited}' in text
     assert 'linkgw_key_to_answer_seconds_bucket{direction="110->12345",le="5.0"} 0.0' in text
     assert 'linkgw_key_to_answer_seconds_bucket{direction="110->12345",le="15.0"} 1.0' in text
+
+
+def test_a_handoff_owes_12345s_feedback_from_the_end_of_the_call_ticket_or_not() -> None:
+    """Item 301 (no water): category utilities, 24 h feedback in categories.yaml."""
+    rig = Rig()
+    rig.opened(code="301")
+    rig.answered()
+    rig.join("agent", f"{BID}-a0", "PJSIP/12345-00000009")
+    rig.key_done("301")
+    rig.asterisk.reply(rig.asterisk.expect("Redirect"))
+    rig.join("seat", "u-seat", SEAT)
+    rig.join("citizen", "u-cit", CITIZEN)
+    rig.leave("u-seat", SEAT)
+    rig.clock.advance(60)
+    rig.leave("u-cit", CITIZEN)
+    record = rig.record
+    assert (record["category"], record["outcome"]) == ("utilities", "handed_off")
+    ended = rig.clock.seconds()
+    assert record["ended_at"] == iso(ended)
+    assert record["feedback_due_at"] == iso(ended + 24 * 3600)
+    assert rig.store.indexes["deadline"] == {BID: ended + 24 * 3600}
