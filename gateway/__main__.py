@@ -7,16 +7,18 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from gateway.bridge.acl import USERS, AclError, render
 from gateway.bridge.connect import sync_client
 from gateway.config import ConfigError, load_config_file
-from gateway.records.cli import add_commands
+from gateway.records.cli import LOOP_COMMANDS, add_commands, run_loop
 from gateway.records.cli import run as run_record_command
 from gateway.records.errors import RecordError
 from gateway.records.queries import Records
+from gateway.records.workorders import WorkOrderDesk
 from gateway.transfer.categories import CategoryError, load_categories
 
 
@@ -45,15 +47,22 @@ def _run(config_path: Path) -> int:
     return 0
 
 
-RECORD_COMMANDS = ("show", "find", "overdue", "today", "report", "verify-chain")
+RECORD_COMMANDS = ("show", "find", "overdue", "today", "report", "verify-chain",
+                   *LOOP_COMMANDS)
 
 
 def _records(args: argparse.Namespace) -> int:
     config = load_config_file(Path(args.config), secrets=False)
-    records = Records(sync_client(config.redis), config.redis.prefix,
-                      ZoneInfo(config.tickets.time_zone))
+    client = sync_client(config.redis)
+    records = Records(client, config.redis.prefix, ZoneInfo(config.tickets.time_zone))
     try:
-        code, text = run_record_command(args, records)
+        if args.command in LOOP_COMMANDS:
+            desk = WorkOrderDesk(client, config.redis.prefix, config.tickets,
+                                 load_categories(Path(config.transfer.categories)),
+                                 time.time)
+            code, text = run_loop(args, records, desk)
+        else:
+            code, text = run_record_command(args, records)
     except RecordError as exc:
         print(f"linkgw: {exc.code}: {exc}", file=sys.stderr)
         return 1

@@ -83,6 +83,9 @@ class HttpConfig:
 class TicketConfig:
     pattern: str = r"^\d{8,20}$"  # what a 12345 work-order number looks like here
     feedback_hours: float = 72.0  # default deadline for feedback, per category overrides
+    # 110's answer to a 12345 work order without a call, from its acceptance (per
+    # category: response_hours in categories.yaml)
+    workorder_response_hours: float = 24.0
     inbound_stream: str = "tickets:in"  # the stream the 12345 side may write to
     # the centre's own time: where a day (of figures, reports, look-ups by day) begins
     time_zone: str = "Asia/Shanghai"
@@ -205,6 +208,7 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("log", "format"): _one_of("json", "console"),
     ("tickets", "pattern"): _regex,
     ("tickets", "feedback_hours"): _positive,
+    ("tickets", "workorder_response_hours"): _positive,
     ("tickets", "time_zone"): _time_zone,
     ("log", "level"): _one_of("debug", "info", "warning", "error"),
 }

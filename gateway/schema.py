@@ -39,6 +39,11 @@ def ticket_record(bridge_id: str) -> str:
     return f"ticket:{bridge_id}"
 
 
+def workorder_record(ticket: str) -> str:
+    """A 12345 → police work order that never was a call, by its 12345 ticket (hash)."""
+    return f"workorder:{ticket}"
+
+
 # -- indexes (sorted sets of ids, scored by epoch seconds) --------------------------------
 
 
@@ -71,6 +76,13 @@ IDX_CALLBACKS_OPEN: Final = "callbacks:open"
 IDX_PUSH_NEEDED: Final = "workorders:push_needed"
 IDX_DEADLINE: Final = "deadline"  # scored by the deadline
 IDX_FEEDBACK: Final = "feedback"
+IDX_WORKORDERS_OPEN: Final = "workorders:open"  # work orders not answered yet
+IDX_WORKORDER_DEADLINE: Final = "workorders:deadline"  # scored by the answer's deadline
+
+
+def idx_workorder_day(day: str) -> str:
+    """Work orders received on a UTC day."""
+    return f"workorders:day:{day}"
 
 
 @dataclass(frozen=True)
@@ -182,6 +194,9 @@ BRIDGE_FIELDS: Final = {
     "agent_failed_at": "when the last attempt failed",
     "work_order_push_needed": "yes: the other line was not reached",
     "work_order_reason": "",
+    "work_order_pushed_at": "when the owed work order was pushed to the other line",
+    "work_order_pushed_via": "", "work_order_pushed_ref": "its number there",
+    "work_order_pushed_note": "",
     "callback_needed": "yes: the citizen hung up before the hand-over",
     "refusal": "emergency, never_transfer, unknown_code, already, ami_down",
     "refusal_detail": "",

@@ -27,6 +27,7 @@ from gateway.records.inbound import InboundTickets
 from gateway.records.queries import Records
 from gateway.records.roles import ApiRole
 from gateway.records.tickets import TicketDesk
+from gateway.records.workorders import WorkOrderDesk
 from gateway.schema import Keys
 from gateway.transfer.categories import Catalogue
 from gateway.transfer.scripts import make_scripts
@@ -81,12 +82,15 @@ class Gateway(MultiService):
         self.desk = TicketDesk(self.sync_redis, prefix, config.tickets, catalogue,
                                reactor.seconds)
         self.records = Records(self.sync_redis, prefix, ZoneInfo(config.tickets.time_zone))
+        self.workorders = WorkOrderDesk(self.sync_redis, prefix, config.tickets, catalogue,
+                                        reactor.seconds)
         # its own client, reading bytes: what the other system wrote is checked entry by
         # entry; the name is stable, so a restart reads its own pending entries first
         self.inbound = InboundTickets(
             sync_client(config.redis, decode=False), self.desk,
             f"{prefix}:{config.tickets.inbound_stream}", f"gw-{instance_name(config)}",
-            log.bind(part="inbound"), Keys(prefix).feed("12345"), config.redis.feed_group)
+            log.bind(part="inbound"), Keys(prefix).feed("12345"), config.redis.feed_group,
+            workorders=self.workorders)
         _Thread(reactor, self.inbound.run, self.inbound.stop).setServiceParent(self)
         if config.http.listen:
             pool = reactor.getThreadPool()
@@ -97,7 +101,7 @@ class Gateway(MultiService):
                 self.desk, self.records, tokens,
                 lambda f: deferToThreadPool(reactor, pool, f), self.health, self.metrics,
                 reactor.seconds, log.bind(part="api"), self.transfers.live,
-                config.http.mask_numbers)
+                config.http.mask_numbers, self.workorders)
             StreamServerEndpointService(serverFromString(reactor, config.http.listen),
                                         api_site(api)).setServiceParent(self)
 

@@ -1,4 +1,6 @@
-"""``linkgw show|find|overdue|today|report|verify-chain``: the records for people."""
+"""``linkgw show|find|overdue|today|report|verify-chain`` and the loop without a call
+(``workorders``, ``workorder``, ``callbacks``, ``callback-done``, ``push-needed``,
+``push-done``): the records for people."""
 
 from __future__ import annotations
 
@@ -13,7 +15,11 @@ from typing import Any
 from gateway.records.chain import verify_day
 from gateway.records.periods import today
 from gateway.records.queries import FINDERS, REPORT_COLUMNS, Records
+from gateway.records.workorders import WorkOrderDesk
 
+WORKORDER_COLUMNS = ("ticket", "received_at", "category", "status", "unit", "due_at",
+                     "on_time")
+CALLBACK_COLUMNS = ("bridge_id", "at", "number", "seat", "direction", "status")
 SUMMARY = ("bridge_id", "requested_at", "direction", "citizen_number", "seat", "state",
            "outcome", "category", "ticket", "ticket_status")
 
@@ -38,7 +44,26 @@ def add_commands(sub: Any) -> None:
     report.add_argument("--csv", action="store_true", help="the items as CSV")
     chain = sub.add_parser("verify-chain", help="check a day's hash chain of events")
     chain.add_argument("--day")
-    for p in (show, find, sub.choices["overdue"], today, report, chain):
+    orders = sub.add_parser("workorders", help="12345 work orders without a call: open "
+                            "ones, or those received in a period")
+    orders.add_argument("--period", help="YYYY-MM-DD, YYYY-MM or YYYY")
+    order = sub.add_parser("workorder", help="move a work order on: accept, assign to a "
+                           "unit, answer")
+    order.add_argument("ticket")
+    order.add_argument("step", choices=("accept", "assign", "answer"))
+    order.add_argument("--unit", help="the unit it is assigned to (assign)")
+    order.add_argument("--note")
+    sub.add_parser("callbacks", help="open callback tasks")
+    callback = sub.add_parser("callback-done", help="a citizen was called back")
+    callback.add_argument("bridge_id")
+    callback.add_argument("--note")
+    sub.add_parser("push-needed", help="work orders still to push to a line not reached")
+    push = sub.add_parser("push-done", help="the owed work order was pushed")
+    push.add_argument("bridge_id")
+    push.add_argument("--ticket", help="its number at the other line")
+    push.add_argument("--note")
+    for p in (show, find, sub.choices["overdue"], today, report, chain, orders, order,
+              sub.choices["callbacks"], callback, sub.choices["push-needed"], push):
         p.add_argument("--config", default="config/gateway.yaml")
         p.add_argument("--json", action="store_true", help="JSON instead of text")
 
@@ -67,6 +92,43 @@ def _table(rows: list[dict[str, str]]) -> str:
     lines = ["  ".join(f"{c:<20}" for c in SUMMARY)]
     lines += ["  ".join(f"{r.get(c, ''):<20}" for c in SUMMARY) for r in rows]
     return "\n".join(line.rstrip() for line in lines)
+
+
+LOOP_COMMANDS = ("workorders", "workorder", "callbacks", "callback-done", "push-needed",
+                 "push-done")
+_STEP = {"accept": "accepted", "assign": "assigned", "answer": "answered"}
+
+
+def _rows(rows: list[dict[str, str]], columns: tuple[str, ...], as_json: bool) -> str:
+    if as_json:
+        return json.dumps(rows, ensure_ascii=False)
+    if not rows:
+        return "(none)"
+    lines = ["  ".join(f"{c:<20}" for c in columns)]
+    lines += ["  ".join(f"{r.get(c, ''):<20}" for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def run_loop(args: argparse.Namespace, records: Records, desk: WorkOrderDesk
+             ) -> tuple[int, str]:
+    """The loop without a call: work orders, callbacks, pushes owed."""
+    done: dict[str, str]
+    if args.command == "workorders":
+        return 0, _rows(records.workorders(args.period or ""), WORKORDER_COLUMNS, args.json)
+    if args.command == "callbacks":
+        return 0, _rows(records.callbacks(), CALLBACK_COLUMNS, args.json)
+    if args.command == "push-needed":
+        return 0, _rows(records.push_needed(), SUMMARY, args.json)
+    if args.command == "workorder":
+        done = desk.step(args.ticket, _STEP[args.step],
+                         {"unit": args.unit, "note": args.note}, "cli")
+    elif args.command == "callback-done":
+        done = desk.callback_done(args.bridge_id, args.note, "cli")
+    else:
+        done = desk.push_done(args.bridge_id, args.ticket, args.note, "cli")
+    if args.json:
+        return 0, json.dumps(done, ensure_ascii=False, sort_keys=True)
+    return 0, "\n".join(f"{k:<24} {v}" for k, v in sorted(done.items()))
 
 
 def run(args: argparse.Namespace, records: Records) -> tuple[int, str]:

@@ -20,7 +20,16 @@ policy, ``X-Frame-Options: DENY`` and ``nosniff``.
     PUT  /bridges/<id>/ticket         {"ticket": "…"}
     POST /bridges/<id>/status         {"status": "accepted|assigned|feedback", "note": "…"}
     PUT  /bridges/<id>/incident       {"incident": "…"}
-    GET  /overdue
+    GET  /overdue                     past-deadline bridges and work orders
+    POST /workorders                  {"ticket", "category", "summary", "number"?}: 12345
+                                      dispatches a matter to the police, without a call
+    GET  /workorders[?day=|month=|year=]   open ones, or those of a period
+    GET  /workorders/<ticket>
+    POST /workorders/<ticket>/status  {"status": "accepted|assigned|answered", "unit", "note"}
+    GET  /callbacks                   open callback tasks
+    POST /callbacks/<id>/done         {"note"?}
+    GET  /push-needed                 work orders still to push to the line not reached
+    POST /push-needed/<id>/done       {"ticket"?, "note"?}
     GET  /stats?day=YYYY-MM-DD
 """
 
@@ -57,6 +66,7 @@ from gateway.records.roles import (
     shown_rows,
 )
 from gateway.records.tickets import TicketDesk
+from gateway.records.workorders import WorkOrderDesk
 
 Runner = Callable[[Callable[[], Any]], defer.Deferred[Any]]
 MAX_BODY = 65536
@@ -162,11 +172,12 @@ class ApiResource(Resource):
                  run: Runner, health: Callable[[], dict[str, Any]], metrics: Callable[[], str],
                  clock: Callable[[], float], log: Any,
                  live: Callable[[], list[dict[str, str]]] = list,
-                 mask_numbers: bool = True) -> None:
+                 mask_numbers: bool = True, workorders: WorkOrderDesk | None = None) -> None:
         Resource.__init__(self)
         self.desk, self.records = desk, records
         self.tokens = {role: token for role, token in tokens.items() if token}
         self.mask = mask_numbers
+        self.workorders = workorders
         self.inflight = 0
         self.run, self.health, self.metrics, self.clock, self.log = \
             run, health, metrics, clock, log
@@ -250,8 +261,10 @@ class ApiResource(Resource):
                         bridge_id, str(body.get("status")), str(body.get("note", "")),
                         "api"))
             case "GET", ["overdue"]:
-                return "GET /overdue", lambda: {"overdue": shown_rows(
-                    role, self.records.overdue(self.clock()), mask)}
+                return "GET /overdue", lambda: {
+                    "overdue": shown_rows(role, self.records.overdue(self.clock()), mask),
+                    "workorders": shown_rows(
+                        role, self.records.overdue_workorders(self.clock()), mask)}
             case "GET", ["stats"]:
                 month, year = (_arg(request, b"month"), _arg(request, b"year"))
                 if month or year:  # checked (period_malformed) in the thread
@@ -261,7 +274,48 @@ class ApiResource(Resource):
                 if not _DAY.match(day):
                     raise Malformed(f"day {day[:20]!r} is not YYYY-MM-DD", "day_malformed")
                 return "GET /stats", lambda: self.records.day_figures(day, self.clock())
+        if self.workorders is not None:
+            found = self._loop_route(method, path, request, role)
+            if found is not None:
+                return found
         raise NotFound(f"no route {method} /{'/'.join(path)}", "no_route")
+
+    def _loop_route(self, method: str, path: list[str], request: Request, role: ApiRole
+                    ) -> tuple[str, Callable[[], Any]] | None:
+        """Work orders without a call, callback tasks, pushes owed."""
+        desk, records, mask = self.workorders, self.records, self.mask
+        assert desk is not None
+        match method, path:
+            case "POST", ["workorders"]:
+                body = self._body(request)
+                return "POST /workorders", lambda: desk.receive(body, "api")
+            case "GET", ["workorders"]:
+                label = _arg(request, b"day") or _arg(request, b"month") or \
+                    _arg(request, b"year")
+                return "GET /workorders", lambda: {"workorders": shown_rows(
+                    role, records.workorders(label), mask, own=True)}
+            case "GET", ["workorders", ticket]:
+                return "GET /workorders/<ticket>", lambda: shown_rows(
+                    role, [records.workorder(ticket)], mask, own=True)[0]
+            case "POST", ["workorders", ticket, "status"]:
+                body = self._body(request)
+                return "POST /workorders/<ticket>/status", lambda: desk.step(
+                    ticket, str(body.get("status")), body, "api")
+            case "GET", ["callbacks"]:
+                return "GET /callbacks", lambda: {"callbacks": shown_rows(
+                    role, records.callbacks(), mask)}
+            case "POST", ["callbacks", bridge_id, "done"]:
+                body = self._body(request)
+                return "POST /callbacks/<id>/done", lambda: desk.callback_done(
+                    bridge_id, body.get("note"), "api")
+            case "GET", ["push-needed"]:
+                return "GET /push-needed", lambda: {"push_needed": shown_rows(
+                    role, records.push_needed(), mask)}
+            case "POST", ["push-needed", bridge_id, "done"]:
+                body = self._body(request)
+                return "POST /push-needed/<id>/done", lambda: desk.push_done(
+                    bridge_id, body.get("ticket"), body.get("note"), "api")
+        return None
 
     def _as(self, role: ApiRole, bridge_id: str, change: Callable[[], Any]) -> Any:
         """A change the 12345 role may make only on a bridge it may see."""

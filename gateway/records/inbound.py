@@ -26,6 +26,7 @@ import redis
 
 from gateway.records.errors import Malformed, RecordError
 from gateway.records.tickets import TicketDesk
+from gateway.records.workorders import WorkOrderDesk
 
 GROUP = "linkgw-gateway"
 MAX_ENTRY = 65536  # bytes of one entry's keys and values
@@ -64,7 +65,7 @@ def _id(entry_id: bytes | str) -> str:
 class InboundTickets:
     def __init__(self, client: redis.Redis, desk: TicketDesk, stream: str, consumer: str,
                  log: Any, feed_stream: str = "", feed_group: str = "",
-                 claim_idle: float = 60.0) -> None:
+                 claim_idle: float = 60.0, workorders: WorkOrderDesk | None = None) -> None:
         self.client, self.desk, self.stream, self.consumer = client, desk, stream, consumer
         self.log = log
         self.feed_stream, self.feed_group = feed_stream, feed_group
@@ -74,6 +75,7 @@ class InboundTickets:
         self.refused = 0
         self.claimed = 0
         self.up = False  # reading (False while Redis is down, or before the first read)
+        self.workorders = workorders
         self.feed_lag = -1  # entries of the feed its group has not read yet (-1: unknown)
 
     def ensure_groups(self) -> None:
@@ -155,7 +157,10 @@ class InboundTickets:
         fields: dict[str, str] = {}
         try:
             fields = decode_entry(raw)
-            self.desk.apply_message(fields, "stream")
+            if fields.get("type") == "workorder" and self.workorders is not None:
+                self.workorders.receive(dict(fields), "stream")  # a work order, no call
+            else:
+                self.desk.apply_message(fields, "stream")
             self.applied += 1
             self.log.info("inbound.applied", entry=entry_id, bridge_id=fields.get("bridge_id"))
         except RecordError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,11 @@ from gateway.records.errors import Malformed, NotFound, Unavailable
 from gateway.records.periods import Period, period
 from gateway.records.tickets import check_bridge_id, epoch
 from gateway.schema import (
+    IDX_CALLBACKS_OPEN,
     IDX_DEADLINE,
+    IDX_PUSH_NEEDED,
+    IDX_WORKORDER_DEADLINE,
+    IDX_WORKORDERS_OPEN,
     Keys,
     bridge_record,
     callback_record,
@@ -22,7 +27,9 @@ from gateway.schema import (
     idx_incident,
     idx_seat,
     idx_ticket,
+    idx_workorder_day,
     ticket_record,
+    workorder_record,
 )
 
 FINDERS = ("number", "ticket", "incident", "seat", "day")
@@ -77,11 +84,12 @@ class Records:
                                          limit - 1))
         return self._summaries(ids)
 
-    def _ids_in(self, when: Period) -> list[str]:
-        """The bridges requested in ``when``, oldest first (from the UTC day indexes)."""
+    def _ids_in(self, when: Period, index: Callable[[str], str] = idx_day) -> list[str]:
+        """The bridges (or, with ``idx_workorder_day``, work orders) of ``when``, oldest
+        first, from the UTC day indexes."""
         pipe = self.client.pipeline()
         for utc_day in when.utc_days():
-            pipe.zrangebyscore(self.keys.index(idx_day(utc_day)), when.start,
+            pipe.zrangebyscore(self.keys.index(index(utc_day)), when.start,
                                f"({when.end}")
         days = cast(list[list[str]], self._call(pipe.execute))
         return [bridge_id for ids in days for bridge_id in ids]
@@ -104,6 +112,65 @@ class Records:
         ids = cast(list[str], self._call(self.client.zrangebyscore,
                                          self.keys.index(IDX_DEADLINE), "-inf", now))
         return self._summaries(ids)
+
+    # -- the loop without a call ---------------------------------------------------------
+    def workorder(self, ticket: str) -> dict[str, str]:
+        found = cast(dict[str, str], self._call(self.client.hgetall,
+                                                self.keys.record(workorder_record(ticket))))
+        if not found:
+            raise NotFound(f"no work order {ticket[:40]}", "workorder_not_found")
+        return found
+
+    def _hashes(self, names: list[str]) -> list[dict[str, str]]:
+        pipe = self.client.pipeline()
+        for name in names:
+            pipe.hgetall(self.keys.record(name))
+        return [h for h in cast(list[dict[str, str]], self._call(pipe.execute)) if h]
+
+    def workorders(self, label: str = "") -> list[dict[str, str]]:
+        """Work orders not answered yet (oldest first), or those received in a period."""
+        if label:
+            tickets = self._ids_in(period(label, self.zone), idx_workorder_day)
+        else:
+            tickets = cast(list[str], self._call(
+                self.client.zrange, self.keys.index(IDX_WORKORDERS_OPEN), 0, -1))
+        return self._hashes([workorder_record(t) for t in tickets])
+
+    def overdue_workorders(self, now: float) -> list[dict[str, str]]:
+        """Work orders accepted and not answered by their deadline."""
+        tickets = cast(list[str], self._call(self.client.zrangebyscore,
+                                             self.keys.index(IDX_WORKORDER_DEADLINE),
+                                             "-inf", now))
+        return self._hashes([workorder_record(t) for t in tickets])
+
+    def callbacks(self) -> list[dict[str, str]]:
+        """Callback tasks still open, oldest first."""
+        ids = cast(list[str], self._call(self.client.zrange,
+                                         self.keys.index(IDX_CALLBACKS_OPEN), 0, -1))
+        return self._hashes([callback_record(i) for i in ids])
+
+    def push_needed(self) -> list[dict[str, str]]:
+        """Bridges whose other line was never reached and whose work order is still to be
+        pushed to it, oldest first."""
+        ids = cast(list[str], self._call(self.client.zrange,
+                                         self.keys.index(IDX_PUSH_NEEDED), 0, -1))
+        return self._summaries(ids)
+
+    def _workorder_figures(self, when: Period, now: float) -> dict[str, Any]:
+        rows = self._hashes([workorder_record(t)
+                             for t in self._ids_in(when, idx_workorder_day)])
+        due = on_time = 0
+        for row in rows:
+            if row.get("answered_at"):
+                due += 1
+                on_time += row.get("on_time") == "yes"
+            elif row.get("due_at") and epoch(row["due_at"]) <= now:
+                due += 1  # accepted, not answered in time
+        return {"received": len(rows),
+                "accepted": sum("accepted_at" in r for r in rows),
+                "answered": sum("answered_at" in r for r in rows),
+                "due": due, "answered_on_time": on_time,
+                "response_rate": _share(on_time, due)}
 
     def report(self, label: str, now: float) -> dict[str, Any]:
         """A period's figures and its transfers by item (refused, declined, not reached)."""
@@ -168,6 +235,8 @@ class Records:
             "answered_within_20s": _share(sum(w <= 20 for w in waits), dialled),
             "reverse_due": due, "reverse_responded_on_time": responded,
             "response_rate": _share(responded, due),
+            # 12345 -> police work orders without a call, counted from their acceptance
+            "workorders": self._workorder_figures(when, now),
         }
 
 

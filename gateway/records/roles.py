@@ -39,6 +39,14 @@ ALLOWED: dict[str, frozenset[ApiRole]] = {
     "POST /bridges/<id>/status": frozenset({ApiRole.ADMIN, ApiRole.LINE_12345}),
     "PUT /bridges/<id>/incident": frozenset({ApiRole.ADMIN}),
     "GET /overdue": _READERS,
+    "POST /workorders": frozenset({ApiRole.ADMIN, ApiRole.LINE_12345}),
+    "GET /workorders": _ALL,
+    "GET /workorders/<ticket>": _ALL,
+    "POST /workorders/<ticket>/status": frozenset({ApiRole.ADMIN}),
+    "GET /callbacks": _READERS,
+    "POST /callbacks/<id>/done": frozenset({ApiRole.ADMIN}),
+    "GET /push-needed": _READERS,
+    "POST /push-needed/<id>/done": frozenset({ApiRole.ADMIN}),
     "GET /stats": _ALL,
     "GET /health": _ALL,  # without a token from loopback
     "GET /metrics": _ALL,  # without a token from loopback
@@ -145,10 +153,13 @@ def shown_bridge(role: ApiRole, result: dict[str, Any], mask: bool) -> dict[str,
     return result
 
 
-def shown_rows(role: ApiRole, rows: list[dict[str, str]], mask: bool
+def shown_rows(role: ApiRole, rows: list[dict[str, str]], mask: bool, own: bool = False
                ) -> list[dict[str, str]]:
-    """A list of bridge summaries (look-ups, overdue, live) as ``role`` sees it."""
+    """A list of bridge summaries (look-ups, overdue, live) as ``role`` sees it.
+    ``own``: rows that are 12345's own (its work orders), shown to it whole."""
     if role is ApiRole.LINE_12345:
+        if own:
+            return rows
         return [feed_fields(row) for row in rows if visible_to_12345(row)]
     if role is ApiRole.SUPERVISOR and mask:
         return [mask_row(row) for row in rows]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from gateway.lab.calls import one_key_call
@@ -213,3 +213,31 @@ def test_supervisor_sees_the_live_bridge_during_the_call(lab: Lab) -> None:
     assert "# HELP linkgw_feed_12345_lag Entries of 12345's feed its consumer group has " \
            "not read (-1: unknown)" in metrics
     assert http(lab, "GET", "live", token="")[0] == 401
+
+
+def test_a_work_order_without_a_call_goes_round_the_loop_on_the_running_gateway(
+        lab: Lab) -> None:
+    """12345 dispatches a matter by API and one by its stream; 110 accepts, assigns to a
+    unit and answers; 12345 reads every step in its feed as its own Redis user."""
+    ticket, streamed = "2026112960001", "2026112960002"
+    as_12345 = lab.role_tokens["12345"]
+    status, got = http(lab, "POST", "workorders", {
+        "ticket": ticket, "category": "noise", "summary": "施工噪声\u2028夜间", "number":
+        "13600136000"}, as_12345)
+    assert (status, got["status"]) == (200, "received")
+    lab.redis_as("linkgw-12345").xadd("linkgw:tickets:in", {
+        "type": "workorder", "ticket": streamed, "category": "vehicle", "summary": "挪车"})
+    wait_until(lambda: http(lab, "GET", f"workorders/{streamed}")[0] == 200, TIMEOUT,
+               "the streamed work order received")
+    for step, extra in (("accepted", {}), ("assigned", {"unit": "城关派出所一中队"}),
+                        ("answered", {"note": "已处置"})):
+        assert http(lab, "POST", f"workorders/{ticket}/status",
+                    {"status": step} | extra)[1]["status"] == step
+    done = http(lab, "GET", f"workorders/{ticket}", token=as_12345)[1]
+    assert (done["unit"], done["on_time"], done["summary"]) == \
+        ("城关派出所一中队", "yes", "施工噪声\u2028夜间")
+    feed = lab.redis_as("linkgw-12345").xrange("linkgw:feed:12345")
+    mine = [e["event"] for _, e in cast(list[tuple[str, dict[str, str]]], feed)
+            if e["record"] == f"workorder:{ticket}"]
+    assert mine == ["workorder_received", "workorder_accepted", "workorder_assigned",
+                    "workorder_answered"]
