@@ -14,10 +14,17 @@ from zoneinfo import ZoneInfo
 from gateway.bridge.acl import USERS, AclError, render
 from gateway.bridge.connect import sync_client
 from gateway.config import ConfigError, load_config_file
-from gateway.records.cli import LOOP_COMMANDS, add_commands, run_loop
+from gateway.records.cli import (
+    LOOP_COMMANDS,
+    RETENTION_COMMANDS,
+    add_commands,
+    run_loop,
+    run_retention,
+)
 from gateway.records.cli import run as run_record_command
 from gateway.records.errors import RecordError
 from gateway.records.queries import Records
+from gateway.records.retention import Retention
 from gateway.records.workorders import WorkOrderDesk
 from gateway.transfer.categories import CategoryError, load_categories
 
@@ -48,7 +55,7 @@ def _run(config_path: Path) -> int:
 
 
 RECORD_COMMANDS = ("show", "find", "overdue", "today", "report", "verify-chain",
-                   *LOOP_COMMANDS)
+                   *LOOP_COMMANDS, *RETENTION_COMMANDS)
 
 
 def _records(args: argparse.Namespace) -> int:
@@ -56,13 +63,20 @@ def _records(args: argparse.Namespace) -> int:
     client = sync_client(config.redis)
     records = Records(client, config.redis.prefix, ZoneInfo(config.tickets.time_zone))
     try:
-        if args.command in LOOP_COMMANDS:
+        if args.command in RETENTION_COMMANDS:
+            retention = Retention(client, config.redis.prefix,
+                                  Path(config.retention.export_dir), config.retention.groups,
+                                  config.retention.chain_key.encode(),
+                                  lambda line: print(line, file=sys.stderr))
+            code, text = run_retention(args, retention, config.retention.days)
+        elif args.command in LOOP_COMMANDS:
             desk = WorkOrderDesk(client, config.redis.prefix, config.tickets,
                                  load_categories(Path(config.transfer.categories)),
                                  time.time)
             code, text = run_loop(args, records, desk)
         else:
-            code, text = run_record_command(args, records)
+            code, text = run_record_command(args, records,
+                                            config.retention.chain_key.encode())
     except RecordError as exc:
         print(f"linkgw: {exc.code}: {exc}", file=sys.stderr)
         return 1

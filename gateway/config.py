@@ -49,7 +49,9 @@ class RedisConfig:
     sentinels: tuple[str, ...] = ()  # "host:port" of Redis Sentinels, for failover
     service: str = "linkgw"  # the Sentinel master name
     prefix: str = "linkgw"
-    events_maxlen: int = 1_000_000  # retention: approximate cap of the event stream
+    # A hard cap on each stream (XADD MAXLEN ~); 0: none. A cap can drop entries a
+    # consumer group has not read: retention (linkgw retention) trims safely instead.
+    events_maxlen: int = 0
     feed_group: str = "12345"  # consumer group created for the 12345 system on its feed
     username: str = ""  # Redis ACL user ("": the default user)
     password: str = ""  # from password_env
@@ -89,6 +91,15 @@ class TicketConfig:
     inbound_stream: str = "tickets:in"  # the stream the 12345 side may write to
     # the centre's own time: where a day (of figures, reports, look-ups by day) begins
     time_zone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    days: int = 0  # records older than this many days are exported, then removed (0: kept)
+    export_dir: str = "/var/lib/linkgw/export"  # one JSON-lines file per UTC day
+    # consumer groups whose unread entries trimming never drops: "<stream>/<group>"
+    groups: tuple[str, ...] = ("feed:12345/12345", "feed:110/110", "tickets:in/linkgw")
+    chain_key: str = ""  # from chain_key_env: seals each day's chain (HMAC-SHA256)
 
 
 @dataclass(frozen=True)
@@ -151,6 +162,7 @@ class Config:
     http: HttpConfig = HttpConfig()
     tickets: TicketConfig = TicketConfig()
     log: LogConfig = LogConfig()
+    retention: RetentionConfig = RetentionConfig()
 
 
 _DTMF = re.compile(r"[0-9*#A-D]{1,8}\Z")
@@ -213,7 +225,7 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("log", "level"): _one_of("debug", "info", "warning", "error"),
 }
 
-_SECRETS = {"secret", "token", "token_12345", "token_supervisor", "password"}
+_SECRETS = {"secret", "token", "token_12345", "token_supervisor", "password", "chain_key"}
 MIN_TOKEN = 16  # characters of an API token
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -225,6 +237,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "http": HttpConfig,
     "tickets": TicketConfig,
     "log": LogConfig,
+    "retention": RetentionConfig,
 }
 
 

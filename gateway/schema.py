@@ -63,6 +63,11 @@ def idx_calls_caller(number: str) -> str:
     return f"calls:caller:{number}"
 
 
+def idx_calls_day(day: str) -> str:
+    """Calls registered on a UTC day (retention finds them here)."""
+    return f"calls:day:{day}"
+
+
 def idx_ticket(ticket: str) -> str:
     return f"ticket:{ticket}"
 
@@ -117,6 +122,18 @@ class Keys:
     def chain(self, day: str) -> str:
         """The last hash of a day's chain."""
         return f"{self.prefix}:chain:{day}"
+
+    def checkpoint(self, day: str) -> str:
+        """Where a day's chain stood when its oldest entries were trimmed (hash)."""
+        return f"{self.prefix}:checkpoint:{day}"
+
+    def seal(self, day: str) -> str:
+        """A keyed seal of a day's chain (HMAC with a key kept outside Redis; hash)."""
+        return f"{self.prefix}:seal:{day}"
+
+    def exported(self, day: str) -> str:
+        """That a UTC day's records were exported, to which file, with which digest."""
+        return f"{self.prefix}:exported:{day}"
 
     def applied(self, record: str) -> str:
         """The ids of the changes already applied to a record (replays are skipped)."""

@@ -111,7 +111,8 @@ class Gateway(MultiService):
             "live": len(self.transfers.registry.live()),
             "instance": self.parts.leases.instance,
             "agi_sessions": len(self.agi.active),
-            "inbound": "up" if self.inbound.up else "down"}
+            "inbound": "up" if self.inbound.up else "down",
+            "feed_12345_lag": self.inbound.feed_lag}
 
     def metrics(self) -> str:
         return exposition(self.registry)

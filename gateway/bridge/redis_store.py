@@ -48,12 +48,18 @@ local prev = redis.call('GET', KEYS[3]) or ''
 local hashed = {ARGV[5], tostring(seq), ARGV[1], ARGV[6], ARGV[7], ARGV[8], ARGV[2]}
 local hash = redis.sha1hex(prev .. '\\n' .. table.concat(hashed, '\\n'))
 redis.call('SET', KEYS[3], hash)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
-  'record', ARGV[5], 'seq', tostring(seq), 'id', ARGV[1], 'event', ARGV[6], 'at', ARGV[7],
-  'data', ARGV[8], 'fields', ARGV[2], 'prev', prev, 'hash', hash)
+local function xadd(key, entry)
+  local args = {key}
+  if tonumber(ARGV[3]) > 0 then args = {key, 'MAXLEN', '~', ARGV[3]} end
+  table.insert(args, '*')
+  for _, v in ipairs(entry) do table.insert(args, v) end
+  return redis.call('XADD', unpack(args))
+end
+xadd(KEYS[2], {'record', ARGV[5], 'seq', tostring(seq), 'id', ARGV[1], 'event', ARGV[6],
+  'at', ARGV[7], 'data', ARGV[8], 'fields', ARGV[2], 'prev', prev, 'hash', hash})
 if ARGV[11] ~= '' then
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[3], '*', 'record', ARGV[5], 'id', ARGV[1],
-    'event', ARGV[6], 'at', ARGV[7], 'data', ARGV[8], 'fields', ARGV[11])
+  xadd(KEYS[5], {'record', ARGV[5], 'id', ARGV[1], 'event', ARGV[6], 'at', ARGV[7],
+    'data', ARGV[8], 'fields', ARGV[11]})
 end
 local indexes = cjson.decode(ARGV[4])
 for _, ix in ipairs(indexes) do
@@ -90,7 +96,7 @@ class RedisStore:
     named, because Python 3.14 no longer hands out a loop that is not running."""
 
     def __init__(self, redis: Redis, loop: asyncio.AbstractEventLoop, prefix: str = "linkgw",
-                 events_maxlen: int = 1_000_000, min_replicas: int = 0,
+                 events_maxlen: int = 0, min_replicas: int = 0,
                  replica_timeout_ms: int = 1000) -> None:
         self.redis = redis
         self.loop = loop
@@ -147,7 +153,7 @@ def _applied(change: Change, answer: Any) -> bool:
     return bool(int(answer))
 
 
-def apply_sync(client: Any, prefix: str, change: Change, events_maxlen: int = 1_000_000,
+def apply_sync(client: Any, prefix: str, change: Change, events_maxlen: int = 0,
                min_replicas: int = 0, replica_timeout_ms: int = 1000) -> bool:
     """The same change through a blocking client (the API's thread, the CLI, process
     mode's writer, tests); with ``min_replicas``, confirmed as :class:`RedisStore` does."""

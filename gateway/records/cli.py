@@ -15,6 +15,7 @@ from typing import Any
 from gateway.records.chain import verify_day
 from gateway.records.periods import today
 from gateway.records.queries import FINDERS, REPORT_COLUMNS, Records
+from gateway.records.retention import Retention, RetentionError
 from gateway.records.workorders import WorkOrderDesk
 
 WORKORDER_COLUMNS = ("ticket", "received_at", "category", "status", "unit", "due_at",
@@ -62,6 +63,17 @@ def add_commands(sub: Any) -> None:
     push.add_argument("bridge_id")
     push.add_argument("--ticket", help="its number at the other line")
     push.add_argument("--note")
+    retention = sub.add_parser("retention", help="export, seal and remove the UTC days "
+                               "older than retention.days; trim the streams safely")
+    retention.add_argument("--days", type=int, help="instead of retention.days")
+    export = sub.add_parser("export", help="write one UTC day's records and events to "
+                            "retention.export_dir (JSON lines)")
+    export.add_argument("--day", required=True)
+    seal = sub.add_parser("seal", help="seal a UTC day's chain with the chain key")
+    seal.add_argument("--day", required=True)
+    for p in (retention, export, seal):
+        p.add_argument("--config", default="config/gateway.yaml")
+        p.add_argument("--json", action="store_true", help="JSON instead of text")
     for p in (show, find, sub.choices["overdue"], today, report, chain, orders, order,
               sub.choices["callbacks"], callback, sub.choices["push-needed"], push):
         p.add_argument("--config", default="config/gateway.yaml")
@@ -131,8 +143,35 @@ def run_loop(args: argparse.Namespace, records: Records, desk: WorkOrderDesk
     return 0, "\n".join(f"{k:<24} {v}" for k, v in sorted(done.items()))
 
 
-def run(args: argparse.Namespace, records: Records) -> tuple[int, str]:
-    """(exit code, text) for one command."""
+RETENTION_COMMANDS = ("retention", "export", "seal")
+
+
+def run_retention(args: argparse.Namespace, retention: Retention, keep_days: int
+                  ) -> tuple[int, str]:
+    """``retention`` (export, seal, remove what is older than ``keep_days``; trim),
+    ``export --day`` and ``seal --day``."""
+    try:
+        if args.command == "export":
+            return 0, str(retention.export(args.day))
+        if args.command == "seal":
+            if retention.seal(args.day):
+                return 0, f"sealed {args.day}"
+            return 1, "nothing sealed: no chain key (retention.chain_key_env) or no entries"
+        days = args.days if args.days is not None else keep_days
+        if days <= 0:
+            return 1, "retention.days is 0 (keep everything): give --days N to run it"
+        done = retention.run(days, datetime.now(UTC).date())
+    except (OSError, RetentionError) as exc:
+        return 1, f"retention stopped: {exc}"
+    if args.json:
+        return 0, json.dumps(done, sort_keys=True)
+    return 0, (f"kept from {done['cutoff']} (UTC); exported, sealed and removed: "
+               f"{', '.join(done['days']) or 'nothing'}; trimmed: " +
+               ", ".join(f"{k} {v}" for k, v in done["trimmed"].items()))
+
+
+def run(args: argparse.Namespace, records: Records, key: bytes = b"") -> tuple[int, str]:
+    """(exit code, text) for one command; ``key``: the chain key, for seals."""
     now = time.time()
     if args.command == "show":
         got = records.bridge(args.bridge_id)
@@ -169,10 +208,14 @@ def run(args: argparse.Namespace, records: Records) -> tuple[int, str]:
         if args.json:
             return 0, json.dumps(figures, ensure_ascii=False, sort_keys=True)
         return 0, "\n".join(f"{k:<28} {v}" for k, v in figures.items())
-    report = verify_day(records.client, records.prefix, args.day or _today())
+    report = verify_day(records.client, records.prefix, args.day or _today(), key=key)
     if args.json:
         return (0 if report.ok else 1), json.dumps(report.__dict__ | {"ok": report.ok})
     if report.ok:
-        return 0, f"chain of {report.day}: {report.checked} events, intact"
+        notes = ([f"after {report.trimmed} trimmed (checkpoint)"] if report.trimmed else []) \
+            + (["seal checked"] if report.sealed == "yes" else
+               ["sealed, seal not checked: no key"] if report.sealed else [])
+        return 0, (f"chain of {report.day}: {report.checked} events, intact"
+                   + (f" ({'; '.join(notes)})" if notes else ""))
     return 1, (f"chain of {report.day}: BROKEN at {report.broken_at} "
                f"(event {report.checked} of the day): {report.reason}")

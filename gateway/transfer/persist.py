@@ -23,6 +23,7 @@ from gateway.schema import (
     callback_record,
     idx_caller,
     idx_calls_caller,
+    idx_calls_day,
     idx_day,
     idx_seat,
 )
@@ -116,10 +117,11 @@ class Persistor:
                   "dialed": dialed, "registered_at": iso(at)}
         if unreadable:
             fields["callerid_unreadable"] = unreadable
-        self.sink.record(Change(
-            call_record(citizen.uniqueid), "call_registered", at, fields,
-            (Index(idx_calls_caller(citizen.number), citizen.uniqueid, at),)
-            if citizen.number else (), id=f"registered:{citizen.uniqueid}"))
+        indexes: tuple[Index, ...] = (Index(idx_calls_day(iso(at)[:10]), citizen.uniqueid, at),)
+        if citizen.number:
+            indexes += (Index(idx_calls_caller(citizen.number), citizen.uniqueid, at),)
+        self.sink.record(Change(call_record(citizen.uniqueid), "call_registered", at, fields,
+                                indexes, id=f"registered:{citizen.uniqueid}"))
 
     def emergency(self, citizen: Party, flag: str, now: float) -> None:
         """The citizen's emergency flag (``<epoch>|<endpoint>``, as the dialplan put it
