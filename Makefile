@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump
+APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test setup apt venv asterisk-root lint unit e2e bench bench-wire bench-agi \
@@ -22,7 +22,8 @@ setup: apt venv asterisk-root
 
 apt:
 	@missing=""; \
-	for c in redis-server:redis-server sipp:sip-tester mmdebstrap:mmdebstrap tcpdump:tcpdump; do \
+	for c in redis-server:redis-server sipp:sip-tester mmdebstrap:mmdebstrap tcpdump:tcpdump \
+	         chromium:chromium; do \
 	  command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \

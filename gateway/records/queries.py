@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -172,6 +173,9 @@ class Records:
                 "due": due, "answered_on_time": on_time,
                 "response_rate": _share(on_time, due)}
 
+    def _hour(self, row: dict[str, str]) -> int:
+        return datetime.fromtimestamp(epoch(row["requested_at"]), self.zone).hour
+
     def report(self, label: str, now: float) -> dict[str, Any]:
         """A period's figures and its transfers by item (refused, declined, not reached)."""
         when = period(label, self.zone)
@@ -214,6 +218,7 @@ class Records:
                 elif epoch(row["response_due_at"]) <= now:
                     due += 1
         waits.sort()
+        by_hour = Counter(self._hour(row) for row in rows if row.get("requested_at"))
         by_direction: dict[str, Counter[str]] = {}
         for row in ended:
             by_direction.setdefault(row.get("direction") or "?", Counter())[
@@ -228,7 +233,12 @@ class Records:
             # one could know (with why)
             "recovered": sum(row.get("recovered") == "yes" for row in rows),
             "unknown": sum(unknown.values()), "unknown_reasons": dict(unknown),
-            "by_category": dict(by_category), "dialled": dialled, "answered": len(waits),
+            "by_category": dict(by_category),
+            # the centre's hours (00–23) the keys were pressed in, every hour present
+            "by_hour": {f"{h:02d}": by_hour.get(h, 0) for h in range(24)},
+            # seconds from the key to the other line's answer, in bands
+            "answer_bands": _bands(waits),
+            "dialled": dialled, "answered": len(waits),
             "answer_p50_s": round(statistics.median(waits), 2) if waits else None,
             "answer_p90_s": round(_percentile(waits, 0.9), 2) if waits else None,
             "answered_within_15s": _share(sum(w <= 15 for w in waits), dialled),
@@ -267,6 +277,19 @@ def item_rows(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     out = sorted(items.values(), key=lambda i: (-(i["refused"] + i["declined"]), i["item"]))
     for item in out:
         item["refusal_reasons"] = dict(item["refusal_reasons"])
+    return out
+
+
+ANSWER_BANDS = ((0, 5), (5, 10), (10, 15), (15, 20), (20, 30), (30, None))
+
+
+def _bands(waits: list[float]) -> dict[str, int]:
+    """How many answers fell in each band of seconds ("15-20": over 15, up to 20)."""
+    out = {}
+    for low, high in ANSWER_BANDS:
+        name = f"{low}-{high}" if high is not None else f"{low}+"
+        out[name] = sum(low < w <= high if high is not None else w > low for w in waits) \
+            if low else sum(w <= (high or 0) for w in waits)
     return out
 
 

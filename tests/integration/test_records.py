@@ -199,6 +199,8 @@ def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Cl
     assert figures["by_category"] == {"noise": 2, "unspecified": 4}
     assert (figures["dialled"], figures["answered"]) == (3, 2)
     assert (figures["answer_p50_s"], figures["answer_p90_s"]) == (13.0, 18.0)
+    assert figures["answer_bands"] == {"0-5": 0, "5-10": 1, "10-15": 0, "15-20": 1,
+                                       "20-30": 0, "30+": 0}  # 8 s and 18 s
     assert (figures["answered_within_15s"], figures["answered_within_20s"]) == \
         (round(1 / 3, 4), round(2 / 3, 4))
     assert (figures["reverse_due"], figures["response_rate"]) == (1, 0.0)
@@ -560,7 +562,11 @@ def test_days_months_and_years_are_the_centres_own(client: redis.Redis) -> None:
             direction="12345->110")
     beijing = Records(client, P, ZoneInfo("Asia/Shanghai"))
     now = _at("2026-12-02T00:00:00.000Z")
-    assert beijing.figures("2026-11-28", now)["transfers"] == 1
+    day_28 = beijing.figures("2026-11-28", now)
+    assert day_28["transfers"] == 1
+    assert day_28["by_hour"]["23"] == 1 and sum(day_28["by_hour"].values()) == 1
+    assert list(day_28["by_hour"]) == [f"{h:02d}" for h in range(24)]
+    assert beijing.figures("2026-11-29", now)["by_hour"]["00"] == 1
     assert beijing.figures("2026-11-29", now)["by_outcome"] == {"refused": 1}
     assert Records(client, P).figures("2026-11-28", now)["transfers"] == 2  # UTC days
     month = beijing.figures("2026-11", now)
