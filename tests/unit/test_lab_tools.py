@@ -28,12 +28,13 @@ def test_the_lab_relay_keeps_an_idle_link_open() -> None:
     relay = Relay(0, target.getsockname()[1])
     client = socket.create_connection(("127.0.0.1", relay.port))
     upstream, _ = target.accept()
-    relay_upstream = next(iter(relay._pairs))[1]
-    assert relay_upstream.gettimeout() is None  # nothing times an idle link out
     client.sendall(b"ping")
     assert upstream.recv(4) == b"ping"
     upstream.sendall(b"pong")
     assert client.recv(4) == b"pong"
+    # the pumps that carried those bytes start only once the pair is registered
+    relay_upstream = next(iter(relay._pairs))[1]
+    assert relay_upstream.gettimeout() is None  # nothing times an idle link out
     relay.close()
     for s in (client, upstream, target):
         s.close()
