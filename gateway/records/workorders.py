@@ -19,30 +19,23 @@ chain) with a guard, so two writers never both move a record.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-import redis
-
-from gateway.bridge.redis_store import apply_sync
 from gateway.bridge.state import iso
-from gateway.bridge.store import Change, GuardFailed, Index
-from gateway.config import TicketConfig
-from gateway.records.errors import Conflict, Malformed, NotFound, Unavailable
+from gateway.bridge.store import Change, Index
+from gateway.records.desk import Desk
+from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.records.tickets import check_bridge_id, epoch
 from gateway.schema import (
     IDX_CALLBACKS_OPEN,
     IDX_PUSH_NEEDED,
     IDX_WORKORDER_DEADLINE,
     IDX_WORKORDERS_OPEN,
-    Keys,
     bridge_record,
     callback_record,
     idx_workorder_day,
     workorder_record,
 )
-from gateway.transfer.categories import Catalogue
 
 #: 受理 → 交办 → 反馈 of a work order without a call.
 STEPS = ("accepted", "assigned", "answered")
@@ -62,30 +55,7 @@ def _text(value: Any, name: str, required: bool = False) -> str:
     return value
 
 
-@dataclass
-class WorkOrderDesk:
-    client: redis.Redis
-    prefix: str
-    config: TicketConfig
-    catalogue: Catalogue
-    clock: Callable[[], float]
-
-    # -- plumbing ----------------------------------------------------------------------
-    def _hash(self, name: str) -> dict[str, str]:
-        try:
-            return cast(dict[str, str], self.client.hgetall(Keys(self.prefix).record(name)))
-        except redis.RedisError as exc:
-            raise Unavailable(f"Redis: {exc}") from exc
-
-    def _apply(self, change: Change) -> bool:
-        try:
-            apply_sync(self.client, self.prefix, change)
-        except GuardFailed:
-            return False
-        except redis.RedisError as exc:
-            raise Unavailable(f"Redis: {exc}") from exc
-        return True
-
+class WorkOrderDesk(Desk):
     def _ticket(self, ticket: Any) -> str:
         if not isinstance(ticket, str) or \
                 not re.fullmatch(self.config.pattern, ticket, re.ASCII):
