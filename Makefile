@@ -6,10 +6,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := redis-server sip-tester mmdebstrap
+APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup apt venv asterisk-root lint unit e2e bench fuzz clean
+.PHONY: demo test setup apt venv asterisk-root lint unit e2e bench bench-wire bench-agi \
+        bench-soak fuzz clean
 
 demo: setup
 	$(PY) -m gateway.lab demo
@@ -21,7 +22,8 @@ setup: apt venv asterisk-root
 
 apt:
 	@missing=""; \
-	for c in redis-server:redis-server sipp:sip-tester mmdebstrap:mmdebstrap; do \
+	for c in redis-server:redis-server sipp:sip-tester mmdebstrap:mmdebstrap tcpdump:tcpdump \
+	         chromium:chromium; do \
 	  command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c##*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -52,6 +54,15 @@ e2e: setup
 
 bench: venv
 	$(PY) -m bench
+
+bench-wire: setup    # key -> INVITE on the wire, 1 and 20 transfers at once
+	$(PY) -m bench.wire
+
+bench-agi: setup     # FastAGI CPU per session against panoramisk; memory at 1,000 sessions
+	$(PY) -m bench.agi_cpu
+
+bench-soak: setup    # CPU with 20 conferences; 1,000 transfers, nothing dropped or lost
+	$(PY) -m bench.soak
 
 fuzz: venv
 	$(PY) -m bench.fuzz_parsers 100000

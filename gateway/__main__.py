@@ -1,18 +1,31 @@
-"""Command line: ``linkgw run``, ``linkgw check-config``, ``linkgw dialplan``."""
+"""Command line: ``linkgw run``, ``linkgw check-config``, ``linkgw dialplan``,
+``linkgw redis-acl`` and the record commands."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from gateway.bridge.acl import USERS, AclError, render
 from gateway.bridge.connect import sync_client
 from gateway.config import ConfigError, load_config_file
-from gateway.records.cli import add_commands
+from gateway.records.cli import (
+    LOOP_COMMANDS,
+    RETENTION_COMMANDS,
+    add_commands,
+    run_loop,
+    run_retention,
+)
 from gateway.records.cli import run as run_record_command
 from gateway.records.errors import RecordError
 from gateway.records.queries import Records
+from gateway.records.retention import Retention
+from gateway.records.workorders import WorkOrderDesk
 from gateway.transfer.categories import CategoryError, load_categories
 
 
@@ -41,19 +54,50 @@ def _run(config_path: Path) -> int:
     return 0
 
 
-RECORD_COMMANDS = ("show", "find", "overdue", "today", "verify-chain")
+RECORD_COMMANDS = ("show", "find", "overdue", "today", "report", "verify-chain",
+                   *LOOP_COMMANDS, *RETENTION_COMMANDS)
 
 
 def _records(args: argparse.Namespace) -> int:
     config = load_config_file(Path(args.config), secrets=False)
-    records = Records(sync_client(config.redis), config.redis.prefix)
+    client = sync_client(config.redis)
+    records = Records(client, config.redis.prefix, ZoneInfo(config.tickets.time_zone))
     try:
-        code, text = run_record_command(args, records)
+        if args.command in RETENTION_COMMANDS:
+            retention = Retention(client, config.redis.prefix,
+                                  Path(config.retention.export_dir), config.retention.groups,
+                                  config.retention.chain_key.encode(),
+                                  lambda line: print(line, file=sys.stderr))
+            code, text = run_retention(args, retention, config.retention.days)
+        elif args.command in LOOP_COMMANDS:
+            desk = WorkOrderDesk(client, config.redis.prefix, config.tickets,
+                                 load_categories(Path(config.transfer.categories)),
+                                 time.time)
+            code, text = run_loop(args, records, desk)
+        else:
+            code, text = run_record_command(args, records,
+                                            config.retention.chain_key.encode())
     except RecordError as exc:
         print(f"linkgw: {exc.code}: {exc}", file=sys.stderr)
         return 1
     print(text)
     return code
+
+
+def _redis_acl(args: argparse.Namespace) -> int:
+    config = load_config_file(Path(args.config), secrets=False)
+    passwords = {user: os.environ.get(var, "") for user, var in USERS.items()}
+    for user, var in USERS.items():
+        if not passwords[user]:
+            print(f"linkgw: {var} is not set: {user} gets no password (cannot log in)",
+                  file=sys.stderr)
+    try:
+        text = render(args.acl.read_text(encoding="utf-8"), config.redis.prefix, passwords)
+    except (OSError, UnicodeDecodeError, AclError) as exc:
+        print(f"linkgw: {args.acl}: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     dial.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
     dial.add_argument("--source", type=Path, default=Path("dialplan"))
     dial.add_argument("--out", type=Path, required=True)
+    acl = sub.add_parser("redis-acl", help="write the Redis ACL file for this config "
+                         "(passwords from LINKGW_REDIS_PASSWORD_GATEWAY, _12345, _SUPERVISOR)")
+    acl.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
+    acl.add_argument("--acl", type=Path, default=Path("config/redis.acl"))
     add_commands(sub)
     args = parser.parse_args(argv)
     try:
@@ -74,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args.config)
         if args.command in RECORD_COMMANDS:
             return _records(args)
+        if args.command == "redis-acl":
+            return _redis_acl(args)
         config = load_config_file(args.config)
         if args.command == "check-config":
             catalogue = load_categories(Path(config.transfer.categories))

@@ -27,7 +27,7 @@ from gateway.schema import Keys
 from gateway.transfer.categories import load_categories
 from gateway.transfer.cluster import Cluster, Leases
 from gateway.transfer.recovery import Recovery
-from gateway.transfer.services import TransferService
+from gateway.transfer.services import Meter, TransferService
 
 
 @dataclass
@@ -47,7 +47,8 @@ def instance_name(config: Config) -> str:
 
 
 def build_transfer(config: Config, reactor: Any, log: Any, name: str,
-                   autostart: bool = True, instance: str = "") -> TransferParts:
+                   autostart: bool = True, instance: str = "",
+                   meter: Meter | None = None) -> TransferParts:
     """Every part of the transfer feature, wired; nothing is started here."""
     loop = reactor._asyncioEventloop
     redis = async_client(config.redis)
@@ -66,7 +67,8 @@ def build_transfer(config: Config, reactor: Any, log: Any, name: str,
     service = TransferService(ami, bridge_log, config.transfer, clock=reactor,
                               log=log.bind(part="transfer"),
                               catalogue=load_categories(Path(config.transfer.categories)),
-                              ownership=leases)
+                              ownership=leases, meter=meter,
+                              feedback_hours=config.tickets.feedback_hours)
     recovery = Recovery(service, log.bind(part="recovery"))
     cluster = Cluster(service, recovery, leases, bridge_log, reactor,
                       config.cluster.sweep_interval, log.bind(part="cluster"),

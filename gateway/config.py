@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
@@ -48,8 +49,12 @@ class RedisConfig:
     sentinels: tuple[str, ...] = ()  # "host:port" of Redis Sentinels, for failover
     service: str = "linkgw"  # the Sentinel master name
     prefix: str = "linkgw"
-    events_maxlen: int = 1_000_000  # retention: approximate cap of the event stream
-    events_group: str = "12345"  # consumer group created for the 12345 ticket system
+    # A hard cap on each stream (XADD MAXLEN ~); 0: none. A cap can drop entries a
+    # consumer group has not read: retention (linkgw retention) trims safely instead.
+    events_maxlen: int = 0
+    feed_group: str = "12345"  # consumer group created for the 12345 system on its feed
+    username: str = ""  # Redis ACL user ("": the default user)
+    password: str = ""  # from password_env
     retry_delay: float = 1.0
     spool_dir: str = "/var/lib/linkgw/spool"  # changes kept here while Redis is down
     # Sentinel sites: a change counts as written once this many replicas have it
@@ -70,14 +75,31 @@ class ClusterConfig:
 @dataclass(frozen=True)
 class HttpConfig:
     listen: str = "tcp:8645:interface=127.0.0.1"  # "" turns the HTTP API off
-    token: str = ""  # from token_env; required when listen is set
+    token: str = ""  # the admin role's, from token_env; required when listen is set
+    token_12345: str = ""  # the 12345 system's role, from token_12345_env ("": no such role)
+    token_supervisor: str = ""  # read only, from token_supervisor_env ("": no such role)
+    mask_numbers: bool = True  # the supervisor role sees citizens' numbers and names masked
 
 
 @dataclass(frozen=True)
 class TicketConfig:
     pattern: str = r"^\d{8,20}$"  # what a 12345 work-order number looks like here
     feedback_hours: float = 72.0  # default deadline for feedback, per category overrides
+    # 110's answer to a 12345 work order without a call, from its acceptance (per
+    # category: response_hours in categories.yaml)
+    workorder_response_hours: float = 24.0
     inbound_stream: str = "tickets:in"  # the stream the 12345 side may write to
+    # the centre's own time: where a day (of figures, reports, look-ups by day) begins
+    time_zone: str = "Asia/Shanghai"
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    days: int = 0  # records older than this many days are exported, then removed (0: kept)
+    export_dir: str = "/var/lib/linkgw/export"  # one JSON-lines file per UTC day
+    # consumer groups whose unread entries trimming never drops: "<stream>/<group>"
+    groups: tuple[str, ...] = ("feed:12345/12345", "feed:110/110", "tickets:in/linkgw")
+    chain_key: str = ""  # from chain_key_env: seals each day's chain (HMAC-SHA256)
 
 
 @dataclass(frozen=True)
@@ -140,6 +162,7 @@ class Config:
     http: HttpConfig = HttpConfig()
     tickets: TicketConfig = TicketConfig()
     log: LogConfig = LogConfig()
+    retention: RetentionConfig = RetentionConfig()
 
 
 _DTMF = re.compile(r"[0-9*#A-D]{1,8}\Z")
@@ -167,6 +190,14 @@ def _regex(value: Any) -> str | None:
     return None
 
 
+def _time_zone(value: Any) -> str | None:
+    try:
+        ZoneInfo(str(value))
+    except (ValueError, ZoneInfoNotFoundError):
+        return f"unknown time zone {str(value)[:40]!r} (an IANA name: Asia/Shanghai, UTC)"
+    return None
+
+
 _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "onekey"): _dtmf,
     ("transfer", "consult_key"): _dtmf,
@@ -189,10 +220,12 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("log", "format"): _one_of("json", "console"),
     ("tickets", "pattern"): _regex,
     ("tickets", "feedback_hours"): _positive,
+    ("tickets", "workorder_response_hours"): _positive,
+    ("tickets", "time_zone"): _time_zone,
     ("log", "level"): _one_of("debug", "info", "warning", "error"),
 }
 
-_SECRETS = {"secret", "token"}
+_SECRETS = {"secret", "token", "token_12345", "token_supervisor", "password", "chain_key"}
 MIN_TOKEN = 16  # characters of an API token
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -204,6 +237,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "http": HttpConfig,
     "tickets": TicketConfig,
     "log": LogConfig,
+    "retention": RetentionConfig,
 }
 
 
@@ -275,6 +309,16 @@ def _check_secrets(source: str, config: Config) -> None:
     if config.http.listen and len(config.http.token) < MIN_TOKEN:
         raise ConfigError(source, None, "http.token_env",
                           f"the API token is too short: at least {MIN_TOKEN} characters")
+    roles = {"token_12345": config.http.token_12345,
+             "token_supervisor": config.http.token_supervisor}
+    for key, token in roles.items():
+        if token and len(token) < MIN_TOKEN:
+            raise ConfigError(source, None, f"http.{key}_env",
+                              f"the API token is too short: at least {MIN_TOKEN} characters")
+    given = [t for t in (config.http.token, *roles.values()) if t]
+    if len(given) != len(set(given)):
+        raise ConfigError(source, None, "http", "two roles have the same token: each role "
+                          "needs its own")
 
 
 def _no_twice(source: str, section: str, pairs: list[tuple[yaml.Node, yaml.Node]]) -> None:

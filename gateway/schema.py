@@ -12,6 +12,7 @@ the Redis key by adding the configured prefix (``linkgw:bridge:<id>``,
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -38,6 +39,11 @@ def ticket_record(bridge_id: str) -> str:
     return f"ticket:{bridge_id}"
 
 
+def workorder_record(ticket: str) -> str:
+    """A 12345 → police work order that never was a call, by its 12345 ticket (hash)."""
+    return f"workorder:{ticket}"
+
+
 # -- indexes (sorted sets of ids, scored by epoch seconds) --------------------------------
 
 
@@ -57,6 +63,11 @@ def idx_calls_caller(number: str) -> str:
     return f"calls:caller:{number}"
 
 
+def idx_calls_day(day: str) -> str:
+    """Calls registered on a UTC day (retention finds them here)."""
+    return f"calls:day:{day}"
+
+
 def idx_ticket(ticket: str) -> str:
     return f"ticket:{ticket}"
 
@@ -70,6 +81,13 @@ IDX_CALLBACKS_OPEN: Final = "callbacks:open"
 IDX_PUSH_NEEDED: Final = "workorders:push_needed"
 IDX_DEADLINE: Final = "deadline"  # scored by the deadline
 IDX_FEEDBACK: Final = "feedback"
+IDX_WORKORDERS_OPEN: Final = "workorders:open"  # work orders not answered yet
+IDX_WORKORDER_DEADLINE: Final = "workorders:deadline"  # scored by the answer's deadline
+
+
+def idx_workorder_day(day: str) -> str:
+    """Work orders received on a UTC day."""
+    return f"workorders:day:{day}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,18 @@ class Keys:
         """The last hash of a day's chain."""
         return f"{self.prefix}:chain:{day}"
 
+    def checkpoint(self, day: str) -> str:
+        """Where a day's chain stood when its oldest entries were trimmed (hash)."""
+        return f"{self.prefix}:checkpoint:{day}"
+
+    def seal(self, day: str) -> str:
+        """A keyed seal of a day's chain (HMAC with a key kept outside Redis; hash)."""
+        return f"{self.prefix}:seal:{day}"
+
+    def exported(self, day: str) -> str:
+        """That a UTC day's records were exported, to which file, with which digest."""
+        return f"{self.prefix}:exported:{day}"
+
     def applied(self, record: str) -> str:
         """The ids of the changes already applied to a record (replays are skipped)."""
         return f"{self.prefix}:applied:{record}"
@@ -115,6 +145,11 @@ class Keys:
 
     def inbound(self, stream: str) -> str:
         return f"{self.prefix}:{stream}"
+
+    def feed(self, audience: str) -> str:
+        """What was handed to one line (``12345`` or ``110``), for that line's own
+        system: a stream of the changes of its bridges, with :data:`FEED_FIELDS` only."""
+        return f"{self.prefix}:feed:{audience}"
 
 
 # -- fields of a bridge record whose names depend on a role or an attempt -------------------
@@ -176,10 +211,15 @@ BRIDGE_FIELDS: Final = {
     "agent_failed_at": "when the last attempt failed",
     "work_order_push_needed": "yes: the other line was not reached",
     "work_order_reason": "",
+    "work_order_pushed_at": "when the owed work order was pushed to the other line",
+    "work_order_pushed_via": "", "work_order_pushed_ref": "its number there",
+    "work_order_pushed_note": "",
     "callback_needed": "yes: the citizen hung up before the hand-over",
     "refusal": "emergency, never_transfer, unknown_code, already, ami_down",
     "refusal_detail": "",
     "response_due_at": "12345->110: when 110 must have answered",
+    "feedback_due_at": "110->12345 handed over: when 12345's feedback is due (from the "
+                       "end of the call, ticket or not)",
     "error": "what failed, in words",
     "direct_with": "seat or agent: the plain two-party call the citizen went on in",
     "returned_to": "the line the citizen was sent back to",
@@ -212,3 +252,18 @@ def fields_markdown() -> str:
              "| `attempt_<n>_failure`, `attempt_<n>_failed_at` | why and when attempt n "
              "failed (busy, no answer, unreachable, rejected, …) |"]
     return "\n".join(rows) + "\n"
+
+
+# -- what the line a bridge was handed to sees of it ------------------------------------
+
+#: Fields of a bridge's changes that go to the feed of the line it was handed to: what
+#: that line needs to take the matter on (who called, about what, what happened to the
+#: call), never the other centre's internals (channels, which gateway, recordings).
+_FEED_HIDDEN: Final = re.compile(
+    r"(citizen|seat|agent|late_agent)_(channel|uniqueid|linkedid)|asterisk|owner|conference"
+    r"|recording|plan|target|dialing_target|recovered_from|error")
+
+
+def feed_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in fields.items() if _FEED_HIDDEN.fullmatch(k) is None}
+

@@ -7,8 +7,10 @@ Twisted endpoint strings from the config.
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
+from prometheus_client import CollectorRegistry
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
@@ -19,10 +21,14 @@ from gateway.agi.server import FastAgiFactory
 from gateway.app import build_transfer, instance_name
 from gateway.bridge.connect import sync_client
 from gateway.config import Config
+from gateway.metrics import Figure, Snapshot, TransferMeter, exposition
 from gateway.records.http import ApiResource, api_site
 from gateway.records.inbound import InboundTickets
 from gateway.records.queries import Records
+from gateway.records.roles import ApiRole
 from gateway.records.tickets import TicketDesk
+from gateway.records.workorders import WorkOrderDesk
+from gateway.schema import Keys
 from gateway.transfer.categories import Catalogue
 from gateway.transfer.scripts import make_scripts
 
@@ -48,7 +54,9 @@ class Gateway(MultiService):
         super().__init__()
         log = structlog.get_logger("gateway")
         self.config = config
-        parts = build_transfer(config, reactor, log, instance_name(config), autostart=False)
+        self.registry = CollectorRegistry()
+        parts = build_transfer(config, reactor, log, instance_name(config), autostart=False,
+                               meter=TransferMeter(self.registry))
         self.parts = parts
         self.bridge_log = parts.bridge_log
         self.ami = parts.ami
@@ -65,6 +73,7 @@ class Gateway(MultiService):
         StreamServerEndpointService(serverFromString(reactor, config.fastagi.listen),
                                     self.agi).setServiceParent(self)
         self._records(config, reactor, log, self.transfers.catalogue)
+        self.registry.register(Snapshot(self._figures()))
 
     def _records(self, config: Config, reactor: Any, log: Any, catalogue: Catalogue) -> None:
         """Ticket desk, HTTP API and the inbound ticket stream (blocking Redis, threads)."""
@@ -72,20 +81,27 @@ class Gateway(MultiService):
         prefix = config.redis.prefix
         self.desk = TicketDesk(self.sync_redis, prefix, config.tickets, catalogue,
                                reactor.seconds)
-        self.records = Records(self.sync_redis, prefix)
+        self.records = Records(self.sync_redis, prefix, ZoneInfo(config.tickets.time_zone))
+        self.workorders = WorkOrderDesk(self.sync_redis, prefix, config.tickets, catalogue,
+                                        reactor.seconds)
         # its own client, reading bytes: what the other system wrote is checked entry by
         # entry; the name is stable, so a restart reads its own pending entries first
         self.inbound = InboundTickets(
             sync_client(config.redis, decode=False), self.desk,
             f"{prefix}:{config.tickets.inbound_stream}", f"gw-{instance_name(config)}",
-            log.bind(part="inbound"), f"{prefix}:events", config.redis.events_group)
+            log.bind(part="inbound"), Keys(prefix).feed("12345"), config.redis.feed_group,
+            workorders=self.workorders)
         _Thread(reactor, self.inbound.run, self.inbound.stop).setServiceParent(self)
         if config.http.listen:
             pool = reactor.getThreadPool()
+            tokens = {ApiRole.ADMIN: config.http.token,
+                      ApiRole.LINE_12345: config.http.token_12345,
+                      ApiRole.SUPERVISOR: config.http.token_supervisor}
             api = ApiResource(
-                self.desk, self.records, config.http.token,
+                self.desk, self.records, tokens,
                 lambda f: deferToThreadPool(reactor, pool, f), self.health, self.metrics,
-                reactor.seconds, log.bind(part="api"), self.transfers.live)
+                reactor.seconds, log.bind(part="api"), self.transfers.live,
+                config.http.mask_numbers, self.workorders)
             StreamServerEndpointService(serverFromString(reactor, config.http.listen),
                                         api_site(api)).setServiceParent(self)
 
@@ -95,27 +111,47 @@ class Gateway(MultiService):
             "live": len(self.transfers.registry.live()),
             "instance": self.parts.leases.instance,
             "agi_sessions": len(self.agi.active),
-            "inbound": "up" if self.inbound.up else "down"}
+            "inbound": "up" if self.inbound.up else "down",
+            "feed_12345_lag": self.inbound.feed_lag}
 
     def metrics(self) -> str:
-        h = self.health()
-        lines = [
-            ("linkgw_redis_up", int(h["redis"] == "up")),
-            ("linkgw_ami_connected", int(h["ami"] == "connected")),
-            ("linkgw_bridge_log_pending", h["pending"]),
-            ("linkgw_bridge_log_spooled", h["spooled"]),
-            ("linkgw_bridge_log_written_total", self.bridge_log.written),
-            ("linkgw_bridges_live", h["live"]),
-            ("linkgw_bridges_adopted_total", self.parts.cluster.adopted),
-            ("linkgw_agi_sessions_total", self.agi.counters.sessions),
-            ("linkgw_agi_refused_total", self.agi.counters.refused_address
-             + self.agi.counters.refused_busy),
-            ("linkgw_inbound_applied_total", self.inbound.applied),
-            ("linkgw_inbound_refused_total", self.inbound.refused),
-            ("linkgw_inbound_claimed_total", self.inbound.claimed),
-            ("linkgw_inbound_up", int(self.inbound.up)),
+        return exposition(self.registry)
+
+    def _figures(self) -> list[Figure]:
+        log, agi, inbound = self.bridge_log, self.agi.counters, self.inbound
+        return [
+            Figure("linkgw_redis_up", "1 while Redis takes the bridge log's writes", "gauge",
+                   lambda: log.healthy),
+            Figure("linkgw_ami_connected", "1 while logged in to AMI", "gauge",
+                   lambda: self.ami.connected),
+            Figure("linkgw_ami_reconnects", "AMI logins after the first (the link was "
+                   "lost and won back)", "counter", lambda: max(self.ami.logins - 1, 0)),
+            Figure("linkgw_bridge_log_pending", "Changes queued, not yet in Redis", "gauge",
+                   lambda: log.pending),
+            Figure("linkgw_spool_depth", "Changes kept in the spool file while Redis is "
+                   "down", "gauge", lambda: log.spooled),
+            Figure("linkgw_bridge_log_written", "Changes written to Redis", "counter",
+                   lambda: log.written),
+            Figure("linkgw_bridges_live", "Bridges this gateway runs now", "gauge",
+                   lambda: len(self.transfers.live())),
+            Figure("linkgw_bridges_adopted", "Bridges adopted from a gateway that was gone",
+                   "counter", lambda: self.parts.cluster.adopted),
+            Figure("linkgw_agi_sessions", "FastAGI sessions served", "counter",
+                   lambda: agi.sessions),
+            Figure("linkgw_agi_refused", "FastAGI connections refused (address not "
+                   "allowed, or too many at once)", "counter",
+                   lambda: agi.refused_address + agi.refused_busy),
+            Figure("linkgw_inbound_applied", "Inbound ticket entries applied", "counter",
+                   lambda: inbound.applied),
+            Figure("linkgw_inbound_refused", "Inbound ticket entries refused", "counter",
+                   lambda: inbound.refused),
+            Figure("linkgw_inbound_claimed", "Inbound entries claimed from a gone consumer",
+                   "counter", lambda: inbound.claimed),
+            Figure("linkgw_inbound_up", "1 while the inbound stream is read", "gauge",
+                   lambda: inbound.up),
+            Figure("linkgw_feed_12345_lag", "Entries of 12345's feed its consumer group "
+                   "has not read (-1: unknown)", "gauge", lambda: inbound.feed_lag),
         ]
-        return "".join(f"{name} {value}\n" for name, value in lines)
 
 
 class _Thread(Service):

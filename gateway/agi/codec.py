@@ -135,19 +135,22 @@ class EnvReader:
         if self._size > MAX_ENV_BYTES or self._lines > MAX_ENV_LINES:
             raise AgiProtocolError("env block too large", raw[:80])
         try:
-            text = raw.removesuffix(b"\n").decode("utf-8")
+            line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise AgiProtocolError("env line is not UTF-8", raw[:80]) from exc
-        line = text.removesuffix("\r")
-        if not line and self._next >= len(ENV_ORDER):
-            return AgiEnv(MappingProxyType({k[len("agi_"):]: v for k, v in
-                                            self._values.items()}))
+        if line.endswith("\n"):
+            line = line[:-1]
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line and self._next >= _ORDERED:
+            return AgiEnv(MappingProxyType({k[4:]: v for k, v in self._values.items()}))
         key, sep, value = line.partition(":")
         if sep and key in self._expected():
-            self._values[key] = value.removeprefix(" ")
+            self._values[key] = value[1:] if value.startswith(" ") else value
             self._last = key
-            if key in ENV_ORDER:
-                self._next = ENV_ORDER.index(key) + 1
+            position = _POSITION.get(key)
+            if position is not None:
+                self._next = position + 1
             elif key.startswith("agi_arg_"):
                 self._args += 1
             return None
@@ -155,6 +158,10 @@ class EnvReader:
             raise AgiProtocolError("not an AGI env line", raw[:80])
         self._values[self._last] += "\n" + line  # a value broken by a line break
         return None
+
+
+_ORDERED: Final = len(ENV_ORDER)
+_POSITION: Final = {key: n for n, key in enumerate(ENV_ORDER)}
 
 
 def parse_env(lines: Iterable[bytes]) -> AgiEnv:

@@ -211,6 +211,7 @@ class AmiClient:
         self.log = log if log is not None else structlog.get_logger("gateway.ami")
         self.events = EventBus(self.log)
         self.on_login: list[Callable[[], object]] = []  # called after every login
+        self.logins = 0  # logins since start: the first, then one per reconnect
         self.current: AmiProtocol | None = None
         self._trouble = ""  # what failed last (logged once until it changes or clears)
         self.service = ClientService(
@@ -265,6 +266,7 @@ class AmiClient:
             raise
         self.current = protocol
         self._trouble = ""
+        self.logins += 1
         self.log.info("ami.connected", banner=protocol.parser.banner, username=self.username)
         for hook in list(self.on_login):
             hook()

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.schema import feed_fields
+
 #: Fields a change may not move once the record has ended.
 FINAL_FIELDS = ("state", "outcome")
 
@@ -53,6 +55,9 @@ class Change:
     #: Check-and-write in one step: each (field, allowed values) must hold one of its
     #: values ("" = absent or empty) for the change to apply at all.
     guard: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: The line this record's bridge was handed to ("12345", "110"): the change also goes,
+    #: with :func:`gateway.schema.feed_fields` only, to that line's feed. "": nobody's.
+    feed: str = ""
 
     def allows(self, record: Mapping[str, str]) -> bool:
         return all(record.get(name, "") in allowed for name, allowed in self.guard)
@@ -79,6 +84,7 @@ class Change:
             "fields": dict(self.fields), "data": dict(self.data),
             "indexes": [[i.name, i.member, i.score] for i in self.indexes],
             "guard": [[name, *allowed] for name, allowed in self.guard],
+            "feed": self.feed,
         }, ensure_ascii=True, sort_keys=True)
 
     @staticmethod
@@ -91,7 +97,7 @@ class Change:
         indexes = tuple(Index(str(n), str(m), float(s)) for n, m, s in d["indexes"])
         guard = tuple((str(g[0]), tuple(str(v) for v in g[1:])) for g in d.get("guard", []))
         return Change(str(d["record"]), str(d["event"]), float(d["at"]), fields, indexes,
-                      data, str(d["id"]), guard)
+                      data, str(d["id"]), guard, str(d.get("feed", "")))
 
 
 def _str_map(value: Any) -> dict[str, str]:
@@ -116,6 +122,14 @@ def entry_of(change: Change, seq: int, prev: str) -> dict[str, str]:
              "event": change.event, "at": repr(change.at), "data": change.data_json(),
              "fields": change.fields_json()}
     return entry | {"prev": prev, "hash": chain_hash(prev, entry)}
+
+
+def feed_entry_of(change: Change) -> dict[str, str]:
+    """The entry a change makes on its line's feed (no chain: the events stream has it)."""
+    return {"record": change.record, "id": change.id, "event": change.event,
+            "at": repr(change.at), "data": change.data_json(),
+            "fields": json.dumps(feed_fields(change.fields), ensure_ascii=False,
+                                 sort_keys=True)}
 
 
 def settable(record: Mapping[str, str], fields: Mapping[str, str]) -> dict[str, str]:

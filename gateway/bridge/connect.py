@@ -18,6 +18,15 @@ from gateway.config import RedisConfig
 TIMEOUT = 2.0  # seconds, for connecting and for each command
 
 
+def _user(config: RedisConfig) -> str | None:
+    """The ACL user (config/redis.acl) when configured; else the URL's, or none."""
+    return config.username or None
+
+
+def _password(config: RedisConfig) -> str | None:
+    return config.password or None
+
+
 def _sentinels(config: RedisConfig) -> list[tuple[str, int]]:
     out = []
     for item in config.sentinels:
@@ -34,9 +43,11 @@ def sync_client(config: RedisConfig, decode: bool = True) -> redis.Redis:
         sentinel = redis.sentinel.Sentinel(_sentinels(config), socket_timeout=TIMEOUT)
         return cast(redis.Redis, sentinel.master_for(
             config.service, decode_responses=decode, socket_timeout=TIMEOUT,
-            socket_connect_timeout=TIMEOUT))
+            socket_connect_timeout=TIMEOUT, username=_user(config),
+            password=_password(config)))
     return redis.Redis.from_url(config.url, decode_responses=decode, socket_timeout=TIMEOUT,
-                                socket_connect_timeout=TIMEOUT)
+                                socket_connect_timeout=TIMEOUT, username=_user(config),
+                                password=_password(config))
 
 
 def async_client(config: RedisConfig) -> redis.asyncio.Redis:
@@ -44,6 +55,8 @@ def async_client(config: RedisConfig) -> redis.asyncio.Redis:
     if config.sentinels:
         sentinel = redis.asyncio.sentinel.Sentinel(_sentinels(config), socket_timeout=TIMEOUT)
         return cast(redis.asyncio.Redis, sentinel.master_for(
-            config.service, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT))
+            config.service, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT,
+            username=_user(config), password=_password(config)))
     return redis.asyncio.Redis.from_url(config.url, socket_timeout=TIMEOUT,
-                                        socket_connect_timeout=TIMEOUT)
+                                        socket_connect_timeout=TIMEOUT,
+                                        username=_user(config), password=_password(config))

@@ -1,7 +1,8 @@
 """The bridge log: records changes in order without ever making a call wait.
 
-:meth:`BridgeLog.record` queues a change and returns at once. One change at a time is
-applied to the store, oldest first. When the store fails (Redis down), every queued
+:meth:`BridgeLog.record` queues a change and returns at once. The queue is written in
+order, up to ``BATCH`` changes in one round trip (a pipeline of the Lua script), one
+batch at a time, oldest first. When the store fails (Redis down), every queued
 change, and every change recorded until the store is back, is also appended to this
 process's on-disk :class:`~gateway.bridge.spool.Spool` (fsynced); the head of the queue
 is tried again every ``retry_delay``. Once the store has taken everything that was
@@ -20,7 +21,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from gateway.bridge.spool import Spool
-from gateway.bridge.store import BridgeStore, Change, GuardFailed
+from gateway.bridge.store import BridgeStore, Change
+
+BATCH = 64  # changes written in one round trip
 
 
 class BridgeLog:
@@ -99,33 +102,32 @@ class BridgeLog:
         if self._busy or not self.queue or not self._started:
             return
         self._busy = True
-        d = self.store.apply(self.queue[0])
+        batch = [self.queue[n] for n in range(min(BATCH, len(self.queue)))]
+        d = self.store.apply_many(batch)
         d.addCallbacks(self._applied, self._failed)
 
-    def _applied(self, applied: bool) -> None:
-        change = self.queue.popleft()
-        self.written += 1
+    def _applied(self, answers: list[int]) -> None:
+        for answer in answers:
+            change = self.queue.popleft()
+            self.written += 1
+            if answer == 0:
+                self.log.info("bridge_log.duplicate_skipped", record=change.record,
+                              change=change.id)
+            elif answer < 0:  # refused by its own guard: not the store's fault
+                self.log.warning("bridge_log.guard_refused", record=change.record,
+                                 change=change.id, bridge_event=change.event)
         if self.spooled:
-            self.spooled -= 1
+            self.spooled = max(0, self.spooled - len(answers))
             if not self.spooled and self.spool is not None:
                 self.spool.clear()
                 self.log.info("bridge_log.spool_replayed")
         if not self.healthy:
             self.healthy = True
             self.log.info("bridge_log.store_back", pending=len(self.queue))
-        if not applied:
-            self.log.info("bridge_log.duplicate_skipped", record=change.record,
-                          change=change.id)
         self._busy = False
         self._next()
 
     def _failed(self, failure: Failure) -> None:
-        if failure.check(GuardFailed):  # refused by its own guard: not the store's fault
-            change = self.queue[0]
-            self.log.warning("bridge_log.guard_refused", record=change.record,
-                             change=change.id, bridge_event=change.event)
-            self._applied(False)
-            return
         if self.healthy:
             self.healthy = False
             self.log.error(

@@ -25,7 +25,7 @@ from typing import Any
 from redis.asyncio import Redis
 from twisted.internet import defer
 
-from gateway.bridge.change import Change, GuardFailed
+from gateway.bridge.change import Change, GuardFailed, feed_entry_of
 from gateway.schema import Keys
 
 APPLY_CHANGE = """
@@ -48,9 +48,19 @@ local prev = redis.call('GET', KEYS[3]) or ''
 local hashed = {ARGV[5], tostring(seq), ARGV[1], ARGV[6], ARGV[7], ARGV[8], ARGV[2]}
 local hash = redis.sha1hex(prev .. '\\n' .. table.concat(hashed, '\\n'))
 redis.call('SET', KEYS[3], hash)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
-  'record', ARGV[5], 'seq', tostring(seq), 'id', ARGV[1], 'event', ARGV[6], 'at', ARGV[7],
-  'data', ARGV[8], 'fields', ARGV[2], 'prev', prev, 'hash', hash)
+local function xadd(key, entry)
+  local args = {key}
+  if tonumber(ARGV[3]) > 0 then args = {key, 'MAXLEN', '~', ARGV[3]} end
+  table.insert(args, '*')
+  for _, v in ipairs(entry) do table.insert(args, v) end
+  return redis.call('XADD', unpack(args))
+end
+xadd(KEYS[2], {'record', ARGV[5], 'seq', tostring(seq), 'id', ARGV[1], 'event', ARGV[6],
+  'at', ARGV[7], 'data', ARGV[8], 'fields', ARGV[2], 'prev', prev, 'hash', hash})
+if ARGV[11] ~= '' then
+  xadd(KEYS[5], {'record', ARGV[5], 'id', ARGV[1], 'event', ARGV[6], 'at', ARGV[7],
+    'data', ARGV[8], 'fields', ARGV[11]})
+end
 local indexes = cjson.decode(ARGV[4])
 for _, ix in ipairs(indexes) do
   if tonumber(ix[3]) < 0 then redis.call('ZREM', ix[1], ix[2])
@@ -71,11 +81,12 @@ def script_call(keys: Keys, change: Change, events_maxlen: int,
     """KEYS and ARGV of APPLY_CHANGE for one change."""
     indexes = [[keys.index(ix.name), ix.member, ix.score] for ix in change.indexes]
     redis_keys = [keys.record(change.record), keys.events, keys.chain(change.day),
-                  keys.applied(change.record)]
+                  keys.applied(change.record), keys.feed(change.feed or "none")]
     args: list[object] = [
         change.id, change.fields_json(), events_maxlen,
         json.dumps(indexes, ensure_ascii=False), change.record, change.event,
         repr(change.at), change.data_json(), dedup_days * 86400, change.guard_json(),
+        feed_entry_of(change)["fields"] if change.feed else "",
     ]
     return redis_keys, args
 
@@ -85,7 +96,7 @@ class RedisStore:
     named, because Python 3.14 no longer hands out a loop that is not running."""
 
     def __init__(self, redis: Redis, loop: asyncio.AbstractEventLoop, prefix: str = "linkgw",
-                 events_maxlen: int = 1_000_000, min_replicas: int = 0,
+                 events_maxlen: int = 0, min_replicas: int = 0,
                  replica_timeout_ms: int = 1000) -> None:
         self.redis = redis
         self.loop = loop
@@ -98,6 +109,26 @@ class RedisStore:
     def apply(self, change: Change) -> defer.Deferred[bool]:
         return defer.Deferred.fromFuture(asyncio.ensure_future(self._apply(change),
                                                                loop=self.loop))
+
+    def apply_many(self, changes: list[Change]) -> defer.Deferred[list[int]]:
+        return defer.Deferred.fromFuture(asyncio.ensure_future(self._apply_many(changes),
+                                                               loop=self.loop))
+
+    async def _apply_many(self, changes: list[Change]) -> list[int]:
+        """One pipeline, in order, on one connection (so WAIT counts all of them)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for change in changes:
+                keys, args = script_call(self.keys, change, self.events_maxlen)
+                await self._script(keys=keys, args=args, client=pipe)
+            if self.min_replicas:
+                pipe.execute_command("WAIT", self.min_replicas, self.replica_timeout_ms)
+            answers = await pipe.execute()
+        if self.min_replicas:
+            replicas = answers.pop()
+            if int(replicas) < self.min_replicas:
+                raise NotReplicated(f"{len(changes)} changes reached {replicas} of "
+                                    f"{self.min_replicas} replicas")
+        return [int(a) for a in answers]
 
     async def _apply(self, change: Change) -> bool:
         keys, args = script_call(self.keys, change, self.events_maxlen)
@@ -122,7 +153,7 @@ def _applied(change: Change, answer: Any) -> bool:
     return bool(int(answer))
 
 
-def apply_sync(client: Any, prefix: str, change: Change, events_maxlen: int = 1_000_000,
+def apply_sync(client: Any, prefix: str, change: Change, events_maxlen: int = 0,
                min_replicas: int = 0, replica_timeout_ms: int = 1000) -> bool:
     """The same change through a blocking client (the API's thread, the CLI, process
     mode's writer, tests); with ``min_replicas``, confirmed as :class:`RedisStore` does."""

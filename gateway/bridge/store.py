@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from gateway.bridge.change import (
     FINAL_FIELDS,
@@ -30,6 +31,7 @@ from gateway.bridge.change import (
     Index,
     chain_hash,
     entry_of,
+    feed_entry_of,
     new_change_id,
     settable,
 )
@@ -44,6 +46,12 @@ class BridgeStore(Protocol):
         """Apply one change; True if applied, False if its id was applied before."""
         ...
 
+    def apply_many(self, changes: list[Change]) -> defer.Deferred[list[int]]:
+        """Apply changes in order, in one round trip: per change 1 applied, 0 applied
+        before, -1 refused by its guard. Fails as a whole when the store is down (a
+        part may have landed: applying it again changes nothing)."""
+        ...
+
 
 class MemoryStore:
     """The in-memory twin of the Redis store: same id rule, same guard, same chain."""
@@ -54,6 +62,7 @@ class MemoryStore:
         self.indexes: dict[str, dict[str, float]] = {}
         self.chains: dict[str, str] = {}
         self.applied: dict[str, set[str]] = {}
+        self.feeds: dict[str, list[dict[str, str]]] = {}  # audience → its feed's entries
 
     def apply(self, change: Change) -> defer.Deferred[bool]:
         done = self.applied.setdefault(change.record, set())
@@ -69,6 +78,8 @@ class MemoryStore:
         entry = entry_of(change, seq, self.chains.get(change.day, ""))
         self.chains[change.day] = entry["hash"]
         self.events.append(entry)
+        if change.feed:
+            self.feeds.setdefault(change.feed, []).append(feed_entry_of(change))
         for index in change.indexes:
             members = self.indexes.setdefault(index.name, {})
             if index.score < 0:
@@ -76,3 +87,16 @@ class MemoryStore:
             else:
                 members[index.member] = index.score
         return defer.succeed(True)
+
+    def apply_many(self, changes: list[Change]) -> defer.Deferred[list[int]]:
+        out: list[int] = []
+        for change in changes:
+            failed: list[Failure] = []
+            d = self.apply(change)
+            d.addCallbacks(lambda applied: out.append(int(applied)), failed.append)
+            if failed:
+                if failed[0].check(GuardFailed):
+                    out.append(-1)
+                    continue
+                return defer.fail(failed[0])
+        return defer.succeed(out)

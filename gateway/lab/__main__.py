@@ -7,8 +7,12 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from gateway.ami.codec import AmiMessage
+
+if TYPE_CHECKING:
+    from gateway.lab.lab import Lab
 
 
 def _members(title: str, members: list[AmiMessage]) -> None:
@@ -33,6 +37,15 @@ def _timeline(record: dict[str, str]) -> list[str]:
     return out
 
 
+def _feed_of_12345(lab: Lab, bridge_id: str) -> list[dict[str, str]]:
+    """The bridge's entries in 12345's feed, read as the 12345 system's Redis user."""
+    from gateway.schema import Keys
+
+    entries = lab.redis_as("linkgw-12345").xrange(Keys(lab.config.redis.prefix).feed("12345"))
+    return [e for _, e in cast(list[tuple[str, dict[str, str]]], entries)
+            if e.get("record") == f"bridge:{bridge_id}"]
+
+
 def demo(keep: bool) -> int:
     from gateway.lab.calls import one_key_call
     from gateway.lab.lab import Lab
@@ -48,6 +61,7 @@ def demo(keep: bool) -> int:
                   f"{lab.transfer.onekey}; 12345 answers; seat1 hangs up; "
                   "later the citizen hangs up")
             seen = one_key_call(lab)
+            feed = _feed_of_12345(lab, seen.bridge_id)
     except LabError as exc:
         print(f"linkgw demo failed: {exc}", file=sys.stderr)
         return 1
@@ -63,6 +77,10 @@ def demo(keep: bool) -> int:
     for e in seen.events:
         print(f"  {e['id']:<17} seq={e['seq']:<2} {e['event']:<24} "
               f"{json.loads(e['data']).get('state', '')}")
+    print("\nwhat 12345 reads: linkgw:feed:12345, as Redis user linkgw-12345 "
+          "(no channels, no 110 internals)")
+    for e in feed:
+        print(f"  {e['event']:<24} {e['fields']}"[:150])
     for line in _timeline(seen.record):
         print(line)
     print(f"\nSIPp exit codes: {seen.exits}")

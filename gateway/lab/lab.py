@@ -16,6 +16,8 @@ from types import TracebackType
 
 import redis
 
+from gateway.bridge.acl import USERS as ACL_USERS
+from gateway.bridge.acl import render as render_acl
 from gateway.config import Config, TransferConfig, load_config
 from gateway.lab.ami_probe import AmiProbe
 from gateway.lab.asterisk import PROBE_USER, Asterisk, AsteriskPorts, Phone
@@ -62,6 +64,11 @@ class Lab:
         self._ami_secret = secrets.token_urlsafe(16)  # made per lab, never written to git
         self._probe_secret = secrets.token_urlsafe(16)
         self.api_token = secrets.token_urlsafe(16)
+        self.role_tokens = {"12345": secrets.token_urlsafe(16),
+                            "supervisor": secrets.token_urlsafe(16)}
+        # Redis runs with the shipped users (config/redis.acl); the gateway logs in as
+        # linkgw-gateway; the tests' own client is Redis's `default` user (the admin)
+        self.redis_passwords = {user: secrets.token_urlsafe(16) for user in ACL_USERS}
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.sentinels = RedisSentinels(workdir / "sentinel", self.log_dir) if sentinel \
             else None
@@ -70,7 +77,7 @@ class Lab:
                                          "lab-gw1", gateways)
         self.redis = RedisServer(self.redis_port, workdir / "redis", self.log_dir)
         self.asterisk: Asterisk | None = None
-        env = {"LINKGW_AMI_SECRET": self._ami_secret, "LINKGW_API_TOKEN": self.api_token}
+        env = self.secrets_env
         self.gateways = [GatewayProcess(self.config_path, env, self.log_dir)]
         if gateways > 1:
             second = workdir / "gateway2.yaml"
@@ -83,6 +90,29 @@ class Lab:
         self._phone_count = 0
 
     @property
+    def secrets_env(self) -> dict[str, str]:
+        """What the gateway and the linkgw CLI find in their environment."""
+        return {"LINKGW_AMI_SECRET": self._ami_secret, "LINKGW_API_TOKEN": self.api_token,
+                "LINKGW_REDIS_PASSWORD": self.redis_passwords["linkgw-gateway"],
+                "LINKGW_API_TOKEN_12345": self.role_tokens["12345"],
+                "LINKGW_API_TOKEN_SUPERVISOR": self.role_tokens["supervisor"]}
+
+    def _write_acl(self) -> list[str]:
+        """The lab's Redis users file; redis-server arguments that load it."""
+        path = self.workdir / "redis-users.acl"
+        path.write_text(render_acl((REPO / "config/redis.acl").read_text(encoding="utf-8"),
+                                   self.config.redis.prefix, self.redis_passwords),
+                        encoding="utf-8")
+        path.chmod(0o600)
+        return ["--aclfile", str(path)]
+
+    def redis_as(self, user: str) -> redis.Redis:
+        """A client logged in as one of the shipped users (on the master)."""
+        port = self.sentinels.master().port if self.sentinels is not None else self.redis.port
+        return redis.Redis(host="127.0.0.1", port=port, username=user,
+                           password=self.redis_passwords[user], decode_responses=True)
+
+    @property
     def gateway(self) -> GatewayProcess:
         return self.gateways[0]
 
@@ -90,7 +120,10 @@ class Lab:
                              fastagi_port: int, instance: str, backup: bool) -> str:
         """The lab's gateway config; ``http_port`` 0 for process mode (no API)."""
         api = (f"http:\n  listen: \"tcp:{http_port}:interface=127.0.0.1\"\n"
-               "  token_env: LINKGW_API_TOKEN\n") if http_port else "http:\n  listen: \"\"\n"
+               "  token_env: LINKGW_API_TOKEN\n"
+               "  token_12345_env: LINKGW_API_TOKEN_12345\n"
+               "  token_supervisor_env: LINKGW_API_TOKEN_SUPERVISOR\n"
+               ) if http_port else "http:\n  listen: \"\"\n"
         return (
             "fastagi:\n"
             f"  listen: \"tcp:{fastagi_port}:interface=127.0.0.1\"\n"
@@ -101,6 +134,8 @@ class Lab:
             "  secret_env: LINKGW_AMI_SECRET\n"
             "redis:\n"
             f"  url: \"redis://127.0.0.1:{self.redis_port}/0\"\n"
+            "  username: linkgw-gateway\n"
+            "  password_env: LINKGW_REDIS_PASSWORD\n"
             + (f"  sentinels: {json.dumps(self.sentinels.addresses)}\n"
                f"  service: {SENTINEL_SERVICE}\n  min_replicas: 1\n"
                if self.sentinels else "") +
@@ -141,8 +176,7 @@ class Lab:
                                          str(REPO / "config/categories.yaml"), http_port,
                                          fastagi_port, instance, gateways > 1)
         path.write_text(text, encoding="utf-8")
-        return load_config(text, str(path), {"LINKGW_AMI_SECRET": self._ami_secret,
-                                              "LINKGW_API_TOKEN": self.api_token})
+        return load_config(text, str(path), self.secrets_env)
 
     @property
     def inside(self) -> str:
@@ -169,7 +203,9 @@ class Lab:
             f"{self.inside}/gw/spool", "categories.yaml", 0, self.fastagi_port, "lab-proc",
             False), encoding="utf-8")
         secrets_file = gw / "secrets.env"
-        secrets_file.write_text(f"export LINKGW_AMI_SECRET='{self._ami_secret}'\n")
+        secrets_file.write_text(
+            f"export LINKGW_AMI_SECRET='{self._ami_secret}'\n"
+            f"export LINKGW_REDIS_PASSWORD='{self.redis_passwords['linkgw-gateway']}'\n")
         secrets_file.chmod(0o600)
         (base / "agi").mkdir()
         for script in ("incoming", "onekey", "code", "emergency"):
@@ -201,8 +237,10 @@ class Lab:
         try:
             root = ensure_asterisk_root()
             if self.sentinels is not None:
+                self.sentinels.extra_args = self._write_acl()
                 self.sentinels.start()
             else:
+                self.redis.extra_args = self._write_acl()
                 self.redis.start()
             phones = [Phone(n, self.phone_ports[n][0], ctx) for n, ctx in PHONES.items()]
             self.asterisk = Asterisk(

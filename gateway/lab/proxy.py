@@ -32,6 +32,9 @@ class Relay:
             except OSError:
                 client.close()
                 continue
+            # the 5 s was for connecting only: left on the socket, a link idle for 5 s
+            # timed out in recv() and was closed (the gateway saw AMI drop every 5 s)
+            upstream.settimeout(None)
             with self._lock:
                 self._pairs.append((client, upstream))
             for a, b in ((client, upstream), (upstream, client)):

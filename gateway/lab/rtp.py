@@ -135,20 +135,57 @@ def duration_ms(segments: Iterable[Segment]) -> int:
     return total
 
 
-def rtp_payloads(capture: Path, port: int, payload_type: int = PCMU) -> bytes:
-    """The µ-law audio sent to UDP ``port`` in a capture (linear PCM, 16-bit), in
-    sequence order."""
-    frames: dict[int, bytes] = {}
+def rtp_frames(capture: Path, port: int, payload_type: int = PCMU
+               ) -> list[tuple[float, bytes]]:
+    """The µ-law audio sent to UDP ``port`` in a capture: (arrival time in epoch seconds,
+    linear 16-bit PCM) per packet, in arrival order."""
+    frames: list[tuple[float, bytes]] = []
     with open(capture, "rb") as f:
-        for _, buf in dpkt.pcap.Reader(f):
+        for ts, buf in dpkt.pcap.Reader(f):
+            udp = _udp(buf)
+            if udp is None or udp.dport != port:
+                continue
             try:
-                eth = dpkt.ethernet.Ethernet(buf)
-                udp = eth.data.data
-                if not isinstance(udp, dpkt.udp.UDP) or udp.dport != port:
-                    continue
                 rtp = dpkt.rtp.RTP(udp.data)
-            except (dpkt.UnpackError, AttributeError):
+            except dpkt.UnpackError:
                 continue
             if rtp.pt == payload_type:
-                frames[rtp.seq] = audioop.ulaw2lin(rtp.data, 2)
-    return b"".join(frames[k] for k in sorted(frames))
+                frames.append((float(ts), audioop.ulaw2lin(rtp.data, 2)))
+    return frames
+
+
+def _udp(buf: bytes) -> dpkt.udp.UDP | None:
+    """The UDP datagram of a captured frame (Ethernet, or Linux cooked on "any")."""
+    try:
+        eth = dpkt.ethernet.Ethernet(buf)
+        udp = eth.data.data
+    except (dpkt.UnpackError, AttributeError):
+        return None
+    return udp if isinstance(udp, dpkt.udp.UDP) else None
+
+
+def rtp_payloads(capture: Path, port: int, payload_type: int = PCMU) -> bytes:
+    """The audio sent to UDP ``port`` in a capture (linear PCM, 16-bit), in order."""
+    return b"".join(pcm for _, pcm in rtp_frames(capture, port, payload_type))
+
+
+def tone_share(pcm: bytes, hz: float) -> float:
+    """How much of a stretch of 8 kHz 16-bit audio's power is at ``hz`` (Goertzel), 0..1;
+    0 for silence."""
+    samples = struct.unpack(f"<{len(pcm) // 2}h", pcm[:len(pcm) // 2 * 2])
+    n = len(samples)
+    total = sum(x * x for x in samples)
+    if n == 0 or total < n * 4:  # silence (or a whisper of rounding)
+        return 0.0
+    coeff = 2 * math.cos(2 * math.pi * hz / RATE)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + coeff * s1 - s2, s1
+    power = s1 * s1 + s2 * s2 - coeff * s1 * s2
+    return float(min(1.0, 2 * power / (n * total)))
+
+
+def windows(pcm: bytes, ms: int = 200) -> list[bytes]:
+    """Cut 8 kHz 16-bit audio into whole windows of ``ms``."""
+    size = RATE * ms // 1000 * 2
+    return [pcm[i:i + size] for i in range(0, len(pcm) - size + 1, size)]

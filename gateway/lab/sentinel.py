@@ -30,6 +30,7 @@ class RedisSentinels:
         self.servers = [RedisServer(p, workdir / f"redis-{p}", log_dir) for p in ports[:3]]
         self.sentinel_ports = ports[3:]
         self.sentinels: list[Proc] = []
+        self.extra_args: list[str] = []  # for every redis-server (the lab's ACL file)
 
     @property
     def addresses(self) -> list[str]:
@@ -37,10 +38,11 @@ class RedisSentinels:
 
     def start(self) -> None:
         master, *replicas = self.servers
-        master.extra_args = list(SYNC_AT_ONCE)
+        master.extra_args = [*self.extra_args, *SYNC_AT_ONCE]
         master.start()
         for replica in replicas:
-            replica.extra_args = [*SYNC_AT_ONCE, "--replicaof", "127.0.0.1", str(master.port)]
+            replica.extra_args = [*self.extra_args, *SYNC_AT_ONCE,
+                                  "--replicaof", "127.0.0.1", str(master.port)]
             replica.start()
         for port in self.sentinel_ports:
             conf = self.workdir / f"sentinel-{port}.conf"

@@ -82,18 +82,26 @@ def noanswer_scenario(user: str) -> str:
 
 
 def citizen_scenario(caller: str, number: str, dial: str, hold_ms: int,
-                     caller_name: str = "", released_ok: bool = True) -> str:
+                     caller_name: str = "", released_ok: bool = True,
+                     voice_hz: float = 0) -> Scenario:
     """``caller`` is the endpoint (From user); ``number``/``caller_name`` the identity.
 
     With ``released_ok`` False the citizen must be the one who hangs up: a BYE from
-    Asterisk before ``hold_ms`` fails the scenario (SIPp exits 1).
+    Asterisk before ``hold_ms`` fails the scenario (SIPp exits 1). ``voice_hz``: the
+    citizen speaks a steady tone of that pitch from the answer on, for the whole call
+    (RTP from its media port, as a phone sends its microphone).
     """
     if released_ok:
         wait = f'  <recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>'
     else:
         wait = f'  <pause milliseconds="{hold_ms}" next="hangup"/>\n  <recv request="BYE"/>'
-    return render("citizen.xml", caller=caller, number=number, dial=dial,
-                  caller_name=caller_name, wait_steps=wait)
+    if not voice_hz:
+        return Scenario(render("citizen.xml", caller=caller, number=number, dial=dial,
+                               caller_name=caller_name, wait_steps=wait))
+    speak = '  <nop><action><exec play_pcap_audio="{{pcap:voice}}"/></action></nop>\n'
+    return Scenario(render("citizen.xml", caller=caller, number=number, dial=dial,
+                           caller_name=caller_name, wait_steps=speak + wait),
+                    {"voice": (Tone(voice_hz, hold_ms),)})
 
 
 @dataclass
@@ -107,7 +115,10 @@ class SippPhone:
     workdir: Path
     proc: Proc | None = None
 
-    def start(self, scenario: str | Scenario, timeout_s: int = 60, calls: int = 1) -> None:
+    def start(self, scenario: str | Scenario, timeout_s: int = 60, calls: int = 1,
+              limit: int = 0, rate: float = 0, extra: Sequence[str] = ()) -> None:
+        """Play ``scenario`` for ``calls`` calls; ``limit``: at most that many at once;
+        ``rate``: new calls per second (a UAC's; SIPp's default is 10)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
         if isinstance(scenario, str):
             scenario = Scenario(scenario)
@@ -120,9 +131,11 @@ class SippPhone:
         argv = [
             "sipp", f"127.0.0.1:{self.asterisk_sip_port}", "-sf", str(path),
             "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(self.media_port),
-            "-m", str(calls), "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error",
+            "-m", str(calls), *(["-l", str(limit)] if limit else []),
+            *(["-r", f"{rate:g}", "-rp", "1000"] if rate else []),
+            "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error",
             "-trace_err", "-trace_msg", "-message_file", str(self.workdir / f"{self.name}.msg"),
-            "-error_file", str(self.workdir / f"{self.name}.err"),
+            "-error_file", str(self.workdir / f"{self.name}.err"), *extra,
         ]
         self.proc = Proc(f"sipp-{self.name}", argv, self.workdir / f"{self.name}.out",
                          cwd=self.workdir)

@@ -1,7 +1,13 @@
-"""Verify a day's hash chain: each event carries the hash of the one before it."""
+"""Verify a day's hash chain: each event carries the hash of the one before it.
+
+What retention trimmed is taken from the day's checkpoint (how many entries went, the
+last one's hash); with the chain key, the day's seal (an HMAC a Redis writer cannot make
+without the key) is checked against the chain as it is now.
+"""
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
@@ -9,6 +15,7 @@ from typing import cast
 import redis
 
 from gateway.bridge.store import HASHED, chain_hash
+from gateway.records.retention import seal_mac, walk_start
 from gateway.schema import Keys
 
 
@@ -18,24 +25,33 @@ class ChainReport:
     checked: int
     broken_at: str | None = None  # stream id of the first entry that does not fit
     reason: str = ""
+    trimmed: int = 0  # entries retention removed (checked from the checkpoint)
+    sealed: str = ""  # "", "yes" (seal checked), "unchecked" (no key given)
 
     @property
     def ok(self) -> bool:
         return self.broken_at is None
 
 
-def verify_day(client: redis.Redis, prefix: str, day: str, batch: int = 1000) -> ChainReport:
+def verify_day(client: redis.Redis, prefix: str, day: str, batch: int = 1000,
+               key: bytes = b"") -> ChainReport:
     """Walk the stream in order; entries whose ``at`` falls on ``day`` (UTC) must chain.
 
     The last hash must also match ``<p>:chain:<day>``, so that removing the newest
     entries is caught too.
     """
-    prev = ""
+    keys = Keys(prefix)
+    checkpoint = cast(dict[str, str], client.hgetall(keys.checkpoint(day)))
+    trimmed = int(checkpoint.get("removed", "0") or 0)
+    prev = checkpoint.get("hash", "") if trimmed else ""
+    seal = cast(dict[str, str], client.hgetall(keys.seal(day)))
+    sealed_count = int(seal.get("count", "0") or 0)
+    at_seal = prev if sealed_count and sealed_count == trimmed else None
     checked = 0
-    start = "-"
+    start = walk_start(day)  # nothing is written before its time (give or take skew)
     while True:
         entries = cast(list[tuple[str, dict[str, str]]],
-                       client.xrange(Keys(prefix).events, start, "+", count=batch))
+                       client.xrange(keys.events, start, "+", count=batch))
         for entry_id, entry in entries:
             try:
                 at_day = datetime.fromtimestamp(float(entry["at"]), UTC).strftime("%Y-%m-%d")
@@ -46,16 +62,30 @@ def verify_day(client: redis.Redis, prefix: str, day: str, batch: int = 1000) ->
             checked += 1
             if entry.get("prev", "") != prev:
                 return ChainReport(day, checked, entry_id,
-                                   "prev does not match the entry before it")
+                                   "prev does not match the entry before it" + (
+                                       " (or the checkpoint)" if checked == 1 and trimmed
+                                       else ""), trimmed)
             if any(k not in entry for k in HASHED) or \
                     chain_hash(prev, entry) != entry.get("hash"):
-                return ChainReport(day, checked, entry_id, "content does not match its hash")
+                return ChainReport(day, checked, entry_id, "content does not match its hash",
+                                   trimmed)
             prev = entry["hash"]
+            if trimmed + checked == sealed_count:
+                at_seal = prev
         if len(entries) < batch:
             break
         start = "(" + entries[-1][0]
-    last = cast(str | None, client.get(Keys(prefix).chain(day))) or ""
+    last = cast(str | None, client.get(keys.chain(day))) or ""
     if last != prev:
         return ChainReport(day, checked, "(end)",
-                           "the day's last hash is not the last entry's: entries removed")
-    return ChainReport(day, checked)
+                           "the day's last hash is not the last entry's: entries removed",
+                           trimmed)
+    if not seal:
+        return ChainReport(day, checked, trimmed=trimmed)
+    if not key:
+        return ChainReport(day, checked, trimmed=trimmed, sealed="unchecked")
+    expected = seal_mac(key, day, sealed_count, seal.get("hash", ""))
+    if at_seal != seal.get("hash") or not hmac.compare_digest(expected, seal.get("mac", "")):
+        return ChainReport(day, checked, "(seal)", "the seal does not match the chain: "
+                           "rewritten after sealing, or another key", trimmed)
+    return ChainReport(day, checked, trimmed=trimmed, sealed="yes")

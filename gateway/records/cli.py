@@ -1,16 +1,26 @@
-"""``linkgw show|find|overdue|today|verify-chain``: the records for people, as text."""
+"""``linkgw show|find|overdue|today|report|verify-chain`` and the loop without a call
+(``workorders``, ``workorder``, ``callbacks``, ``callback-done``, ``push-needed``,
+``push-done``): the records for people."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from gateway.records.chain import verify_day
-from gateway.records.queries import FINDERS, Records
+from gateway.records.periods import today
+from gateway.records.queries import FINDERS, REPORT_COLUMNS, Records
+from gateway.records.retention import Retention, RetentionError
+from gateway.records.workorders import WorkOrderDesk
 
+WORKORDER_COLUMNS = ("ticket", "received_at", "category", "status", "unit", "due_at",
+                     "on_time")
+CALLBACK_COLUMNS = ("bridge_id", "at", "number", "seat", "direction", "status")
 SUMMARY = ("bridge_id", "requested_at", "direction", "citizen_number", "seat", "state",
            "outcome", "category", "ticket", "ticket_status")
 
@@ -23,17 +33,69 @@ def add_commands(sub: Any) -> None:
     for name in FINDERS:
         group.add_argument(f"--{name}")
     sub.add_parser("overdue", help="work orders past their feedback or response deadline")
-    today = sub.add_parser("today", help="a day's figures (default: today, UTC)")
+    today = sub.add_parser("today", help="a day's figures (default: today, in the centre's "
+                           "time zone: tickets.time_zone)")
     today.add_argument("--day")
+    report = sub.add_parser("report", help="a month's or year's figures and the refused "
+                            "and declined transfers by item (for the joint meetings)")
+    when = report.add_mutually_exclusive_group(required=True)
+    when.add_argument("--month", help="YYYY-MM")
+    when.add_argument("--year", help="YYYY")
+    when.add_argument("--day", help="YYYY-MM-DD")
+    report.add_argument("--csv", action="store_true", help="the items as CSV")
     chain = sub.add_parser("verify-chain", help="check a day's hash chain of events")
     chain.add_argument("--day")
-    for p in (show, find, sub.choices["overdue"], today, chain):
+    orders = sub.add_parser("workorders", help="12345 work orders without a call: open "
+                            "ones, or those received in a period")
+    orders.add_argument("--period", help="YYYY-MM-DD, YYYY-MM or YYYY")
+    order = sub.add_parser("workorder", help="move a work order on: accept, assign to a "
+                           "unit, answer")
+    order.add_argument("ticket")
+    order.add_argument("step", choices=("accept", "assign", "answer"))
+    order.add_argument("--unit", help="the unit it is assigned to (assign)")
+    order.add_argument("--note")
+    sub.add_parser("callbacks", help="open callback tasks")
+    callback = sub.add_parser("callback-done", help="a citizen was called back")
+    callback.add_argument("bridge_id")
+    callback.add_argument("--note")
+    sub.add_parser("push-needed", help="work orders still to push to a line not reached")
+    push = sub.add_parser("push-done", help="the owed work order was pushed")
+    push.add_argument("bridge_id")
+    push.add_argument("--ticket", help="its number at the other line")
+    push.add_argument("--note")
+    retention = sub.add_parser("retention", help="export, seal and remove the UTC days "
+                               "older than retention.days; trim the streams safely")
+    retention.add_argument("--days", type=int, help="instead of retention.days")
+    export = sub.add_parser("export", help="write one UTC day's records and events to "
+                            "retention.export_dir (JSON lines)")
+    export.add_argument("--day", required=True)
+    seal = sub.add_parser("seal", help="seal a UTC day's chain with the chain key")
+    seal.add_argument("--day", required=True)
+    for p in (retention, export, seal):
+        p.add_argument("--config", default="config/gateway.yaml")
+        p.add_argument("--json", action="store_true", help="JSON instead of text")
+    for p in (show, find, sub.choices["overdue"], today, report, chain, orders, order,
+              sub.choices["callbacks"], callback, sub.choices["push-needed"], push):
         p.add_argument("--config", default="config/gateway.yaml")
         p.add_argument("--json", action="store_true", help="JSON instead of text")
 
 
 def _today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def _csv(items: list[dict[str, Any]]) -> str:
+    """The report's items as CSV (UTF-8; reasons as ``reason=n;…``). A cell that a
+    spreadsheet would run as a formula (= + - @ first) is quoted with a leading '."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(REPORT_COLUMNS)
+    for item in items:
+        reasons = ";".join(f"{k}={v}" for k, v in sorted(item["refusal_reasons"].items()))
+        row = [reasons if c == "refusal_reasons" else item[c] for c in REPORT_COLUMNS]
+        writer.writerow(["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@")
+                         else v for v in row])
+    return out.getvalue().rstrip("\r\n")
 
 
 def _table(rows: list[dict[str, str]]) -> str:
@@ -44,8 +106,72 @@ def _table(rows: list[dict[str, str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def run(args: argparse.Namespace, records: Records) -> tuple[int, str]:
-    """(exit code, text) for one command."""
+LOOP_COMMANDS = ("workorders", "workorder", "callbacks", "callback-done", "push-needed",
+                 "push-done")
+_STEP = {"accept": "accepted", "assign": "assigned", "answer": "answered"}
+
+
+def _rows(rows: list[dict[str, str]], columns: tuple[str, ...], as_json: bool) -> str:
+    if as_json:
+        return json.dumps(rows, ensure_ascii=False)
+    if not rows:
+        return "(none)"
+    lines = ["  ".join(f"{c:<20}" for c in columns)]
+    lines += ["  ".join(f"{r.get(c, ''):<20}" for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def run_loop(args: argparse.Namespace, records: Records, desk: WorkOrderDesk
+             ) -> tuple[int, str]:
+    """The loop without a call: work orders, callbacks, pushes owed."""
+    done: dict[str, str]
+    if args.command == "workorders":
+        return 0, _rows(records.workorders(args.period or ""), WORKORDER_COLUMNS, args.json)
+    if args.command == "callbacks":
+        return 0, _rows(records.callbacks(), CALLBACK_COLUMNS, args.json)
+    if args.command == "push-needed":
+        return 0, _rows(records.push_needed(), SUMMARY, args.json)
+    if args.command == "workorder":
+        done = desk.step(args.ticket, _STEP[args.step],
+                         {"unit": args.unit, "note": args.note}, "cli")
+    elif args.command == "callback-done":
+        done = desk.callback_done(args.bridge_id, args.note, "cli")
+    else:
+        done = desk.push_done(args.bridge_id, args.ticket, args.note, "cli")
+    if args.json:
+        return 0, json.dumps(done, ensure_ascii=False, sort_keys=True)
+    return 0, "\n".join(f"{k:<24} {v}" for k, v in sorted(done.items()))
+
+
+RETENTION_COMMANDS = ("retention", "export", "seal")
+
+
+def run_retention(args: argparse.Namespace, retention: Retention, keep_days: int
+                  ) -> tuple[int, str]:
+    """``retention`` (export, seal, remove what is older than ``keep_days``; trim),
+    ``export --day`` and ``seal --day``."""
+    try:
+        if args.command == "export":
+            return 0, str(retention.export(args.day))
+        if args.command == "seal":
+            if retention.seal(args.day):
+                return 0, f"sealed {args.day}"
+            return 1, "nothing sealed: no chain key (retention.chain_key_env) or no entries"
+        days = args.days if args.days is not None else keep_days
+        if days <= 0:
+            return 1, "retention.days is 0 (keep everything): give --days N to run it"
+        done = retention.run(days, datetime.now(UTC).date())
+    except (OSError, RetentionError) as exc:
+        return 1, f"retention stopped: {exc}"
+    if args.json:
+        return 0, json.dumps(done, sort_keys=True)
+    return 0, (f"kept from {done['cutoff']} (UTC); exported, sealed and removed: "
+               f"{', '.join(done['days']) or 'nothing'}; trimmed: " +
+               ", ".join(f"{k} {v}" for k, v in done["trimmed"].items()))
+
+
+def run(args: argparse.Namespace, records: Records, key: bytes = b"") -> tuple[int, str]:
+    """(exit code, text) for one command; ``key``: the chain key, for seals."""
     now = time.time()
     if args.command == "show":
         got = records.bridge(args.bridge_id)
@@ -65,15 +191,31 @@ def run(args: argparse.Namespace, records: Records) -> tuple[int, str]:
     if args.command == "overdue":
         rows = records.overdue(now)
         return 0, json.dumps(rows, ensure_ascii=False) if args.json else _table(rows)
+    if args.command == "report":
+        got = records.report(args.month or args.year or args.day, now)
+        if args.json:
+            return 0, json.dumps(got, ensure_ascii=False, sort_keys=True)
+        if args.csv:
+            return 0, _csv(got["items"])
+        lines = [f"{k:<28} {v}" for k, v in got["figures"].items()]
+        lines += ["", "by item (most refused or declined first)",
+                  "  ".join(f"{c:<16}" for c in REPORT_COLUMNS).rstrip()]
+        lines += ["  ".join(f"{item[c]!s:<16}" for c in REPORT_COLUMNS).rstrip()
+                  for item in got["items"]] or ["(none)"]
+        return 0, "\n".join(lines)
     if args.command == "today":
-        figures = records.day_figures(args.day or _today(), now)
+        figures = records.day_figures(args.day or today(now, records.zone), now)
         if args.json:
             return 0, json.dumps(figures, ensure_ascii=False, sort_keys=True)
         return 0, "\n".join(f"{k:<28} {v}" for k, v in figures.items())
-    report = verify_day(records.client, records.prefix, args.day or _today())
+    report = verify_day(records.client, records.prefix, args.day or _today(), key=key)
     if args.json:
         return (0 if report.ok else 1), json.dumps(report.__dict__ | {"ok": report.ok})
     if report.ok:
-        return 0, f"chain of {report.day}: {report.checked} events, intact"
+        notes = ([f"after {report.trimmed} trimmed (checkpoint)"] if report.trimmed else []) \
+            + (["seal checked"] if report.sealed == "yes" else
+               ["sealed, seal not checked: no key"] if report.sealed else [])
+        return 0, (f"chain of {report.day}: {report.checked} events, intact"
+                   + (f" ({'; '.join(notes)})" if notes else ""))
     return 1, (f"chain of {report.day}: BROKEN at {report.broken_at} "
                f"(event {report.checked} of the day): {report.reason}")

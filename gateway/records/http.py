@@ -1,8 +1,10 @@
 """The HTTP API (twisted.web): tickets, the closed loop, look-ups, figures, health.
 
-Every route but ``/``, ``/health`` and ``/metrics`` needs ``Authorization: Bearer
-<token>``. Errors are JSON ``{"error": <stable code>, "message": <words>}`` with a fitting
-status: 400 malformed, 401 no token, 403 wrong token, 404 unknown, 409 conflict, 413 body
+Every route but ``/`` needs ``Authorization: Bearer <token>`` (``/health`` and
+``/metrics`` not from loopback); the token names a role (:mod:`gateway.records.roles`:
+admin, 12345, supervisor), and each route checks it. Errors are JSON
+``{"error": <stable code>, "message": <words>}`` with a fitting status: 400 malformed,
+401 no token, 403 wrong token or role, 404 unknown, 409 conflict, 413 body
 too large, 503 Redis down or too many requests at once. A request that brings a body is
 refused before the body is read when its token is wrong or its length too large
 (:class:`ApiRequest`); at most ``MAX_INFLIGHT`` requests are worked on at once. The work
@@ -18,18 +20,25 @@ policy, ``X-Frame-Options: DENY`` and ``nosniff``.
     PUT  /bridges/<id>/ticket         {"ticket": "…"}
     POST /bridges/<id>/status         {"status": "accepted|assigned|feedback", "note": "…"}
     PUT  /bridges/<id>/incident       {"incident": "…"}
-    GET  /overdue
+    GET  /overdue                     past-deadline bridges and work orders
+    POST /workorders                  {"ticket", "category", "summary", "number"?}: 12345
+                                      dispatches a matter to the police, without a call
+    GET  /workorders[?day=|month=|year=]   open ones, or those of a period
+    GET  /workorders/<ticket>
+    POST /workorders/<ticket>/status  {"status": "accepted|assigned|answered", "unit", "note"}
+    GET  /callbacks                   open callback tasks
+    POST /callbacks/<id>/done         {"note"?}
+    GET  /push-needed                 work orders still to push to the line not reached
+    POST /push-needed/<id>/done       {"ticket"?, "note"?}
     GET  /stats?day=YYYY-MM-DD
 """
 
 from __future__ import annotations
 
-import hmac
 import io
 import json
 import re
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet import defer
@@ -40,16 +49,24 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from gateway.records.errors import (
     Busy,
-    Forbidden,
     Malformed,
     NotFound,
     RecordError,
     TooLarge,
-    Unauthorized,
 )
 from gateway.records.page import CSP, PAGE
+from gateway.records.periods import today
 from gateway.records.queries import FINDERS, Records
+from gateway.records.roles import (
+    ApiRole,
+    check_allowed,
+    check_visible,
+    identify,
+    shown_bridge,
+    shown_rows,
+)
 from gateway.records.tickets import TicketDesk
+from gateway.records.workorders import WorkOrderDesk
 
 Runner = Callable[[Callable[[], Any]], defer.Deferred[Any]]
 MAX_BODY = 65536
@@ -62,13 +79,14 @@ SECURITY_HEADERS = ((b"content-security-policy", CSP.encode()),
                     (b"cache-control", b"no-store"))
 
 
-def check_token(header: str, token: str) -> None:
-    """``Authorization: Bearer <token>``, compared in constant time."""
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
-        raise Unauthorized("send Authorization: Bearer <token>")
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise Forbidden("wrong token")
+def _arg(request: Request, name: bytes) -> str:
+    raw: bytes = (request.args.get(name) or [b""])[0]
+    return raw.decode("utf-8", "replace")
+
+
+def _loopback(request: Request) -> bool:
+    host = getattr(request.getClientAddress(), "host", "")
+    return host in ("127.0.0.1", "::1") or host.startswith("127.")
 
 
 def error_body(exc: RecordError) -> bytes:
@@ -87,8 +105,8 @@ class ApiRequest(Request):
     def gotLength(self, length: int | None) -> None:
         site = getattr(self.channel, "site", None)  # set by Site.buildProtocol
         resource = getattr(site, "resource", None)
-        token = resource.token if isinstance(resource, ApiResource) else ""
-        refusal = early_refusal(self.requestHeaders, length, token)
+        tokens = resource.tokens if isinstance(resource, ApiResource) else {}
+        refusal = early_refusal(self.requestHeaders, length, tokens)
         if refusal is not None:
             self._refuse(refusal)
             return
@@ -125,7 +143,8 @@ class ApiRequest(Request):
 _REASONS = {401: "Unauthorized", 403: "Forbidden", 413: "Content Too Large"}
 
 
-def early_refusal(headers: Headers, length: int | None, token: str) -> RecordError | None:
+def early_refusal(headers: Headers, length: int | None, tokens: Mapping[ApiRole, str]
+                  ) -> RecordError | None:
     """Why a request that brings a body is refused before it is read (None: read it)."""
     if length == 0:
         return None
@@ -133,7 +152,7 @@ def early_refusal(headers: Headers, length: int | None, token: str) -> RecordErr
         return TooLarge(f"body of {length} bytes: at most {MAX_BODY}")
     raw = headers.getRawHeaders(b"authorization") or [b""]
     try:
-        check_token(raw[0].decode("latin-1"), token)
+        identify(raw[0].decode("latin-1"), tokens)
     except RecordError as exc:
         return exc
     return None
@@ -149,12 +168,16 @@ def api_site(resource: ApiResource) -> Site:
 class ApiResource(Resource):
     isLeaf = True
 
-    def __init__(self, desk: TicketDesk, records: Records, token: str, run: Runner,
-                 health: Callable[[], dict[str, Any]], metrics: Callable[[], str],
+    def __init__(self, desk: TicketDesk, records: Records, tokens: Mapping[ApiRole, str],
+                 run: Runner, health: Callable[[], dict[str, Any]], metrics: Callable[[], str],
                  clock: Callable[[], float], log: Any,
-                 live: Callable[[], list[dict[str, str]]] = list) -> None:
+                 live: Callable[[], list[dict[str, str]]] = list,
+                 mask_numbers: bool = True, workorders: WorkOrderDesk | None = None) -> None:
         Resource.__init__(self)
-        self.desk, self.records, self.token = desk, records, token
+        self.desk, self.records = desk, records
+        self.tokens = {role: token for role, token in tokens.items() if token}
+        self.mask = mask_numbers
+        self.workorders = workorders
         self.inflight = 0
         self.run, self.health, self.metrics, self.clock, self.log = \
             run, health, metrics, clock, log
@@ -177,18 +200,23 @@ class ApiResource(Resource):
                                              "message": "see the gateway log"})
 
     def _render(self, request: Request, method: str, path: list[str]) -> int | bytes:
-        if path == ["health"] and method == "GET":
-            return self._json(request, 200, self.health())
-        if path == ["metrics"] and method == "GET":
-            request.setHeader(b"content-type", b"text/plain; version=0.0.4")
-            return self.metrics().encode()
         if path == [] and method == "GET":
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
             return PAGE.encode()
-        self._authorize(request)
+        if path in (["health"], ["metrics"]) and method == "GET":
+            if not _loopback(request):  # open on loopback only; elsewhere any role's token
+                self._authorize(request)
+            if path == ["health"]:
+                return self._json(request, 200, self.health())
+            request.setHeader(b"content-type", b"text/plain; version=0.0.4")
+            return self.metrics().encode()
+        role = self._authorize(request)
         if path == ["live"] and method == "GET":
-            return self._json(request, 200, {"bridges": self.live()})
-        work = self._route(method, path, request)
+            check_allowed("GET /live", role)
+            return self._json(request, 200,
+                              {"bridges": shown_rows(role, self.live(), self.mask)})
+        route, work = self._route(method, path, request, role)
+        check_allowed(route, role)
         if self.inflight >= MAX_INFLIGHT:
             raise Busy(f"{MAX_INFLIGHT} requests are being worked on: try again")
         self.inflight += 1
@@ -200,41 +228,104 @@ class ApiResource(Resource):
         return NOT_DONE_YET
 
     # -- routing ---------------------------------------------------------------------
-    def _route(self, method: str, path: list[str], request: Request) -> Callable[[], Any]:
+    def _route(self, method: str, path: list[str], request: Request, role: ApiRole
+               ) -> tuple[str, Callable[[], Any]]:
+        """The route's name (for :data:`gateway.records.roles.ALLOWED`) and its work,
+        answering as ``role`` sees it."""
+        mask = self.mask
         match method, path:
             case "GET", ["bridges", bridge_id]:
-                return lambda: self.records.bridge(bridge_id)
+                return "GET /bridges/<id>", lambda: shown_bridge(
+                    role, self.records.bridge(bridge_id), mask)
             case "GET", ["bridges"]:
                 by = [k for k in FINDERS if request.args.get(k.encode())]
                 if len(by) != 1:
                     raise Malformed(f"give exactly one of {', '.join(FINDERS)}",
                                     "query_malformed")
                 value = request.args[by[0].encode()][0].decode("utf-8", "replace")
-                return lambda: {"bridges": self.records.find(by[0], value)}
+                return "GET /bridges", lambda: {"bridges": shown_rows(
+                    role, self.records.find(by[0], value), mask)}
             case "PUT", ["bridges", bridge_id, "ticket"]:
                 body = self._body(request)
-                return lambda: self.desk.attach(bridge_id, body.get("ticket", ""), "api")
+                return "PUT /bridges/<id>/ticket", lambda: self._as(
+                    role, bridge_id, lambda: self.desk.attach(
+                        bridge_id, body.get("ticket", ""), "api"))
             case "PUT", ["bridges", bridge_id, "incident"]:
                 body = self._body(request)
-                return lambda: self.desk.incident(bridge_id, body.get("incident", ""),
-                                                  "api")
+                return "PUT /bridges/<id>/incident", lambda: self.desk.incident(
+                    bridge_id, body.get("incident", ""), "api")
             case "POST", ["bridges", bridge_id, "status"]:
                 body = self._body(request)
-                return lambda: self.desk.status(bridge_id, str(body.get("status")),
-                                                str(body.get("note", "")), "api")
+                return "POST /bridges/<id>/status", lambda: self._as(
+                    role, bridge_id, lambda: self.desk.status(
+                        bridge_id, str(body.get("status")), str(body.get("note", "")),
+                        "api"))
             case "GET", ["overdue"]:
-                return lambda: {"overdue": self.records.overdue(self.clock())}
+                return "GET /overdue", lambda: {
+                    "overdue": shown_rows(role, self.records.overdue(self.clock()), mask),
+                    "workorders": shown_rows(
+                        role, self.records.overdue_workorders(self.clock()), mask)}
             case "GET", ["stats"]:
-                day = (request.args.get(b"day") or [b""])[0].decode("utf-8", "replace") or \
-                    datetime.fromtimestamp(self.clock(), UTC).strftime("%Y-%m-%d")
+                month, year = (_arg(request, b"month"), _arg(request, b"year"))
+                if month or year:  # checked (period_malformed) in the thread
+                    return "GET /stats", lambda: self.records.figures(month or year,
+                                                                      self.clock())
+                day = _arg(request, b"day") or today(self.clock(), self.records.zone)
                 if not _DAY.match(day):
                     raise Malformed(f"day {day[:20]!r} is not YYYY-MM-DD", "day_malformed")
-                return lambda: self.records.day_figures(day, self.clock())
+                return "GET /stats", lambda: self.records.day_figures(day, self.clock())
+        if self.workorders is not None:
+            found = self._loop_route(method, path, request, role)
+            if found is not None:
+                return found
         raise NotFound(f"no route {method} /{'/'.join(path)}", "no_route")
 
-    def _authorize(self, request: Request) -> None:
-        check_token((request.getHeader(b"authorization") or b"").decode("latin-1"),
-                    self.token)
+    def _loop_route(self, method: str, path: list[str], request: Request, role: ApiRole
+                    ) -> tuple[str, Callable[[], Any]] | None:
+        """Work orders without a call, callback tasks, pushes owed."""
+        desk, records, mask = self.workorders, self.records, self.mask
+        assert desk is not None
+        match method, path:
+            case "POST", ["workorders"]:
+                body = self._body(request)
+                return "POST /workorders", lambda: desk.receive(body, "api")
+            case "GET", ["workorders"]:
+                label = _arg(request, b"day") or _arg(request, b"month") or \
+                    _arg(request, b"year")
+                return "GET /workorders", lambda: {"workorders": shown_rows(
+                    role, records.workorders(label), mask, own=True)}
+            case "GET", ["workorders", ticket]:
+                return "GET /workorders/<ticket>", lambda: shown_rows(
+                    role, [records.workorder(ticket)], mask, own=True)[0]
+            case "POST", ["workorders", ticket, "status"]:
+                body = self._body(request)
+                return "POST /workorders/<ticket>/status", lambda: desk.step(
+                    ticket, str(body.get("status")), body, "api")
+            case "GET", ["callbacks"]:
+                return "GET /callbacks", lambda: {"callbacks": shown_rows(
+                    role, records.callbacks(), mask)}
+            case "POST", ["callbacks", bridge_id, "done"]:
+                body = self._body(request)
+                return "POST /callbacks/<id>/done", lambda: desk.callback_done(
+                    bridge_id, body.get("note"), "api")
+            case "GET", ["push-needed"]:
+                return "GET /push-needed", lambda: {"push_needed": shown_rows(
+                    role, records.push_needed(), mask)}
+            case "POST", ["push-needed", bridge_id, "done"]:
+                body = self._body(request)
+                return "POST /push-needed/<id>/done", lambda: desk.push_done(
+                    bridge_id, body.get("ticket"), body.get("note"), "api")
+        return None
+
+    def _as(self, role: ApiRole, bridge_id: str, change: Callable[[], Any]) -> Any:
+        """A change the 12345 role may make only on a bridge it may see."""
+        if role is ApiRole.LINE_12345:
+            check_visible(role, self.records.bridge(bridge_id)["bridge"], bridge_id)
+        return change()
+
+    def _authorize(self, request: Request) -> ApiRole:
+        return identify((request.getHeader(b"authorization") or b"").decode("latin-1"),
+                        self.tokens)
 
     @staticmethod
     def _body(request: Request) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import redis
 
 from gateway.records.errors import Malformed, RecordError
 from gateway.records.tickets import TicketDesk
+from gateway.records.workorders import WorkOrderDesk
 
 GROUP = "linkgw-gateway"
 MAX_ENTRY = 65536  # bytes of one entry's keys and values
@@ -63,23 +64,25 @@ def _id(entry_id: bytes | str) -> str:
 
 class InboundTickets:
     def __init__(self, client: redis.Redis, desk: TicketDesk, stream: str, consumer: str,
-                 log: Any, events_stream: str = "", events_group: str = "",
-                 claim_idle: float = 60.0) -> None:
+                 log: Any, feed_stream: str = "", feed_group: str = "",
+                 claim_idle: float = 60.0, workorders: WorkOrderDesk | None = None) -> None:
         self.client, self.desk, self.stream, self.consumer = client, desk, stream, consumer
         self.log = log
-        self.events_stream, self.events_group = events_stream, events_group
+        self.feed_stream, self.feed_group = feed_stream, feed_group
         self.claim_idle_ms = int(claim_idle * 1000)
         self.stopping = threading.Event()
         self.applied = 0
         self.refused = 0
         self.claimed = 0
         self.up = False  # reading (False while Redis is down, or before the first read)
+        self.workorders = workorders
+        self.feed_lag = -1  # entries of the feed its group has not read yet (-1: unknown)
 
     def ensure_groups(self) -> None:
-        """Our group on the inbound stream; the 12345 system's group on the events."""
+        """Our group on the inbound stream; the 12345 system's group on its feed."""
         groups = [(self.stream, GROUP)]
-        if self.events_stream and self.events_group:
-            groups.append((self.events_stream, self.events_group))
+        if self.feed_stream and self.feed_group:
+            groups.append((self.feed_stream, self.feed_group))
         for stream, group in groups:
             try:
                 self.client.xgroup_create(stream, group, id="0", mkstream=True)
@@ -105,11 +108,24 @@ class InboundTickets:
                     backlog = False
                 for entry_id, raw in entries:
                     self.handle(_id(entry_id), raw)
+                self.feed_lag = self.lag()
             except redis.RedisError as exc:  # unacknowledged entries come back later
                 if self.up or backlog:  # once per outage, not once a second
                     self.log.warning("inbound.redis_unavailable", error=str(exc))
                 self.up, backlog = False, True
                 self.stopping.wait(1.0)
+
+    def lag(self) -> int:
+        """How far the 12345 system's group is behind its feed (Redis's own count;
+        -1 when Redis cannot tell, e.g. after entries were deleted)."""
+        if not (self.feed_stream and self.feed_group):
+            return -1
+        for group in cast(list[dict[Any, Any]], self.client.xinfo_groups(self.feed_stream)):
+            name = group.get("name", group.get(b"name", b""))
+            if (name.decode() if isinstance(name, bytes) else name) == self.feed_group:
+                lag = group.get("lag", group.get(b"lag"))
+                return int(lag) if lag is not None else -1
+        return -1
 
     def _read(self, backlog: bool) -> list[tuple[bytes | str, Raw]]:
         got = cast(list[tuple[Any, list[tuple[bytes | str, Raw]]]],
@@ -141,7 +157,10 @@ class InboundTickets:
         fields: dict[str, str] = {}
         try:
             fields = decode_entry(raw)
-            self.desk.apply_message(fields, "stream")
+            if fields.get("type") == "workorder" and self.workorders is not None:
+                self.workorders.receive(dict(fields), "stream")  # a work order, no call
+            else:
+                self.desk.apply_message(fields, "stream")
             self.applied += 1
             self.log.info("inbound.applied", entry=entry_id, bridge_id=fields.get("bridge_id"))
         except RecordError as exc:

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import redis
 
-from gateway.records.errors import NotFound, Unavailable
+from gateway.records.errors import Malformed, NotFound, Unavailable
+from gateway.records.periods import Period, period
 from gateway.records.tickets import check_bridge_id, epoch
 from gateway.schema import (
+    IDX_CALLBACKS_OPEN,
     IDX_DEADLINE,
+    IDX_PUSH_NEEDED,
+    IDX_WORKORDER_DEADLINE,
+    IDX_WORKORDERS_OPEN,
     Keys,
     bridge_record,
     callback_record,
@@ -20,19 +28,27 @@ from gateway.schema import (
     idx_incident,
     idx_seat,
     idx_ticket,
+    idx_workorder_day,
     ticket_record,
+    workorder_record,
 )
 
 FINDERS = ("number", "ticket", "incident", "seat", "day")
+UTC_ZONE = ZoneInfo("UTC")
+#: Outcomes in which the other line took the matter (a response to it is then due).
+_HANDED = frozenset({"handed_off", "three_party_ended", ""})  # "": still live
 _INDEX = {"number": idx_caller, "ticket": idx_ticket, "incident": idx_incident,
           "seat": idx_seat, "day": idx_day}
 
 
 class Records:
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    """``zone``: the centre's time zone; days, months and years are its own."""
+
+    def __init__(self, client: redis.Redis, prefix: str, zone: ZoneInfo = UTC_ZONE) -> None:
         self.client = client
         self.prefix = prefix
         self.keys = Keys(prefix)
+        self.zone = zone
 
     def _call(self, fn: Any, *args: Any) -> Any:
         try:
@@ -57,11 +73,27 @@ class Records:
         return {"bridge": bridge, "ticket": ticket, "events": events}
 
     def find(self, by: str, value: str, limit: int = 100) -> list[dict[str, str]]:
-        """Bridges by citizen number, ticket, incident, seat or day, newest first."""
+        """Bridges by citizen number, ticket, incident, seat or day (the centre's),
+        newest first."""
+        if by == "day":
+            when = period(value, self.zone)
+            if when.kind != "day":
+                raise Malformed(f"{value[:20]!r} is not YYYY-MM-DD", "day_malformed")
+            return self._summaries(self._ids_in(when)[::-1][:limit])
         ids = cast(list[str], self._call(self.client.zrevrange,
                                          self.keys.index(_INDEX[by](value)), 0,
                                          limit - 1))
         return self._summaries(ids)
+
+    def _ids_in(self, when: Period, index: Callable[[str], str] = idx_day) -> list[str]:
+        """The bridges (or, with ``idx_workorder_day``, work orders) of ``when``, oldest
+        first, from the UTC day indexes."""
+        pipe = self.client.pipeline()
+        for utc_day in when.utc_days():
+            pipe.zrangebyscore(self.keys.index(index(utc_day)), when.start,
+                               f"({when.end}")
+        days = cast(list[list[str]], self._call(pipe.execute))
+        return [bridge_id for ids in days for bridge_id in ids]
 
     def _summaries(self, ids: list[str]) -> list[dict[str, str]]:
         pipe = self.client.pipeline()
@@ -82,13 +114,85 @@ class Records:
                                          self.keys.index(IDX_DEADLINE), "-inf", now))
         return self._summaries(ids)
 
+    # -- the loop without a call ---------------------------------------------------------
+    def workorder(self, ticket: str) -> dict[str, str]:
+        found = cast(dict[str, str], self._call(self.client.hgetall,
+                                                self.keys.record(workorder_record(ticket))))
+        if not found:
+            raise NotFound(f"no work order {ticket[:40]}", "workorder_not_found")
+        return found
+
+    def _hashes(self, names: list[str]) -> list[dict[str, str]]:
+        pipe = self.client.pipeline()
+        for name in names:
+            pipe.hgetall(self.keys.record(name))
+        return [h for h in cast(list[dict[str, str]], self._call(pipe.execute)) if h]
+
+    def workorders(self, label: str = "") -> list[dict[str, str]]:
+        """Work orders not answered yet (oldest first), or those received in a period."""
+        if label:
+            tickets = self._ids_in(period(label, self.zone), idx_workorder_day)
+        else:
+            tickets = cast(list[str], self._call(
+                self.client.zrange, self.keys.index(IDX_WORKORDERS_OPEN), 0, -1))
+        return self._hashes([workorder_record(t) for t in tickets])
+
+    def overdue_workorders(self, now: float) -> list[dict[str, str]]:
+        """Work orders accepted and not answered by their deadline."""
+        tickets = cast(list[str], self._call(self.client.zrangebyscore,
+                                             self.keys.index(IDX_WORKORDER_DEADLINE),
+                                             "-inf", now))
+        return self._hashes([workorder_record(t) for t in tickets])
+
+    def callbacks(self) -> list[dict[str, str]]:
+        """Callback tasks still open, oldest first."""
+        ids = cast(list[str], self._call(self.client.zrange,
+                                         self.keys.index(IDX_CALLBACKS_OPEN), 0, -1))
+        return self._hashes([callback_record(i) for i in ids])
+
+    def push_needed(self) -> list[dict[str, str]]:
+        """Bridges whose other line was never reached and whose work order is still to be
+        pushed to it, oldest first."""
+        ids = cast(list[str], self._call(self.client.zrange,
+                                         self.keys.index(IDX_PUSH_NEEDED), 0, -1))
+        return self._summaries(ids)
+
+    def _workorder_figures(self, when: Period, now: float) -> dict[str, Any]:
+        rows = self._hashes([workorder_record(t)
+                             for t in self._ids_in(when, idx_workorder_day)])
+        due = on_time = 0
+        for row in rows:
+            if row.get("answered_at"):
+                due += 1
+                on_time += row.get("on_time") == "yes"
+            elif row.get("due_at") and epoch(row["due_at"]) <= now:
+                due += 1  # accepted, not answered in time
+        return {"received": len(rows),
+                "accepted": sum("accepted_at" in r for r in rows),
+                "answered": sum("answered_at" in r for r in rows),
+                "due": due, "answered_on_time": on_time,
+                "response_rate": _share(on_time, due)}
+
+    def _hour(self, row: dict[str, str]) -> int:
+        return datetime.fromtimestamp(epoch(row["requested_at"]), self.zone).hour
+
+    def report(self, label: str, now: float) -> dict[str, Any]:
+        """A period's figures and its transfers by item (refused, declined, not reached)."""
+        when = period(label, self.zone)
+        rows = self._summaries(self._ids_in(when))
+        return {"figures": self.figures(label, now), "items": item_rows(rows)}
+
     def day_figures(self, day: str, now: float) -> dict[str, Any]:
-        """A day's transfers by outcome and category, 12345 answer times, the share
-        answered within 15 s and 20 s, and the 12345 → 110 response rate. Bridges still
-        live, recovered ones and those whose outcome is unknown are counted apart."""
-        ids = cast(list[str], self._call(self.client.zrange, self.keys.index(idx_day(day)),
-                                         0, -1))
-        rows = self._summaries(ids)
+        return self.figures(day, now)
+
+    def figures(self, label: str, now: float) -> dict[str, Any]:
+        """A day's, month's or year's (``YYYY-MM-DD``, ``YYYY-MM``, ``YYYY``, in the
+        centre's time) transfers by outcome, direction and category, 12345 answer
+        times, the share answered within 15 s and 20 s, and the 12345 → 110 response
+        rate. Bridges still live, recovered ones and those whose outcome is unknown are
+        counted apart."""
+        when = period(label, self.zone)
+        rows = self._summaries(self._ids_in(when))
         ended = [row for row in rows if row.get("state") == "ended"]
         by_outcome = Counter(row.get("outcome") or "?" for row in ended)
         unknown = Counter(row.get("outcome_reason") or "?" for row in ended
@@ -104,29 +208,89 @@ class Records:
                 dialled += 1
                 if "agent_answered_at" in row:
                     waits.append(epoch(row["agent_answered_at"]) - epoch(row["requested_at"]))
-            if row.get("direction") == "12345->110" and "response_due_at" in row:
+            # due only when 110 took the matter: a press refused, abandoned or kept by
+            # 12345 handed nothing over
+            if row.get("direction") == "12345->110" and "response_due_at" in row \
+                    and row.get("outcome", "") in _HANDED:
                 if row.get("ticket_feedback_at"):
                     due += 1
                     responded += row["ticket_feedback_at"] <= row["response_due_at"]
                 elif epoch(row["response_due_at"]) <= now:
                     due += 1
         waits.sort()
+        by_hour = Counter(self._hour(row) for row in rows if row.get("requested_at"))
+        by_direction: dict[str, Counter[str]] = {}
+        for row in ended:
+            by_direction.setdefault(row.get("direction") or "?", Counter())[
+                row.get("outcome") or "?"] += 1
         return {
-            "day": day, "transfers": len(rows), "ended": len(ended),
+            when.kind: when.label, "time_zone": self.zone.key, "transfers": len(rows),
+            "ended": len(ended),
             "live": len(rows) - len(ended),  # not ended yet (a call still going on)
             "by_outcome": dict(by_outcome),
+            "by_direction": {d: dict(c) for d, c in sorted(by_direction.items())},
             # counted apart: what a gateway adopted after its owner was gone, and what no
             # one could know (with why)
             "recovered": sum(row.get("recovered") == "yes" for row in rows),
             "unknown": sum(unknown.values()), "unknown_reasons": dict(unknown),
-            "by_category": dict(by_category), "dialled": dialled, "answered": len(waits),
+            "by_category": dict(by_category),
+            # the centre's hours (00–23) the keys were pressed in, every hour present
+            "by_hour": {f"{h:02d}": by_hour.get(h, 0) for h in range(24)},
+            # seconds from the key to the other line's answer, in bands
+            "answer_bands": _bands(waits),
+            "dialled": dialled, "answered": len(waits),
             "answer_p50_s": round(statistics.median(waits), 2) if waits else None,
             "answer_p90_s": round(_percentile(waits, 0.9), 2) if waits else None,
             "answered_within_15s": _share(sum(w <= 15 for w in waits), dialled),
             "answered_within_20s": _share(sum(w <= 20 for w in waits), dialled),
             "reverse_due": due, "reverse_responded_on_time": responded,
             "response_rate": _share(responded, due),
+            # 12345 -> police work orders without a call, counted from their acceptance
+            "workorders": self._workorder_figures(when, now),
         }
+
+
+REPORT_COLUMNS = ("item", "item_name", "category", "code", "transfers", "refused",
+                  "refusal_reasons", "declined", "not_reached")
+
+
+def item_rows(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Per item (as typed after the key): how often it was handed over, refused (and
+    why), declined by the other line (consult) or not reached: what the two centres'
+    joint meetings review. Most disputed first."""
+    items: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        key = row.get("item") or "(no code)"
+        item = items.setdefault(key, {
+            "item": key, "item_name": row.get("item_name", ""),
+            "category": row.get("category", ""), "code": row.get("code", ""),
+            "transfers": 0, "refused": 0, "refusal_reasons": Counter(), "declined": 0,
+            "not_reached": 0})
+        item["transfers"] += 1
+        if row.get("outcome") == "refused":
+            item["refused"] += 1
+            item["refusal_reasons"][row.get("refusal") or "?"] += 1
+        elif row.get("decision") == "kept_by_first_line":
+            item["declined"] += 1
+        elif row.get("outcome") == "kept_by_110":
+            item["not_reached"] += 1
+    out = sorted(items.values(), key=lambda i: (-(i["refused"] + i["declined"]), i["item"]))
+    for item in out:
+        item["refusal_reasons"] = dict(item["refusal_reasons"])
+    return out
+
+
+ANSWER_BANDS = ((0, 5), (5, 10), (10, 15), (15, 20), (20, 30), (30, None))
+
+
+def _bands(waits: list[float]) -> dict[str, int]:
+    """How many answers fell in each band of seconds ("15-20": over 15, up to 20)."""
+    out = {}
+    for low, high in ANSWER_BANDS:
+        name = f"{low}-{high}" if high is not None else f"{low}+"
+        out[name] = sum(low < w <= high if high is not None else w > low for w in waits) \
+            if low else sum(w <= (high or 0) for w in waits)
+    return out
 
 
 def _share(part: int, whole: int) -> float | None:

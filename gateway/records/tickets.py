@@ -10,28 +10,21 @@ would rewrite the record is refused with a clear error and changes nothing eithe
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-import redis
-
-from gateway.bridge.redis_store import apply_sync
 from gateway.bridge.state import iso
-from gateway.bridge.store import Change, GuardFailed, Index
-from gateway.config import TicketConfig
-from gateway.records.errors import Conflict, Malformed, NotFound, Unavailable
+from gateway.bridge.store import Change, Index
+from gateway.records.desk import Desk
+from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.schema import (
     IDX_DEADLINE,
     IDX_FEEDBACK,
-    Keys,
     bridge_record,
     idx_incident,
     idx_ticket,
     ticket_record,
 )
-from gateway.transfer.categories import Catalogue
 
 LOOP = ("accepted", "assigned", "feedback")  # 受理 → 交办 → 反馈
 _BRIDGE_ID = re.compile(r"\d{14}[0-9a-f]{6}\Z")
@@ -47,31 +40,7 @@ def check_bridge_id(bridge_id: str) -> None:
         raise Malformed(f"not a bridge id: {bridge_id[:40]!r}", "bridge_id_malformed")
 
 
-@dataclass
-class TicketDesk:
-    client: redis.Redis
-    prefix: str
-    config: TicketConfig
-    catalogue: Catalogue
-    clock: Callable[[], float]
-
-    def _hash(self, name: str) -> dict[str, str]:
-        """A record (``bridge:<id>``, ``ticket:<id>``) as a dict."""
-        try:
-            return cast(dict[str, str], self.client.hgetall(Keys(self.prefix).record(name)))
-        except redis.RedisError as exc:
-            raise Unavailable(f"Redis: {exc}") from exc
-
-    def _apply(self, change: Change) -> bool:
-        """Apply a change; False when its guard found another writer had been first."""
-        try:
-            apply_sync(self.client, self.prefix, change)
-        except GuardFailed:
-            return False
-        except redis.RedisError as exc:
-            raise Unavailable(f"Redis: {exc}") from exc
-        return True
-
+class TicketDesk(Desk):
     def _bridge(self, bridge_id: str) -> dict[str, str]:
         check_bridge_id(bridge_id)
         bridge = self._hash(bridge_record(bridge_id))
@@ -114,7 +83,9 @@ class TicketDesk:
                   "direction": bridge.get("direction", "")}
         indexes = [Index(idx_ticket(ticket), bridge_id, now)]
         if bridge.get("direction") == "110->12345":
-            deadline = self._deadline(bridge, now)
+            # from the hand-off when the call handed it over (set as the bridge ended)
+            deadline = epoch(bridge["feedback_due_at"]) if bridge.get("feedback_due_at") \
+                else self._deadline(bridge, now)
             fields["deadline_at"] = iso(deadline)
             indexes.append(Index(IDX_DEADLINE, bridge_id, deadline))
         elif bridge.get("response_due_at"):

@@ -48,6 +48,7 @@ class Category:
     stays_with_110_if: tuple[str, ...]
     items: tuple[Item, ...]
     feedback_hours: float | None = None  # deadline for 12345's feedback; None: default
+    response_hours: float | None = None  # 110's answer to a work order; None: default
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class Catalogue:
 
 
 _CATEGORY_KEYS = {"id", "code", "name_zh", "name_en", "stays_with_110_if", "items",
-                  "feedback_hours"}
+                  "feedback_hours", "response_hours"}
 _ITEM_KEYS = {"id", "code", "name_zh", "name_en", "transfer", "see_also"}
 
 
@@ -159,22 +160,30 @@ def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
             items.append(Item(iid, icode, _scalar(item, "name_zh", source, iline),
                               _scalar(item, "name_en", source, iline), cid,
                               transfer == "never", see_also))
-        hours = None
-        if "feedback_hours" in cat:
-            text = _scalar(cat, "feedback_hours", source, line)
-            try:
-                hours = float(text)
-            except ValueError:
-                raise CategoryError(source, cat["feedback_hours"][1],
-                                    "feedback_hours must be a number") from None
         categories.append(Category(cid, ccode, _scalar(cat, "name_zh", source, line),
                                    _scalar(cat, "name_en", source, line),
                                    _strings(cat, "stays_with_110_if", source), tuple(items),
-                                   hours))
+                                   _hours(cat, "feedback_hours", source, line),
+                                   _hours(cat, "response_hours", source, line)))
     for ref, line in refs:
         if ref not in ids:
             raise CategoryError(source, line, f"see_also names unknown id {ref!r}")
     return Catalogue(tuple(categories))
+
+
+def _hours(cat: dict[str, tuple[Any, int]], key: str, source: str, line: int
+           ) -> float | None:
+    """An optional positive number of hours."""
+    if key not in cat:
+        return None
+    text = _scalar(cat, key, source, line)
+    try:
+        hours = float(text)
+    except ValueError:
+        raise CategoryError(source, cat[key][1], f"{key} must be a number") from None
+    if not hours > 0:
+        raise CategoryError(source, cat[key][1], f"{key} must be greater than 0")
+    return hours
 
 
 def load_categories(path: Path) -> Catalogue:

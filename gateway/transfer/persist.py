@@ -8,6 +8,7 @@ own, so several processes may write one record and a replay is harmless.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from gateway.bridge.change import Change, Index
@@ -22,10 +23,18 @@ from gateway.schema import (
     callback_record,
     idx_caller,
     idx_calls_caller,
+    idx_calls_day,
     idx_day,
     idx_seat,
 )
 from gateway.transfer.model import Bridge, Party
+
+
+def handed_to(bridge: Bridge) -> str:
+    """The line whose feed sees this bridge: the one it is handed to (its phone rings from
+    the key on). Calls never handed over, and transfers refused at the key (which never
+    reached that line), are in no feed."""
+    return "110" if bridge.side == "12345" else "12345"
 
 
 class Sink(Protocol):
@@ -35,15 +44,20 @@ class Sink(Protocol):
 
 
 class Persistor:
-    def __init__(self, sink: Sink, response_deadline: float) -> None:
+    """``feedback_hours``: 12345's feedback deadline for a category (hours)."""
+
+    def __init__(self, sink: Sink, response_deadline: float,
+                 feedback_hours: Callable[[str], float] = lambda _: 72.0) -> None:
         self.sink = sink
         self.response_deadline = response_deadline
+        self.feedback_hours = feedback_hours
 
     def _bridge(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
-                indexes: tuple[Index, ...] = (), data: dict[str, str] | None = None
-                ) -> None:
+                indexes: tuple[Index, ...] = (), data: dict[str, str] | None = None,
+                feed: bool = True) -> None:
         self.sink.record(Change(bridge_record(bridge.id), event, at, fields, indexes,
-                                {"state": bridge.state.value} | (data or {})))
+                                {"state": bridge.state.value} | (data or {}),
+                                feed=handed_to(bridge) if feed else ""))
 
     def opened(self, bridge: Bridge, event: str, at: float) -> None:
         """The bridge's first change: all its fields and its indexes. A bridge that is
@@ -55,12 +69,23 @@ class Persistor:
             indexes += (Index(IDX_LIVE, bridge.id, at),)
             if bridge.side == "12345":  # every 12345 work order to the police is answered
                 indexes += (Index(IDX_DEADLINE, bridge.id, at + self.response_deadline),)
-        self._bridge(bridge, event, at, dict(bridge.fields), indexes)
+        self._bridge(bridge, event, at, dict(bridge.fields), indexes,
+                     feed=bridge.state is not State.ENDED)  # refused at the key: no feed
 
     def edge(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
              ended: bool, data: dict[str, str] | None = None) -> None:
         """One edge of the state table (``ended``: this edge ended the bridge)."""
-        indexes = (Index(IDX_LIVE, bridge.id, -1),) if ended else ()
+        indexes: tuple[Index, ...] = (Index(IDX_LIVE, bridge.id, -1),) if ended else ()
+        handed = bridge.fields.get("outcome") in ("handed_off", "three_party_ended")
+        if ended and bridge.side == "12345" and not handed:
+            # nothing was handed to 110 (refused, abandoned, kept by 12345): no answer due
+            indexes += (Index(IDX_DEADLINE, bridge.id, -1),)
+        if ended and bridge.side == "110" and handed:
+            # 12345 took the matter: its feedback is due from now, ticket or not
+            due = at + self.feedback_hours(bridge.fields.get("category", "")) * 3600
+            fields = fields | {"feedback_due_at": iso(due)}
+            bridge.fields["feedback_due_at"] = iso(due)
+            indexes += (Index(IDX_DEADLINE, bridge.id, due),)
         self._bridge(bridge, event, at, fields, indexes, data)
 
     def note(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
@@ -81,7 +106,8 @@ class Persistor:
             "bridge_id": bridge.id, "number": bridge.citizen.number,
             "name": bridge.citizen.name, "seat": bridge.seat.endpoint,
             "direction": bridge.fields.get("direction", ""), "at": iso(at),
-            "status": "open"}, (Index(IDX_CALLBACKS_OPEN, bridge.id, at),)))
+            "status": "open"}, (Index(IDX_CALLBACKS_OPEN, bridge.id, at),),
+            feed=handed_to(bridge)))
 
     def call_registered(self, citizen: Party, dialed: str, at: float,
                         unreadable: str = "") -> None:
@@ -91,10 +117,11 @@ class Persistor:
                   "dialed": dialed, "registered_at": iso(at)}
         if unreadable:
             fields["callerid_unreadable"] = unreadable
-        self.sink.record(Change(
-            call_record(citizen.uniqueid), "call_registered", at, fields,
-            (Index(idx_calls_caller(citizen.number), citizen.uniqueid, at),)
-            if citizen.number else (), id=f"registered:{citizen.uniqueid}"))
+        indexes: tuple[Index, ...] = (Index(idx_calls_day(iso(at)[:10]), citizen.uniqueid, at),)
+        if citizen.number:
+            indexes += (Index(idx_calls_caller(citizen.number), citizen.uniqueid, at),)
+        self.sink.record(Change(call_record(citizen.uniqueid), "call_registered", at, fields,
+                                indexes, id=f"registered:{citizen.uniqueid}"))
 
     def emergency(self, citizen: Party, flag: str, now: float) -> None:
         """The citizen's emergency flag (``<epoch>|<endpoint>``, as the dialplan put it

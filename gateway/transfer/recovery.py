@@ -316,6 +316,7 @@ class Recovery:
             service.legs[bridge.id] = leg
         elif not leg.channel:
             leg.channel = channel
+            service.leg_named(bridge, leg)  # cancelled before this process knew its name
         if Role.AGENT in bridge.phase.joined and not bridge.fields.get("agent_channel"):
             service.note(bridge, "agent_seen", {
                 "agent_channel": channel, "agent_uniqueid": leg_id,

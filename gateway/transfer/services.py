@@ -11,7 +11,8 @@ line's leg is :class:`gateway.transfer.legs.Leg`'s.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -80,6 +81,25 @@ class Ownership:
         """The bridge ended: nobody needs to own it any more."""
 
 
+class Meter(Protocol):
+    """What the service counts for the metrics (the gateway service's is
+    :class:`gateway.metrics.TransferMeter`; process mode counts nothing)."""
+
+    def ended(self, direction: str, outcome: str, recovered: bool) -> None:
+        """A bridge ended."""
+
+    def answered(self, direction: str, seconds: float) -> None:
+        """The other line answered, ``seconds`` after the key."""
+
+
+class NoMeter:
+    def ended(self, direction: str, outcome: str, recovered: bool) -> None:
+        pass
+
+    def answered(self, direction: str, seconds: float) -> None:
+        pass
+
+
 class TransferService:
     #: Seconds an ended bridge stays in memory for late events, and the journal of a
     #: bridge stays in Asterisk after the bridge ended (then it is deleted).
@@ -100,6 +120,8 @@ class TransferService:
         catalogue: Catalogue | None = None,
         new_id: Callable[[float], str] = new_bridge_id,
         ownership: Ownership | None = None,
+        meter: Meter | None = None,
+        feedback_hours: float = 72.0,
     ) -> None:
         self.ami = ami
         self.config = config
@@ -108,8 +130,10 @@ class TransferService:
         self.catalogue = catalogue or Catalogue(())
         self.new_id = new_id
         self.ownership = ownership or Ownership()
+        self.meter: Meter = meter or NoMeter()
         self.effects = Effects(ami, config)
-        self.persist = Persistor(sink, config.response_deadline)
+        self.persist = Persistor(sink, config.response_deadline, self._feedback_hours)
+        self.feedback_hours = feedback_hours
         self.registry = Registry()
         self.legs: dict[str, Leg] = {}  # bridge id → the current attempt's leg
         self.asterisk = ""  # the Asterisk's system name, learnt at login
@@ -120,6 +144,12 @@ class TransferService:
         ami.events.subscribe(self.on_ami_event, EVENTS)
         ami.events.subscribe(self._dtmf, ["DTMFEnd"], {"Direction": "Received"})
         ami.events.subscribe(self._channel_gone, ["Hangup"])
+
+    def _feedback_hours(self, category_id: str) -> float:
+        """12345's feedback deadline for a category (categories.yaml), else the site's."""
+        category = self.catalogue.category(category_id)
+        return category.feedback_hours if category and category.feedback_hours else \
+            self.feedback_hours
 
     def live(self) -> list[dict[str, str]]:
         """The bridges not yet ended, oldest first (for the supervisor's page)."""
@@ -132,8 +162,10 @@ class TransferService:
         if unreadable:
             self.log.warning("call.callerid_unreadable", uniqueid=citizen.uniqueid,
                              channel=citizen.channel, error=unreadable)
-        self.log.info("call.registered", uniqueid=citizen.uniqueid, channel=citizen.channel,
-                      dialed=dialed)
+        # debug: the AGI session's own canonical line already says it (script, channel,
+        # uniqueid, outcome), and every 110 call passes here
+        self.log.debug("call.registered", uniqueid=citizen.uniqueid, channel=citizen.channel,
+                       dialed=dialed)
 
     def flag_emergency(self, citizen: Party, flag: str) -> None:
         """The call-taker pressed the emergency key; the dialplan has already put the
@@ -274,8 +306,7 @@ class TransferService:
         match fact.kind:
             case "created":
                 leg.created(fact.channel, at)
-                if leg.cancelled:
-                    self._hangup(bridge, fact.channel)
+                self.leg_named(bridge, leg)
             case "hangup_request" | "hangup":
                 news = leg.hangup(fact.cause, fact.kind == "hangup")
             case "response":
@@ -301,6 +332,18 @@ class TransferService:
                           reason=news.reason)
             self.step(bridge, AgentFailed(news.at, news.reason))
 
+    def _count(self, bridge: Bridge, event: Event, ended: bool, recovered: bool) -> None:
+        direction = bridge.fields.get("direction", "")
+        if isinstance(event, AgentAnswered) and not recovered:
+            requested = bridge.fields.get("requested_at", "")
+            try:
+                at = datetime.fromisoformat(requested.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                return
+            self.meter.answered(direction, event.at - at)
+        if ended:
+            self.meter.ended(direction, bridge.fields.get("outcome", "unknown"), recovered)
+
     # -- the one place an edge is applied ------------------------------------------------
     def step(self, bridge: Bridge, event: Event, data: dict[str, str] | None = None) -> None:
         try:
@@ -324,6 +367,7 @@ class TransferService:
                       from_state=before.value, to_state=edge.state.value,
                       outcome=edge.outcome.value if edge.outcome else None,
                       recovered=bool(data))
+        self._count(bridge, event, ended, bool(data))
         if ended:
             self._ended(bridge)
         for command in edge.commands:
@@ -437,6 +481,13 @@ class TransferService:
             self._hangup(bridge, channel)
         elif leg is not None:
             leg.cancelled = True  # hung up as soon as Asterisk names it
+
+    def leg_named(self, bridge: Bridge, leg: Leg) -> None:
+        """Asterisk named the leg's channel (its Newchannel, or a recovery's channel
+        list): a leg cancelled while it had no name yet is hung up now."""
+        if leg.cancelled and leg.channel:
+            leg.cancelled = False
+            self._hangup(bridge, leg.channel)
 
     def _hangup(self, bridge: Bridge, channel: str) -> None:
         self.effects.hangup(channel).addErrback(self._command_failed, bridge, "Hangup")

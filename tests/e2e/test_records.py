@@ -4,15 +4,19 @@ the CLI, and a Redis outage in the middle of calls."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from gateway.lab.calls import one_key_call
 from gateway.lab.lab import ONEKEY, Lab
 from gateway.lab.process import wait_until
+from gateway.records.periods import today
+from gateway.records.tickets import epoch
 from tests.e2e.helpers import (
     TIMEOUT,
     answering,
@@ -43,7 +47,7 @@ def http(lab: Lab, method: str, path: str, body: object = None,
 def cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "gateway", *args, "--config",
                            str(lab.config_path)], capture_output=True, text=True,
-                          timeout=60, check=False)
+                          timeout=60, check=False, env=dict(os.environ) | lab.secrets_env)
 
 
 def reverse_call(lab: Lab) -> str:
@@ -63,17 +67,24 @@ def reverse_call(lab: Lab) -> str:
 def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> None:
     forward = one_key_call(lab, number="13700137000").bridge_id
     backward = reverse_call(lab)
-    day = redis_hash(lab, f"linkgw:bridge:{forward}")["requested_at"][:10]
+    requested = redis_hash(lab, f"linkgw:bridge:{forward}")["requested_at"]
+    day = requested[:10]  # the UTC day: the hash chain's
+    local = today(epoch(requested), ZoneInfo(lab.config.tickets.time_zone))  # the figures'
 
-    # 110 -> 12345: the 12345 system attaches its work order over the API
-    status, ticket = http(lab, "PUT", f"bridges/{forward}/ticket", {"ticket": "2026112800017"})
+    # 110 -> 12345: the 12345 system attaches its work order over the API, with its role
+    as_12345 = lab.role_tokens["12345"]
+    status, ticket = http(lab, "PUT", f"bridges/{forward}/ticket", {"ticket": "2026112800017"},
+                          as_12345)
     assert (status, ticket["ticket"], ticket["status"]) == (200, "2026112800017", "attached")
-    assert http(lab, "PUT", f"bridges/{forward}/ticket", {"ticket": "2026112800017"}) == \
-        (200, ticket)  # idempotent
+    assert http(lab, "PUT", f"bridges/{forward}/ticket", {"ticket": "2026112800017"},
+                as_12345) == (200, ticket)  # idempotent
+    assert http(lab, "PUT", f"bridges/{forward}/incident", {"incident": "110-0042"},
+                as_12345)[1]["error"] == "role_forbidden"  # 110's number: the admin's
     status, _ = http(lab, "PUT", f"bridges/{forward}/incident", {"incident": "110-0042"})
     assert status == 200
-    # 12345 -> 110: the ticket and the loop arrive over the Redis stream
-    r = lab.redis_client()
+    # 12345 -> 110: the ticket and the loop arrive over the Redis stream, written by the
+    # 12345 system's own Redis user
+    r = lab.redis_as("linkgw-12345")
     r.xadd("linkgw:tickets:in", {"bridge_id": backward, "ticket": "2026112800018",
                                  "status": "accepted"})
     wait_until(lambda: redis_hash(lab, f"linkgw:ticket:{backward}").get("status")
@@ -98,7 +109,7 @@ def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> N
     assert backward in found.stdout and "12345->110" in found.stdout
     assert forward in cli(lab, "find", "--incident", "110-0042").stdout
     assert forward in cli(lab, "find", "--number", "13700137000").stdout
-    figures = json.loads(cli(lab, "today", "--day", day, "--json").stdout)
+    figures = json.loads(cli(lab, "today", "--day", local, "--json").stdout)
     assert figures["by_outcome"]["handed_off"] >= 2
     assert figures["reverse_responded_on_time"] >= 1 and figures["response_rate"] is not None
     assert figures["answer_p50_s"] is not None and figures["answered_within_15s"] > 0
@@ -106,8 +117,15 @@ def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> N
     assert backward not in overdue.stdout  # answered: off the deadline list
     chain = cli(lab, "verify-chain", "--day", day)
     assert chain.returncode == 0 and "intact" in chain.stdout
-    status, api_stats = http(lab, "GET", f"stats?day={day}")
+    status, api_stats = http(lab, "GET", f"stats?day={local}")
     assert status == 200 and api_stats["transfers"] == figures["transfers"]
+    report = json.loads(cli(lab, "report", "--month", local[:7], "--json").stdout)
+    assert report["figures"]["time_zone"] == "Asia/Shanghai"
+    assert report["figures"]["transfers"] >= figures["transfers"] >= 2
+    assert sum(i["transfers"] for i in report["items"]) == report["figures"]["transfers"]
+    assert http(lab, "GET", f"stats?month={local[:7]}",
+                token=lab.role_tokens["supervisor"])[1]["transfers"] == \
+        report["figures"]["transfers"]
 
 
 def test_api_refusals_change_nothing(lab: Lab) -> None:
@@ -175,10 +193,51 @@ def test_supervisor_sees_the_live_bridge_during_the_call(lab: Lab) -> None:
     row = shown()[0]
     assert (row["citizen_number"], row["seat"], row["direction"]) == \
         ("13500135000", "seat1", "110->12345")
+    _, masked = http(lab, "GET", "live", token=lab.role_tokens["supervisor"])
+    assert [b["citizen_number"] for b in masked["bridges"] if b["bridge_id"] == bridge_id] \
+        == ["135****5000"]
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
     settled(lab, bridge_id)
     assert shown() == []
     with urllib.request.urlopen(f"http://127.0.0.1:{lab.http_port}/", timeout=10) as page:
         html = page.read().decode()
     assert "live bridges" in html and 'get("live")' in html and "Bearer" in html
+    with urllib.request.urlopen(f"http://127.0.0.1:{lab.http_port}/metrics",
+                                timeout=10) as answer:  # no token: asked from loopback
+        metrics = answer.read().decode().splitlines()
+    assert "# TYPE linkgw_bridges_ended_total counter" in metrics
+    assert any(line.startswith('linkgw_bridges_ended_total{direction="110->12345"')
+               for line in metrics)
+    assert any(line.startswith('linkgw_key_to_answer_seconds_count{direction="110->12345"}')
+               for line in metrics)
+    assert "# HELP linkgw_feed_12345_lag Entries of 12345's feed its consumer group has " \
+           "not read (-1: unknown)" in metrics
     assert http(lab, "GET", "live", token="")[0] == 401
+
+
+def test_a_work_order_without_a_call_goes_round_the_loop_on_the_running_gateway(
+        lab: Lab) -> None:
+    """12345 dispatches a matter by API and one by its stream; 110 accepts, assigns to a
+    unit and answers; 12345 reads every step in its feed as its own Redis user."""
+    ticket, streamed = "2026112960001", "2026112960002"
+    as_12345 = lab.role_tokens["12345"]
+    status, got = http(lab, "POST", "workorders", {
+        "ticket": ticket, "category": "noise", "summary": "施工噪声\u2028夜间", "number":
+        "13600136000"}, as_12345)
+    assert (status, got["status"]) == (200, "received")
+    lab.redis_as("linkgw-12345").xadd("linkgw:tickets:in", {
+        "type": "workorder", "ticket": streamed, "category": "vehicle", "summary": "挪车"})
+    wait_until(lambda: http(lab, "GET", f"workorders/{streamed}")[0] == 200, TIMEOUT,
+               "the streamed work order received")
+    for step, extra in (("accepted", {}), ("assigned", {"unit": "城关派出所一中队"}),
+                        ("answered", {"note": "已处置"})):
+        assert http(lab, "POST", f"workorders/{ticket}/status",
+                    {"status": step} | extra)[1]["status"] == step
+    done = http(lab, "GET", f"workorders/{ticket}", token=as_12345)[1]
+    assert (done["unit"], done["on_time"], done["summary"]) == \
+        ("城关派出所一中队", "yes", "施工噪声\u2028夜间")
+    feed = lab.redis_as("linkgw-12345").xrange("linkgw:feed:12345")
+    mine = [e["event"] for _, e in cast(list[tuple[str, dict[str, str]]], feed)
+            if e["record"] == f"workorder:{ticket}"]
+    assert mine == ["workorder_received", "workorder_accepted", "workorder_assigned",
+                    "workorder_answered"]

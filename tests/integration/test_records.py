@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 from twisted.internet import defer
+from twisted.internet.address import IPv4Address
 from twisted.web.server import Request
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -19,10 +23,12 @@ from gateway.bridge.store import Change, Index
 from gateway.config import TicketConfig
 from gateway.lab.services import RedisServer
 from gateway.records.chain import verify_day
+from gateway.records.cli import run as run_cli
 from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.records.http import ApiResource
 from gateway.records.inbound import GROUP, InboundTickets
 from gateway.records.queries import Records
+from gateway.records.roles import ApiRole
 from gateway.records.tickets import TicketDesk
 from gateway.schema import bridge_record
 from gateway.testing import null_log
@@ -193,6 +199,8 @@ def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Cl
     assert figures["by_category"] == {"noise": 2, "unspecified": 4}
     assert (figures["dialled"], figures["answered"]) == (3, 2)
     assert (figures["answer_p50_s"], figures["answer_p90_s"]) == (13.0, 18.0)
+    assert figures["answer_bands"] == {"0-5": 0, "5-10": 1, "10-15": 0, "15-20": 1,
+                                       "20-30": 0, "30+": 0}  # 8 s and 18 s
     assert (figures["answered_within_15s"], figures["answered_within_20s"]) == \
         (round(1 / 3, 4), round(2 / 3, 4))
     assert (figures["reverse_due"], figures["response_rate"]) == (1, 0.0)
@@ -248,7 +256,7 @@ def test_inbound_stream_applies_acks_and_reports_refusals(
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345")
     inbound = InboundTickets(client, d, f"{P}:tickets:in", "c1", null_log(),
-                             f"{P}:events", "12345")
+                             f"{P}:feed:12345", "12345")
     inbound.ensure_groups()
     good = client.xadd(f"{P}:tickets:in", {"bridge_id": B1, "ticket": "20261128000009",
                                            "status": "accepted"})
@@ -261,20 +269,25 @@ def test_inbound_stream_applies_acks_and_reports_refusals(
     errors = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{P}:tickets:in:errors"))
     assert [(e["entry"], e["error"]) for _, e in errors] == [(bad, "ticket_malformed")]
     assert good != bad
-    groups = client.xinfo_groups(f"{P}:events")
+    groups = client.xinfo_groups(f"{P}:feed:12345")
     assert [g["name"] for g in groups] == ["12345"]
 
 
+TOKENS = {ApiRole.ADMIN: "s3cret", ApiRole.LINE_12345: "twelve-345-token",
+          ApiRole.SUPERVISOR: "supervisor-token"}
+
+
 def api(client: redis.Redis, desk: TicketDesk) -> ApiResource:
-    return ApiResource(desk, Records(client, P), "s3cret", defer.maybeDeferred,
+    return ApiResource(desk, Records(client, P), TOKENS, defer.maybeDeferred,
                        lambda: {"redis": "up"}, lambda: "linkgw_redis_up 1\n",
                        desk.clock, null_log())
 
 
 def call(resource: ApiResource, method: str, path: str, body: object = None,
-         token: str | None = "s3cret", args: dict[bytes, list[bytes]] | None = None
-         ) -> tuple[int, Any]:
+         token: str | None = "s3cret", args: dict[bytes, list[bytes]] | None = None,
+         client: str = "127.0.0.1") -> tuple[int, Any]:
     request = DummyRequest([p.encode() for p in path.strip("/").split("/")])
+    request.client = IPv4Address("TCP", client, 40000)
     request.method = method.encode()
     request.args = args or {}
     if token is not None:
@@ -431,3 +444,183 @@ def test_a_restarted_gateway_reads_its_own_pending_entries_first(
     again = InboundTickets(raw, d, stream, "gw-a", null_log())  # same name, long idle
     _run_until(again, lambda: again.applied == 1)
     assert (again.claimed, again.applied) == (0, 1)
+
+
+def test_each_route_checks_the_role_of_its_token(client: redis.Redis,
+                                                  desk: tuple[TicketDesk, Clock]) -> None:
+    """Every route × every role: what each may do, and what it is refused (403
+    role_forbidden), on a real Redis."""
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000",
+           dialing_target="PJSIP/12345", seat_channel="PJSIP/seat1-1")
+    resource = api(client, d)
+    day = {b"day": [DAY.encode()]}
+    routes = [  # (method, path, body, args), in an order where each change is allowed
+        ("GET", "live", None, None), ("GET", f"bridges/{B1}", None, None),
+        ("GET", "bridges", None, {b"number": [b"13800138000"]}),
+        ("PUT", f"bridges/{B1}/ticket", {"ticket": "20261128000001"}, None),
+        ("POST", f"bridges/{B1}/status", {"status": "accepted"}, None),
+        ("PUT", f"bridges/{B1}/incident", {"incident": "110-2026-1"}, None),
+        ("GET", "overdue", None, None), ("GET", "stats", None, day),
+    ]
+    allowed = {
+        ApiRole.SUPERVISOR: {"live", f"bridges/{B1}", "bridges", "overdue", "stats"},
+        ApiRole.LINE_12345: {f"bridges/{B1}", "bridges", f"bridges/{B1}/ticket",
+                             f"bridges/{B1}/status", "stats"},
+        ApiRole.ADMIN: {path for _, path, _, _ in routes},
+    }
+    for role in (ApiRole.SUPERVISOR, ApiRole.LINE_12345, ApiRole.ADMIN):
+        for method, path, body, args in routes:
+            status, answer = call(resource, method, path, body, TOKENS[role], args)
+            if path in allowed[role]:
+                assert status in (200, 409), (role, path, answer)  # 409: done already
+            else:
+                assert (status, answer["error"]) == (403, "role_forbidden"), (role, path)
+    assert call(resource, "PUT", f"bridges/{B1}/incident", {"incident": "x"},
+                TOKENS[ApiRole.LINE_12345])[1]["error"] == "role_forbidden"
+
+
+def test_12345_sees_only_what_was_handed_to_it_and_no_110_internals(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000",
+           dialing_target="PJSIP/12345", seat_channel="PJSIP/seat1-1", owner="gw-a")
+    # refused at the key (an emergency): 12345's phone never rang
+    bridge(client, B2, T0 + 1, direction="110->12345", citizen_number="13800138000",
+           outcome="refused", refusal="emergency")
+    resource = api(client, d)
+    token = TOKENS[ApiRole.LINE_12345]
+    status, shown = call(resource, "GET", f"bridges/{B1}", token=token)
+    assert status == 200 and shown["bridge"]["citizen_number"] == "13800138000"
+    assert "seat_channel" not in shown["bridge"] and "owner" not in shown["bridge"]
+    assert all("seat_channel" not in e["fields"] for e in shown["events"])
+    assert call(resource, "GET", f"bridges/{B2}", token=token)[1]["error"] == \
+        "bridge_not_found"  # as if it did not exist
+    assert call(resource, "PUT", f"bridges/{B2}/ticket", {"ticket": "20261128000002"},
+                token)[0] == 404
+    assert not client.exists(f"{P}:ticket:{B2}")
+    _, found = call(resource, "GET", "bridges", token=token,
+                    args={b"number": [b"13800138000"]})
+    assert [b["bridge_id"] for b in found["bridges"]] == [B1]
+    assert [b["bridge_id"] for b in call(resource, "GET", "bridges", args={
+        b"number": [b"13800138000"]})[1]["bridges"]] == [B2, B1]  # admin sees both
+
+
+def test_the_supervisor_sees_numbers_and_names_masked(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000",
+           citizen_name="张三丰\u2028")
+    resource = api(client, d)
+    token = TOKENS[ApiRole.SUPERVISOR]
+    _, shown = call(resource, "GET", f"bridges/{B1}", token=token)
+    assert (shown["bridge"]["citizen_number"], shown["bridge"]["citizen_name"]) == \
+        ("138****8000", "张***")
+    assert all("13800138000" not in e["fields"] and "三丰" not in e["fields"]
+               for e in shown["events"])
+    _, found = call(resource, "GET", "bridges", token=token,
+                    args={b"number": [b"13800138000"]})
+    assert found["bridges"][0]["citizen_number"] == "138****8000"
+    assert call(resource, "GET", f"bridges/{B1}")[1]["bridge"]["citizen_number"] == \
+        "13800138000"  # the admin role sees it whole
+
+
+def test_health_and_metrics_need_a_token_unless_asked_from_loopback(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    d, _ = desk
+    resource = api(client, d)
+    assert call(resource, "GET", "health", token=None) == (200, {"redis": "up"})
+    assert call(resource, "GET", "metrics", token=None)[0] == 200
+    for path in ("health", "metrics"):
+        assert call(resource, "GET", path, token=None, client="10.0.0.9")[0] == 401
+        assert call(resource, "GET", path, token="wrong", client="10.0.0.9")[0] == 403
+        assert call(resource, "GET", path, token=TOKENS[ApiRole.SUPERVISOR],
+                    client="10.0.0.9")[0] == 200
+
+
+def _at(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def indexed(client: redis.Redis, bridge_id: str, stamp: str, **fields: str) -> None:
+    """A bridge requested at ``stamp`` (UTC), in the UTC day index as the gateway puts it."""
+    at = _at(stamp)
+    base = {"bridge_id": bridge_id, "requested_at": stamp, "direction": "110->12345",
+            "state": "ended" if "outcome" in fields else "requested"}
+    apply_sync(client, P, Change(bridge_record(bridge_id), "transfer_requested", at,
+                                 base | fields, (Index("day:" + stamp[:10], bridge_id, at),)))
+
+
+def test_days_months_and_years_are_the_centres_own(client: redis.Redis) -> None:
+    """A Beijing day runs 16:00 to 16:00 UTC; a month and a year likewise."""
+    ids = {"late_28": "20261128155959aaaaaa", "first_29": "20261128160000bbbbbb",
+           "first_dec": "20261130163000cccccc", "first_nov": "20261031170000dddddd"}
+    indexed(client, ids["late_28"], "2026-11-28T15:59:59.000Z", outcome="handed_off")
+    indexed(client, ids["first_29"], "2026-11-28T16:00:00.000Z", outcome="refused")
+    indexed(client, ids["first_dec"], "2026-11-30T16:30:00.000Z", outcome="handed_off")
+    indexed(client, ids["first_nov"], "2026-10-31T17:00:00.000Z", outcome="handed_off",
+            direction="12345->110")
+    beijing = Records(client, P, ZoneInfo("Asia/Shanghai"))
+    now = _at("2026-12-02T00:00:00.000Z")
+    day_28 = beijing.figures("2026-11-28", now)
+    assert day_28["transfers"] == 1
+    assert day_28["by_hour"]["23"] == 1 and sum(day_28["by_hour"].values()) == 1
+    assert list(day_28["by_hour"]) == [f"{h:02d}" for h in range(24)]
+    assert beijing.figures("2026-11-29", now)["by_hour"]["00"] == 1
+    assert beijing.figures("2026-11-29", now)["by_outcome"] == {"refused": 1}
+    assert Records(client, P).figures("2026-11-28", now)["transfers"] == 2  # UTC days
+    month = beijing.figures("2026-11", now)
+    assert (month["month"], month["time_zone"], month["transfers"]) == \
+        ("2026-11", "Asia/Shanghai", 3)
+    assert month["by_direction"] == {"110->12345": {"handed_off": 1, "refused": 1},
+                                     "12345->110": {"handed_off": 1}}
+    assert beijing.figures("2026", now)["transfers"] == 4
+    assert [b["bridge_id"] for b in beijing.find("day", "2026-12-01")] == [ids["first_dec"]]
+    for bad in ("2026-13", "2026-02-30", "26", "2026-11-28\n", "２０２６"):
+        with pytest.raises(Malformed):
+            beijing.figures(bad, now)
+
+
+def test_the_monthly_report_lists_refused_and_declined_items(client: redis.Redis) -> None:
+    stamp = "2026-11-10T02:00:00.000Z"
+    indexed(client, "20261110020000aaaaaa", stamp, outcome="refused", refusal="never_transfer",
+            item="vehicle.fire_lane", item_name="占用消防通道", category="vehicle", code="104")
+    indexed(client, "20261110020001bbbbbb", stamp, outcome="refused", refusal="never_transfer",
+            item="vehicle.fire_lane", item_name="占用消防通道", category="vehicle", code="104")
+    indexed(client, "20261110020002cccccc", stamp, outcome="kept_by_110",
+            decision="kept_by_first_line", mode="consult", item="noise.night",
+            item_name="=HYPERLINK(\"x\")", category="noise", code="201")
+    indexed(client, "20261110020003dddddd", stamp, outcome="handed_off", item="noise.night",
+            item_name="=HYPERLINK(\"x\")", category="noise", code="201")
+    records = Records(client, P, ZoneInfo("Asia/Shanghai"))
+    got = records.report("2026-11", _at("2026-12-01T00:00:00.000Z"))
+    assert got["figures"]["transfers"] == 4
+    assert [(i["item"], i["transfers"], i["refused"], i["declined"]) for i in got["items"]] \
+        == [("vehicle.fire_lane", 2, 2, 0), ("noise.night", 2, 0, 1)]
+    assert got["items"][0]["refusal_reasons"] == {"never_transfer": 2}
+    args = argparse.Namespace(command="report", month="2026-11", year=None, day=None,
+                              json=False, csv=True)
+    code, text = run_cli(args, records)
+    assert code == 0 and text.split("\r\n") == [
+        "item,item_name,category,code,transfers,refused,refusal_reasons,declined,not_reached",
+        "vehicle.fire_lane,占用消防通道,vehicle,104,2,2,never_transfer=2,0,0",
+        "noise.night,\"'=HYPERLINK(\"\"x\"\")\",noise,201,2,0,,1,0",
+    ]
+
+
+def test_a_handoff_without_a_ticket_falls_overdue_and_a_late_ticket_keeps_the_deadline(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    """12345 took the call at T0 (feedback due 72 h later) but attached no ticket: it is
+    overdue all the same; a ticket attached later does not restart the clock."""
+    d, clock = desk
+    due = T0 + 72 * 3600
+    apply_sync(client, P, Change(bridge_record(B1), "transfer_requested", T0, {
+        "bridge_id": B1, "direction": "110->12345", "state": "ended",
+        "outcome": "handed_off", "feedback_due_at": "2026-12-01T19:50:37.000Z"},
+        (Index("deadline", B1, due),)))
+    records = Records(client, P)
+    assert records.overdue(due - 1) == []
+    assert [r["bridge_id"] for r in records.overdue(due + 1)] == [B1]
+    clock.now = T0 + 48 * 3600
+    assert d.attach(B1, "20261128000001", "api")["deadline_at"] == "2026-12-01T19:50:37.000Z"
+    assert client.zscore(f"{P}:idx:deadline", B1) == due

@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from redis.asyncio import Redis
@@ -23,10 +23,12 @@ class Harness:
     record: Callable[[str], dict[str, str]]
     events: Callable[[], list[dict[str, str]]]
     index: Callable[[str], list[str]]
+    apply_many: Callable[[list[Change]], list[int]]
+    feed: Callable[[str], list[dict[str, str]]]
 
 
-def _result(d: defer.Deferred[bool]) -> bool:
-    out: list[bool] = []
+def _result(d: defer.Deferred[Any]) -> Any:
+    out: list[Any] = []
     failed: list[BaseException] = []
     d.addCallbacks(out.append, lambda f: failed.append(f.value))
     if failed:
@@ -45,6 +47,8 @@ def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator
             events=lambda: list(mem.events),
             index=lambda name: sorted(mem.indexes.get(name, {}),
                                       key=lambda m: mem.indexes[name][m]),
+            apply_many=lambda cs: _result(mem.apply_many(cs)),
+            feed=lambda audience: list(mem.feeds.get(audience, [])),
         )
         return
     sync = redis_server.client()
@@ -58,6 +62,9 @@ def store(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator
         events=lambda: [e for _, e in cast(list[tuple[str, dict[str, str]]],
                                            sync.xrange("t:events"))],
         index=lambda name: list(sync.zrange(f"t:idx:{name}", 0, -1)),  # type: ignore[arg-type]
+        apply_many=lambda cs: loop.run_until_complete(real._apply_many(cs)),
+        feed=lambda audience: [e for _, e in cast(list[tuple[str, dict[str, str]]],
+                                                  sync.xrange(f"t:feed:{audience}"))],
     )
     loop.run_until_complete(client.aclose())
     loop.close()
@@ -145,3 +152,38 @@ def test_a_guard_checks_and_writes_in_one_step(store: Harness) -> None:
                    guard=(("status", ("", "attached")),))
     assert store.apply(moved)
     assert store.record("ticket:b1")["status"] == "accepted"
+
+
+def test_many_changes_in_one_round_trip_keep_their_order_and_rules(store: Harness) -> None:
+    """A batch: applied in order; a change seen before is skipped, a guarded one that
+    does not fit is refused; each answer says which; seq counts only what landed."""
+    guarded = Change("bridge:b1", "g", 1003.0, {"state": "x"}, id="c3",
+                     guard=(("state", ("",)),))
+    store.apply(change(1, state="requested"))
+    answers = store.apply_many([change(2, state="dialing"), change(1, state="requested"),
+                                guarded, change(4, state="three_party")])
+    assert answers == [1, 0, -1, 1]
+    assert store.record("bridge:b1")["state"] == "three_party"
+    assert [e["id"] for e in store.events()] == ["c1", "c2", "c4"]
+    assert [e["seq"] for e in store.events()] == ["1", "2", "3"]
+
+
+def test_a_handed_over_change_reaches_its_lines_feed_once_without_internals(
+        store: Harness) -> None:
+    name = "李\u2028四\r\n\x85"
+    first = Change("bridge:b1", "transfer_requested", 1000.5, {
+        "citizen_number": "13800138000", "citizen_name": name, "seat_channel": "PJSIP/s-1",
+        "citizen_uniqueid": "u-c", "owner": "gw-a", "direction": "110->12345"},
+        data={"state": "requested"}, id="c1", feed="12345")
+    assert store.apply(first)
+    assert not store.apply(first)  # a replay adds nothing, to the feed either
+    assert store.apply(Change("call:u-x", "call_registered", 1001.0, {"number": "1"},
+                              id="c2"))
+    assert store.feed("12345") == [{
+        "record": "bridge:b1", "id": "c1", "event": "transfer_requested", "at": "1000.5",
+        "data": '{"state": "requested"}',
+        "fields": json.dumps({"citizen_name": name, "citizen_number": "13800138000",
+                              "direction": "110->12345"}, ensure_ascii=False,
+                             sort_keys=True)}]
+    assert store.feed("110") == []
+    assert [e["event"] for e in store.events()] == ["transfer_requested", "call_registered"]

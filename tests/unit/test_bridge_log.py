@@ -91,3 +91,41 @@ def test_orphans_of_dead_processes_are_adopted_while_running(tmp_path: Path) -> 
     assert gateway.adopt_orphans() == 1
     assert [e["id"] for e in store.events] == ["c7"]
     assert not (tmp_path / "agi-1.jsonl").exists() and (tmp_path / "agi-2.jsonl").exists()
+
+
+def test_a_backlog_goes_in_batches_one_round_trip_each_in_order() -> None:
+    """While one batch is on its way, new changes queue; the next batch takes up to
+    BATCH of them, oldest first."""
+    from twisted.internet import defer
+
+    from gateway.bridge.log import BATCH
+    from gateway.bridge.store import MemoryStore
+
+    class Slow(MemoryStore):
+        """Takes each batch at once, answers only when the test says so."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches: list[list[str]] = []
+            self.waiting: list[defer.Deferred[list[int]]] = []
+
+        def apply_many(self, changes: list[Change]) -> defer.Deferred[list[int]]:
+            self.batches.append([c.id for c in changes])
+            later: defer.Deferred[list[int]] = defer.Deferred()
+            self.waiting.append(later)
+            return later
+
+    store = Slow()
+    log = BridgeLog(store, clock=Clock(), log=null_log())
+    changes = [change(n) for n in range(BATCH + 10)]
+    for c in changes:
+        log.record(c)
+    assert [len(b) for b in store.batches] == [1]  # the first went alone, at once
+    first = store.waiting.pop(0)
+    first.callback([1])
+    assert [len(b) for b in store.batches] == [1, BATCH]
+    store.waiting.pop(0).callback([1] * BATCH)
+    assert [len(b) for b in store.batches] == [1, BATCH, 9]
+    store.waiting.pop(0).callback([1] * 9)
+    assert [i for b in store.batches for i in b] == [c.id for c in changes]
+    assert log.pending == 0

@@ -25,6 +25,9 @@ def test_shipped_config_loads() -> None:
 @pytest.mark.parametrize("text,line,key,message", [
     ("ami:\n  username: x\n  secret: hunter2\n", 3, "ami.secret", "secret_env"),
     ("ami:\n  secret_env: NOPE\n", 2, "ami.secret_env", "'NOPE' is not set"),
+    ("redis:\n  username: linkgw-gateway\n  password: 张三\r\n", 3, "redis.password",
+     "password_env"),
+    ("redis:\n  password_env: NOPE\n", 2, "redis.password_env", "'NOPE' is not set"),
     ("transfer:\n  ring_timout: 15\n", 2, "transfer.ring_timout", "unknown key"),
     ("transfer:\n  ring_timeout: soon\n", 2, "transfer.ring_timeout", "must be a number"),
     ("transfer:\n  ring_timeout: 0\n", 2, "transfer.ring_timeout", "greater than 0"),
@@ -81,9 +84,15 @@ def test_committed_dialplan_is_what_the_default_config_renders() -> None:
      "the AMI secret is empty"),
     ({"LINKGW_AMI_SECRET": "s", "LINKGW_API_TOKEN": "short"}, "http.token_env",
      "at least 16 characters"),
+    ({"LINKGW_AMI_SECRET": "s", "LINKGW_API_TOKEN": "x" * 16, "T12345": "short"},
+     "http.token_12345_env", "at least 16 characters"),
+    ({"LINKGW_AMI_SECRET": "s", "LINKGW_API_TOKEN": "x" * 16, "T12345": "x" * 16},
+     "http", "two roles have the same token"),
 ])
 def test_weak_secrets_are_refused(environ: dict[str, str], key: str, message: str) -> None:
     text = "ami:\n  secret_env: LINKGW_AMI_SECRET\nhttp:\n  token_env: LINKGW_API_TOKEN\n"
+    if "T12345" in environ:
+        text += "  token_12345_env: T12345\n"
     with pytest.raises(ConfigError) as info:
         load_config(text, "site.yaml", environ)
     assert info.value.key == key and message in str(info.value)

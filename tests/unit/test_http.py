@@ -15,6 +15,7 @@ from twisted.internet.testing import StringTransport
 from twisted.web.http import HTTPChannel
 
 from gateway.records.http import MAX_BODY, MAX_INFLIGHT, ApiResource, api_site
+from gateway.records.roles import ApiRole
 from gateway.testing import null_log
 
 TOKEN = "t" * 24
@@ -35,15 +36,15 @@ class Records:
         return {"day": day}
 
 
-def connect(run: Any = defer.maybeDeferred) -> tuple[HTTPChannel, StringTransport, Desk,
-                                                     ApiResource]:
+def connect(run: Any = defer.maybeDeferred, peer: str = "127.0.0.1"
+            ) -> tuple[HTTPChannel, StringTransport, Desk, ApiResource]:
     desk = Desk()
-    resource = ApiResource(cast(Any, desk), cast(Any, Records()), TOKEN, run,
+    resource = ApiResource(cast(Any, desk), cast(Any, Records()), {ApiRole.ADMIN: TOKEN}, run,
                            lambda: {"redis": "up"}, lambda: "linkgw_redis_up 1\n",
                            lambda: 1_795_895_437.0, null_log())
     channel = cast(HTTPChannel, api_site(resource).buildProtocol(
         IPv4Address("TCP", "127.0.0.1", 5000)))
-    transport = StringTransport()
+    transport = StringTransport(peerAddress=IPv4Address("TCP", peer, 40000))
     channel.makeConnection(transport)
     return channel, transport, desk, resource
 
@@ -104,8 +105,9 @@ def test_a_good_request_goes_through() -> None:
     assert headers["content-security-policy"].startswith("default-src 'none'")
 
 
-def request(raw: bytes, run: Any = defer.maybeDeferred) -> tuple[int, dict[str, str], bytes]:
-    channel, transport, _, _ = connect(run)
+def request(raw: bytes, run: Any = defer.maybeDeferred, peer: str = "127.0.0.1"
+            ) -> tuple[int, dict[str, str], bytes]:
+    channel, transport, _, _ = connect(run, peer)
     channel.dataReceived(raw)
     return answer(transport)
 
@@ -114,6 +116,11 @@ def test_head_of_health_answers_without_a_token_and_without_a_body() -> None:
     status, headers, body = request(b"HEAD /health HTTP/1.1\r\nHost: gw\r\n\r\n")
     assert (status, body) == (200, b"")
     assert headers["content-type"].startswith("application/json")
+    # from another host, /health and /metrics need a token too
+    for path in (b"/health", b"/metrics"):
+        status, _, _ = request(b"GET " + path + b" HTTP/1.1\r\nHost: gw\r\n\r\n",
+                               peer="192.0.2.7")
+        assert status == 401
 
 
 def test_the_page_carries_its_policy() -> None:
@@ -152,7 +159,7 @@ def test_too_many_requests_at_once_are_refused_not_queued() -> None:
         return d
 
     desk = Desk()
-    resource = ApiResource(cast(Any, desk), cast(Any, Records()), TOKEN, never,
+    resource = ApiResource(cast(Any, desk), cast(Any, Records()), {ApiRole.ADMIN: TOKEN}, never,
                            dict, str, lambda: 0.0, null_log())
     site = api_site(resource)
     body = json.dumps({"ticket": "20261128000001"}).encode()

@@ -20,6 +20,7 @@ from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
 from gateway.testing import WireAsterisk, null_log
 from gateway.transfer.correlate import KeyDoneFact, NoticeFact, PartyGone
+from gateway.transfer.legs import Leg
 from gateway.transfer.recovery import Recovery, bridge_of, journal_facts, phase_of
 from gateway.transfer.services import TransferService
 
@@ -142,3 +143,36 @@ def test_a_bridge_of_an_asterisk_nobody_serves_is_closed_without_touching_ours()
             record["recovered_from"]) == \
         ("ended", "unknown", "its Asterisk had no gateway", "nothing")
     assert asterisk.pending() == []  # no hang-up, no journal read: it is not our Asterisk
+
+
+def test_a_leg_cancelled_before_its_name_was_known_is_hung_up_once_recovery_names_it(
+        ) -> None:
+    """A process-mode follower logs in while 12345 rings: the citizen's hangup arrives
+    live while the recovery still reads the journal, so the cancel finds no channel to
+    hang up. The channel list names the leg a moment later: it is hung up then, not left
+    ringing to its timeout."""
+    clock = Clock()
+    clock.advance(T + 2)
+    asterisk = WireAsterisk(clock)
+    store = MemoryStore()
+    service = TransferService(asterisk.client, BridgeLog(store, clock=clock, log=null_log()),
+                              TransferConfig(), clock=clock, log=null_log())
+    record = {k: v for k, v in RECORD.items() if not k.endswith("joined_at")
+              and not k.startswith("agent_")} | {"state": "requested"}
+    bridge = bridge_of(record, 2.0)
+    service.registry.add(bridge)
+    service.legs[BID] = Leg(f"{BID}-a0", 15.0, since=T)
+    d = defer.ensureDeferred(Recovery(service, null_log()).reconcile(bridge))
+    tree = asterisk.expect("DBGetTree", Key=BID)
+    asterisk.event("Hangup", Channel="PJSIP/citizen-1", Uniqueid="u-c", Cause="16")
+    assert asterisk.pending("Hangup") == []  # nothing to hang up by name yet
+    asterisk.reply_list(tree, [], "DBGetTreeResponse", "DBGetTreeComplete")
+    asterisk.reply_list(asterisk.expect("ConfbridgeList"), [], "ConfbridgeList",
+                        "ConfbridgeListComplete")
+    asterisk.reply_list(asterisk.expect("CoreShowChannels"), [
+        {"Channel": "PJSIP/seat1-2", "Uniqueid": "u-s"},
+        {"Channel": "PJSIP/12345-3", "Uniqueid": f"{BID}-a0", "Linkedid": "l"}],
+        "CoreShowChannel", "CoreShowChannelsComplete")
+    assert d.called
+    assert asterisk.expect("Hangup").get("Channel") == "PJSIP/12345-3"
+    assert (bridge.state, bridge.fields["outcome"]) == (State.ENDED, "abandoned")

@@ -8,15 +8,19 @@ bytes; the AGI side is a :class:`gateway.testing.ChannelDouble`.
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from gateway.bridge.log import BridgeLog
+from gateway.bridge.state import iso
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
+from gateway.metrics import TransferMeter, exposition
 from gateway.testing import ChannelDouble, WireAsterisk, null_log
 from gateway.transfer.categories import load_categories
 from gateway.transfer.scripts import make_scripts
@@ -293,6 +297,7 @@ def test_emergency_flag_on_the_citizen_refuses_without_dialling() -> None:
     call = rig.store.records["call:u-cit"]
     assert (call["emergency_at"], call["emergency_by"]) == \
         ("2026-11-28T19:50:00.125Z", "seat1")
+    assert rig.store.feeds == {}  # refused at the key: 12345 never had it
 
 
 def test_the_emergency_script_records_the_flag_once() -> None:
@@ -380,6 +385,8 @@ def test_citizen_hanging_up_while_12345_rings_cancels_and_records_a_callback() -
     assert (r["state"], r["outcome"], r["callback_needed"]) == ("ended", "abandoned", "yes")
     assert rig.store.records[f"callback:{BID}"]["number"] == "13800138000"
     assert rig.store.indexes["callbacks:open"] == {BID: T0 + rig.service.config.code_timeout}
+    callbacks = [e for e in rig.store.feeds["12345"] if e["record"] == f"callback:{BID}"]
+    assert [json.loads(e["fields"])["number"] for e in callbacks] == ["13800138000"]
 
 
 def test_citizen_hanging_up_at_the_key_is_abandoned_without_a_move() -> None:
@@ -423,6 +430,15 @@ def test_one_key_handoff_then_a_plain_call_with_the_other_line() -> None:
     assert times == sorted(times)
     assert r["seq"] == str(len(rig.events()))
     assert rig.store.indexes["live"] == {}
+    # 12345's feed: every change of the bridge, once, without 110's internals
+    feed = rig.store.feeds["12345"]
+    assert [e["event"] for e in feed] == rig.events() and set(rig.store.feeds) == {"12345"}
+    first = json.loads(feed[0]["fields"])
+    assert (first["citizen_number"], first["citizen_name"], first["direction"]) == \
+        ("13800138000", HOSTILE_NAME, "110->12345")
+    shown = set().union(*(json.loads(e["fields"]) for e in feed))
+    assert not shown & {"citizen_channel", "seat_channel", "seat_uniqueid", "agent_channel",
+                        "owner", "asterisk", "conference", "plan"}
 
 
 def test_consult_12345_declines_so_the_first_line_keeps_it() -> None:
@@ -452,6 +468,7 @@ def test_incoming_reads_once_writes_once_and_keeps_the_exact_caller_id() -> None
     call = rig.store.records["call:u-cit"]
     assert (call["number"], call["name"], call["dialed"]) == \
         ("13800138000\r\n\r\n200 result=1 (x)", "张三", "110")
+    assert rig.store.feeds == {}  # a call never handed over is in nobody's feed
 
 
 class ForgedReply(ChannelDouble):
@@ -473,3 +490,66 @@ def test_a_forged_reply_is_refused_and_the_call_is_registered_from_the_env() -> 
     call = rig.store.records["call:u-cit"]
     assert (call["channel"], call["number"]) == (CITIZEN, "")
     assert "token" in call["callerid_unreadable"]
+
+
+def test_a_reverse_press_the_citizen_abandons_owes_110_no_answer() -> None:
+    """12345 hands a police matter to 110; the citizen hangs up while 110 rings: nothing
+    was handed over, so no response is due (off the deadline list, not in the rate)."""
+    rig = Rig(reverse_target="PJSIP/seat2")
+    rig.opened(LINKGW_SIDE="12345")
+    assert rig.record["direction"] == "12345->110" and "response_due_at" in rig.record
+    assert BID in rig.store.indexes["deadline"]
+    rig.leg(0)
+    rig.emit("Hangup", Uniqueid="u-cit", Channel=CITIZEN, Cause="16")
+    assert (rig.record["state"], rig.record["outcome"]) == ("ended", "abandoned")
+    assert rig.store.indexes["deadline"] == {}
+    assert set(rig.store.feeds) == {"110"}  # handed towards 110: the police side's feed
+
+
+def test_the_metrics_count_each_end_by_direction_and_outcome_and_the_answer_time() -> None:
+    """What Prometheus reads: HELP and TYPE, a counter by direction and outcome, the key
+    → answer histogram with the 15 s and 20 s service levels as bucket edges."""
+    registry = CollectorRegistry()
+    rig = Rig()
+    rig.service.meter = TransferMeter(registry)
+    rig.opened()
+    rig.clock.advance(4.0)  # 12345 answers 4 s + the code window after the key
+    rig.answered()
+    rig.join("agent", f"{BID}-a0", "PJSIP/12345-00000009")
+    rig.key_done()
+    rig.asterisk.reply(rig.asterisk.expect("Redirect"))
+    rig.join("seat", "u-seat", SEAT)
+    rig.join("citizen", "u-cit", CITIZEN)
+    rig.leave("u-seat", SEAT)
+    rig.leave("u-cit", CITIZEN)
+    assert rig.record["outcome"] == "handed_off"
+    text = exposition(registry).splitlines()
+    assert "# TYPE linkgw_bridges_ended_total counter" in text
+    assert 'linkgw_bridges_ended_total{direction="110->12345",outcome="handed_off",' \
+           'recovered="no"} 1.0' in text
+    assert "# TYPE linkgw_key_to_answer_seconds histogram" in text
+    waited = 4.0 + rig.service.config.code_timeout
+    assert f'linkgw_key_to_answer_seconds_sum{{direction="110->12345"}} {waited}' in text
+    assert 'linkgw_key_to_answer_seconds_bucket{direction="110->12345",le="5.0"} 0.0' in text
+    assert 'linkgw_key_to_answer_seconds_bucket{direction="110->12345",le="15.0"} 1.0' in text
+
+
+def test_a_handoff_owes_12345s_feedback_from_the_end_of_the_call_ticket_or_not() -> None:
+    """Item 301 (no water): category utilities, 24 h feedback in categories.yaml."""
+    rig = Rig()
+    rig.opened(code="301")
+    rig.answered()
+    rig.join("agent", f"{BID}-a0", "PJSIP/12345-00000009")
+    rig.key_done("301")
+    rig.asterisk.reply(rig.asterisk.expect("Redirect"))
+    rig.join("seat", "u-seat", SEAT)
+    rig.join("citizen", "u-cit", CITIZEN)
+    rig.leave("u-seat", SEAT)
+    rig.clock.advance(60)
+    rig.leave("u-cit", CITIZEN)
+    record = rig.record
+    assert (record["category"], record["outcome"]) == ("utilities", "handed_off")
+    ended = rig.clock.seconds()
+    assert record["ended_at"] == iso(ended)
+    assert record["feedback_due_at"] == iso(ended + 24 * 3600)
+    assert rig.store.indexes["deadline"] == {BID: ended + 24 * 3600}

@@ -1,0 +1,44 @@
+"""What the records' writers share: a blocking Redis client, the key prefix, the site's
+ticket settings, the categories and a clock; reading a record; applying a guarded change
+through the bridge log's Lua script."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+import redis
+
+from gateway.bridge.redis_store import apply_sync
+from gateway.bridge.store import Change, GuardFailed
+from gateway.config import TicketConfig
+from gateway.records.errors import Unavailable
+from gateway.schema import Keys
+from gateway.transfer.categories import Catalogue
+
+
+@dataclass
+class Desk:
+    client: redis.Redis
+    prefix: str
+    config: TicketConfig
+    catalogue: Catalogue
+    clock: Callable[[], float]
+
+    def _hash(self, name: str) -> dict[str, str]:
+        """A record (``bridge:<id>``, ``ticket:<id>``, ``workorder:<n>``) as a dict."""
+        try:
+            return cast(dict[str, str], self.client.hgetall(Keys(self.prefix).record(name)))
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis: {exc}") from exc
+
+    def _apply(self, change: Change) -> bool:
+        """Apply a change; False when its guard found another writer had been first."""
+        try:
+            apply_sync(self.client, self.prefix, change)
+        except GuardFailed:
+            return False
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis: {exc}") from exc
+        return True

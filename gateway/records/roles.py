@@ -1,0 +1,166 @@
+"""Who may do what over the HTTP API, and what each role sees (pure, no I/O).
+
+Three roles, each with its own bearer token:
+
+- ``admin``: the 110 centre's own systems; everything.
+- ``12345``: the 12345 ticket system; the bridges handed to it or by it (a transfer
+  refused at the key never reached it), attaching work orders and moving the loop,
+  the figures; the fields it sees are :func:`gateway.schema.feed_fields`, as in its feed.
+- ``supervisor``: read only (live bridges, look-ups, overdue, figures); citizens'
+  numbers and names masked unless the site turns that off.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+from gateway.records.errors import Forbidden, NotFound, Unauthorized
+from gateway.schema import feed_fields
+
+
+class ApiRole(StrEnum):
+    ADMIN = "admin"
+    LINE_12345 = "12345"
+    SUPERVISOR = "supervisor"
+
+
+_ALL = frozenset(ApiRole)
+_READERS = frozenset({ApiRole.ADMIN, ApiRole.SUPERVISOR})
+#: Each route (method and path shape) and the roles that may use it.
+ALLOWED: dict[str, frozenset[ApiRole]] = {
+    "GET /live": _READERS,
+    "GET /bridges/<id>": _ALL,
+    "GET /bridges": _ALL,
+    "PUT /bridges/<id>/ticket": frozenset({ApiRole.ADMIN, ApiRole.LINE_12345}),
+    "POST /bridges/<id>/status": frozenset({ApiRole.ADMIN, ApiRole.LINE_12345}),
+    "PUT /bridges/<id>/incident": frozenset({ApiRole.ADMIN}),
+    "GET /overdue": _READERS,
+    "POST /workorders": frozenset({ApiRole.ADMIN, ApiRole.LINE_12345}),
+    "GET /workorders": _ALL,
+    "GET /workorders/<ticket>": _ALL,
+    "POST /workorders/<ticket>/status": frozenset({ApiRole.ADMIN}),
+    "GET /callbacks": _READERS,
+    "POST /callbacks/<id>/done": frozenset({ApiRole.ADMIN}),
+    "GET /push-needed": _READERS,
+    "POST /push-needed/<id>/done": frozenset({ApiRole.ADMIN}),
+    "GET /stats": _ALL,
+    "GET /health": _ALL,  # without a token from loopback
+    "GET /metrics": _ALL,  # without a token from loopback
+}
+
+
+def identify(header: str, tokens: Mapping[ApiRole, str]) -> ApiRole:
+    """The role whose token ``Authorization: Bearer <token>`` carries. Every configured
+    token is compared, in constant time, whatever matches first."""
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise Unauthorized("send Authorization: Bearer <token>")
+    found: ApiRole | None = None
+    for role, token in tokens.items():
+        if token and hmac.compare_digest(given.encode(), token.encode()) and found is None:
+            found = role
+    if found is None:
+        raise Forbidden("wrong token")
+    return found
+
+
+def check_allowed(route: str, role: ApiRole) -> None:
+    if role not in ALLOWED.get(route, frozenset({ApiRole.ADMIN})):
+        raise Forbidden(f"the {role.value} role may not use {route}", "role_forbidden")
+
+
+# -- what the 12345 role sees -------------------------------------------------------------
+
+
+def visible_to_12345(bridge: Mapping[str, str]) -> bool:
+    """Handed to 12345 (its phone rang: dialled at the key) or handed by it."""
+    if bridge.get("direction") == "12345->110":
+        return True
+    return "dialing_target" in bridge
+
+
+def check_visible(role: ApiRole, bridge: Mapping[str, str], bridge_id: str) -> None:
+    """A bridge the role may not see does not exist for it (404, never 403: its
+    existence is not told either)."""
+    if role is ApiRole.LINE_12345 and not visible_to_12345(bridge):
+        raise NotFound(f"no bridge {bridge_id}", "bridge_not_found")
+
+
+def _events_for_12345(events: list[dict[str, str]]) -> list[dict[str, str]]:
+    out = []
+    for event in events:
+        fields = json.loads(event.get("fields", "{}"))
+        shown = {k: event[k] for k in ("id", "record", "event", "at") if k in event}
+        out.append(shown | {"fields": json.dumps(feed_fields(fields), ensure_ascii=False,
+                                                 sort_keys=True)})
+    return out
+
+
+# -- masking for the supervisor -----------------------------------------------------------
+
+#: Fields that hold who the citizen is (a bridge, its summary, a callback task).
+_PERSONAL = ("citizen_number", "citizen_name", "number", "name")
+
+
+def mask_number(number: str) -> str:
+    """Enough to tell calls apart on a wall screen, not enough to call back: a mobile
+    number keeps its first three and last four digits (``138****8000``); anything
+    shorter, its last two."""
+    if len(number) >= 11:
+        return number[:3] + "*" * (len(number) - 7) + number[-4:]
+    return "*" * max(len(number) - 2, 1) + number[-2:] if number else ""
+
+
+def mask_name(name: str) -> str:
+    return name[:1] + "*" * min(len(name) - 1, 3) if name else ""
+
+
+def mask_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key in _PERSONAL:
+        value = out.get(key)
+        if isinstance(value, str) and value:
+            out[key] = mask_name(value) if key.endswith("name") else mask_number(value)
+    return out
+
+
+def _mask_events(events: list[dict[str, str]]) -> list[dict[str, str]]:
+    out = []
+    for event in events:
+        fields = json.loads(event.get("fields", "{}"))
+        out.append(dict(event) | {"fields": json.dumps(mask_row(fields), ensure_ascii=False,
+                                                       sort_keys=True)})
+    return out
+
+
+# -- one answer, as a role sees it --------------------------------------------------------
+
+
+def shown_bridge(role: ApiRole, result: dict[str, Any], mask: bool) -> dict[str, Any]:
+    """``GET /bridges/<id>``: {"bridge", "ticket", "events"} as ``role`` sees it."""
+    bridge = result["bridge"]
+    check_visible(role, bridge, bridge.get("bridge_id", ""))
+    if role is ApiRole.LINE_12345:
+        return {"bridge": feed_fields(bridge), "ticket": result["ticket"],
+                "events": _events_for_12345(result["events"])}
+    if role is ApiRole.SUPERVISOR and mask:
+        return {"bridge": mask_row(bridge), "ticket": result["ticket"],
+                "events": _mask_events(result["events"])}
+    return result
+
+
+def shown_rows(role: ApiRole, rows: list[dict[str, str]], mask: bool, own: bool = False
+               ) -> list[dict[str, str]]:
+    """A list of bridge summaries (look-ups, overdue, live) as ``role`` sees it.
+    ``own``: rows that are 12345's own (its work orders), shown to it whole."""
+    if role is ApiRole.LINE_12345:
+        if own:
+            return rows
+        return [feed_fields(row) for row in rows if visible_to_12345(row)]
+    if role is ApiRole.SUPERVISOR and mask:
+        return [mask_row(row) for row in rows]
+    return rows

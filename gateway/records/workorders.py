@@ -1,0 +1,189 @@
+"""The loop without a call: 12345 → police work orders, callbacks, pushes owed.
+
+A **work order** (``workorder:<ticket>``) is a matter 12345 dispatches to the police
+that never was a call: it arrives by API or on the inbound stream with its 12345 ticket
+number, a category and a summary; 110's duty person accepts it (受理), assigns it to a
+named unit (交办) and answers it (反馈), each once and in that order. It must be
+answered within the category's ``response_hours`` (``categories.yaml``, else
+``tickets.workorder_response_hours``) counted from its acceptance; the figures' work
+order response rate counts it from there. 12345 sees each change in its feed.
+
+A **callback task** (``callback:<bridge id>``, a citizen who hung up before the
+hand-over) and a **push owed** (a bridge whose other line was never reached:
+``work_order_push_needed``) are listed and closed here, each once.
+
+Every write goes through the bridge log's Lua script (one event on the stream, in the
+chain) with a guard, so two writers never both move a record.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gateway.bridge.state import iso
+from gateway.bridge.store import Change, Index
+from gateway.records.desk import Desk
+from gateway.records.errors import Conflict, Malformed, NotFound
+from gateway.records.tickets import check_bridge_id, epoch
+from gateway.schema import (
+    IDX_CALLBACKS_OPEN,
+    IDX_PUSH_NEEDED,
+    IDX_WORKORDER_DEADLINE,
+    IDX_WORKORDERS_OPEN,
+    bridge_record,
+    callback_record,
+    idx_workorder_day,
+    workorder_record,
+)
+
+#: 受理 → 交办 → 反馈 of a work order without a call.
+STEPS = ("accepted", "assigned", "answered")
+MAX_TEXT = 2000  # characters of a summary, a note or a unit's name
+_UNIT = re.compile(r"[^\x00-\x1f\x7f\u2028\u2029\x85]{1,80}")
+
+
+def _text(value: Any, name: str, required: bool = False) -> str:
+    if value is None or value == "":
+        if required:
+            raise Malformed(f"{name} is required", f"{name}_missing")
+        return ""
+    if not isinstance(value, str):
+        raise Malformed(f"{name} must be text", f"{name}_malformed")
+    if len(value) > MAX_TEXT:
+        raise Malformed(f"{name} is over {MAX_TEXT} characters", f"{name}_malformed")
+    return value
+
+
+class WorkOrderDesk(Desk):
+    def _ticket(self, ticket: Any) -> str:
+        if not isinstance(ticket, str) or \
+                not re.fullmatch(self.config.pattern, ticket, re.ASCII):
+            raise Malformed(f"ticket {str(ticket)[:40]!r} does not match "
+                            f"{self.config.pattern}", "ticket_malformed")
+        return ticket
+
+    def _response_hours(self, category_id: str) -> float:
+        category = self.catalogue.category(category_id)
+        return category.response_hours if category and category.response_hours else \
+            self.config.workorder_response_hours
+
+    # -- work orders -------------------------------------------------------------------
+    def receive(self, fields: dict[str, Any], via: str) -> dict[str, str]:
+        """A work order from 12345 (idempotent: the same ticket again changes nothing)."""
+        ticket = self._ticket(fields.get("ticket"))
+        category = _text(fields.get("category"), "category", required=True)
+        if self.catalogue.category(category) is None:
+            raise Malformed(f"unknown category {category[:40]!r}", "category_unknown")
+        summary = _text(fields.get("summary"), "summary", required=True)
+        number = _text(fields.get("number"), "number")
+        current = self._hash(workorder_record(ticket))
+        if current:
+            return current
+        now = self.clock()
+        record = {"ticket": ticket, "category": category, "summary": summary,
+                  "received_at": iso(now), "received_via": via, "status": "received"}
+        if number:
+            record["number"] = number
+        change = Change(workorder_record(ticket), "workorder_received", now, record,
+                        (Index(idx_workorder_day(iso(now)[:10]), ticket, now),
+                         Index(IDX_WORKORDERS_OPEN, ticket, now)),
+                        {"via": via}, guard=(("status", ("",)),), feed="12345")
+        self._apply(change)  # a writer that was first wrote the same ticket
+        return self._hash(workorder_record(ticket))
+
+    def step(self, ticket: str, status: str, fields: dict[str, Any], via: str
+             ) -> dict[str, str]:
+        """accepted → assigned (``unit`` named) → answered (``note``), each once, in
+        order; repeating the current step changes nothing."""
+        self._ticket(ticket)
+        if status not in STEPS:
+            raise Malformed(f"status must be one of {', '.join(STEPS)}", "status_malformed")
+        current = self._hash(workorder_record(ticket))
+        if not current:
+            raise NotFound(f"no work order {ticket}", "workorder_not_found")
+        done = current.get("status", "received")
+        if status == done:
+            return current
+        order = ("received", *STEPS)
+        position = order.index(done) if done in order else -1
+        if order.index(status) != position + 1:
+            raise Conflict(f"work order is {done}: cannot go to {status}", "loop_order")
+        now = self.clock()
+        record = {"status": status, f"{status}_at": iso(now), f"{status}_via": via}
+        indexes: tuple[Index, ...] = ()
+        note = _text(fields.get("note"), "note")
+        if note:
+            record[f"{status}_note"] = note
+        if status == "accepted":
+            due = now + self._response_hours(current.get("category", "")) * 3600
+            record["due_at"] = iso(due)
+            indexes = (Index(IDX_WORKORDER_DEADLINE, ticket, due),)
+        elif status == "assigned":
+            unit = _text(fields.get("unit"), "unit", required=True)
+            if _UNIT.fullmatch(unit) is None:
+                raise Malformed("unit: 1 to 80 characters, no control characters or "
+                                "line separators", "unit_malformed")
+            record["unit"] = unit
+        else:
+            due_at = current.get("due_at", "")
+            record["on_time"] = "yes" if not due_at or now <= epoch(due_at) else "no"
+            indexes = (Index(IDX_WORKORDER_DEADLINE, ticket, -1),
+                       Index(IDX_WORKORDERS_OPEN, ticket, -1))
+        change = Change(workorder_record(ticket), f"workorder_{status}", now, record,
+                        indexes, {"via": via}, guard=(("status", (done,)),), feed="12345")
+        if not self._apply(change):
+            moved = self._hash(workorder_record(ticket))
+            if moved.get("status") != status:
+                raise Conflict(f"work order is {moved.get('status')}: cannot go to "
+                               f"{status}", "loop_order")
+            return moved
+        return self._hash(workorder_record(ticket))
+
+    # -- callbacks and pushes owed -----------------------------------------------------
+    def callback_done(self, bridge_id: str, note: Any, via: str) -> dict[str, str]:
+        """The citizen was called back: the task leaves the open list (once)."""
+        check_bridge_id(bridge_id)
+        current = self._hash(callback_record(bridge_id))
+        if not current:
+            raise NotFound(f"no callback task for {bridge_id}", "callback_not_found")
+        if current.get("status") == "done":
+            return current
+        now = self.clock()
+        record = {"status": "done", "done_at": iso(now), "done_via": via}
+        text = _text(note, "note")
+        if text:
+            record["done_note"] = text
+        self._apply(Change(callback_record(bridge_id), "callback_done", now, record,
+                           (Index(IDX_CALLBACKS_OPEN, bridge_id, -1),), {"via": via},
+                           guard=(("status", ("open",)),),
+                           feed=_feed_of(current.get("direction", ""))))
+        return self._hash(callback_record(bridge_id))
+
+    def push_done(self, bridge_id: str, ticket: Any, note: Any, via: str) -> dict[str, str]:
+        """The work order the other line was never reached for has been pushed to it
+        (``ticket``: its number there, optional): off the push-needed list (once)."""
+        check_bridge_id(bridge_id)
+        bridge = self._hash(bridge_record(bridge_id))
+        if not bridge:
+            raise NotFound(f"no bridge {bridge_id}", "bridge_not_found")
+        if bridge.get("work_order_push_needed") != "yes":
+            raise Conflict(f"bridge {bridge_id} owes no push", "no_push_needed")
+        if bridge.get("work_order_pushed_at"):
+            return bridge
+        now = self.clock()
+        record = {"work_order_pushed_at": iso(now), "work_order_pushed_via": via}
+        if ticket not in (None, ""):
+            record["work_order_pushed_ref"] = self._ticket(ticket)
+        text = _text(note, "note")
+        if text:
+            record["work_order_pushed_note"] = text
+        self._apply(Change(bridge_record(bridge_id), "work_order_pushed", now, record,
+                           (Index(IDX_PUSH_NEEDED, bridge_id, -1),), {"via": via},
+                           guard=(("work_order_pushed_at", ("",)),),
+                           feed=_feed_of(bridge.get("direction", ""))))
+        return self._hash(bridge_record(bridge_id))
+
+
+def _feed_of(direction: str) -> str:
+    return {"110->12345": "12345", "12345->110": "110"}.get(direction, "")

@@ -1,0 +1,95 @@
+"""The supervisor's page in a real headless browser (Debian's Chromium driven by
+Playwright) during a live lab call: the token prompt, the bridge appearing with its
+number masked and its state changing, the charts drawn, a wrong or no token refused.
+
+FastAGI only: process mode has no HTTP API (no page)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Dialog, Page, sync_playwright
+
+from gateway.lab.lab import ONEKEY, Lab
+from tests.e2e.helpers import TIMEOUT, answering, citizen, finish, settled
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    assert executable, "Debian's chromium is installed by `make setup`"
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def open_page(browser: Browser, lab: Lab, answer: str | None) -> tuple[Page, list[str]]:
+    """The page, its prompt answered with ``answer`` (None: cancelled); the console's
+    errors (a CSP violation shows there) are collected."""
+    page = browser.new_context().new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+
+    def on_dialog(dialog: Dialog) -> None:
+        if answer is None:
+            dialog.dismiss()
+        else:
+            dialog.accept(answer)
+
+    page.on("dialog", on_dialog)
+    page.goto(f"http://127.0.0.1:{lab.http_port}/")
+    return page, errors
+
+
+def test_the_page_shows_the_live_bridge_its_state_and_the_charts(
+        lab: Lab, browser: Browser) -> None:
+    agent = answering(lab, "12345", hold_ms=30000)
+    seat = answering(lab, "seat1", hold_ms=7000, key=ONEKEY)
+    caller = citizen(lab, hold_ms=14000, number="13500135111")
+    page, errors = open_page(browser, lab, lab.role_tokens["supervisor"])
+    row = page.locator("#live tr", has_text="135****5111")  # the supervisor's view: masked
+    row.wait_for(timeout=TIMEOUT * 1000)
+    bridge_id = row.locator("td").nth(0).inner_text()
+    states: list[str] = []  # as the page shows them, every change once
+    deadline = time.monotonic() + TIMEOUT
+    while row.count() and time.monotonic() < deadline:
+        state = row.locator("td").nth(3).inner_text()
+        if not states or states[-1] != state:
+            states.append(state)
+        page.wait_for_timeout(100)
+    # the call-taker left: the bridge ended handed_off (the plain call needs no
+    # bridge), and the page took it off the live table
+    assert row.count() == 0 and states[-1] == "three_party" and len(states) >= 2, states
+    record, _ = settled(lab, bridge_id)
+    assert record["outcome"] == "handed_off"
+    # the charts: 24 hours today, this bridge among them; categories; answer bands;
+    # four rates drawn on a 0..1 scale
+    hours = page.locator("#chart-hour rect")
+    assert hours.count() == 24
+    assert sum(int(hours.nth(i).get_attribute("data-value") or 0) for i in range(24)) >= 1
+    assert page.locator("#chart-category rect").count() >= 1
+    assert page.locator("#chart-answer rect").count() == 6
+    rates = page.locator("#chart-rates rect")
+    assert [rates.nth(i).get_attribute("data-label") for i in range(4)] == \
+        ["≤15 s", "≤20 s", "110 reply", "work orders"]
+    assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
+    assert page.evaluate("sessionStorage.getItem('linkgw-token')") == \
+        lab.role_tokens["supervisor"]
+    assert errors == []  # no script error, nothing the content security policy blocked
+
+
+def test_a_wrong_token_is_refused_and_not_kept_and_no_token_asks_again(
+        lab: Lab, browser: Browser) -> None:
+    page, _ = open_page(browser, lab, "wrong-token-0123456789")
+    page.locator("#err", has_text="refused (403)").wait_for(timeout=TIMEOUT * 1000)
+    assert page.evaluate("sessionStorage.getItem('linkgw-token')") is None
+    assert page.locator("#live tr").count() == 0
+    page, _ = open_page(browser, lab, None)  # the prompt cancelled
+    page.locator("#err", has_text="no API token").wait_for(timeout=TIMEOUT * 1000)
+    assert page.evaluate("sessionStorage.getItem('linkgw-token')") is None

@@ -1,0 +1,131 @@
+"""The shipped Redis users (config/redis.acl), loaded by a real redis-server: each sees
+and changes what is its own, and gets NOPERM for the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import pytest
+import redis
+
+from gateway.bridge.acl import AclError, render
+from gateway.bridge.change import Change
+from gateway.bridge.redis_store import apply_sync
+from gateway.lab.ports import free_ports
+from gateway.lab.services import RedisServer
+
+ACL = Path(__file__).resolve().parents[2] / "config/redis.acl"
+PASSWORDS = {"linkgw-gateway": "gw-pass-0123456789", "linkgw-12345": "张 三\r\n pass 12345",
+             "linkgw-supervisor": "sup-pass-0123456789"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    workdir: Path = tmp_path_factory.mktemp("redis-acl")
+    acl = workdir / "users.acl"
+    acl.write_text(render(ACL.read_text(encoding="utf-8"), "linkgw", PASSWORDS),
+                   encoding="utf-8")
+    server = RedisServer(free_ports(1)[0], workdir, workdir, appendonly=False)
+    server.extra_args = ["--aclfile", str(acl)]
+    server.start()  # its `default` user (not in the file) is the test's admin
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def as_user(server: RedisServer, user: str) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=server.port, username=user,
+                       password=PASSWORDS[user], decode_responses=True)
+
+
+def noperm(call: object) -> None:
+    assert callable(call)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        call()
+
+
+@pytest.fixture(scope="module")
+def written(server: RedisServer) -> redis.Redis:
+    """What the gateway wrote as its own user: a registered call (never handed over) and
+    a bridge handed to 12345, through the real Lua script."""
+    gateway = as_user(server, "linkgw-gateway")
+    apply_sync(gateway, "linkgw", Change("call:u-1", "call_registered", 1000.0,
+                                         {"number": "13900000001", "name": "王五"}, id="a"))
+    apply_sync(gateway, "linkgw", Change(
+        "bridge:b1", "transfer_requested", 1001.0,
+        {"citizen_number": "13800138000", "seat_channel": "PJSIP/seat1-1",
+         "direction": "110->12345"}, id="b", feed="12345"))
+    gateway.xgroup_create("linkgw:feed:12345", "12345", id="0", mkstream=True)
+    gateway.xgroup_create("linkgw:tickets:in", "linkgw", id="0", mkstream=True)
+    return gateway
+
+
+def test_the_gateway_user_works_its_own_keys_and_nothing_else(
+        server: RedisServer, written: redis.Redis) -> None:
+    assert written.hgetall("linkgw:call:u-1")["name"] == "王五"
+    assert written.xlen("linkgw:events") == 2
+    assert written.xreadgroup("linkgw", "gw-1", {"linkgw:tickets:in": ">"}) == []
+    noperm(lambda: written.set("other:key", "x"))
+    noperm(lambda: written.flushall())
+    noperm(lambda: written.keys("*"))
+    noperm(lambda: written.config_get("dir"))
+    noperm(lambda: written.acl_list())
+
+
+def test_12345_reads_its_feed_and_writes_work_orders_and_nothing_more(
+        server: RedisServer, written: redis.Redis) -> None:
+    twelve = as_user(server, "linkgw-12345")
+    got = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]],
+               twelve.xreadgroup("12345", "ts-1", {"linkgw:feed:12345": ">"}))
+    [(_, entries)] = got
+    assert [(e["record"], e["event"]) for _, e in entries] == \
+        [("bridge:b1", "transfer_requested")]
+    assert "13800138000" in entries[0][1]["fields"]
+    assert "seat_channel" not in entries[0][1]["fields"]
+    assert twelve.xack("linkgw:feed:12345", "12345", entries[0][0]) == 1
+    assert twelve.xadd("linkgw:tickets:in", {"bridge_id": "b1", "ticket": "12345678"})
+    assert twelve.xrange("linkgw:tickets:in:errors") == []
+    noperm(lambda: twelve.hgetall("linkgw:call:u-1"))  # calls never handed over
+    noperm(lambda: twelve.hgetall("linkgw:bridge:b1"))
+    noperm(lambda: twelve.xrange("linkgw:events"))  # the full stream
+    noperm(lambda: twelve.xrange("linkgw:tickets:in"))  # what others wrote there
+    noperm(lambda: twelve.xadd("linkgw:feed:12345", {"forged": "x"}))
+    noperm(lambda: twelve.delete("linkgw:feed:12345"))
+    noperm(lambda: twelve.scan())
+
+
+def test_the_supervisor_reads_everything_and_changes_nothing(
+        server: RedisServer, written: redis.Redis) -> None:
+    supervisor = as_user(server, "linkgw-supervisor")
+    assert supervisor.hgetall("linkgw:bridge:b1")["citizen_number"] == "13800138000"
+    assert len(cast(list[object], supervisor.xrange("linkgw:events"))) == 2
+    noperm(lambda: supervisor.hset("linkgw:bridge:b1", "state", "ended"))
+    noperm(lambda: supervisor.xadd("linkgw:tickets:in", {"bridge_id": "b1"}))
+    noperm(lambda: supervisor.delete("linkgw:bridge:b1"))
+    noperm(lambda: supervisor.keys("*"))
+    noperm(lambda: supervisor.get("other:key"))
+
+
+def test_a_wrong_password_or_no_password_logs_nobody_in(server: RedisServer) -> None:
+    wrong = redis.Redis(host="127.0.0.1", port=server.port, username="linkgw-12345",
+                        password="张 三", decode_responses=True)
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        wrong.ping()
+    assert "#" in render(ACL.read_text(encoding="utf-8"), "linkgw", PASSWORDS)
+    unset = render(ACL.read_text(encoding="utf-8"), "linkgw", {})
+    assert "#" not in unset and unset.count("resetpass") == 3
+
+
+def test_the_file_follows_the_sites_prefix_and_refuses_what_redis_would_misread() -> None:
+    text = render(ACL.read_text(encoding="utf-8"), "city-a", {})
+    assert "~city-a:feed:12345" in text and "%W~city-a:tickets:in" in text
+    assert "linkgw:" not in text
+    for prefix in ("a b", "x*", "", "lab\n"):
+        with pytest.raises(AclError):
+            render(ACL.read_text(encoding="utf-8"), prefix, {})
+    with pytest.raises(AclError):
+        render("# a comment Redis would refuse\n" + ACL.read_text(encoding="utf-8"),
+               "linkgw", {})

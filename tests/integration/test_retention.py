@@ -1,0 +1,164 @@
+"""Retention on a real redis-server: a day exported (then removed only if its export is
+intact), its chain sealed with a key outside Redis and checkpointed where trimming cut
+it; streams trimmed by time but never past what a consumer group has not read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import redis
+
+from gateway.bridge.redis_store import apply_sync
+from gateway.bridge.store import Change, Index
+from gateway.lab.services import RedisServer
+from gateway.records.chain import verify_day
+from gateway.records.retention import Retention, RetentionError
+
+P = "r"
+KEY = b"k" * 32
+NAME = "张\u2028三\x85"
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    c = redis_server.client()
+    c.flushdb()
+    yield c
+
+
+def a_day(client: redis.Redis) -> tuple[str, float]:
+    """One UTC day's worth of records, written now through the Lua script."""
+    now = datetime.now(UTC).timestamp()
+    day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+    b = "20261128195037aaaaaa"
+    changes = [
+        Change("call:u-1", "call_registered", now, {"number": "13800138000", "name": NAME},
+               (Index(f"calls:day:{day}", "u-1", now),
+                Index("calls:caller:13800138000", "u-1", now)), id="c1"),
+        Change(f"bridge:{b}", "transfer_requested", now + 1, {
+            "bridge_id": b, "citizen_number": "13800138000", "citizen_name": NAME,
+            "seat": "seat1", "direction": "110->12345", "state": "requested"},
+            (Index(f"day:{day}", b, now + 1), Index("caller:13800138000", b, now + 1),
+             Index("seat:seat1", b, now + 1), Index("live", b, now + 1)), id="c2",
+            feed="12345"),
+        Change(f"bridge:{b}", "ended", now + 2, {"state": "ended", "outcome": "handed_off"},
+               (Index("live", b, -1),), id="c3", feed="12345"),
+        Change(f"ticket:{b}", "ticket_attached", now + 3, {"ticket": "20261128000001"},
+               (Index("ticket:20261128000001", b, now + 3),), id="c4"),
+    ]
+    for change in changes:
+        apply_sync(client, P, change)
+    return day, now
+
+
+def later(day: str, days: int) -> date:
+    return date.fromisoformat(day) + timedelta(days=days)
+
+
+def test_a_day_is_exported_sealed_removed_and_its_chain_still_verifies(
+        client: redis.Redis, tmp_path: Path) -> None:
+    day, _ = a_day(client)
+    client.xgroup_create(f"{P}:feed:12345", "12345", id="0")
+    retention = Retention(client, P, tmp_path / "export", ("feed:12345/12345",), KEY)
+    done = retention.run(keep_days=1, today=later(day, 2))
+    assert done["days"] == [day]
+    # the export: every record and event, ASCII JSON lines, 0600, digest on record
+    path = tmp_path / "export" / f"{day}.jsonl"
+    data = path.read_bytes()
+    assert data.isascii() and stat.S_IMODE(path.stat().st_mode) == 0o600
+    items = [json.loads(line) for line in data.split(b"\n") if line]
+    records = {i["record"]: i["fields"] for i in items if i["kind"] == "record"}
+    assert records["call:u-1"]["name"] == NAME
+    assert records["bridge:20261128195037aaaaaa"]["outcome"] == "handed_off"
+    assert records["ticket:20261128195037aaaaaa"]["ticket"] == "20261128000001"
+    assert [i["entry"]["event"] for i in items if i["kind"] == "event"] == \
+        ["call_registered", "transfer_requested", "ended", "ticket_attached"]
+    assert client.hget(f"{P}:exported:{day}", "sha256") == hashlib.sha256(data).hexdigest()
+    # removed: records, their day and look-up index entries
+    assert not client.exists(f"{P}:call:u-1", f"{P}:bridge:20261128195037aaaaaa",
+                             f"{P}:ticket:20261128195037aaaaaa", f"{P}:idx:day:{day}",
+                             f"{P}:idx:calls:day:{day}")
+    assert client.zcard(f"{P}:idx:caller:13800138000") == 0
+    assert client.zcard(f"{P}:idx:ticket:20261128000001") == 0
+    # the event stream trimmed, the unread feed kept whole
+    assert client.xlen(f"{P}:events") == 0 and client.xlen(f"{P}:feed:12345") == 2
+    assert client.hgetall(f"{P}:checkpoint:{day}")["removed"] == "4"
+    report = verify_day(client, P, day, key=KEY)
+    assert (report.ok, report.checked, report.trimmed, report.sealed) == (True, 0, 4, "yes")
+
+
+def test_the_feed_is_trimmed_only_once_its_group_has_read_and_acknowledged(
+        client: redis.Redis, tmp_path: Path) -> None:
+    day, _ = a_day(client)
+    client.xgroup_create(f"{P}:feed:12345", "12345", id="0")
+    retention = Retention(client, P, tmp_path, ("feed:12345/12345",), KEY)
+    cutoff = later(day, 1).isoformat()
+    assert retention.trim(cutoff)[f"{P}:feed:12345"] == 0
+    read = cast(Any, client.xreadgroup("12345", "ts", {f"{P}:feed:12345": ">"}, count=1))
+    assert retention.trim(cutoff)[f"{P}:feed:12345"] == 0  # read, not acknowledged
+    client.xack(f"{P}:feed:12345", "12345", read[0][1][0][0])
+    assert retention.trim(cutoff)[f"{P}:feed:12345"] == 1  # the one acknowledged
+    assert client.xlen(f"{P}:feed:12345") == 1
+
+
+def test_a_day_cut_in_the_middle_verifies_from_its_checkpoint(
+        client: redis.Redis, tmp_path: Path) -> None:
+    """An audit group on the event stream has read two entries: trimming stops there;
+    the rest of the day still chains, from the checkpoint."""
+    day, _ = a_day(client)
+    client.xgroup_create(f"{P}:events", "audit", id="0")
+    got = cast(Any, client.xreadgroup("audit", "a", {f"{P}:events": ">"}, count=2))
+    client.xack(f"{P}:events", "audit", *[i for i, _ in got[0][1]])
+    retention = Retention(client, P, tmp_path, ("events/audit",), KEY)
+    assert retention.trim(later(day, 1).isoformat())[f"{P}:events"] == 2
+    report = verify_day(client, P, day)
+    assert (report.ok, report.checked, report.trimmed) == (True, 2, 2)
+    client.hset(f"{P}:checkpoint:{day}", "hash", "0" * 40)  # a writer edits the checkpoint
+    assert not verify_day(client, P, day).ok
+
+
+def test_a_redis_writer_cannot_rewrite_a_sealed_day_unnoticed(
+        client: redis.Redis, tmp_path: Path) -> None:
+    day, _ = a_day(client)
+    retention = Retention(client, P, tmp_path, (), KEY)
+    assert retention.seal(day)
+    assert verify_day(client, P, day, key=KEY).sealed == "yes"
+    assert verify_day(client, P, day).sealed == "unchecked"
+    # rewrite the whole day consistently, as anyone with Redis write access could: a new
+    # chain from scratch, a new head; the seal (made without the key) cannot follow
+    entries = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{P}:events"))
+    client.delete(f"{P}:events", f"{P}:chain:{day}")
+    for _, entry in entries:
+        forged = Change(entry["record"], entry["event"], float(entry["at"]),
+                        json.loads(entry["fields"]) | {"outcome": "refused"},
+                        id=entry["id"] + "x")
+        apply_sync(client, P, forged)
+    seal = client.hgetall(f"{P}:seal:{day}")
+    client.hset(f"{P}:seal:{day}", "hash", client.get(f"{P}:chain:{day}") or "")
+    assert verify_day(client, P, day).ok  # unkeyed, the rewrite holds together
+    report = verify_day(client, P, day, key=KEY)
+    assert not report.ok and report.broken_at == "(seal)"
+    assert seal["mac"] == client.hget(f"{P}:seal:{day}", "mac")
+
+
+def test_nothing_is_removed_when_the_export_is_gone_or_changed(
+        client: redis.Redis, tmp_path: Path) -> None:
+    day, _ = a_day(client)
+    retention = Retention(client, P, tmp_path, (), KEY)
+    path = retention.export(day)
+    path.write_bytes(path.read_bytes()[:-3])  # torn
+    with pytest.raises(RetentionError):
+        retention.remove(day)
+    path.unlink()
+    with pytest.raises(RetentionError):
+        retention.remove(day)
+    assert client.exists(f"{P}:bridge:20261128195037aaaaaa")
+    assert retention.run(keep_days=1, today=later(day, 2))["days"] == [day]  # exported anew
+    assert not client.exists(f"{P}:bridge:20261128195037aaaaaa")

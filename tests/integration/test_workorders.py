@@ -1,0 +1,181 @@
+"""The loop without a call, on a real redis-server: 12345 → police work orders (API and
+stream), accepted → assigned to a unit → answered within the category's hours; callback
+tasks and pushes owed listed and closed; each role doing only its part."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+import redis
+from twisted.internet import defer
+
+from gateway.bridge.redis_store import apply_sync
+from gateway.bridge.store import Change, Index
+from gateway.config import TicketConfig
+from gateway.lab.services import RedisServer
+from gateway.records.cli import run_loop
+from gateway.records.errors import Conflict, Malformed, NotFound
+from gateway.records.http import ApiResource
+from gateway.records.inbound import GROUP, InboundTickets
+from gateway.records.queries import Records
+from gateway.records.roles import ApiRole
+from gateway.records.tickets import TicketDesk
+from gateway.records.workorders import WorkOrderDesk
+from gateway.schema import bridge_record, callback_record
+from gateway.testing import null_log
+from tests.integration.test_records import CATALOGUE, T0, TOKENS, Clock, P, call
+
+B1, B2 = "20261128195037aaaaaa", "20261128195100bbbbbb"
+ORDER = {"ticket": "2026112900001", "category": "noise", "summary": "广场舞音响扰民\u2028深夜",
+         "number": "13900139000"}
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    c = redis_server.client()
+    c.flushdb()
+    yield c
+
+
+@pytest.fixture
+def desk(client: redis.Redis) -> tuple[WorkOrderDesk, Clock]:
+    clock = Clock()
+    return WorkOrderDesk(client, P, TicketConfig(workorder_response_hours=24), CATALOGUE,
+                         clock), clock
+
+
+def api(client: redis.Redis, desk: WorkOrderDesk) -> ApiResource:
+    tickets = TicketDesk(client, P, TicketConfig(), CATALOGUE, desk.clock)
+    return ApiResource(tickets, Records(client, P), TOKENS, defer.maybeDeferred,
+                       dict, str, desk.clock, null_log(), workorders=desk)
+
+
+def test_a_work_order_goes_round_the_loop_once_each_step_in_order(
+        client: redis.Redis, desk: tuple[WorkOrderDesk, Clock]) -> None:
+    d, clock = desk
+    received = d.receive(dict(ORDER), "api")
+    assert (received["status"], received["summary"]) == ("received", ORDER["summary"])
+    assert d.receive(dict(ORDER, summary="other"), "api") == received  # idempotent
+    with pytest.raises(Conflict):
+        d.step(ORDER["ticket"], "answered", {}, "api")  # not accepted yet
+    accepted = d.step(ORDER["ticket"], "accepted", {}, "api")
+    assert accepted["due_at"] == "2026-11-28T22:00:37.000Z"  # noise: 2 h from acceptance
+    for unit in (None, "", "一中队\r\nX", "x" * 81):
+        with pytest.raises(Malformed):
+            d.step(ORDER["ticket"], "assigned", {"unit": unit}, "api")
+    clock.now += 600
+    assigned = d.step(ORDER["ticket"], "assigned", {"unit": "城关派出所一中队"}, "api")
+    assert (assigned["status"], assigned["unit"]) == ("assigned", "城关派出所一中队")
+    assert d.step(ORDER["ticket"], "assigned", {"unit": "另一队"}, "api")["unit"] == \
+        "城关派出所一中队"  # the current step again changes nothing
+    answered = d.step(ORDER["ticket"], "answered", {"note": "已劝离"}, "api")
+    assert (answered["on_time"], answered["answered_note"]) == ("yes", "已劝离")
+    records = Records(client, P)
+    assert records.workorders() == []  # none open
+    feed = [e for _, e in cast(list[tuple[str, dict[str, str]]],
+                               client.xrange(f"{P}:feed:12345"))]
+    assert [e["event"] for e in feed] == ["workorder_received", "workorder_accepted",
+                                          "workorder_assigned", "workorder_answered"]
+
+
+def test_refused_input_writes_nothing(client: redis.Redis,
+                                      desk: tuple[WorkOrderDesk, Clock]) -> None:
+    d, _ = desk
+    for bad in ({"ticket": "12\n345678"}, {"category": "weather"}, {"summary": ""},
+                {"summary": "长" * 2001}, {"number": 13900139000}):
+        with pytest.raises(Malformed):
+            d.receive(dict(ORDER) | bad, "api")
+    with pytest.raises(NotFound):
+        d.step("2026112900009", "accepted", {}, "api")
+    assert client.dbsize() == 0
+
+
+def test_late_answers_count_against_the_response_rate(
+        client: redis.Redis, desk: tuple[WorkOrderDesk, Clock]) -> None:
+    d, clock = desk
+    d.receive(dict(ORDER), "api")
+    d.receive(dict(ORDER, ticket="2026112900002", category="vehicle"), "api")
+    for ticket in (ORDER["ticket"], "2026112900002"):
+        d.step(ticket, "accepted", {}, "api")
+    d.step(ORDER["ticket"], "assigned", {"unit": "一中队"}, "api")
+    d.step(ORDER["ticket"], "answered", {}, "api")
+    clock.now += 2 * 3600  # the vehicle order (1 h) is now late, unanswered
+    records = Records(client, P)
+    assert [r["ticket"] for r in records.overdue_workorders(clock.now)] == ["2026112900002"]
+    figures = records.figures("2026-11-28", clock.now)["workorders"]
+    assert figures == {"received": 2, "accepted": 2, "answered": 1, "due": 2,
+                       "answered_on_time": 1, "response_rate": 0.5}
+
+
+def test_12345_dispatches_and_reads_110_moves_the_loop(
+        client: redis.Redis, desk: tuple[WorkOrderDesk, Clock]) -> None:
+    d, _ = desk
+    resource = api(client, d)
+    twelve, supervisor = TOKENS[ApiRole.LINE_12345], TOKENS[ApiRole.SUPERVISOR]
+    status, got = call(resource, "POST", "workorders", ORDER, twelve)
+    assert (status, got["status"]) == (200, "received")
+    assert call(resource, "POST", f"workorders/{ORDER['ticket']}/status",
+                {"status": "accepted"}, twelve)[1]["error"] == "role_forbidden"
+    assert call(resource, "POST", f"workorders/{ORDER['ticket']}/status",
+                {"status": "accepted"})[1]["status"] == "accepted"
+    assert call(resource, "GET", f"workorders/{ORDER['ticket']}",
+                token=twelve)[1]["number"] == "13900139000"
+    assert call(resource, "GET", f"workorders/{ORDER['ticket']}",
+                token=supervisor)[1]["number"] == "139****9000"
+    _, listed = call(resource, "GET", "workorders", token=supervisor)
+    assert [w["ticket"] for w in listed["workorders"]] == [ORDER["ticket"]]
+    assert call(resource, "POST", "workorders", dict(ORDER, category="x"), twelve)[1][
+        "error"] == "category_unknown"
+
+
+def test_a_work_order_arrives_on_the_stream(client: redis.Redis,
+                                            desk: tuple[WorkOrderDesk, Clock]) -> None:
+    d, _ = desk
+    tickets = TicketDesk(client, P, TicketConfig(), CATALOGUE, d.clock)
+    inbound = InboundTickets(client, tickets, f"{P}:tickets:in", "c1", null_log(),
+                             workorders=d)
+    inbound.ensure_groups()
+    entry: dict[Any, Any] = dict(ORDER, type="workorder")
+    client.xadd(f"{P}:tickets:in", entry)
+    got = cast(Any, client.xreadgroup(GROUP, "c1", {f"{P}:tickets:in": ">"}))
+    for entry_id, fields in got[0][1]:
+        inbound.handle(entry_id, fields)
+    assert Records(client, P).workorder(ORDER["ticket"])["received_via"] == "stream"
+
+
+def _bridge(client: redis.Redis, bridge_id: str, **fields: str) -> None:
+    apply_sync(client, P, Change(bridge_record(bridge_id), "transfer_requested", T0,
+                                 {"bridge_id": bridge_id, "direction": "110->12345",
+                                  "state": "ended"} | fields,
+                                 (Index("workorders:push_needed", bridge_id, T0),)
+                                 if fields.get("work_order_push_needed") else ()))
+
+
+def test_callbacks_and_pushes_owed_are_listed_and_closed_once(
+        client: redis.Redis, desk: tuple[WorkOrderDesk, Clock]) -> None:
+    d, _ = desk
+    _bridge(client, B1, outcome="abandoned", callback_needed="yes")
+    apply_sync(client, P, Change(callback_record(B1), "callback_needed", T0, {
+        "bridge_id": B1, "number": "13800138000", "seat": "seat1", "status": "open",
+        "direction": "110->12345"}, (Index("callbacks:open", B1, T0),)))
+    _bridge(client, B2, outcome="kept_by_110", work_order_push_needed="yes")
+    records = Records(client, P)
+    assert [c["bridge_id"] for c in records.callbacks()] == [B1]
+    assert [p["bridge_id"] for p in records.push_needed()] == [B2]
+    args = argparse.Namespace(command="callback-done", bridge_id=B1, note="已回访",
+                              json=True)
+    code, text = run_loop(args, records, d)
+    assert code == 0 and json.loads(text)["status"] == "done"
+    assert d.callback_done(B1, "again", "api")["done_note"] == "已回访"  # once
+    assert records.callbacks() == []
+    with pytest.raises(NotFound):
+        d.callback_done(B2, "", "api")
+    pushed = d.push_done(B2, "2026112900003", None, "api")
+    assert pushed["work_order_pushed_ref"] == "2026112900003"
+    assert records.push_needed() == []
+    with pytest.raises(Conflict):
+        d.push_done(B1, None, None, "api")  # it owed no push
