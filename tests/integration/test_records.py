@@ -28,8 +28,9 @@ from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.records.http import ApiResource
 from gateway.records.inbound import GROUP, InboundTickets
 from gateway.records.queries import Records
-from gateway.records.roles import ApiRole
+from gateway.records.roles import ALLOWED, ApiRole
 from gateway.records.tickets import TicketDesk
+from gateway.records.workorders import WorkOrderDesk
 from gateway.schema import bridge_record
 from gateway.testing import null_log
 from gateway.transfer.categories import load_categories
@@ -278,9 +279,10 @@ TOKENS = {ApiRole.ADMIN: "s3cret", ApiRole.LINE_12345: "twelve-345-token",
 
 
 def api(client: redis.Redis, desk: TicketDesk) -> ApiResource:
+    orders = WorkOrderDesk(client, P, desk.config, desk.catalogue, desk.clock)
     return ApiResource(desk, Records(client, P), TOKENS, defer.maybeDeferred,
                        lambda: {"redis": "up"}, lambda: "linkgw_redis_up 1\n",
-                       desk.clock, null_log())
+                       desk.clock, null_log(), workorders=orders)
 
 
 def call(resource: ApiResource, method: str, path: str, body: object = None,
@@ -449,35 +451,59 @@ def test_a_restarted_gateway_reads_its_own_pending_entries_first(
 def test_each_route_checks_the_role_of_its_token(client: redis.Redis,
                                                   desk: tuple[TicketDesk, Clock]) -> None:
     """Every route × every role: what each may do, and what it is refused (403
-    role_forbidden), on a real Redis."""
+    role_forbidden), on a real Redis. /health and /metrics: the next tests."""
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000",
-           dialing_target="PJSIP/12345", seat_channel="PJSIP/seat1-1")
+           dialing_target="PJSIP/12345", seat_channel="PJSIP/seat1-1",
+           work_order_push_needed="yes")
+    apply_sync(client, P, Change(f"callback:{B1}", "callback_needed", T0, {
+        "bridge_id": B1, "status": "open", "direction": "110->12345"},
+        (Index("callbacks:open", B1, T0),)))
     resource = api(client, d)
     day = {b"day": [DAY.encode()]}
-    routes = [  # (method, path, body, args), in an order where each change is allowed
-        ("GET", "live", None, None), ("GET", f"bridges/{B1}", None, None),
-        ("GET", "bridges", None, {b"number": [b"13800138000"]}),
-        ("PUT", f"bridges/{B1}/ticket", {"ticket": "20261128000001"}, None),
-        ("POST", f"bridges/{B1}/status", {"status": "accepted"}, None),
-        ("PUT", f"bridges/{B1}/incident", {"incident": "110-2026-1"}, None),
-        ("GET", "overdue", None, None), ("GET", "stats", None, day),
+    order = {"ticket": "2026112900001", "category": "noise", "summary": "噪声"}
+    routes = [  # (route, method, path, body, args), in an order where each change works
+        ("GET /live", "GET", "live", None, None),
+        ("GET /bridges/<id>", "GET", f"bridges/{B1}", None, None),
+        ("GET /bridges", "GET", "bridges", None, {b"number": [b"13800138000"]}),
+        ("PUT /bridges/<id>/ticket", "PUT", f"bridges/{B1}/ticket",
+         {"ticket": "20261128000001"}, None),
+        ("POST /bridges/<id>/status", "POST", f"bridges/{B1}/status",
+         {"status": "accepted"}, None),
+        ("PUT /bridges/<id>/incident", "PUT", f"bridges/{B1}/incident",
+         {"incident": "110-2026-1"}, None),
+        ("GET /overdue", "GET", "overdue", None, None),
+        ("GET /stats", "GET", "stats", None, day),
+        ("POST /workorders", "POST", "workorders", order, None),
+        ("GET /workorders", "GET", "workorders", None, None),
+        ("GET /workorders/<ticket>", "GET", "workorders/2026112900001", None, None),
+        ("POST /workorders/<ticket>/status", "POST", "workorders/2026112900001/status",
+         {"status": "accepted"}, None),
+        ("GET /callbacks", "GET", "callbacks", None, None),
+        ("POST /callbacks/<id>/done", "POST", f"callbacks/{B1}/done", {}, None),
+        ("GET /push-needed", "GET", "push-needed", None, None),
+        ("POST /push-needed/<id>/done", "POST", f"push-needed/{B1}/done", {}, None),
     ]
+    assert {r[0] for r in routes} | {"GET /health", "GET /metrics"} == set(ALLOWED)
     allowed = {
-        ApiRole.SUPERVISOR: {"live", f"bridges/{B1}", "bridges", "overdue", "stats"},
-        ApiRole.LINE_12345: {f"bridges/{B1}", "bridges", f"bridges/{B1}/ticket",
-                             f"bridges/{B1}/status", "stats"},
-        ApiRole.ADMIN: {path for _, path, _, _ in routes},
+        ApiRole.SUPERVISOR: {"GET /live", "GET /bridges/<id>", "GET /bridges",
+                             "GET /overdue", "GET /stats", "GET /workorders",
+                             "GET /workorders/<ticket>", "GET /callbacks",
+                             "GET /push-needed"},
+        ApiRole.LINE_12345: {"GET /bridges/<id>", "GET /bridges", "PUT /bridges/<id>/ticket",
+                             "POST /bridges/<id>/status", "GET /stats", "POST /workorders",
+                             "GET /workorders", "GET /workorders/<ticket>"},
+        ApiRole.ADMIN: {r[0] for r in routes},
     }
-    for role in (ApiRole.SUPERVISOR, ApiRole.LINE_12345, ApiRole.ADMIN):
-        for method, path, body, args in routes:
+    for role in (ApiRole.ADMIN, ApiRole.LINE_12345, ApiRole.SUPERVISOR):  # admin first:
+        for route, method, path, body, args in routes:  # it makes what others read
             status, answer = call(resource, method, path, body, TOKENS[role], args)
-            if path in allowed[role]:
-                assert status in (200, 409), (role, path, answer)  # 409: done already
+            if route in allowed[role]:
+                assert status in (200, 409), (role, route, answer)  # 409: done already
             else:
-                assert (status, answer["error"]) == (403, "role_forbidden"), (role, path)
-    assert call(resource, "PUT", f"bridges/{B1}/incident", {"incident": "x"},
-                TOKENS[ApiRole.LINE_12345])[1]["error"] == "role_forbidden"
+                assert (status, answer["error"]) == (403, "role_forbidden"), (role, route)
+    assert client.hget(f"{P}:workorder:2026112900001", "status") == "accepted"
+    assert client.hget(f"{P}:callback:{B1}", "status") == "done"
 
 
 def test_12345_sees_only_what_was_handed_to_it_and_no_110_internals(
