@@ -15,6 +15,7 @@ alone and with the item code typed right after it (``*1101``). Prints p50, p99 a
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import statistics
 import struct
@@ -124,7 +125,9 @@ def run(lab: Lab, workdir: Path, calls: int, at_once: int, key: str) -> list[flo
 
 
 def _pct(values: list[float], q: float) -> float:
-    return values[min(len(values) - 1, max(0, round(q * len(values) + 0.5) - 1))]
+    """Nearest rank: the smallest value with at least ``q`` of the values at or below it
+    (of 100, p99 is the 99th; of 40, the 40th)."""
+    return values[min(len(values) - 1, max(0, math.ceil(q * len(values) - 1e-9) - 1))]
 
 
 def report(name: str, delays: list[float], expected: int) -> None:

@@ -46,6 +46,8 @@ def _run(config_path: Path) -> int:
     log = structlog.get_logger("gateway")
     service = make_service(config, reactor)
     service.startService()
+    logs.settle_heap()
+    logs.watch_gc(log.bind(part="runtime"))
     log.info("gateway.started", fastagi=config.fastagi.listen, ami=config.ami.endpoint,
              redis=config.redis.url.split("@")[-1])
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)

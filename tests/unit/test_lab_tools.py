@@ -38,3 +38,35 @@ def test_the_lab_relay_keeps_an_idle_link_open() -> None:
     relay.close()
     for s in (client, upstream, target):
         s.close()
+
+
+def test_the_wire_benchmarks_percentile_is_the_nearest_rank() -> None:
+    """It once took p99 of 100 delays as the largest (round() rounds 99.5 to even)."""
+    from bench.wire import _pct
+
+    hundred = [float(v) for v in range(1, 101)]
+    assert (_pct(hundred, 0.99), _pct(hundred, 0.5), _pct(hundred, 1.0)) == (99.0, 50.0, 100.0)
+    forty = [float(v) for v in range(1, 41)]
+    assert (_pct(forty, 0.99), _pct(forty, 0.5)) == (40.0, 20.0)
+
+
+def test_a_long_garbage_collection_is_logged_with_its_generation() -> None:
+    import gc
+
+    from gateway.logs import watch_gc
+
+    class Log:
+        def __init__(self) -> None:
+            self.lines: list[tuple[str, dict[str, object]]] = []
+
+        def warning(self, event: str, **fields: object) -> None:
+            self.lines.append((event, fields))
+
+    log = Log()
+    callback = watch_gc(log, threshold=0.0)  # every collection counts as long here
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(callback)
+    assert [(e, f["generation"]) for e, f in log.lines] == [("gc.pause", 2)]
+    assert isinstance(log.lines[0][1]["seconds"], float)
