@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateway.lab.lab import Lab
+from gateway.lab.process import LabError, wait_until
 
 # The shared checks in helpers.py report their values like a test's own asserts.
 pytest.register_assert_rewrite("tests.e2e.helpers")
@@ -38,6 +39,20 @@ def fresh_phones(request: pytest.FixtureRequest) -> Iterator[None]:
     for value in list(request.node.funcargs.values()):
         if isinstance(value, Lab):
             value.stop_phones()
+            _hang_up_leftovers(value)
+
+
+def _hang_up_leftovers(lab: Lab) -> None:
+    """A test that failed half-way may leave a call up in Asterisk: hang it up, so that
+    one failure stays one failure instead of failing every later test of the lab."""
+    probe = lab.probe
+    if probe is None:
+        return
+    try:
+        probe.action("Hangup", {"Channel": "/^PJSIP//", "Cause": "16"})
+        wait_until(lambda: not probe.action("CoreShowChannels")[1], 10, "no channel left")
+    except LabError:
+        pass  # no channel to hang up (AMI answers an error), or a lab already gone
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
