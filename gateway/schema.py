@@ -226,7 +226,10 @@ BRIDGE_FIELDS: Final = {
     "notice_played_at": "when the citizen heard the transfer notice",
     "requested_at": "", "key_done_at": "when the key-presser's feature returned",
     "conference_at": "when the citizen was in the conference",
-    "agent_answered_at": "", "ended_at": "", "citizen_hangup_at": "",
+    "agent_answered_at": "", "ended_at": "",
+    "citizen_hangup_at": "when the citizen hung up (recovered: when a gateway found them "
+                         "gone); a bridge stays live in Redis, for a restarted gateway to "
+                         "adopt, until then, also after it ended",
     "recovered": "yes when a gateway adopted the bridge after its owner was gone",
     "recovered_at": "", "recovered_from": "what the adoption read: journal, conference, "
                                           "channels",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from gateway.bridge.state import AgentFailed, State
+from gateway.bridge.state import AgentFailed
 from gateway.config import Config
 from gateway.process.desk import Work
 
@@ -70,8 +70,7 @@ def follow(config: Config, work: Work) -> None:
     def watching() -> bool:
         """A bridge still live, or ended with its citizen still on the line (the
         citizen's hangup goes on its record too)."""
-        return any(b.state is not State.ENDED or "citizen_hangup_at" not in b.fields
-                   for b in service.registry.all())
+        return bool(service.registry.followed())
 
     def check() -> None:
         if watching() or parts.bridge_log.pending:

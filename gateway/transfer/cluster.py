@@ -30,9 +30,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from gateway.bridge.log import BridgeLog
-from gateway.bridge.state import State
 from gateway.schema import IDX_LIVE, Keys
 from gateway.transfer.recovery import Recovery
+from gateway.transfer.registry import following
 from gateway.transfer.services import Ownership, TransferService
 
 RENEW = """
@@ -151,7 +151,8 @@ class Leases(Ownership):
         for bridge_id in free:
             raw = cast(dict[bytes, bytes], await self.redis.hgetall(self.keys.bridge(bridge_id)))
             record = {k.decode(): v.decode("utf-8", "replace") for k, v in raw.items()}
-            if record.get("state", "ended") == "ended":
+            if "bridge_id" not in record or (record.get("state") == "ended"
+                                             and "citizen_hangup_at" in record):
                 await self.redis.zrem(index, bridge_id)  # stale entry
                 continue
             out.append(record)
@@ -195,7 +196,7 @@ class Cluster:
         service = self.service
         try:
             service.asterisk = await service.effects.system_name() or service.asterisk
-            for bridge in service.registry.live():
+            for bridge in service.registry.followed():
                 await self.recovery.reconcile(bridge)
         except Exception as exc:
             self.log.error("cluster.resync_failed", error=str(exc),
@@ -245,7 +246,7 @@ class Cluster:
 
     def _lost(self, bridge_id: str) -> None:
         bridge = self.service.registry.get(bridge_id)
-        if bridge is not None and bridge.state is not State.ENDED:
+        if bridge is not None and following(bridge):
             self.log.warning("bridge.lease_lost", bridge_id=bridge_id)
             self.service.registry.remove(bridge)
             self.service.legs.pop(bridge_id, None)

@@ -72,11 +72,11 @@ def correlate(message: AmiMessage, registry: Registry, at: float) -> list[Routed
     if leg is not None:
         bridge, attempt = leg
         out.append((bridge, _leg_fact(message, attempt)))
-    elif name in ("Hangup", "Unhold"):
+    elif name == "Hangup":
+        out += [(bridge, PartyGone(role)) for bridge, role in registry.all_by_party(uniqueid)]
+    elif name == "Unhold":
         party = registry.by_party(uniqueid)
-        if party is not None and name == "Hangup":
-            out.append((party[0], PartyGone(party[1])))
-        elif party is not None and party[1] is Role.SEAT:
+        if party is not None and party[1] is Role.SEAT:
             out.append((party[0], FeatureReturned()))
     return out
 

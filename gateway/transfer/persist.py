@@ -74,8 +74,12 @@ class Persistor:
 
     def edge(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
              ended: bool, data: dict[str, str] | None = None) -> None:
-        """One edge of the state table (``ended``: this edge ended the bridge)."""
-        indexes: tuple[Index, ...] = (Index(IDX_LIVE, bridge.id, -1),) if ended else ()
+        """One edge of the state table (``ended``: this edge ended the bridge). A bridge
+        stays live in Redis while it is followed: until it has ended and its citizen has
+        hung up (:meth:`citizen_hangup`), so a restarted gateway adopts it."""
+        followed_out = ended and "citizen_hangup_at" in bridge.fields
+        indexes: tuple[Index, ...] = (Index(IDX_LIVE, bridge.id, -1),) if followed_out \
+            else ()
         handed = bridge.fields.get("outcome") in ("handed_off", "three_party_ended")
         if ended and bridge.side == "12345" and not handed:
             # nothing was handed to 110 (refused, abandoned, kept by 12345): no answer due
@@ -92,6 +96,13 @@ class Persistor:
              indexes: tuple[Index, ...] = (), data: dict[str, str] | None = None) -> None:
         """A change of the record that is not a state change (it still gets its event)."""
         self._bridge(bridge, event, at, fields, indexes, data)
+
+    def citizen_hangup(self, bridge: Bridge, at: float,
+                       data: dict[str, str] | None = None) -> None:
+        """The citizen hung up: on an ended bridge, the end of following it."""
+        ended = bridge.state is State.ENDED
+        self.note(bridge, "citizen_hangup", at, {"citizen_hangup_at": iso(at)},
+                  (Index(IDX_LIVE, bridge.id, -1),) if ended else (), data)
 
     def work_order_needed(self, bridge: Bridge, at: float) -> None:
         self.note(bridge, "work_order_push_needed", at, {

@@ -41,6 +41,7 @@ from gateway.bridge.state import (
     Mode,
     Move,
     Phase,
+    Redirected,
     Release,
     ReturnCitizen,
     Role,
@@ -51,6 +52,7 @@ from gateway.schema import joined_at, left_at
 from gateway.transfer.correlate import Fact, KeyDoneFact, NoticeFact, PartyGone
 from gateway.transfer.legs import Leg, LegState, failure_reason
 from gateway.transfer.model import Bridge, Party
+from gateway.transfer.registry import following
 from gateway.transfer.services import TransferService
 
 _ROLES = {r.value: r for r in Role}
@@ -101,6 +103,8 @@ def _fact(key: str, rest: str, at: float, ring_timeout: float) -> JournalFact | 
     role = _ROLES.get(role_name)
     if role is None:
         return None
+    if what == "arrived":  # moved by the Redirect (the other line's leg is dialled)
+        return JournalFact(at, Redirected(at)) if role is not Role.AGENT else None
     if what == "joined":
         return JournalFact(at, Joined(at, role))
     if what in ("left", "returned"):
@@ -161,7 +165,7 @@ class Recovery:
         if record.get("bridge_id", "") in service.registry or not record.get("bridge_id"):
             return None
         bridge = bridge_of(record, service.config.retry_delay)
-        if bridge.state is State.ENDED:
+        if not following(bridge):
             return None
         service.registry.add(bridge)
         now = service.clock.seconds()
@@ -180,7 +184,7 @@ class Recovery:
         if record.get("bridge_id", "") in service.registry or not record.get("bridge_id"):
             return None
         bridge = bridge_of(record, service.config.retry_delay)
-        if bridge.state is State.ENDED:
+        if not following(bridge):
             return None
         service.registry.add(bridge)
         now = service.clock.seconds()
@@ -191,6 +195,7 @@ class Recovery:
         service.hold([])  # its commands are for another Asterisk: dropped
         try:
             service.step(bridge, Abandon(now, why), data)
+            service.citizen_gone(bridge, now, data)  # when is not known: said so
         finally:
             service.hold(None)
         return bridge
@@ -207,9 +212,11 @@ class Recovery:
         self._learn_leg(bridge, snapshot)
         facts = journal_facts(journal, service.config.ring_timeout)
         if not facts and self._traceless(bridge, snapshot):
-            service.step(bridge, Abandon(service.clock.seconds(), (
-                "ended while no gateway watched, and Asterisk holds no trace of how")),
-                {"recovered": "yes", "recovered_from": "nothing"})
+            now, data = service.clock.seconds(), {"recovered": "yes",
+                                                  "recovered_from": "nothing"}
+            service.step(bridge, Abandon(now, (
+                "ended while no gateway watched, and Asterisk holds no trace of how")), data)
+            service.citizen_gone(bridge, now, data)
             return
         held: list[Command] = []
         service.hold(held)
@@ -233,6 +240,8 @@ class Recovery:
                     continue  # an earlier attempt, or the leg that took the call ending
             if isinstance(item.fact, KeyDoneFact) and bridge.phase.key_done:
                 continue
+            if isinstance(item.fact, Redirected) and "redirected_at" in bridge.fields:
+                continue  # one Redirect moves both: the first arrival dates it
             self.service.apply(bridge, item.fact, item.at, data)
 
     def _now(self, bridge: Bridge, snapshot: Snapshot, dialing: bool) -> None:
@@ -249,6 +258,8 @@ class Recovery:
         for role, party in ((Role.CITIZEN, bridge.citizen), (Role.SEAT, bridge.seat)):
             if role not in bridge.phase.gone and not snapshot.alive(party.uniqueid):
                 service.apply(bridge, PartyGone(role), now, data)
+        if not snapshot.alive(bridge.citizen.uniqueid):
+            service.citizen_gone(bridge, now, data)  # after the conference, unseen
         if bridge.state in (State.REQUESTED, State.DIALING) and not dialing \
                 and self._leg_lost(bridge, snapshot, now):
             service.step(bridge, AgentFailed(
@@ -286,7 +297,8 @@ class Recovery:
                         and state in (State.REQUESTED, State.DIALING) \
                         and not snapshot.alive(bridge.agent_id(n)):
                     out.append(command)
-                case Move() if state in (State.REQUESTED, State.ANSWERED) and citizen_alive:
+                case Move() if state in (State.REQUESTED, State.ANSWERED) and citizen_alive \
+                        and "redirected_at" not in bridge.fields:
                     out.append(command)
                 case BridgeDirect() if state in (State.HANDED_OFF, State.RETURNED) \
                         and Role.CITIZEN in snapshot.members:

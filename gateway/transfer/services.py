@@ -291,9 +291,8 @@ class TransferService:
                     self.note(bridge, "notice_played", {"notice_played_at": iso(at)}, at=at,
                               data=data)
             case PartyGone(role=role):
-                if role is Role.CITIZEN and "citizen_hangup_at" not in bridge.fields:
-                    self.note(bridge, "citizen_hangup", {"citizen_hangup_at": iso(at)},
-                              at=at, data=data)
+                if role is Role.CITIZEN:
+                    self.citizen_gone(bridge, at, data)
                 self.step(bridge, Left(at, role, ""), data)
             case _:
                 self.step(bridge, fact, data)
@@ -380,10 +379,29 @@ class TransferService:
         self.persist.note(bridge, event, self.clock.seconds() if at is None else at, fields,
                           indexes, data)
 
+    def citizen_gone(self, bridge: Bridge, at: float,
+                     data: dict[str, str] | None = None) -> None:
+        """The citizen hung up (once per bridge). A bridge that had ended with the
+        citizen still on the line is followed no further from here."""
+        if "citizen_hangup_at" in bridge.fields:
+            return
+        bridge.fields["citizen_hangup_at"] = iso(at)
+        self.persist.citizen_hangup(bridge, at, data)
+        if bridge.state is State.ENDED:
+            self._followed(bridge)
+
     def _ended(self, bridge: Bridge) -> None:
-        self.ownership.release(bridge.id)
         if Role.CITIZEN not in bridge.phase.gone and self._held is None:
             self.effects.clear_active(bridge).addErrback(lambda _: None)  # may be gone
+        if "citizen_hangup_at" in bridge.fields:
+            self._followed(bridge)
+        # else: the citizen is still on the line (a plain call with the other line, or
+        # back with the line they called); the bridge stays followed, leased and live
+        # in Redis until their hang-up is on record, whoever watches then
+
+    def _followed(self, bridge: Bridge) -> None:
+        """Nothing more to follow: the lease goes, memory and journal soon after."""
+        self.ownership.release(bridge.id)
         self.clock.callLater(self.KEEP_JOURNAL, self._forget_journal, bridge.id)
         self.clock.callLater(self.KEEP_ENDED, self._forget, bridge)
 
@@ -441,6 +459,8 @@ class TransferService:
         self._moves.pop(bridge.id, None)
         if bridge.state not in (State.REQUESTED, State.ANSWERED):
             return  # the citizen left, or someone joined them, meanwhile
+        if "redirected_at" in bridge.fields:
+            return  # moved already (by a gateway that is gone, says the journal)
         d = self.effects.move(bridge)
         d.addCallbacks(lambda _: self.step(bridge, Redirected(self.clock.seconds())),
                        self._move_failed, errbackArgs=(bridge,))

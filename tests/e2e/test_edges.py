@@ -82,19 +82,25 @@ def test_gateway_killed_in_three_party_then_restarted(lab: Lab) -> None:
 
 
 def test_gateway_killed_after_the_call_taker_left_then_restarted(lab: Lab) -> None:
+    """Killed once the conference has ended into a plain call of citizen and 12345:
+    the bridge has ended, but its citizen is still on the line, so it is still live in
+    Redis; the restarted gateway adopts it and records the citizen's hang-up."""
     since = mark(lab)
     agent = answering(lab, "12345", hold_ms=30000)
     seat = answering(lab, "seat1", hold_ms=5000, key=ONEKEY)
     caller = citizen(lab, hold_ms=14000)
     bridge_id = _joined(lab, since, "citizen")
-    wait_event(lab, since, "the call-taker leaving", Event="ConfbridgeLeave",
-               Channel="PJSIP/seat1")
+    wait_event(lab, since, "the plain call", Event="UserEvent", UserEvent="LinkgwDirect",
+               Bridge=bridge_id)
     wait_until(lambda: redis_hash(lab, f"linkgw:bridge:{bridge_id}").get("state")
-               in ("handed_off", "ended"), TIMEOUT, "handed off on record")
+               == "ended", TIMEOUT, "ended on record")
     _restart(lab)
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
-    record, _ = settled(lab, bridge_id, "citizen_hangup")
-    assert (record["state"], record["outcome"]) == ("ended", "handed_off")
+    record, stream = settled(lab, bridge_id, "citizen_hangup")
+    assert (record["state"], record["outcome"], record["recovered"]) == \
+        ("ended", "handed_off", "yes")
+    assert record["ended_at"] < record["citizen_hangup_at"]
+    assert [e["event"] for e in stream].count("citizen_hangup") == 1
 
 
 def test_ami_cut_for_3_seconds_during_three_party(any_lab: Lab) -> None:

@@ -74,14 +74,16 @@ def test_a_record_gives_back_the_phase_the_table_decides_on() -> None:
 
 
 def _adopt(journal: dict[str, str], members: list[dict[str, str]],
-           channels: list[dict[str, str]]) -> tuple[TransferService, MemoryStore, WireAsterisk]:
+           channels: list[dict[str, str]], record: dict[str, str] | None = None
+           ) -> tuple[TransferService, MemoryStore, WireAsterisk]:
     clock = Clock()
     clock.advance(T + 20)
     asterisk = WireAsterisk(clock)
     store = MemoryStore()
     service = TransferService(asterisk.client, BridgeLog(store, clock=clock, log=null_log()),
                               TransferConfig(), clock=clock, log=null_log())
-    d = defer.ensureDeferred(Recovery(service, null_log()).adopt(dict(RECORD), "owner gone"))
+    d = defer.ensureDeferred(Recovery(service, null_log()).adopt(dict(record or RECORD),
+                                                                 "owner gone"))
     asterisk.reply_list(asterisk.expect("DBGetTree", Key=BID), [
         {"Key": f"/linkgw/{BID}/{k}", "Val": v} for k, v in journal.items()],
         "DBGetTreeResponse", "DBGetTreeComplete")
@@ -176,3 +178,66 @@ def test_a_leg_cancelled_before_its_name_was_known_is_hung_up_once_recovery_name
     assert d.called
     assert asterisk.expect("Hangup").get("Channel") == "PJSIP/12345-3"
     assert (bridge.state, bridge.fields["outcome"]) == (State.ENDED, "abandoned")
+
+
+ENDED_IN_A_PLAIN_CALL = RECORD | {
+    "state": "ended", "outcome": "handed_off", "ended_at": "x", "seat_left_at": "x",
+    "citizen_left_at": "x", "agent_left_at": "x", "direct_with": "agent"}
+PLAIN_CALL = [{"Channel": "PJSIP/citizen-1", "Uniqueid": "u-c"},
+              {"Channel": "PJSIP/12345-3", "Uniqueid": f"{BID}-a0", "Linkedid": "l"}]
+
+
+def test_an_ended_bridge_whose_citizen_still_talks_is_adopted_and_followed() -> None:
+    """The conference ended into a plain call with 12345 and the gateway died before
+    the citizen hung up: the restarted gateway adopts the bridge, does nothing in
+    Asterisk, and records the citizen's hang-up when it comes; then nothing is live."""
+    service, store, asterisk = _adopt({"citizen_direct": f"{T + 3.2}|"}, [], PLAIN_CALL,
+                                      ENDED_IN_A_PLAIN_CALL)
+    assert BID in service.registry and store.records[f"bridge:{BID}"]["recovered"] == "yes"
+    assert "citizen_hangup_at" not in store.records[f"bridge:{BID}"]
+    assert asterisk.pending() == []
+    asterisk.event("Hangup", Channel="PJSIP/citizen-1", Uniqueid="u-c", Cause="16")
+    assert store.records[f"bridge:{BID}"]["citizen_hangup_at"] == \
+        "2026-11-28T19:50:57.000Z"  # T + 20: now
+    bridge = service.registry.get(BID)
+    assert bridge is not None and bridge.state is State.ENDED  # nothing else moved
+    assert store.indexes.get("live", {}) == {}
+
+
+def test_an_ended_bridge_whose_citizen_hung_up_unseen_gets_the_journals_time() -> None:
+    _service, store, _ = _adopt({"citizen_direct": f"{T + 3.2}|",
+                                 "citizen_gone": f"{T + 9}|16"}, [], [], ENDED_IN_A_PLAIN_CALL)
+    record = store.records[f"bridge:{BID}"]
+    assert record["citizen_hangup_at"] == "2026-11-28T19:50:46.000Z"  # T + 9
+    assert store.indexes.get("live", {}) == {}
+
+
+def test_an_ended_bridge_whose_citizen_hung_up_is_never_adopted() -> None:
+    clock = Clock()
+    asterisk = WireAsterisk(clock)
+    service = TransferService(asterisk.client, BridgeLog(MemoryStore(), clock=clock,
+                                                         log=null_log()),
+                              TransferConfig(), clock=clock, log=null_log())
+    done = defer.ensureDeferred(Recovery(service, null_log()).adopt(
+        ENDED_IN_A_PLAIN_CALL | {"citizen_hangup_at": "x"}, "owner gone"))
+    assert done.called and done.result is None
+    assert asterisk.pending() == [] and BID not in service.registry
+
+
+def test_a_move_done_by_a_gateway_that_died_is_not_done_again() -> None:
+    """Killed right after its Redirect: the journal says the call-taker and the citizen
+    arrived (the citizen still hears the notice, so is in no conference yet). The
+    adopting gateway records the move from the journal and redirects nobody again."""
+    record = {k: v for k, v in RECORD.items() if not k.endswith("joined_at")
+              and not k.startswith("agent_")} | {"state": "requested"}
+    journal = {"key_done": f"{T + 1}|", "seat_arrived": f"{T + 1.2}|",
+               "citizen_arrived": f"{T + 1.21}|", "seat_joined": f"{T + 1.3}|"}
+    members = [{"Channel": "PJSIP/seat1-2", "Uniqueid": "u-s"}]
+    channels = [{"Channel": "PJSIP/citizen-1", "Uniqueid": "u-c"},
+                {"Channel": "PJSIP/seat1-2", "Uniqueid": "u-s"},
+                {"Channel": "PJSIP/12345-3", "Uniqueid": f"{BID}-a0", "Linkedid": "l"}]
+    _service, store, asterisk = _adopt(journal, members, channels, record)
+    saved = store.records[f"bridge:{BID}"]
+    assert saved["redirected_at"] == "2026-11-28T19:50:38.200Z"  # the first arrival
+    assert [e["event"] for e in store.events].count("redirected") == 1
+    assert asterisk.pending("Redirect") == []

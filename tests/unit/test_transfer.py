@@ -226,7 +226,14 @@ def test_a_never_transfer_code_cancels_the_ringing_leg() -> None:
     r = rig.record
     assert (r["state"], r["outcome"], r["refusal"], r["item"]) == \
         ("ended", "refused", "never_transfer", "vehicle.fire_lane")
+    # the citizen goes on with 110: followed (and live for a restarted gateway) until
+    # they hang up, then the hang-up is on record and nothing is live
+    assert rig.store.indexes["live"] == {BID: T0}
+    rig.clock.advance(90)
+    rig.emit("Hangup", Uniqueid="u-cit", Channel=CITIZEN, Cause="16")
+    assert rig.record["citizen_hangup_at"] == iso(T0 + 90)
     assert rig.store.indexes["live"] == {}
+    assert rig.events()[-2:] == ["citizen_hangup", "left:citizen"]
 
 
 def test_a_cancel_before_asterisk_named_the_leg_waits_for_its_name() -> None:
@@ -429,7 +436,12 @@ def test_one_key_handoff_then_a_plain_call_with_the_other_line() -> None:
              r["notice_played_at"], r["conference_at"], r["seat_left_at"], r["ended_at"]]
     assert times == sorted(times)
     assert r["seq"] == str(len(rig.events()))
+    # the plain call goes on: live (for a restarted gateway to adopt) until the citizen
+    # hangs up
+    assert rig.store.indexes["live"] == {BID: T0}
+    rig.emit("Hangup", Uniqueid="u-cit", Channel=CITIZEN, Cause="16")
     assert rig.store.indexes["live"] == {}
+    assert rig.record["citizen_hangup_at"] >= r["ended_at"]
     # 12345's feed: every change of the bridge, once, without 110's internals
     feed = rig.store.feeds["12345"]
     assert [e["event"] for e in feed] == rig.events() and set(rig.store.feeds) == {"12345"}
