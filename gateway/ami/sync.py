@@ -89,6 +89,24 @@ class SyncAmi:
                 raise AmiNotConnected("AMI closed the connection")
             self._queue.extend(self._parser.feed(data))
 
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def pump(self) -> list[AmiMessage]:
+        """Once the socket is readable (a selector said so): read what is there and
+        hand back the events queued so far. AMI gone raises."""
+        self._sock.settimeout(self.timeout)
+        try:
+            data = self._sock.recv(65536)
+        except OSError as exc:
+            raise AmiNotConnected(f"AMI: {exc}") from exc
+        if not data:
+            raise AmiNotConnected("AMI closed the connection")
+        self._queue.extend(self._parser.feed(data))
+        events = [m for m in self._queue if m.event]
+        self._queue = [m for m in self._queue if not m.event]
+        return events
+
     def close(self) -> None:
         try:
             self._sock.sendall(encode_action("Logoff", "bye"))

@@ -213,10 +213,23 @@ class Lab:
             wrapper.write_text(
                 "#!/bin/sh\n"
                 f". {self.inside}/gw/secrets.env\n"
+                # a loaded machine, when a test asks for one (slow_program_start)
+                f"[ -r {self.inside}/gw/start-delay ] && "
+                f"sleep \"$(cat {self.inside}/gw/start-delay)\"\n"
                 f"export LINKGW_CONFIG={self.inside}/gw/gateway.yaml\n"
                 f"export PYTHONPATH={self.inside}/py\n"
                 f"exec python3 -m gateway.process.agi {script} \"$@\"\n")
             wrapper.chmod(0o755)
+
+    def slow_program_start(self, seconds: float) -> None:
+        """Process mode: every AGI program starts ``seconds`` late, as on a loaded
+        machine (0: on time again)."""
+        assert self.asterisk is not None and self.agi == "process"
+        delay = self.asterisk.base / "gw/start-delay"
+        if seconds > 0:
+            delay.write_text(f"{seconds:.3f}\n", encoding="ascii")
+        else:
+            delay.unlink(missing_ok=True)
 
     @property
     def process_log(self) -> Path:

@@ -141,7 +141,14 @@ def detach() -> bool:
 
 
 def finish(config: Config, work: Work) -> None:
-    """In the detached process: follow the bridge, or only write the changes."""
+    """In the detached process: make sure the digit keeper runs (for the next key
+    press), then follow the bridge, or only write the changes."""
+    try:
+        from gateway.process.keeper import ensure_running
+
+        ensure_running(config.redis.spool_dir)
+    except OSError as exc:
+        log_line(log_path(config), "agi.keeper_not_started", error=str(exc))
     try:
         if work.bridge is not None:
             from gateway.process.follower import follow

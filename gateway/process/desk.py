@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from gateway.ami.errors import AmiActionError, AmiError
 from gateway.ami.sync import SyncAmi, endpoint_address
 from gateway.bridge.change import Change
-from gateway.bridge.state import Event, RedirectFailed
+from gateway.bridge.state import Event, Mode, RedirectFailed
 from gateway.config import Config, TransferConfig
+from gateway.process.keeper import KeeperFeed
 from gateway.transfer import decide
 from gateway.transfer.actions import originate_headers
 from gateway.transfer.categories import Catalogue
-from gateway.transfer.code import CodeWindow
+from gateway.transfer.code import CodeWindow, window_from_history
 from gateway.transfer.ids import new_bridge_id
 from gateway.transfer.model import Bridge, KeyPress, Opened, Party, Refused
 from gateway.transfer.persist import Persistor
@@ -40,7 +41,9 @@ class Work:
 
 class ProcessDesk:
     def __init__(self, config: Config, catalogue: Catalogue, owner: str,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, started: float | None = None
+                 ) -> None:
+        self.started = clock() if started is None else started  # the program's start
         self.full = config
         self.config: TransferConfig = config.transfer
         self.catalogue = catalogue
@@ -69,11 +72,39 @@ class ProcessDesk:
                        events="dtmf")  # the item code comes as DTMFEnd events
 
     def collect_code(self, press: KeyPress) -> Awaitable[str]:
-        """The window opens now; awaiting it reads the DTMF events the AMI session of the
-        key has received (the key itself came before this session logged in)."""
+        """The window opens now. The digit keeper (:mod:`gateway.process.keeper`) has
+        every digit of the channel, also those typed while this program started; without
+        a keeper, the DTMF events this program's AMI session received count (digits
+        reported before it logged in are lost then)."""
+        key = self.config.consult_key if press.mode is Mode.CONSULT else self.config.onekey
+        if self._session is not None and self.config.code_digits > 0:
+            feed = KeeperFeed.ask(self.full.redis.spool_dir, press.seat.uniqueid)
+            if feed is not None:
+                window = window_from_history(
+                    key, feed.history, self.started, self.config.code_digits,
+                    self.config.code_timeout, time.monotonic())
+                return self._read_from_keeper(window, feed)
         window = CodeWindow(self.config.code_digits, self.config.code_timeout,
                             time.monotonic())
         return self._read_code(window, press.seat.uniqueid)
+
+    async def _read_from_keeper(self, window: CodeWindow, feed: KeeperFeed) -> str:
+        ami, self._session = self._session, None
+        if ami is not None:
+            ami.close()  # the Originate is done; the keeper reports the digits
+        try:
+            while not window.closed:
+                try:
+                    item = feed.next(window.due())
+                except OSError:
+                    break  # the keeper went: what was typed so far counts
+                if item is None:
+                    window.close_if_due(time.monotonic())
+                else:
+                    window.feed(item[0], time.monotonic())
+        finally:
+            feed.close()
+        return window.code
 
     async def _read_code(self, window: CodeWindow, seat: str) -> str:
         ami, self._session = self._session, None

@@ -66,3 +66,25 @@ class CodeWindow:
         if not self.closed and now >= self.due():
             self.closed = True
         return self.closed
+
+
+#: Seconds before a program started in which the key's own digits may have been
+#: reported (with RFC 4733 Asterisk holds the feature's Gosub for about half a second
+#: after the key); digits older than that belong to an earlier press.
+KEY_LAG = 1.5
+
+
+def window_from_history(key: str, history: list[tuple[str, float]], started: float,
+                        digits: int, timeout: float, now: float) -> CodeWindow:
+    """A window opened at ``now`` for a key whose program ``started`` then, fed with what
+    the channel typed before (``history``: (digit, epoch) oldest first, as the process-mode
+    digit keeper reports it): the digits after the key count, the key's digits not yet
+    reported are skipped when they come."""
+    recent = "".join(d for d, at in history if at >= started - KEY_LAG)
+    found = recent.rfind(key) if key else -1
+    pending, typed = ("", recent[found + len(key):]) if found >= 0 else \
+        (pending_key(key, recent), "")
+    window = CodeWindow(digits, timeout, now, pending)
+    for digit in typed:
+        window.feed(digit, now)
+    return window

@@ -62,6 +62,33 @@ def test_the_item_code_typed_in_one_go_with_the_key(any_lab: Lab) -> None:
     assert float(leg.get("Timestamp")) < float(last_digit.get("Timestamp"))
 
 
+def test_a_code_typed_before_a_slow_program_could_listen_is_kept(process_lab: Lab) -> None:
+    """Process mode on a loaded machine: every AGI program starts 0.6 s late, so the
+    whole of *1101 has been typed (and dropped by res_agi) before the key's program runs.
+    The digit keeper, started by the detached process of an earlier program, had every
+    digit: code 101 on the record."""
+    lab = process_lab
+    since = mark(lab)
+    before = bridges_of_seat(lab, "seat1")
+    lab.slow_program_start(0.6)
+    try:
+        agent = answering(lab, "12345", hold_ms=30000)
+        seat = answering(lab, "seat1", hold_ms=6000, key=ONEKEY + "101")
+        caller = citizen(lab, hold_ms=13000)
+        bridge_id = wait_event(lab, since, "the key done", Event="UserEvent",
+                               UserEvent="LinkgwKeyDone").get("Bridge")
+    finally:
+        lab.slow_program_start(0)
+    assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
+    assert bridge_id == new_bridge(lab, "seat1", before)
+    record, _ = settled(lab, bridge_id)
+    assert (record["code"], record["code_given"], record["item"]) == \
+        ("101", "yes", "vehicle.driveway")
+    leg = events(lab, since, "Newchannel", Uniqueid=f"{bridge_id}-a0")[0]
+    last_digit = [e for e in events(lab, since, "DTMFEnd", Channel="PJSIP/seat1")][-1]
+    assert float(last_digit.get("Timestamp")) < float(leg.get("Timestamp"))
+
+
 def test_citizen_hangs_up_within_a_second_of_the_key(any_lab: Lab) -> None:
     """12345 was dialled at the key; the citizen is gone half a second later: the leg is
     cancelled at once, nobody is moved, and the intent is on record as abandoned with

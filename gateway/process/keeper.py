@@ -1,0 +1,390 @@
+"""The digit keeper of process mode: every digit a channel types, kept from before the
+key's program starts.
+
+A process-mode AGI program starts per key press; Python needs 100–250 ms before it can
+log in to AMI, and meanwhile res_agi reads (and drops) the channel's frames. An item
+code typed in one go with the key (``*1101``) would lose its first digits. FastAGI does
+not lose them because its AMI session is always there; the keeper is that session for
+process mode: one small process per host (a lock in the spool directory makes it one),
+logged in to AMI for DTMF only, which remembers the last digits of each channel and
+answers on a Unix socket beside the lock (mode 0600, in the spool directory).
+
+The detached process of every AGI program makes sure it runs (:func:`ensure_running`),
+so from a host's first call on it is there before any key. It exits when AMI goes (an
+Asterisk restart; the next call starts it again) or after :data:`IDLE_EXIT` seconds
+without a question. Standard library only (and this project's AMI codec): it must not
+cost the host what a gateway service costs.
+
+The protocol, ASCII lines: the program sends ``<uniqueid>\\n``; the keeper answers with
+``H <digit> <epoch>\\n`` for each digit it holds of that channel, oldest first, then
+``.\\n``, then ``D <digit> <epoch>\\n`` for each new digit until the program hangs up.
+Anything else is answered ``ERR\\n`` and the connection closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import selectors
+import socket
+import subprocess
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from gateway.ami.codec import AmiMessage
+from gateway.ami.errors import AmiError
+
+#: Digits kept per channel, channels kept (the least recently typing goes first).
+KEEP_DIGITS = 16
+KEEP_CHANNELS = 20_000
+#: Seconds without a question after which the keeper exits.
+IDLE_EXIT = 6 * 3600.0
+#: At most this many programs connected at once; a question is at most this long.
+MAX_CLIENTS = 256
+MAX_QUESTION = 128
+
+DIGITS = frozenset("0123456789*#ABCD")
+_UNIQUEID = re.compile(rb"[A-Za-z0-9._-]{1,100}")
+_EPOCH = re.compile(rb"[0-9]{1,12}\.[0-9]{3}")
+LOCK_NAME, SOCKET_NAME = "keeper.lock", "keeper.sock"
+
+
+def encode_digit(kind: str, digit: str, at: float) -> bytes:
+    return f"{kind} {digit} {at:.3f}\n".encode("ascii")
+
+
+def parse_question(line: bytes) -> str | None:
+    """The uniqueid a program asks about, or None for anything else."""
+    line = line.removesuffix(b"\n").removesuffix(b"\r")
+    return line.decode("ascii") if _UNIQUEID.fullmatch(line) else None
+
+
+@dataclass
+class DigitBook:
+    """The last digits of each channel, and who is waiting for more (pure)."""
+
+    keep_digits: int = KEEP_DIGITS
+    keep_channels: int = KEEP_CHANNELS
+    typed: OrderedDict[str, list[tuple[str, float]]] = field(default_factory=OrderedDict)
+    waiting: dict[str, set[int]] = field(default_factory=dict)  # uniqueid → client ids
+
+    def digit(self, uniqueid: str, digit: str, at: float) -> set[int]:
+        """A digit AMI reported; the clients to tell."""
+        if digit not in DIGITS or not uniqueid:
+            return set()
+        held = self.typed.pop(uniqueid, [])
+        held = [*held, (digit, at)][-self.keep_digits:]
+        self.typed[uniqueid] = held
+        while len(self.typed) > self.keep_channels:
+            self.typed.popitem(last=False)
+        return set(self.waiting.get(uniqueid, ()))
+
+    def ask(self, client: int, uniqueid: str) -> list[tuple[str, float]]:
+        self.waiting.setdefault(uniqueid, set()).add(client)
+        return list(self.typed.get(uniqueid, []))
+
+    def gone(self, client: int) -> None:
+        for uniqueid in [u for u, c in self.waiting.items() if client in c]:
+            self.waiting[uniqueid].discard(client)
+            if not self.waiting[uniqueid]:
+                del self.waiting[uniqueid]
+
+
+def digit_of(message: AmiMessage) -> tuple[str, str] | None:
+    """(uniqueid, digit) of a digit the channel received, else None."""
+    if message.event != "DTMFEnd" or message.get("Direction") != "Received":
+        return None
+    return message.get("Uniqueid"), message.get("Digit")
+
+
+# -- the keeper process ------------------------------------------------------------------
+class _Ami(Protocol):
+    """What the keeper needs of its AMI session (:class:`gateway.ami.sync.SyncAmi`)."""
+
+    def fileno(self) -> int: ...
+
+    def pump(self) -> list[AmiMessage]: ...
+
+
+@dataclass
+class _Client:
+    sock: socket.socket
+    buffer: bytes = b""
+    asked: str = ""
+
+
+class Keeper:
+    """The keeper's loop: AMI events in, questions in, digits out."""
+
+    def __init__(self, ami: _Ami, server: socket.socket,
+                 clock: Callable[[], float] = time.time,
+                 idle_exit: float = IDLE_EXIT) -> None:
+        self.ami, self.server, self.clock, self.idle_exit = ami, server, clock, idle_exit
+        self.book = DigitBook()
+        self.clients: dict[int, _Client] = {}
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(ami.fileno(), selectors.EVENT_READ, "ami")
+        self.selector.register(server, selectors.EVENT_READ, "server")
+        self.last_question = clock()
+
+    def run(self) -> str:
+        """Until AMI goes or nobody asked for ``idle_exit`` seconds; why it stopped."""
+        while True:
+            stopped = self.step(60.0)
+            if stopped:
+                return stopped
+
+    def step(self, timeout: float) -> str:
+        """One wait for input (at most ``timeout`` s) and what it brought; why the
+        keeper must stop, or ""."""
+        if self.clock() - self.last_question > self.idle_exit:
+            return "idle"
+        for key, _ in self.selector.select(timeout=timeout):
+            if key.data == "ami":
+                try:
+                    events = self.ami.pump()
+                except (AmiError, OSError) as exc:
+                    return f"AMI gone: {exc}"
+                for event in events:
+                    self._event(event)
+            elif key.data == "server":
+                self._accept()
+            else:
+                self._read(key.data)
+        return ""
+
+    def _event(self, message: AmiMessage) -> None:
+        found = digit_of(message)
+        if found is None:
+            return
+        uniqueid, digit = found
+        at = self.clock()
+        for client in self.book.digit(uniqueid, digit, at):
+            self._send(client, encode_digit("D", digit, at))
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self.server.accept()
+        except OSError:
+            return
+        if len(self.clients) >= MAX_CLIENTS:
+            sock.close()
+            return
+        sock.setblocking(False)
+        self.clients[sock.fileno()] = _Client(sock)
+        self.selector.register(sock, selectors.EVENT_READ, sock.fileno())
+
+    def _read(self, client_id: int) -> None:
+        client = self.clients.get(client_id)
+        if client is None:
+            return
+        try:
+            data = client.sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data or client.asked:  # gone, or a second question: one per connection
+            self._drop(client_id)
+            return
+        client.buffer += data
+        if b"\n" not in client.buffer:
+            if len(client.buffer) > MAX_QUESTION:
+                self._refuse(client_id)
+            return
+        line, rest = client.buffer.split(b"\n", 1)
+        uniqueid = parse_question(line) if len(line) <= MAX_QUESTION and not rest else None
+        if uniqueid is None:
+            self._refuse(client_id)
+            return
+        client.asked, client.buffer = uniqueid, b""
+        self.last_question = self.clock()
+        held = self.book.ask(client_id, uniqueid)
+        self._send(client_id, b"".join(encode_digit("H", d, at) for d, at in held) + b".\n")
+
+    def _send(self, client_id: int, data: bytes) -> None:
+        client = self.clients.get(client_id)
+        if client is None:
+            return
+        try:
+            client.sock.sendall(data)
+        except OSError:  # a program that does not read its answers is dropped
+            self._drop(client_id)
+
+    def _refuse(self, client_id: int) -> None:
+        self._send(client_id, b"ERR\n")
+        self._drop(client_id)
+
+    def _drop(self, client_id: int) -> None:
+        client = self.clients.pop(client_id, None)
+        if client is None:
+            return
+        self.book.gone(client_id)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(client.sock)
+        client.sock.close()
+
+
+def paths(spool_dir: str) -> tuple[Path, Path]:
+    spool = Path(spool_dir)
+    return spool / LOCK_NAME, spool / SOCKET_NAME
+
+
+def _take_lock(lock_path: Path) -> TextIO | None:
+    """The keeper's lock, held for its life; None when another keeper holds it."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(lock_path, "a", encoding="ascii")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return None
+        raise
+    return handle
+
+
+def _listen(socket_path: Path) -> socket.socket:
+    """The keeper's socket, 0600 (only the user Asterisk runs as may ask)."""
+    with contextlib.suppress(FileNotFoundError):
+        socket_path.unlink()  # a dead keeper's; we hold the lock, so nobody else's
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        server.bind(str(socket_path))
+    finally:
+        os.umask(old)
+    server.listen(64)
+    server.setblocking(False)
+    return server
+
+
+def main() -> int:
+    """``python -m gateway.process.keeper`` (config: ``$LINKGW_CONFIG``)."""
+    from gateway.ami.sync import SyncAmi, endpoint_address
+    from gateway.config import load_config_file
+    from gateway.process.agi import log_line, log_path
+
+    config = load_config_file(Path(os.environ.get("LINKGW_CONFIG",
+                                                  "/etc/linkgw/gateway.yaml")))
+    lock_path, socket_path = paths(config.redis.spool_dir)
+    lock = _take_lock(lock_path)
+    if lock is None:
+        return 0  # another keeper runs
+    host, port = endpoint_address(config.ami.endpoint)
+    try:
+        ami = SyncAmi(host, port, config.ami.username, config.ami.secret, config.ami.auth,
+                      timeout=5.0, events="dtmf")
+        server = _listen(socket_path)
+    except (AmiError, OSError) as exc:
+        log_line(log_path(config), "keeper.failed", error=str(exc))
+        return 1
+    try:
+        why = Keeper(ami, server).run()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            socket_path.unlink()
+        server.close()
+        ami.close()
+    log_line(log_path(config), "keeper.stopped", why=why)
+    return 0
+
+
+def ensure_running(spool_dir: str) -> bool:
+    """Start a keeper unless one holds the lock (called by detached processes, never on
+    the way to an AGI answer). True when one was started."""
+    lock_path, _ = paths(spool_dir)
+    held = _take_lock(lock_path)
+    if held is None:
+        return False
+    held.close()  # free again: the keeper takes it (two starting at once: one stays)
+    devnull = subprocess.DEVNULL
+    subprocess.Popen([sys.executable, "-m", "gateway.process.keeper"],
+                     stdin=devnull, stdout=devnull, stderr=devnull, start_new_session=True,
+                     close_fds=True)
+    return True
+
+
+# -- a program asking --------------------------------------------------------------------
+class KeeperFeed:
+    """A program's question to the keeper: the channel's digits so far, then new ones."""
+
+    def __init__(self, sock: socket.socket, history: list[tuple[str, float]],
+                 rest: bytes) -> None:
+        self.sock, self.history, self._buffer = sock, history, rest
+
+    @classmethod
+    def ask(cls, spool_dir: str, uniqueid: str, timeout: float = 0.3) -> KeeperFeed | None:
+        """None when no keeper answers in time (the program then reads AMI itself)."""
+        _, socket_path = paths(spool_dir)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        deadline = time.monotonic() + timeout
+        try:
+            sock.settimeout(timeout)
+            sock.connect(str(socket_path))
+            sock.sendall(uniqueid.encode("ascii") + b"\n")
+            buffer, history = b"", list[tuple[str, float]]()
+            while True:
+                while b"\n" in buffer:
+                    line, buffer = buffer.split(b"\n", 1)
+                    if line == b".":
+                        return cls(sock, history, buffer)
+                    item = _digit_line(line, b"H")
+                    if item is None:
+                        raise OSError(f"keeper: unexpected {line[:40]!r}")
+                    history.append(item)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("keeper: no answer in time")
+                sock.settimeout(left)
+                data = sock.recv(4096)
+                if not data:
+                    raise OSError("keeper: closed")
+                buffer += data
+        except (OSError, UnicodeEncodeError):
+            sock.close()
+            return None
+
+    def next(self, deadline: float) -> tuple[str, float] | None:
+        """The next digit, or None once ``deadline`` (monotonic) has passed. The keeper
+        gone raises OSError."""
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                return None
+            if not data:
+                raise OSError("keeper: closed")
+            self._buffer += data
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        item = _digit_line(line, b"D")
+        if item is None:
+            raise OSError(f"keeper: unexpected {line[:40]!r}")
+        return item
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _digit_line(line: bytes, kind: bytes) -> tuple[str, float] | None:
+    parts = line.split(b" ")
+    if len(parts) != 3 or parts[0] != kind or parts[1].decode("latin-1") not in DIGITS \
+            or _EPOCH.fullmatch(parts[2]) is None:
+        return None
+    return parts[1].decode("ascii"), float(parts[2])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""The process-mode digit keeper: its book, its socket protocol (real Unix sockets, a
+fake AMI on a socket pair), hostile questions, and the window a program builds from
+what it answers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateway.ami.codec import AmiMessage, AmiParser
+from gateway.process.keeper import (
+    MAX_QUESTION,
+    DigitBook,
+    Keeper,
+    KeeperFeed,
+    _listen,
+    _take_lock,
+    parse_question,
+    paths,
+)
+from gateway.transfer.code import KEY_LAG, window_from_history
+
+T = 1_795_895_437.0
+
+
+class FakeAmi:
+    """The keeper's AMI session: bytes written to the other end of a socket pair."""
+
+    def __init__(self) -> None:
+        self.ours, self.asterisk = socket.socketpair()
+        self.parser = AmiParser()
+
+    def fileno(self) -> int:
+        return self.ours.fileno()
+
+    def pump(self) -> list[AmiMessage]:
+        data = self.ours.recv(65536)
+        if not data:
+            raise ConnectionError("AMI closed the connection")
+        return [m for m in self.parser.feed(data) if m.event]
+
+    def digit(self, uniqueid: str, digit: str, direction: str = "Received") -> None:
+        self.asterisk.sendall(
+            f"Event: DTMFEnd\r\nChannel: PJSIP/seat1-1\r\nUniqueid: {uniqueid}\r\n"
+            f"Digit: {digit}\r\nDirection: {direction}\r\nDurationMs: 120\r\n\r\n"
+            .encode())
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[tuple[Keeper, FakeAmi, Path, Clock]]:
+    ami, clock = FakeAmi(), Clock()
+    _, socket_path = paths(str(tmp_path))
+    server = _listen(socket_path)
+    keeper = Keeper(ami, server, clock=clock, idle_exit=3600.0)
+    yield keeper, ami, socket_path, clock
+    for client_id in list(keeper.clients):
+        keeper._drop(client_id)
+    server.close()
+    ami.ours.close()
+    ami.asterisk.close()
+
+
+def _client(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(2.0)
+    sock.connect(str(path))
+    return sock
+
+
+def _ask(keeper: Keeper, path: Path, question: bytes) -> tuple[socket.socket, bytes]:
+    sock = _client(path)
+    keeper.step(2.0)  # accepts
+    sock.sendall(question)
+    keeper.step(2.0)  # reads the question, answers
+    return sock, sock.recv(4096)
+
+
+def test_the_book_keeps_the_last_digits_of_the_channels_typing_last() -> None:
+    book = DigitBook(keep_digits=3, keep_channels=2)
+    for n, digit in enumerate("*1101"):
+        book.digit("u-1", digit, T + n)
+    book.digit("u-2", "5", T)
+    book.digit("u-3", "6", T)  # u-1 typed least recently: forgotten
+    assert list(book.typed) == ["u-2", "u-3"]
+    book.digit("u-2", "7", T + 1)
+    assert book.ask(9, "u-2") == [("5", T), ("7", T + 1)] and book.waiting == {"u-2": {9}}
+    # what is not a digit a channel can type is not kept
+    for junk in ("", "12", "x", "张", "\u2028", "\r"):
+        assert book.digit("u-2", junk, T) == set()
+    assert book.digit("u-2", "#", T + 2) == {9}
+    book.gone(9)
+    assert book.waiting == {}
+
+
+@pytest.mark.parametrize("line", [b"u-1\n", b"linkgw-a582951b-1795934916.33\r\n"])
+def test_a_question_is_a_uniqueid_on_one_line(line: bytes) -> None:
+    assert parse_question(line) == line.strip().decode()
+
+
+@pytest.mark.parametrize("line", [
+    b"\n", b"u 1\n", b"u\r\nEXEC\n", "张三\n".encode(), "a\u2028b\n".encode(),
+    "a\u0085b\n".encode(), b"u\xff\xfe\n", b"u\x00\n", b"x" * 101 + b"\n"])
+def test_anything_else_is_not_a_question(line: bytes) -> None:
+    assert parse_question(line) is None
+
+
+def test_the_keeper_answers_what_the_channel_typed_then_each_new_digit(rig: tuple[
+        Keeper, FakeAmi, Path, Clock]) -> None:
+    keeper, ami, path, clock = rig
+    for digit in "*11":
+        ami.digit("u-seat", digit)
+        clock.now += 0.18
+    ami.digit("u-seat", "9", direction="Sent")  # what the channel played, not typed
+    ami.digit("u-other", "5")
+    keeper.step(2.0)
+    sock, answer = _ask(keeper, path, b"u-seat\n")
+    assert answer == b"H * 1795895437.540\nH 1 1795895437.540\nH 1 1795895437.540\n.\n"
+    clock.now += 0.2
+    ami.digit("u-seat", "0")
+    ami.digit("u-other", "6")
+    keeper.step(2.0)
+    assert sock.recv(4096) == b"D 0 1795895437.740\n"
+    sock.close()
+    keeper.step(2.0)  # the program hung up: forgotten as a listener
+    assert keeper.clients == {} and keeper.book.waiting == {}
+
+
+def test_a_question_torn_across_writes_is_put_together(rig: tuple[
+        Keeper, FakeAmi, Path, Clock]) -> None:
+    keeper, ami, path, _ = rig
+    ami.digit("u-123", "7")
+    keeper.step(2.0)
+    sock = _client(path)
+    keeper.step(2.0)
+    sock.sendall(b"u-1")
+    keeper.step(2.0)
+    sock.sendall(b"23\n")
+    keeper.step(2.0)
+    assert sock.recv(4096) == b"H 7 1795895437.000\n.\n"
+    sock.close()
+
+
+@pytest.mark.parametrize("question", [
+    b"u\r\nEXEC Hangup\n", "张三\n".encode(), b"\xc3\n", "a\u2028b\n".encode(),
+    b"x" * (MAX_QUESTION + 1)])
+def test_a_hostile_question_is_refused_and_the_keeper_goes_on(
+        rig: tuple[Keeper, FakeAmi, Path, Clock], question: bytes) -> None:
+    keeper, ami, path, _ = rig
+    sock, answer = _ask(keeper, path, question)
+    assert answer == b"ERR\n"
+    assert sock.recv(10) == b""  # closed
+    ami.digit("u-1", "4")
+    keeper.step(2.0)
+    good, answer = _ask(keeper, path, b"u-1\n")
+    assert answer == b"H 4 1795895437.000\n.\n"
+    good.close()
+
+
+def test_the_keeper_stops_when_ami_goes_or_nobody_asks(rig: tuple[
+        Keeper, FakeAmi, Path, Clock]) -> None:
+    keeper, ami, _, clock = rig
+    clock.now += 3601
+    assert keeper.step(0.0) == "idle"
+    clock.now = T
+    keeper.last_question = T
+    ami.asterisk.close()
+    assert keeper.step(2.0).startswith("AMI gone")
+
+
+def test_one_keeper_per_spool_directory(tmp_path: Path) -> None:
+    lock_path, _ = paths(str(tmp_path))
+    held = _take_lock(lock_path)
+    assert held is not None
+    assert _take_lock(lock_path) is None  # a second keeper goes away
+    held.close()
+    again = _take_lock(lock_path)
+    assert again is not None
+    again.close()
+
+
+def test_a_program_reads_the_keepers_answer(tmp_path: Path) -> None:
+    _, socket_path = paths(str(tmp_path))
+    server = _listen(socket_path)
+    assert oct(socket_path.stat().st_mode & 0o777) == "0o600"
+    server.setblocking(True)
+    asked: list[bytes] = []
+    keeper_side: list[socket.socket] = []
+
+    def keeper() -> None:  # answers, torn at a byte, in two writes
+        sock, _ = server.accept()
+        keeper_side.append(sock)
+        asked.append(sock.recv(100))
+        sock.sendall(b"H * 1795895437.000\nH 1 17958954")
+        sock.sendall(b"37.180\n.\nD 1 1795895437.400\n")
+
+    thread = threading.Thread(target=keeper)
+    thread.start()
+    feed = KeeperFeed.ask(str(tmp_path), "u-seat", timeout=5.0)
+    thread.join()
+    assert asked == [b"u-seat\n"] and feed is not None
+    assert feed.history == [("*", T), ("1", T + 0.18)]
+    assert feed.next(time.monotonic() + 5) == ("1", T + 0.4)
+    keeper_side[0].close()
+    with pytest.raises(OSError):
+        feed.next(time.monotonic() + 5)  # the keeper went
+    feed.close()
+    server.close()
+
+
+def test_no_keeper_is_no_answer(tmp_path: Path) -> None:
+    assert KeeperFeed.ask(str(tmp_path), "u-seat") is None
+
+
+@pytest.mark.parametrize(("history", "code", "closed", "pending"), [
+    # the key and the whole code came before the program could ask
+    ([("*", T), ("1", T + .2), ("1", T + .4), ("0", T + .6), ("1", T + .8)], "101", True, ""),
+    # the key and one digit; the rest is still to come
+    ([("*", T), ("1", T + .2), ("1", T + .4)], "1", False, ""),
+    # the key's last digit not reported yet: it is skipped when it comes
+    ([("*", T)], "", False, "1"),
+    # an earlier press long ago is not this press: the whole key is still to come
+    ([("*", T - 60), ("1", T - 60), ("1", T - 60), ("0", T - 60), ("4", T - 60)],
+     "", False, "*1"),
+])
+def test_the_window_starts_after_this_press_of_the_key(
+        history: list[tuple[str, float]], code: str, closed: bool, pending: str) -> None:
+    window = window_from_history("*1", history, started=T + 0.3, digits=3, timeout=1.5,
+                                 now=100.0)
+    assert (window.code, window.closed, window.pending) == (code, closed, pending)
+    assert KEY_LAG < 60
