@@ -7,8 +7,11 @@ each one (seen in the lab). A process-mode AGI program that starts meanwhile los
 too. AMI's ``DTMFEnd`` events lose nothing, whatever carries the digits (RFC 4733 or SIP
 INFO), so the window below is fed from them.
 
-A :class:`CodeWindow` opens when the key's AGI starts. Digits of the key itself that AMI
-reports only after that (``pending``) are skipped; then 0-9 form the code, which is
+A :class:`CodeWindow` opens when the key's AGI starts, fed first with what the channel
+typed after this press of the key and before that (:func:`window_from_history`: the
+gateway's AMI session, or process mode's digit keeper, has those). Digits of the key
+itself that AMI reports only after that (``pending``) are skipped; then 0-9 form the
+code, which is
 complete with ``digits`` digits; ``#`` ends it early, ``*`` (the key pressed again) ends
 it as it is; otherwise it closes ``timeout`` seconds after the last digit (or after the
 window opened, when none came).

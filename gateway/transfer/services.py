@@ -49,7 +49,7 @@ from gateway.bridge.store import Index
 from gateway.config import TransferConfig
 from gateway.transfer import decide
 from gateway.transfer.categories import Catalogue
-from gateway.transfer.code import CodeWindow, pending_key
+from gateway.transfer.code import CodeWindow, window_from_history
 from gateway.transfer.correlate import (
     EVENTS,
     Fact,
@@ -139,7 +139,8 @@ class TransferService:
         self.asterisk = ""  # the Asterisk's system name, learnt at login
         self._held: list[Command] | None = None
         self._moves: dict[str, IDelayedCall] = {}  # bridge id → its move, waiting
-        self._digits: dict[str, str] = {}  # uniqueid → the last digits AMI reported
+        # uniqueid → the last digits AMI reported, with when
+        self._digits: dict[str, list[tuple[str, float]]] = {}
         self._windows: dict[str, tuple[CodeWindow, defer.Deferred[str]]] = {}
         ami.events.subscribe(self.on_ami_event, EVENTS)
         ami.events.subscribe(self._dtmf, ["DTMFEnd"], {"Direction": "Received"})
@@ -222,12 +223,12 @@ class TransferService:
         """The digits the key-presser types after the key (see :mod:`.code`)."""
         seat = press.seat.uniqueid
         key = self.config.consult_key if press.mode is Mode.CONSULT else self.config.onekey
-        window = CodeWindow(self.config.code_digits, self.config.code_timeout,
-                            self.clock.seconds(),
-                            pending_key(key, self._digits.get(seat, "")))
+        now = self.clock.seconds()
+        window = window_from_history(key, self._digits.get(seat, []), now,
+                                     self.config.code_digits, self.config.code_timeout, now)
         d: defer.Deferred[str] = defer.Deferred()
         if window.closed:
-            d.callback("")
+            d.callback(window.code)  # typed in full before the AGI started
             return d
         self._windows[seat] = (window, d)
         self.clock.callLater(window.timeout, self._window_due, seat, window)
@@ -237,7 +238,7 @@ class TransferService:
         uid, digit = message.get("Uniqueid"), message.get("Digit")
         if len(digit) != 1:
             return
-        self._digits[uid] = (self._digits.get(uid, "") + digit)[-16:]
+        self._digits[uid] = [*self._digits.get(uid, []), (digit, self.clock.seconds())][-16:]
         found = self._windows.get(uid)
         if found is not None:
             window, _ = found

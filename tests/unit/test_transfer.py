@@ -264,6 +264,19 @@ def test_the_keys_own_digits_reported_late_are_not_the_code() -> None:
     assert done.called and answer(session) == f"UNKNOWN_CODE|{BID}|feature-not-avail-line|0|1"
 
 
+def test_a_code_ami_reported_before_the_agi_started_is_the_code() -> None:
+    """With RFC 4733 Asterisk may start the key's feature late: key and code were both
+    reported before the AGI ran. The digits after this press count; an earlier press
+    of the key (a minute ago, refused) does not."""
+    rig = Rig()
+    rig.type("*1104")  # an earlier press, refused
+    rig.clock.advance(60)
+    rig.type("*1101")
+    session, done = rig.key()
+    rig.asterisk.reply(rig.asterisk.expect("Originate"))
+    assert done.called and answer(session) == f"OK|{BID}||101|1"
+
+
 def test_no_code_typed_closes_after_the_timeout() -> None:
     rig = Rig(code_timeout=1.5)
     session, done = rig.key()
