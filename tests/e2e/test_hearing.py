@@ -43,10 +43,13 @@ def test_a_citizen_left_alone_while_12345_rings_hears_music(any_lab: Lab) -> Non
                       Conference=conference, Channel="PJSIP/seat1")
     joined = wait_event(lab, since, "the liaison joining", Event="ConfbridgeJoin",
                         Conference=conference, Channel="PJSIP/liaison")
-    music = [e for e in events(lab, since, "MusicOnHoldStart", Channel="PJSIP/citizen")
-             if float(left.get("Timestamp")) <= float(e.get("Timestamp"))
-             <= float(joined.get("Timestamp"))]
-    assert music, "no music on hold for the citizen while alone"
+    # Asterisk may start the music a hair before it publishes the leave (same moment,
+    # another thread); the hold at the key is seconds earlier
+    starts = [float(e.get("Timestamp")) for e in
+              events(lab, since, "MusicOnHoldStart", Channel="PJSIP/citizen")]
+    alone = (float(left.get("Timestamp")) - 0.25, float(joined.get("Timestamp")))
+    assert any(alone[0] <= at <= alone[1] for at in starts), \
+        f"no music on hold for the citizen while alone {alone}: music started at {starts}"
     assert finish(caller, seat, agent, liaison) == {
         "citizen": 0, "seat1": 0, "12345": 0, "liaison": 0}
     record, _ = settled(lab, conference.removeprefix("linkgw-"))
