@@ -37,11 +37,11 @@ class Rig:
     def wait(self, d: defer.Deferred[Any]) -> Any:
         return self.loop.run_until_complete(d.asFuture(self.loop))
 
-    def live(self, bridge_id: str, asterisk: str, at: float, state: str = "three_party"
-             ) -> None:
+    def live(self, bridge_id: str, asterisk: str, at: float, state: str = "three_party",
+             **fields: str) -> None:
         self.sync.hset(KEYS.bridge(bridge_id), mapping={
             "bridge_id": bridge_id, "asterisk": asterisk, "state": state,
-            "citizen_name": "张三\u2028\r\n"})
+            "citizen_name": "张三\u2028\r\n"} | fields)
         self.sync.zadd(KEYS.index(IDX_LIVE), {bridge_id: at})
 
     def close(self) -> None:
@@ -106,11 +106,16 @@ def test_orphans_are_the_live_bridges_of_this_asterisk_without_an_owner(rig: Rig
     rig.live("owned", "ast1", 1.0)
     rig.live("orphan", "ast1", 2.0)
     rig.live("elsewhere", "ast2", 3.0)
-    rig.live("finished", "ast1", 4.0, state="ended")
+    rig.live("finished", "ast1", 4.0, state="ended", citizen_hangup_at="x")
+    # ended into a plain call, the citizen still on the line: still followed
+    rig.live("talking", "ast1", 5.0, state="ended")
+    rig.live("gone", "ast1", 6.0)
+    rig.sync.delete(KEYS.bridge("gone"))  # its record removed (retention, by hand)
     a.claim("owned")
     _settle(rig)
     orphans = rig.wait(b.orphans("ast1"))
-    assert [r["bridge_id"] for r in orphans] == ["orphan"]
+    assert [r["bridge_id"] for r in orphans] == ["orphan", "talking"]
+    assert rig.sync.zscore(KEYS.index(IDX_LIVE), "gone") is None
     assert orphans[0]["citizen_name"] == "张三\u2028\r\n"
     assert rig.sync.zscore(KEYS.index(IDX_LIVE), "finished") is None  # stale entry dropped
 
