@@ -41,7 +41,9 @@ class Rig:
              **fields: str) -> None:
         self.sync.hset(KEYS.bridge(bridge_id), mapping={
             "bridge_id": bridge_id, "asterisk": asterisk, "state": state,
-            "citizen_name": "张三\u2028\r\n"} | fields)
+            "citizen_name": "张三\u2028\r\n"})
+        for name, value in fields.items():
+            self.sync.hset(KEYS.bridge(bridge_id), name, value)
         self.sync.zadd(KEYS.index(IDX_LIVE), {bridge_id: at})
 
     def close(self) -> None:
