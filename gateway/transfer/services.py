@@ -49,7 +49,6 @@ from gateway.bridge.store import Index
 from gateway.config import TransferConfig
 from gateway.transfer import decide
 from gateway.transfer.categories import Catalogue
-from gateway.transfer.code import CodeWindow, window_from_history
 from gateway.transfer.correlate import (
     EVENTS,
     Fact,
@@ -60,6 +59,7 @@ from gateway.transfer.correlate import (
     PartyGone,
     correlate,
 )
+from gateway.transfer.digits import CodeReader
 from gateway.transfer.effects import Ami, Effects
 from gateway.transfer.ids import new_bridge_id
 from gateway.transfer.legs import CAUSE_WAIT, Leg, LegAnswered, LegFailed, LegNews
@@ -139,12 +139,8 @@ class TransferService:
         self.asterisk = ""  # the Asterisk's system name, learnt at login
         self._held: list[Command] | None = None
         self._moves: dict[str, IDelayedCall] = {}  # bridge id → its move, waiting
-        # uniqueid → the last digits AMI reported, with when
-        self._digits: dict[str, list[tuple[str, float]]] = {}
-        self._windows: dict[str, tuple[CodeWindow, defer.Deferred[str]]] = {}
+        self.codes = CodeReader(ami.events, clock, config.code_digits, config.code_timeout)
         ami.events.subscribe(self.on_ami_event, EVENTS)
-        ami.events.subscribe(self._dtmf, ["DTMFEnd"], {"Direction": "Received"})
-        ami.events.subscribe(self._channel_gone, ["Hangup"])
 
     def _feedback_hours(self, category_id: str) -> float:
         """12345's feedback deadline for a category (categories.yaml), else the site's."""
@@ -220,50 +216,9 @@ class TransferService:
 
     # -- the item code, from the digits Asterisk reports ------------------------------
     def collect_code(self, press: KeyPress) -> defer.Deferred[str]:
-        """The digits the key-presser types after the key (see :mod:`.code`)."""
-        seat = press.seat.uniqueid
+        """The digits the key-presser types after the key (see :mod:`.digits`)."""
         key = self.config.consult_key if press.mode is Mode.CONSULT else self.config.onekey
-        now = self.clock.seconds()
-        window = window_from_history(key, self._digits.get(seat, []), now,
-                                     self.config.code_digits, self.config.code_timeout, now)
-        d: defer.Deferred[str] = defer.Deferred()
-        if window.closed:
-            d.callback(window.code)  # typed in full before the AGI started
-            return d
-        self._windows[seat] = (window, d)
-        self.clock.callLater(window.timeout, self._window_due, seat, window)
-        return d
-
-    def _dtmf(self, message: AmiMessage) -> None:
-        uid, digit = message.get("Uniqueid"), message.get("Digit")
-        if len(digit) != 1:
-            return
-        self._digits[uid] = [*self._digits.get(uid, []), (digit, self.clock.seconds())][-16:]
-        found = self._windows.get(uid)
-        if found is not None:
-            window, _ = found
-            window.feed(digit, self.clock.seconds())
-            if window.closed:
-                self._close_window(uid)
-            else:
-                self.clock.callLater(window.due() - self.clock.seconds(), self._window_due,
-                                     uid, window)
-
-    def _window_due(self, uid: str, window: CodeWindow) -> None:
-        found = self._windows.get(uid)
-        if found is not None and found[0] is window and \
-                window.close_if_due(self.clock.seconds()):
-            self._close_window(uid)
-
-    def _close_window(self, uid: str) -> None:
-        window, d = self._windows.pop(uid)
-        d.callback(window.code)
-
-    def _channel_gone(self, message: AmiMessage) -> None:
-        uid = message.get("Uniqueid")
-        self._digits.pop(uid, None)
-        if uid in self._windows:
-            self._close_window(uid)  # hung up while typing: what was typed counts
+        return self.codes.collect(key, press.seat.uniqueid)
 
     # -- what Asterisk reports ----------------------------------------------------------
     def on_ami_event(self, message: AmiMessage) -> None:
