@@ -7,7 +7,9 @@ the work measured was really done (every message parsed whole).
 - whole bridges per second through the transfer service (the key's AGI script → AMI
   bytes through the real client → the bridge log's in-memory store), Asterisk faked at
   the wire and Redis in memory: the gateway's own cost;
-- memory held per live bridge (tracemalloc).
+- memory held per live bridge (tracemalloc);
+- process mode's digit keeper: digits per second through its book, and its memory
+  when full (every channel it keeps with every digit it keeps).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from gateway.bridge.log import BridgeLog
 from gateway.bridge.state import AgentAnswered, Joined, Left, Phase, Role, State, transition
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
+from gateway.process.keeper import KEEP_CHANNELS, KEEP_DIGITS, DigitBook
 from gateway.testing import ChannelDouble, WireAsterisk, null_log
 from gateway.transfer.categories import load_categories
 from gateway.transfer.scripts import make_scripts
@@ -167,6 +170,26 @@ def memory_per_bridge(n: int = 2000) -> None:
           f"   ({n:,} bridges; the in-memory store's copy included)")
 
 
+def keeper_digits(n: int) -> None:
+    book = DigitBook()
+    for i in range(n):
+        book.digit(f"linkgw-a582951b-1795934916.{i % 5000}", "0123456789*#"[i % 12], i)
+
+
+def keeper_memory() -> None:
+    book = DigitBook()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for i in range(KEEP_CHANNELS * KEEP_DIGITS):
+        book.digit(f"linkgw-a582951b-1795934916.{i % KEEP_CHANNELS}", "7", 1795934916.0 + i)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    assert len(book.typed) == KEEP_CHANNELS
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    print(f"{'digit keeper memory, full':<44} {grown / 2**20:>12.1f} MiB"
+          f"   ({KEEP_CHANNELS:,} channels × {KEEP_DIGITS} digits)")
+
+
 def main() -> int:
     print(f"linkgw benchmarks — {platform.python_implementation()} "
           f"{platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores, "
@@ -180,6 +203,8 @@ def main() -> int:
     rate("state-machine edges", "edges", 400_000, edges)
     rate("bridges through the transfer service", "bridges", 5_000, bridges)
     memory_per_bridge()
+    rate("digits through the digit keeper's book", "digits", 300_000, keeper_digits)
+    keeper_memory()
     return 0
 
 

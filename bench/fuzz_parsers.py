@@ -9,6 +9,8 @@
   in values) torn at any byte, with garbage lines (bytes, broken UTF-8, other line
   separators) between them. No crash, and **no valid line lost**: every change whose
   line is whole comes back, in order.
+- The digit keeper's question parser and the digit lines a program reads: only a
+  uniqueid of safe ASCII, or a digit a channel can type, comes out.
 - The inbound ticket entry handler: entries of random fields (bytes, not UTF-8, huge,
   empty) through ``InboundTickets.handle`` (a desk that checks the bridge id as the real
   one does; the real desk is tested on Redis). No exception escapes, and every entry is
@@ -31,6 +33,7 @@ from gateway.agi.errors import AgiProtocolError
 from gateway.ami.codec import AmiParser
 from gateway.bridge.change import Change, Index
 from gateway.bridge.spool import parse_lines
+from gateway.process.keeper import DIGITS, parse_digit_line, parse_question
 from gateway.records.inbound import InboundTickets
 from gateway.records.tickets import check_bridge_id
 from gateway.testing import agi_env, null_log
@@ -151,10 +154,29 @@ def inbound(rng: random.Random) -> None:
         raise AssertionError("a refused entry without its copy")
 
 
+KEEPER = (b"linkgw-a582951b-1795934916.33\nH * 1795934916.120\nH 1 1795934916.300\n.\n"
+          b"D 1 1795934916.480\n")
+
+
+def keeper(data: bytes) -> None:
+    """The digit keeper's two sides: a question it reads, the lines a program reads.
+    Only a uniqueid of safe ASCII, or a digit the keeper can send, may come out."""
+    for line in data.split(b"\n"):
+        asked = parse_question(line)
+        if asked is not None and not (asked.isascii() and asked.isprintable()
+                                      and " " not in asked):
+            raise AssertionError(f"question {asked!r} let through")
+        for kind in (b"H", b"D"):
+            item = parse_digit_line(line, kind)
+            if item is not None and item[0] not in DIGITS:
+                raise AssertionError(f"digit {item!r} let through")
+
+
 TARGETS: list[tuple[str, Callable[[bytes], None], bytes]] = [
     ("AGI env block", env, AGI_ENV),
     ("AGI replies", replies, AGI_REPLIES),
     ("AMI messages", ami, AMI),
+    ("digit keeper", keeper, KEEPER),
 ]
 GENERATED: list[tuple[str, Callable[[random.Random], None]]] = [
     ("spool reader", spool),

@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,23 +74,27 @@ class DigitBook:
 
     keep_digits: int = KEEP_DIGITS
     keep_channels: int = KEEP_CHANNELS
-    typed: OrderedDict[str, list[tuple[str, float]]] = field(default_factory=OrderedDict)
+    # uniqueid → its digits and when each came (compact: a full book is a few MiB)
+    typed: OrderedDict[str, tuple[str, array[float]]] = field(default_factory=OrderedDict)
     waiting: dict[str, set[int]] = field(default_factory=dict)  # uniqueid → client ids
 
     def digit(self, uniqueid: str, digit: str, at: float) -> set[int]:
         """A digit AMI reported; the clients to tell."""
         if digit not in DIGITS or not uniqueid:
             return set()
-        held = self.typed.pop(uniqueid, [])
-        held = [*held, (digit, at)][-self.keep_digits:]
-        self.typed[uniqueid] = held
+        digits, times = self.typed.pop(uniqueid, ("", array("d")))
+        times.append(at)
+        if len(times) > self.keep_digits:
+            del times[0]
+        self.typed[uniqueid] = ((digits + digit)[-self.keep_digits:], times)
         while len(self.typed) > self.keep_channels:
             self.typed.popitem(last=False)
         return set(self.waiting.get(uniqueid, ()))
 
     def ask(self, client: int, uniqueid: str) -> list[tuple[str, float]]:
         self.waiting.setdefault(uniqueid, set()).add(client)
-        return list(self.typed.get(uniqueid, []))
+        digits, times = self.typed.get(uniqueid, ("", array("d")))
+        return list(zip(digits, times, strict=True))
 
     def gone(self, client: int) -> None:
         for uniqueid in [u for u, c in self.waiting.items() if client in c]:
@@ -337,7 +342,7 @@ class KeeperFeed:
                     line, buffer = buffer.split(b"\n", 1)
                     if line == b".":
                         return cls(sock, history, buffer)
-                    item = _digit_line(line, b"H")
+                    item = parse_digit_line(line, b"H")
                     if item is None:
                         raise OSError(f"keeper: unexpected {line[:40]!r}")
                     history.append(item)
@@ -369,7 +374,7 @@ class KeeperFeed:
                 raise OSError("keeper: closed")
             self._buffer += data
         line, self._buffer = self._buffer.split(b"\n", 1)
-        item = _digit_line(line, b"D")
+        item = parse_digit_line(line, b"D")
         if item is None:
             raise OSError(f"keeper: unexpected {line[:40]!r}")
         return item
@@ -378,7 +383,7 @@ class KeeperFeed:
         self.sock.close()
 
 
-def _digit_line(line: bytes, kind: bytes) -> tuple[str, float] | None:
+def parse_digit_line(line: bytes, kind: bytes) -> tuple[str, float] | None:
     parts = line.split(b" ")
     if len(parts) != 3 or parts[0] != kind or parts[1].decode("latin-1") not in DIGITS \
             or _EPOCH.fullmatch(parts[2]) is None:
