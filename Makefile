@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test setup apt venv asterisk-root lint unit e2e bench bench-wire bench-agi \
-        bench-soak fuzz clean
+        bench-soak bench-keeper fuzz clean
 
 demo: setup
 	$(PY) -m gateway.lab demo
@@ -63,6 +63,9 @@ bench-agi: setup     # FastAGI CPU per session against panoramisk; memory at 1,0
 
 bench-soak: setup    # CPU with 20 conferences; 1,000 transfers, nothing dropped or lost
 	$(PY) -m bench.soak
+
+bench-keeper: setup  # process mode's digit keeper: memory and CPU over 40 transfers
+	$(PY) -m bench.keeper
 
 fuzz: venv
 	$(PY) -m bench.fuzz_parsers 100000

@@ -284,6 +284,9 @@ def main() -> int:
     lock = _take_lock(lock_path)
     if lock is None:
         return 0  # another keeper runs
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")  # who holds it, for an operator (and the benchmark)
+    lock.flush()
     host, port = endpoint_address(config.ami.endpoint)
     try:
         ami = SyncAmi(host, port, config.ami.username, config.ami.secret, config.ami.auth,
