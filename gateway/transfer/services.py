@@ -250,6 +250,11 @@ class TransferService:
                 if role is Role.CITIZEN:
                     self.citizen_gone(bridge, at, data)
                 self.step(bridge, Left(at, role, ""), data)
+            case Joined(role=Role.CITIZEN) if "notice_played_at" not in bridge.fields:
+                # the dialplan plays the notice before the citizen joins, but AMI may
+                # report the join first (another Stasis topic): the record keeps the order
+                self.apply(bridge, NoticeFact(), at, data)
+                self.step(bridge, fact, data)
             case _:
                 self.step(bridge, fact, data)
 

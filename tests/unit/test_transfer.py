@@ -420,6 +420,22 @@ def test_citizen_hanging_up_at_the_key_is_abandoned_without_a_move() -> None:
     assert rig.asterisk.pending("Redirect") == []
 
 
+def test_the_notice_comes_before_the_join_on_record_whatever_order_ami_reports() -> None:
+    """The dialplan plays the notice, then the citizen joins; AMI reported the join
+    first once (in CI): the notice is on record first all the same, and once."""
+    rig = Rig()
+    rig.opened()
+    rig.key_done()
+    rig.asterisk.reply(rig.asterisk.expect("Redirect"))
+    rig.join("seat", "u-seat", SEAT)
+    rig.join("citizen", "u-cit", CITIZEN)
+    rig.emit("UserEvent", UserEvent="LinkgwNotice", Bridge=BID)
+    kinds = rig.events()
+    assert kinds.index("notice_played") == kinds.index("joined:citizen") - 1
+    assert kinds.count("notice_played") == 1
+    assert rig.record["notice_played_at"] <= rig.record["citizen_joined_at"]
+
+
 def test_one_key_handoff_then_a_plain_call_with_the_other_line() -> None:
     """12345 answers while the code is typed; three parties; the call-taker leaves: the
     citizen and 12345 go on in a plain call (where 12345 has the key too)."""
