@@ -331,7 +331,8 @@ class KeeperFeed:
 
     @classmethod
     def ask(cls, spool_dir: str, uniqueid: str, timeout: float = 0.3) -> KeeperFeed | None:
-        """None when no keeper answers in time (the program then reads AMI itself)."""
+        """None when no keeper answers in time, or answers what it never sends (the
+        program then reads AMI itself)."""
         _, socket_path = paths(spool_dir)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         deadline = time.monotonic() + timeout
@@ -339,31 +340,24 @@ class KeeperFeed:
             sock.settimeout(timeout)
             sock.connect(str(socket_path))
             sock.sendall(uniqueid.encode("ascii") + b"\n")
-            buffer, history = b"", list[tuple[str, float]]()
-            while True:
-                while b"\n" in buffer:
-                    line, buffer = buffer.split(b"\n", 1)
-                    if line == b".":
-                        return cls(sock, history, buffer)
-                    item = parse_digit_line(line, b"H")
-                    if item is None:
-                        raise OSError(f"keeper: unexpected {line[:40]!r}")
-                    history.append(item)
-                left = deadline - time.monotonic()
-                if left <= 0:
+            feed = cls(sock, [], b"")
+            while (line := feed._line(deadline)) != b".":
+                if line is None:
                     raise TimeoutError("keeper: no answer in time")
-                sock.settimeout(left)
-                data = sock.recv(4096)
-                if not data:
-                    raise OSError("keeper: closed")
-                buffer += data
+                feed.history.append(_digit_or_raise(line, b"H"))
+            return feed
         except (OSError, UnicodeEncodeError):
             sock.close()
             return None
 
     def next(self, deadline: float) -> tuple[str, float] | None:
         """The next digit, or None once ``deadline`` (monotonic) has passed. The keeper
-        gone raises OSError."""
+        gone, or a line it never sends, raises OSError."""
+        line = self._line(deadline)
+        return None if line is None else _digit_or_raise(line, b"D")
+
+    def _line(self, deadline: float) -> bytes | None:
+        """The next whole line, or None once ``deadline`` has passed."""
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
             if left <= 0:
@@ -377,13 +371,17 @@ class KeeperFeed:
                 raise OSError("keeper: closed")
             self._buffer += data
         line, self._buffer = self._buffer.split(b"\n", 1)
-        item = parse_digit_line(line, b"D")
-        if item is None:
-            raise OSError(f"keeper: unexpected {line[:40]!r}")
-        return item
+        return line
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _digit_or_raise(line: bytes, kind: bytes) -> tuple[str, float]:
+    item = parse_digit_line(line, kind)
+    if item is None:
+        raise OSError(f"keeper: unexpected {line[:40]!r}")
+    return item
 
 
 def parse_digit_line(line: bytes, kind: bytes) -> tuple[str, float] | None:

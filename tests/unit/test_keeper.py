@@ -220,6 +220,48 @@ def test_a_program_reads_the_keepers_answer(tmp_path: Path) -> None:
     server.close()
 
 
+def _answered(tmp_path: Path, *writes: bytes) -> KeeperFeed | None:
+    """What a program makes of a keeper (a thread here) that writes ``writes``."""
+    _, socket_path = paths(str(tmp_path))
+    server = _listen(socket_path)
+    server.setblocking(True)
+
+    def keeper() -> None:
+        sock, _ = server.accept()
+        sock.recv(100)
+        for data in writes:
+            sock.sendall(data)
+        sock.close()
+
+    thread = threading.Thread(target=keeper)
+    thread.start()
+    feed = KeeperFeed.ask(str(tmp_path), "u-seat", timeout=5.0)
+    thread.join()
+    server.close()
+    return feed
+
+
+@pytest.mark.parametrize("answer", [
+    "H 张 1795895437.000\n.\n".encode(),            # Chinese where a digit goes
+    "H 1 1795895437.000\u2028\n.\n".encode(),      # U+2028 after the time
+    "H 1\u0085 1795895437.000\n.\n".encode(),      # U+0085 after the digit
+    b"H \xc3 1795895437.000\n.\n",                 # not UTF-8
+    b"H 1 1795895437.000\r\n.\n",                  # CR LF
+    b"H 1 nan\n.\n", b"H 1 1e9\n.\n",              # float() would take these
+    "H 1 1795895437.000\n张".encode()[:-1],          # torn mid-character, then gone
+])
+def test_a_keeper_answer_that_is_not_the_protocol_is_no_answer(
+        tmp_path: Path, answer: bytes) -> None:
+    assert _answered(tmp_path, answer) is None
+
+
+def test_a_digit_line_torn_mid_way_is_put_together(tmp_path: Path) -> None:
+    feed = _answered(tmp_path, b".\nD 4 17958", b"95437.250\n")
+    assert feed is not None and feed.history == []
+    assert feed.next(time.monotonic() + 5) == ("4", T + 0.25)
+    feed.close()
+
+
 def test_no_keeper_is_no_answer(tmp_path: Path) -> None:
     assert KeeperFeed.ask(str(tmp_path), "u-seat") is None
 
