@@ -143,6 +143,12 @@ class TransferConfig:
     # only plays the error tone ("none")
     fallback: str = "blind"
     default_code: str = ""  # the item code used when none is typed after the key
+    # what the INVITE to the other line carries (gateway/transfer/invite.py)
+    invite_headers: bool = True  # User-to-User, X-Linkgw-*, Call-Info
+    centre_id: str = "110"  # this centre's id among the other line's callers
+    display_prefix: str = "110转"  # shown before the citizen's name at 12345's phone
+    reverse_display_prefix: str = "12345转"  # the same, at a 110 seat (12345 -> 110)
+    call_info_url: str = ""  # e.g. https://110-gw.example/bridges/{bridge_id} ("": none)
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,24 @@ def _time_zone(value: Any) -> str | None:
     return None
 
 
+def _display(value: Any) -> str | None:
+    """A display-name prefix: at most 16 printable characters, none that ends a SIP
+    display name or an AMI value (quote, backslash, angle brackets, comma)."""
+    bad = [c for c in value if not c.isprintable() or c in '"\\<>,']
+    if bad or len(value) > 16:
+        return "must be at most 16 printable characters, without \" \\ < > ,"
+    return None
+
+
+def _call_info_url(value: Any) -> str | None:
+    """Where the other line's agent can look the bridge up: an http(s) URL of characters
+    that need no escaping in a SIP header or an AMI value."""
+    if value == "" or re.fullmatch(r"https?://[A-Za-z0-9._~:/?#@&+;=%{}-]{1,400}", value):
+        return None
+    return "must be an http(s) URL of A-Z a-z 0-9 . _ ~ : / ? # @ & + ; = % - " \
+        "({bridge_id} is replaced by the bridge's id)"
+
+
 _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "onekey"): _dtmf,
     ("transfer", "consult_key"): _dtmf,
@@ -223,6 +247,11 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("tickets", "workorder_response_hours"): _positive,
     ("tickets", "time_zone"): _time_zone,
     ("log", "level"): _one_of("debug", "info", "warning", "error"),
+    ("transfer", "centre_id"): lambda v: None if re.fullmatch(r"[A-Za-z0-9_.:+-]{1,32}", v)
+    else "must be 1 to 32 of A-Z a-z 0-9 _ . : + -",
+    ("transfer", "display_prefix"): _display,
+    ("transfer", "reverse_display_prefix"): _display,
+    ("transfer", "call_info_url"): _call_info_url,
 }
 
 _SECRETS = {"secret", "token", "token_12345", "token_supervisor", "password", "chain_key"}

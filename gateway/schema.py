@@ -195,6 +195,8 @@ BRIDGE_FIELDS: Final = {
     "target": "the first dial string",
     "attempt": "the attempt being dialled now (1-based)",
     "dialing_target": "the dial string of the attempt being dialled now",
+    "dialing_at": "when the attempt being dialled now was dialled: from then to "
+                  "agent_answered_at is the time in the other line's queue",
     "late_agent_channel": "a leg of the other line that answered after the bridge had "
                           "moved on (it is hung up)",
     "redirected_at": "when citizen and call-taker were moved towards the conference",

@@ -62,12 +62,13 @@ class AsteriskPorts:
     sip: int
     ami: int
     rtp_start: int
+    host: str = "127.0.0.1"  # the loopback address its SIP transport binds
 
 
 class Asterisk:
     def __init__(self, root: Path, name: str, ports: AsteriskPorts, phones: list[Phone],
                  ami_user: str, ami_secret: str, config: Config, dialplan_src: Path,
-                 log_dir: Path, probe_secret: str = "") -> None:
+                 log_dir: Path, probe_secret: str = "", extra_pjsip: str = "") -> None:
         self.root = root
         self.name = name
         self.ports = ports
@@ -78,6 +79,7 @@ class Asterisk:
         self.config = config
         self.dialplan_src = dialplan_src
         self.log_dir = log_dir
+        self.extra_pjsip = extra_pjsip  # more endpoints (the trunk to another PBX)
         self.inside = Path("/srv/linkgw-lab") / name  # path seen from inside the chroot
         self.base = root / self.inside.relative_to("/")
         self.proc: Proc | None = None
@@ -88,8 +90,18 @@ class Asterisk:
         etc = self.base / "etc"
         for sub in ("etc", "run", "log", "spool", "lib", "db", "cache", "recordings"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
+        self.install_dialplan(etc)
+        for file_name, text in self.files().items():
+            (etc / file_name).write_text(text, encoding="utf-8")
+        (etc / "manager.conf").chmod(0o600)
+
+    def install_dialplan(self, etc: Path) -> None:
+        """The project's dialplan, as a site installs it (``linkgw dialplan``)."""
         install(self.config, self.dialplan_src, etc)
-        files = {
+
+    def files(self) -> dict[str, str]:
+        """Asterisk's configuration files, by name."""
+        return {
             "asterisk.conf": self._asterisk_conf(),
             "modules.conf": "[modules]\nautoload=yes\n"
             + "".join(f"noload => {m}.so\n" for m in NOLOAD),
@@ -109,9 +121,6 @@ class Asterisk:
             "acl.conf": "", "udptl.conf": "", "indications.conf": "",
             "musiconhold.conf": "[default]\nmode=files\ndirectory=moh\n",
         }
-        for file_name, text in files.items():
-            (etc / file_name).write_text(text, encoding="utf-8")
-        (etc / "manager.conf").chmod(0o600)
 
     def _asterisk_conf(self) -> str:
         b = self.inside
@@ -128,12 +137,15 @@ class Asterisk:
 
     def _pjsip_conf(self) -> str:
         out = [
-            "[global]\ntype=global\nendpoint_identifier_order=username,ip\n"
+            # a trunk is known by its address first: a caller number equal to a phone's
+            # name must not make a call from the other PBX that phone's
+            "[global]\ntype=global\nendpoint_identifier_order=ip,username\n"
             "user_agent=linkgw-lab\n",
             # A phone that is not running gets INVITE retransmissions until timer B; at
             # the default 32 s they reach the next test's phone on that port. 64 x T1.
             "[system]\ntype=system\ntimer_t1=100\ntimer_b=6400\n",
-            f"[lab-udp]\ntype=transport\nprotocol=udp\nbind=127.0.0.1:{self.ports.sip}\n",
+            f"[lab-udp]\ntype=transport\nprotocol=udp\n"
+            f"bind={self.ports.host}:{self.ports.sip}\n",
         ]
         for phone in self.phones:
             out.append(
@@ -141,9 +153,9 @@ class Asterisk:
                 "disallow=all\nallow=ulaw,alaw\ndirect_media=no\ndtmf_mode=rfc4733\n"
                 f"rtp_symmetric=yes\ntrust_id_inbound=yes\naors={phone.name}\n"
                 f"[{phone.name}]\ntype=aor\nmax_contacts=1\n"
-                f"contact=sip:{phone.name}@127.0.0.1:{phone.port}\n"
+                f"contact=sip:{phone.name}@{self.ports.host}:{phone.port}\n"
             )
-        return "\n".join(out)
+        return "\n".join(out) + self.extra_pjsip
 
     def _manager_conf(self) -> str:
         """The gateway's AMI user with exactly the permission classes the shipped

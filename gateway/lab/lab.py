@@ -21,7 +21,17 @@ from gateway.bridge.acl import render as render_acl
 from gateway.config import Config, TransferConfig, load_config
 from gateway.lab.ami_probe import AmiProbe
 from gateway.lab.asterisk import PROBE_USER, Asterisk, AsteriskPorts, Phone
+from gateway.lab.peer import (
+    AGENTS,
+    LIAISON,
+    LIAISON_NUMBER,
+    PEER_HOST,
+    QUEUE_NUMBER,
+    PeerAsterisk,
+    trunk_to_12345,
+)
 from gateway.lab.ports import free_ports
+from gateway.lab.process import LabError
 from gateway.lab.provision import ensure_asterisk_root
 from gateway.lab.proxy import Relay
 from gateway.lab.sentinel import SERVICE as SENTINEL_SERVICE
@@ -33,6 +43,10 @@ REPO = Path(__file__).resolve().parents[2]
 #: The lab's phones: name → the context its own calls land in.
 PHONES = {"citizen": "lab-citizen", "seat1": "lab-seat", "seat2": "lab-seat",
           "12345": "lab-12345", "liaison": "lab-12345"}
+#: The two-PBX lab's 12345 PBX: its phones (agents in a queue, a police liaison seat).
+PEER_PHONES = {**{a: "lab-12345" for a in AGENTS}, LIAISON: "lab-12345"}
+TRUNK = "trunk-12345"  # 110's endpoint for the trunk to 12345
+TOPOLOGIES = ("one-pbx", "two-pbx")
 ONEKEY = "*1"
 CONSULT_KEY = "*2"
 EMERGENCY_KEY = "*0"
@@ -46,20 +60,29 @@ class Lab:
     """``agi="fastagi"``: the gateway runs as a service and Asterisk reaches it over
     FastAGI. ``agi="process"``: no gateway service; Asterisk runs the process-mode AGI
     program inside its root (:mod:`gateway.process.agi`). ``gateways=2``: two gateway
-    services, the dialplan trying the second when the first does not answer."""
+    services, the dialplan trying the second when the first does not answer.
+    ``topology="two-pbx"``: 12345 is a second Asterisk (:mod:`gateway.lab.peer`) behind
+    a SIP trunk, its agents in a queue; 110 dials 12345 over the trunk."""
 
     def __init__(self, workdir: Path, name: str | None = None, agi: str = "fastagi",
-                 gateways: int = 1, sentinel: bool = False) -> None:
+                 gateways: int = 1, sentinel: bool = False, topology: str = "one-pbx"
+                 ) -> None:
+        if topology not in TOPOLOGIES:
+            raise LabError(f"unknown topology {topology!r} (known: {', '.join(TOPOLOGIES)})")
         self.workdir = workdir
         self.agi = agi
+        self.topology = topology
         self.name = name or secrets.token_hex(4)
         self.log_dir = workdir / "logs"
-        ports = free_ports(9 + 2 * len(PHONES))
+        phones = [*PHONES, *(PEER_PHONES if self.two_pbx else ())]
+        ports = free_ports(11 + 2 * len(phones))
         self.sip_port, self.ami_port, self.fastagi_port, self.redis_port, rtp = ports[:5]
         self.http_port, self.ami_relay_port, self.fastagi2_port, self.http2_port = ports[5:9]
-        rest = ports[9:]
-        self.phone_ports = {n: (rest[2 * i], rest[2 * i + 1]) for i, n in enumerate(PHONES)}
-        self.rtp_start = 20000 + (rtp % 200) * 200
+        self.peer_sip_port, self.peer_ami_port = ports[9:11]
+        rest = ports[11:]
+        self.phone_ports = {n: (rest[2 * i], rest[2 * i + 1]) for i, n in enumerate(phones)}
+        self.rtp_start = 20000 + (rtp % 100) * 200
+        self.peer_rtp_start = 40000 + (rtp % 100) * 200
         self.ami_user = "linkgw"
         self._ami_secret = secrets.token_urlsafe(16)  # made per lab, never written to git
         self._probe_secret = secrets.token_urlsafe(16)
@@ -85,9 +108,15 @@ class Lab:
                                gateways)
             self.gateways.append(GatewayProcess(second, env, self.log_dir, "gateway2.log"))
         self.probe: AmiProbe | None = None
+        self.peer: PeerAsterisk | None = None  # 12345's PBX, in the two-PBX lab
+        self.peer_probe: AmiProbe | None = None
         self.ami_relay: Relay | None = None  # the gateway reaches AMI through it
         self._phones: list[SippPhone] = []
         self._phone_count = 0
+
+    @property
+    def two_pbx(self) -> bool:
+        return self.topology == "two-pbx"
 
     @property
     def secrets_env(self) -> dict[str, str]:
@@ -149,8 +178,13 @@ class Lab:
             "tickets:\n"
             "  pattern: \"^\\\\d{8,20}$\"\n"
             "transfer:\n"
-            "  target: \"PJSIP/12345\"\n"
-            "  alternate: \"PJSIP/liaison\"\n"
+            + (f"  target: \"PJSIP/{QUEUE_NUMBER}@{TRUNK}\"\n"
+               f"  alternate: \"PJSIP/{LIAISON_NUMBER}@{TRUNK}\"\n"
+               f"  centre_id: \"110-lab\"\n"
+               f"  call_info_url: \"https://110-gateway.lab/bridges/{{bridge_id}}\"\n"
+               if self.two_pbx else
+               "  target: \"PJSIP/12345\"\n"
+               "  alternate: \"PJSIP/liaison\"\n") +
             "  reverse_target: \"PJSIP/seat2\"\n"
             "  attempts: 2\n"
             "  retry_delay: 0.5\n"
@@ -256,10 +290,14 @@ class Lab:
                 self.redis.extra_args = self._write_acl()
                 self.redis.start()
             phones = [Phone(n, self.phone_ports[n][0], ctx) for n, ctx in PHONES.items()]
+            if self.two_pbx:
+                self._start_peer(root)
+            trunk = trunk_to_12345(REPO / "dialplan", self.sip_port, self.peer_sip_port) \
+                if self.two_pbx else ""
             self.asterisk = Asterisk(
                 root, self.name, AsteriskPorts(self.sip_port, self.ami_port, self.rtp_start),
                 phones, self.ami_user, self._ami_secret, self.config, REPO / "dialplan",
-                self.log_dir, self._probe_secret)
+                self.log_dir, self._probe_secret, extra_pjsip=trunk)
             self.asterisk.start(self._process_mode_files if self.agi == "process" else None)
             self.ami_relay = Relay(self.ami_relay_port, self.ami_port)
             if self.agi == "fastagi":
@@ -271,11 +309,41 @@ class Lab:
             raise
         return self
 
+    def _start_peer(self, root: Path) -> None:
+        """12345's PBX, on its own address; its log folder is the lab's, names apart."""
+        phones = [Phone(n, self.phone_ports[n][0], ctx) for n, ctx in PEER_PHONES.items()]
+        self.peer = PeerAsterisk(
+            root, f"{self.name}-12345",
+            AsteriskPorts(self.peer_sip_port, self.peer_ami_port, self.peer_rtp_start,
+                          PEER_HOST),
+            phones, self.ami_user, secrets.token_urlsafe(16), self.config, REPO / "dialplan",
+            self.log_dir / "12345", self._probe_secret)
+        self.peer.port_110 = self.sip_port
+        self.start_peer()
+
+    def start_peer(self) -> None:
+        """(Re)start 12345's PBX and its observer (after :meth:`stop_peer`)."""
+        assert self.peer is not None
+        self.peer.start()
+        self.peer_probe = AmiProbe(self.peer_ami_port, PROBE_USER, self._probe_secret)
+
+    def stop_peer(self) -> None:
+        """Stop 12345's PBX: the trunk is down (its SIP port answers nothing)."""
+        if self.peer_probe is not None:
+            self.peer_probe.close()
+            self.peer_probe = None
+        if self.peer is not None:
+            self.peer.stop()
+
     def phone(self, name: str) -> SippPhone:
         sip, media = self.phone_ports[name]
         self._phone_count += 1  # names stay unique in a lab, so no log is overwritten
-        phone = SippPhone(f"{name}-{self._phone_count}", sip, media, self.sip_port,
-                          self.workdir / "sipp")
+        on_peer = name in PEER_PHONES and self.two_pbx
+        phone = SippPhone(f"{name}-{self._phone_count}", sip, media,
+                          self.peer_sip_port if on_peer else self.sip_port,
+                          self.workdir / "sipp",
+                          host=PEER_HOST if on_peer else "127.0.0.1",
+                          remote_host=PEER_HOST if on_peer else "127.0.0.1")
         self._phones.append(phone)
         return phone
 
@@ -303,6 +371,7 @@ class Lab:
             self.ami_relay.close()
         if self.asterisk is not None:
             self.asterisk.stop()
+        self.stop_peer()
         self.redis.stop()
         if self.sentinels is not None:
             self.sentinels.stop()

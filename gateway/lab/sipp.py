@@ -114,6 +114,8 @@ class SippPhone:
     asterisk_sip_port: int
     workdir: Path
     proc: Proc | None = None
+    host: str = "127.0.0.1"  # the phone's own loopback address
+    remote_host: str = "127.0.0.1"  # its PBX's
 
     def start(self, scenario: str | Scenario, timeout_s: int = 60, calls: int = 1,
               limit: int = 0, rate: float = 0, extra: Sequence[str] = ()) -> None:
@@ -129,8 +131,8 @@ class SippPhone:
         path = self.workdir / f"{self.name}.xml"
         path.write_text(xml, encoding="utf-8")
         argv = [
-            "sipp", f"127.0.0.1:{self.asterisk_sip_port}", "-sf", str(path),
-            "-i", "127.0.0.1", "-p", str(self.port), "-mp", str(self.media_port),
+            "sipp", f"{self.remote_host}:{self.asterisk_sip_port}", "-sf", str(path),
+            "-i", self.host, "-p", str(self.port), "-mp", str(self.media_port),
             "-m", str(calls), *(["-l", str(limit)] if limit else []),
             *(["-r", f"{rate:g}", "-rp", "1000"] if rate else []),
             "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error",
@@ -148,6 +150,11 @@ class SippPhone:
     def stop(self) -> None:
         if self.proc is not None:
             self.proc.stop(timeout=3)
+
+    def received(self) -> str:
+        """Every SIP message this phone sent and received so far (SIPp's trace)."""
+        msg = self.workdir / f"{self.name}.msg"
+        return msg.read_text(encoding="utf-8", errors="replace") if msg.exists() else ""
 
     def errors(self) -> str:
         err = self.workdir / f"{self.name}.err"

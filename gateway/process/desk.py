@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from gateway.ami.errors import AmiActionError, AmiError
 from gateway.ami.sync import SyncAmi, endpoint_address
 from gateway.bridge.change import Change
-from gateway.bridge.state import Event, Mode, RedirectFailed
+from gateway.bridge.state import Event, Mode, RedirectFailed, iso
 from gateway.config import Config, TransferConfig
 from gateway.process.keeper import KeeperFeed
 from gateway.transfer import decide
@@ -149,7 +149,8 @@ class ProcessDesk:
         try:
             self.persist.opened(bridge, "transfer_requested", now)
             self.persist.note(bridge, "agent_dialing", now, {
-                "attempt": "1", "dialing_target": bridge.phase.plan[0]})
+                "attempt": "1", "dialing_target": bridge.phase.plan[0],
+                "dialing_at": iso(now)})
             self.work.bridge = bridge
             self.work.dialled_at = now
             try:

@@ -199,6 +199,7 @@ class Records:
                           if row.get("outcome") == "unknown")
         by_category = Counter(row.get("category") or "unspecified" for row in rows)
         waits: list[float] = []
+        queued: list[float] = []  # in the other line's queue: its answering attempt only
         dialled = 0
         due = responded = 0
         for row in rows:
@@ -207,7 +208,10 @@ class Records:
             if "dialing_target" in row and row.get("outcome") != "refused":
                 dialled += 1
                 if "agent_answered_at" in row:
-                    waits.append(epoch(row["agent_answered_at"]) - epoch(row["requested_at"]))
+                    answered = epoch(row["agent_answered_at"])
+                    waits.append(answered - epoch(row["requested_at"]))
+                    queued.append(answered - epoch(row.get("dialing_at")
+                                                   or row["requested_at"]))
             # due only when 110 took the matter: a press refused, abandoned or kept by
             # 12345 handed nothing over
             if row.get("direction") == "12345->110" and "response_due_at" in row \
@@ -243,6 +247,13 @@ class Records:
             "answer_p90_s": round(_percentile(waits, 0.9), 2) if waits else None,
             "answered_within_15s": _share(sum(w <= 15 for w in waits), dialled),
             "answered_within_20s": _share(sum(w <= 20 for w in waits), dialled),
+            # seconds a person of the other line took from the INVITE of the attempt
+            # they answered (its queue), against emergency centres' answering standard:
+            # 90 % within 15 s, 95 % within 20 s
+            "queue_p50_s": round(statistics.median(queued), 2) if queued else None,
+            "queue_within_15s": _share(sum(w <= 15 for w in queued), len(queued)),
+            "queue_within_20s": _share(sum(w <= 20 for w in queued), len(queued)),
+            "queue_standard": {"within_15s": 0.9, "within_20s": 0.95},
             "reverse_due": due, "reverse_responded_on_time": responded,
             "response_rate": _share(responded, due),
             # 12345 -> police work orders without a call, counted from their acceptance

@@ -5,20 +5,14 @@ from __future__ import annotations
 
 from gateway.bridge.state import Mode, Role
 from gateway.config import TransferConfig
-from gateway.transfer.model import Bridge, Party
+from gateway.transfer import invite
+from gateway.transfer.model import Bridge
 
 JOIN_CONTEXT = {Mode.TRANSFER: "linkgw-join-{role}", Mode.CONSULT: "linkgw-consult-{role}"}
 JOURNAL = "linkgw"  # AstDB family of the dialplan's journal: linkgw/<bridge id>/<fact>
 #: The keys armed on the other line's leg, so that it can hand the citizen on in turn.
 FEATURES = {"110": "linkgw_onekey#linkgw_consult",  # a 12345 agent (110 -> 12345)
             "12345": "linkgw_onekey#linkgw_consult#linkgw_emergency"}  # a 110 seat
-
-
-def safe_callerid(party: Party) -> str:
-    """Caller ID shown to the other line: digits and + only; the exact value stays on
-    the record."""
-    number = "".join(c for c in party.number if (c.isascii() and c.isdigit()) or c == "+")
-    return f"<{number[:32]}>" if number else "<>"
 
 
 def _escaped(value: str) -> str:
@@ -30,20 +24,26 @@ def originate_headers(bridge: Bridge, attempt: int, config: TransferConfig
                       ) -> list[tuple[str, str]]:
     """The Originate of the other line's leg of ``attempt``: into the conference, with
     the uniqueid ``<bridge id>-a<attempt>``, armed with the keys (so that it can hand the
-    citizen on in turn), its hangup journalled."""
+    citizen on in turn), its hangup journalled; on a PJSIP leg the INVITE carries the
+    110 context (:mod:`gateway.transfer.invite`)."""
     leg = bridge.agent_id(attempt)
+    dial = bridge.phase.plan[attempt]
+    sip = [("Variable", f"PJSIP_HEADER(add,{name})={_escaped(value)}")
+           for name, value in invite.headers(bridge, config)] \
+        if dial.startswith("PJSIP/") else []
     other_side = "12345" if bridge.side == "110" else "110"
     gone = _escaped(f"linkgw-gone,s,1({bridge.id},agent_a{attempt})")
     return [
-        ("Channel", bridge.phase.plan[attempt]),
+        ("Channel", dial),
         ("Context", JOIN_CONTEXT[bridge.mode].format(role=Role.AGENT)),
         ("Exten", bridge.id), ("Priority", "1"),
         ("Timeout", str(int(config.ring_timeout * 1000))),
-        ("CallerID", safe_callerid(bridge.citizen)),
+        ("CallerID", invite.caller_id(bridge, config)),
         ("ChannelId", leg),
         ("Variable", f"LINKGW_BRIDGE={bridge.id}"),
         ("Variable", f"LINKGW_SIDE={other_side}"),
         ("Variable", f"DYNAMIC_FEATURES={FEATURES[bridge.side]}"),
         ("Variable", f"CHANNEL(hangup_handler_push)={gone}"),
+        *sip,
         ("Async", "true"),
     ]

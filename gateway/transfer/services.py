@@ -432,7 +432,8 @@ class TransferService:
                                    since=self.clock.seconds())
         target = bridge.phase.plan[attempt]
         self.note(bridge, "agent_dialing", {"attempt": str(attempt + 1),
-                                            "dialing_target": target})
+                                            "dialing_target": target,
+                                            "dialing_at": iso(self.clock.seconds())})
         d = self.effects.originate(bridge, attempt)
         d.addErrback(self._not_dialed, bridge, attempt)
         return d

@@ -32,6 +32,9 @@ CATALOGUE = load_categories(Path(__file__).resolve().parents[2] / "config/catego
 CITIZEN = "PJSIP/citizen-00000000"
 SEAT = "PJSIP/seat1-00000001"
 HOSTILE_NAME = 'Zhang "San"\r\nEXEC Hangup'
+#: The INVITE's User-to-User payload for the key of BID (RFC 7433, hex)
+UUI_HEX = (f"bridge={BID}&seat=seat1&direction=110-%3E12345&centre=110&caller=13800138000"
+           .encode("ascii").hex())
 
 
 def seat_values(**extra: str) -> dict[str, str]:
@@ -144,11 +147,20 @@ def test_key_reads_once_dials_at_once_then_takes_the_code_and_answers() -> None:
     originate = rig.asterisk.expect("Originate")
     assert list(originate.headers[2:]) == [
         ("Channel", "PJSIP/12345"), ("Context", "linkgw-join-agent"), ("Exten", BID),
-        ("Priority", "1"), ("Timeout", "15000"), ("CallerID", "<13800138000>"),
+        ("Priority", "1"), ("Timeout", "15000"),
+        # the hostile name shown without its quotes and CR LF; the number as dialled
+        ("CallerID", '"110转 Zhang San EXEC Hangup" <13800138000>'),
         ("ChannelId", f"{BID}-a0"), ("Variable", f"LINKGW_BRIDGE={BID}"),
         ("Variable", "LINKGW_SIDE=12345"),
         ("Variable", "DYNAMIC_FEATURES=linkgw_onekey#linkgw_consult"),
         ("Variable", f"CHANNEL(hangup_handler_push)=linkgw-gone\\,s\\,1({BID}\\,agent_a0)"),
+        ("Variable", "PJSIP_HEADER(add,User-to-User)=" + UUI_HEX +
+         ";encoding=hex;purpose=linkgw;content=linkgw-context"),
+        ("Variable", f"PJSIP_HEADER(add,X-Linkgw-Bridge)={BID}"),
+        ("Variable", "PJSIP_HEADER(add,X-Linkgw-Seat)=seat1"),
+        ("Variable", "PJSIP_HEADER(add,X-Linkgw-Direction)=110->12345"),
+        ("Variable", "PJSIP_HEADER(add,X-Linkgw-Centre)=110"),
+        ("Variable", "PJSIP_HEADER(add,X-Linkgw-Caller)=13800138000"),
         ("Async", "true")]
     assert not done.called and "LINKGW_ANSWER" not in session.set
     rig.asterisk.reply(originate, Message="Originate successfully queued")
