@@ -10,6 +10,7 @@ call's media port). ``info_digits`` remains for SIP INFO keys.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,6 +103,33 @@ def citizen_scenario(caller: str, number: str, dial: str, hold_ms: int,
     return Scenario(render("citizen.xml", caller=caller, number=number, dial=dial,
                            caller_name=caller_name, wait_steps=speak + wait),
                     {"voice": (Tone(voice_hz, hold_ms),)})
+
+
+def received_invite(trace: str) -> dict[str, str]:
+    """The headers of the first INVITE in a SIPp message trace, by lower-case name
+    (``request`` holds the request line); ``{}`` when there is none."""
+    start = trace.find("INVITE sip:")
+    if start < 0:
+        return {}
+    head = trace[start:].replace("\r\n", "\n").split("\n\n", 1)[0].split("\n")
+    headers = {"request": head[0].strip()}
+    for line in head[1:]:
+        name, sep, value = line.partition(":")
+        if sep:
+            headers.setdefault(name.strip().lower(), value.strip())
+    return headers
+
+
+def requests_received(trace: str) -> list[str]:
+    """The methods of the requests a SIPp phone received, in order, from its trace."""
+    methods = []
+    for block in re.split(r"^-{10,}.*$", trace, flags=re.MULTILINE):
+        head, _, message = block.strip().partition("\n")
+        first = message.strip().split(" ", 1)[0]
+        if head.startswith(("UDP message received", "TCP message received")) \
+                and first.isalpha() and first.isupper():
+            methods.append(first)
+    return methods
 
 
 @dataclass

@@ -43,16 +43,18 @@ def fresh_phones(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 def _hang_up_leftovers(lab: Lab) -> None:
-    """A test that failed half-way may leave a call up in Asterisk: hang it up, so that
-    one failure stays one failure instead of failing every later test of the lab."""
-    probe = lab.probe
-    if probe is None:
-        return
-    try:
-        probe.action("Hangup", {"Channel": "/^PJSIP//", "Cause": "16"})
-        wait_until(lambda: not probe.action("CoreShowChannels")[1], 10, "no channel left")
-    except LabError:
-        pass  # no channel to hang up (AMI answers an error), or a lab already gone
+    """A test that failed half-way may leave a call up in Asterisk (either PBX): hang
+    it up, so that one failure stays one failure instead of failing every later test of
+    the lab."""
+    for probe in (lab.probe, lab.peer_probe):
+        if probe is None:
+            continue
+        try:
+            probe.action("Hangup", {"Channel": "/^PJSIP//", "Cause": "16"})
+            wait_until(lambda p=probe: not p.action("CoreShowChannels")[1], 10,
+                       "no channel left")
+        except LabError:
+            pass  # no channel to hang up (AMI answers an error), or a lab already gone
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -85,3 +87,28 @@ def sentinel_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     workdir: Path = tmp_path_factory.mktemp("sentinel-lab")
     with Lab(workdir, sentinel=True) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def two_pbx_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """110's Asterisk and 12345's own Asterisk joined by a SIP trunk; 12345's agents in
+    a queue on their PBX (gateway/lab/peer.py)."""
+    workdir: Path = tmp_path_factory.mktemp("two-pbx")
+    with Lab(workdir, topology="two-pbx") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def two_pbx_process_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The two-PBX lab with process-mode AGI on 110's Asterisk."""
+    workdir: Path = tmp_path_factory.mktemp("two-pbx-process")
+    with Lab(workdir, agi="process", topology="two-pbx") as running:
+        yield running
+
+
+@pytest.fixture(params=["fastagi", "process"])
+def two_pbx(request: pytest.FixtureRequest) -> Lab:
+    """The same two-PBX test in both AGI modes."""
+    name = "two_pbx_lab" if request.param == "fastagi" else "two_pbx_process_lab"
+    lab: Lab = request.getfixturevalue(name)
+    return lab

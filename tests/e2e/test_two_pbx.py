@@ -1,0 +1,228 @@
+"""110 and 12345 as two PBXs: 110's Asterisk reaches 12345's own Asterisk over a SIP
+trunk and lands in its queue of three agents (gateway/lab/peer.py), in both AGI modes.
+
+The lab's policy: 12345's queue (``PJSIP/12345@trunk-12345``) is tried twice, ring
+timeout 4 s, then 12345's police liaison seat (``PJSIP/1234501@trunk-12345``). 12345's
+PBX answers the trunk only when an agent answers, and answers 486 when no agent can be
+rung. Each test says which agents are at their desks (the others are paused), checks
+what both Asterisks report, what the agents' phones received, and what Redis holds.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gateway.lab.lab import ONEKEY, TRUNK, Lab
+from gateway.lab.peer import AGENTS, LIAISON, QUEUE
+from gateway.lab.sipp import (
+    SippPhone,
+    answer_scenario,
+    noanswer_scenario,
+    received_invite,
+    refuse_scenario,
+    requests_received,
+)
+from gateway.transfer.invite import parse_uui
+from tests.e2e.helpers import (
+    TIMEOUT,
+    answering,
+    bridges_of_seat,
+    channels,
+    citizen,
+    finish,
+    mark,
+    new_bridge,
+    played,
+    settled,
+    wait_bridged,
+    wait_event,
+)
+
+
+def at_desk(lab: Lab, *present: str) -> None:
+    """Agents ``present`` take calls; the others of the queue are paused (on a break)."""
+    probe = lab.peer_probe
+    assert probe is not None
+    for agent in AGENTS:
+        probe.action("QueuePause", {"Queue": QUEUE, "Interface": f"PJSIP/{agent}",
+                                    "Paused": "false" if agent in present else "true",
+                                    "Reason": "lab"})
+
+
+def peer_mark(lab: Lab) -> int:
+    assert lab.peer_probe is not None
+    return lab.peer_probe.mark()
+
+
+def peer_event(lab: Lab, since: int, what: str, event: str, **headers: str):  # type: ignore[no-untyped-def]
+    assert lab.peer_probe is not None
+    return lab.peer_probe.wait_event(
+        lambda e: e.event == event and all(e.get(k).startswith(v) for k, v in headers.items()),
+        TIMEOUT, what, since)
+
+
+def slack(lab: Lab) -> int:
+    """Process mode starts a Python program at the key: calls need longer."""
+    return 3000 if lab.agi == "process" else 0
+
+
+def iso_epoch(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_queue_agent_answers_after_seconds_and_sees_the_bridge_on_the_invite(
+        two_pbx: Lab) -> None:
+    """agent1 rings and is cancelled, agent2 answers after 2.5 s, agent3 is on a break.
+    12345's PBX answers the trunk only then: ``agent_answered_at`` is agent2's answer
+    (12345's own AgentConnect), ``dialing_at`` → answer is the time in 12345's queue.
+    agent2's INVITE carries User-to-User, X-Linkgw-* and Call-Info equal to the record,
+    and the display name ``110转 <name>``. Three parties on 110's side (the trunk leg
+    the third), then citizen and agent2 talk on."""
+    lab = two_pbx
+    at_desk(lab, "agent1", "agent2")
+    since, peer_since = mark(lab), peer_mark(lab)
+    before = bridges_of_seat(lab, "seat1")
+    ringing = lab.phone("agent1")
+    ringing.start(noanswer_scenario("agent1"))
+    agent = lab.phone("agent2")
+    agent.start(answer_scenario("agent2", ring_ms=2500, hold_ms=30000))
+    seat = answering(lab, "seat1", hold_ms=9000 + slack(lab), key=ONEKEY)
+    caller = citizen(lab, hold_ms=15000 + 2 * slack(lab))
+    bridge_id = new_bridge(lab, "seat1", before)
+    conference = f"linkgw-{bridge_id}"
+    wait_event(lab, since, "the trunk leg in the conference", Event="ConfbridgeJoin",
+               Conference=conference, Channel=f"PJSIP/{TRUNK}")
+    wait_event(lab, since, "the citizen in the conference", Event="ConfbridgeJoin",
+               Conference=conference, Channel="PJSIP/citizen")
+    assert lab.probe is not None
+    assert channels(lab.probe.conference_members(conference)) == [
+        "PJSIP/citizen", "PJSIP/seat1", f"PJSIP/{TRUNK}"]
+    connect = peer_event(lab, peer_since, "agent2 taking the call", "AgentConnect",
+                         Queue=QUEUE, Interface="PJSIP/agent2")
+    assert int(connect.get("HoldTime")) >= 2
+    assert finish(caller, seat, ringing, agent) == {
+        "citizen": 0, "seat1": 0, "agent1": 0, "agent2": 0}
+    record, _ = settled(lab, bridge_id, "citizen_hangup")
+    assert (record["outcome"], record["direct_with"]) == ("handed_off", "agent")
+    assert record["agent_target"] == f"PJSIP/12345@{TRUNK}"
+    assert record["agent_channel"].startswith(f"PJSIP/{TRUNK}-")
+    # answered when a person answered, not when 12345's PBX got the call
+    answered = iso_epoch(record["agent_answered_at"])
+    assert abs(answered - float(connect.get("Timestamp"))) < 0.5
+    assert answered - iso_epoch(record["dialing_at"]) >= 2.4
+    invite = received_invite(agent.received())
+    assert invite["x-linkgw-bridge"] == record["bridge_id"]
+    assert invite["x-linkgw-seat"] == record["seat"] == "seat1"
+    assert invite["x-linkgw-direction"] == record["direction"] == "110->12345"
+    assert invite["x-linkgw-centre"] == "110-lab"
+    assert invite["x-linkgw-caller"] == record["citizen_number"]
+    assert parse_uui(invite["user-to-user"]) == {
+        "bridge": record["bridge_id"], "seat": "seat1", "direction": "110->12345",
+        "centre": "110-lab", "caller": record["citizen_number"]}
+    assert invite["call-info"] == \
+        f"<https://110-gateway.lab/bridges/{bridge_id}>;purpose=info"
+    assert invite["from"].startswith('"110转 Zhang San" <sip:13800138000@')
+
+
+def test_no_agent_at_12345_is_busy_then_the_liaison_is_busy_so_110_keeps_it(
+        two_pbx: Lab) -> None:
+    """Every agent on a break: 12345's PBX answers 486 at once (the caller cannot join
+    an empty queue), twice; its police liaison seat is busy too. The citizen and the
+    call-taker go on in a plain call, the call-taker hears the failure tone first, and a
+    work order is owed."""
+    lab = two_pbx
+    at_desk(lab)
+    since = mark(lab)
+    before = bridges_of_seat(lab, "seat1")
+    liaison = lab.phone(LIAISON)
+    liaison.start(refuse_scenario(486, "Busy Here"))
+    seat = answering(lab, "seat1", hold_ms=30000, key=ONEKEY)
+    caller = citizen(lab, hold_ms=9000 + slack(lab))
+    bridge_id = new_bridge(lab, "seat1", before)
+    record, _ = settled(lab, bridge_id, "bridged_direct")
+    wait_bridged(lab, record["citizen_channel"], record["seat_channel"])
+    played(lab, since, record["seat_channel"], lab.transfer.failed_prompt)
+    assert finish(caller, seat, liaison) == {"citizen": 0, "seat1": 0, LIAISON: 0}
+    record, _ = settled(lab, bridge_id, "citizen_hangup")
+    assert (record["state"], record["outcome"]) == ("ended", "kept_by_110")
+    assert [record[f"attempt_{n}_failure"] for n in (1, 2, 3)] == ["busy"] * 3
+    assert record["plan"] == \
+        f"PJSIP/12345@{TRUNK},PJSIP/12345@{TRUNK},PJSIP/1234501@{TRUNK}"
+    assert record["work_order_push_needed"] == "yes"
+    assert "agent_answered_at" not in record
+
+
+def test_the_trunk_down_returns_the_call_to_the_call_taker(two_pbx: Lab) -> None:
+    """12345's PBX is stopped: nothing answers on the trunk. Every attempt fails, the
+    citizen and the call-taker go on in a plain call, nobody is dropped; 12345's PBX
+    is started again afterwards."""
+    lab = two_pbx
+    lab.stop_peer()
+    try:
+        since = mark(lab)
+        before = bridges_of_seat(lab, "seat1")
+        seat = answering(lab, "seat1", hold_ms=40000, key=ONEKEY)
+        caller = citizen(lab, hold_ms=24000 + slack(lab))
+        bridge_id = new_bridge(lab, "seat1", before)
+        record, _ = settled(lab, bridge_id, "bridged_direct")
+        wait_bridged(lab, record["citizen_channel"], record["seat_channel"])
+        played(lab, since, record["seat_channel"], lab.transfer.failed_prompt)
+        assert finish(caller, seat) == {"citizen": 0, "seat1": 0}
+        record, _ = settled(lab, bridge_id, "citizen_hangup")
+        assert (record["outcome"], record["direct_with"]) == ("kept_by_110", "seat")
+        failures = [record[f"attempt_{n}_failure"] for n in (1, 2, 3)]
+        assert set(failures) <= {"unreachable", "no answer"}, failures
+        assert record["work_order_push_needed"] == "yes"
+    finally:
+        lab.start_peer()
+
+
+def test_the_citizen_hangs_up_while_queued_at_12345(two_pbx: Lab) -> None:
+    """agent1 rings in 12345's queue; the citizen hangs up: 110 cancels the trunk leg,
+    12345's PBX sees its caller abandon the queue and stops ringing agent1; the bridge
+    ends abandoned with a callback task."""
+    lab = two_pbx
+    at_desk(lab, "agent1")
+    since, peer_since = mark(lab), peer_mark(lab)
+    before = bridges_of_seat(lab, "seat1")
+    agent = lab.phone("agent1")
+    agent.start(noanswer_scenario("agent1"))
+    seat = answering(lab, "seat1", hold_ms=20000, key=ONEKEY)
+    caller = citizen(lab, hold_ms=3000 + slack(lab))
+    bridge_id = new_bridge(lab, "seat1", before)
+    peer_event(lab, peer_since, "the call in 12345's queue", "QueueCallerJoin", Queue=QUEUE)
+    abandon = peer_event(lab, peer_since, "the caller leaving 12345's queue",
+                         "QueueCallerAbandon", Queue=QUEUE)
+    assert finish(caller, agent) == {"citizen": 0, "agent1": 0}
+    seat.wait(TIMEOUT)
+    record, _ = settled(lab, bridge_id, "callback_needed")
+    assert (record["state"], record["outcome"]) == ("ended", "abandoned")
+    assert "agent_answered_at" not in record
+    leg_gone = wait_event(lab, since, "the trunk leg hung up", Event="Hangup",
+                          Uniqueid=f"{bridge_id}-a0")
+    # the trunk leg was cancelled by 110, not rung out to its 4 s ring timeout
+    assert float(leg_gone.get("Timestamp")) - iso_epoch(record["dialing_at"]) < 3.9
+    assert float(abandon.get("Timestamp")) >= float(leg_gone.get("Timestamp")) - 0.5
+
+
+def test_the_12345_agent_hangs_up_after_the_hand_off(two_pbx: Lab) -> None:
+    """agent3 answers, the call-taker leaves, then agent3 hangs up first: the citizen's
+    call ends as a call does (Asterisk releases the citizen); the record is complete."""
+    lab = two_pbx
+    at_desk(lab, "agent3")
+    since = mark(lab)
+    before = bridges_of_seat(lab, "seat1")
+    agent = lab.phone("agent3")
+    agent.start(answer_scenario("agent3", ring_ms=500, hold_ms=11000 + 2 * slack(lab)))
+    seat = answering(lab, "seat1", hold_ms=7000 + slack(lab), key=ONEKEY)
+    caller: SippPhone = citizen(lab, hold_ms=40000, released_ok=True)
+    bridge_id = new_bridge(lab, "seat1", before)
+    wait_event(lab, since, "the seat leaving", Event="ConfbridgeLeave",
+               Conference=f"linkgw-{bridge_id}", Channel="PJSIP/seat1")
+    assert finish(agent, seat, caller) == {"agent3": 0, "seat1": 0, "citizen": 0}
+    record, _ = settled(lab, bridge_id, "citizen_hangup")
+    assert (record["outcome"], record["direct_with"]) == ("handed_off", "agent")
+    # agent3 sent its BYE (it hung up first); Asterisk then released the citizen
+    assert "BYE" not in requests_received(agent.received())
+    assert requests_received(caller.received())[-1] == "BYE"
+    assert record["seat_left_at"] < record["ended_at"] <= record["citizen_hangup_at"]
