@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, cast
 from gateway.ami.codec import AmiMessage
 
 if TYPE_CHECKING:
+    from gateway.lab.calls import Observed
     from gateway.lab.lab import Lab
 
 
@@ -33,7 +34,8 @@ def _timeline(record: dict[str, str]) -> list[str]:
              ("three parties", "conference_at"), ("call-taker left", "seat_left_at"),
              ("bridge ended", "ended_at"), ("citizen hung up", "citizen_hangup_at")]
     out = ["\ntimeline (seconds after the key)"]
-    out += [f"  {epoch(record[k]) - start:6.3f}  {what}" for what, k in marks if k in record]
+    times = sorted((epoch(record[k]) - start, what) for what, k in marks if k in record)
+    out += [f"  {t:6.3f}  {what}" for t, what in times]
     return out
 
 
@@ -46,17 +48,49 @@ def _feed_of_12345(lab: Lab, bridge_id: str) -> list[dict[str, str]]:
             if e.get("record") == f"bridge:{bridge_id}"]
 
 
-def demo(keep: bool) -> int:
+def _agent_invite(seen: Observed, record: dict[str, str]) -> None:
+    """What the 12345 agent's phone received on its INVITE, beside the record."""
+    from gateway.transfer.invite import parse_uui
+
+    invite = seen.agent_invite
+    print("\nwhat the 12345 agent's phone received (its INVITE, from SIPp's trace)")
+    print(f"  {'From':<20} {invite.get('from', '(none)')}")
+    print(f"  {'User-to-User':<20} {invite.get('user-to-user', '(none)')}")
+    uui = parse_uui(invite.get("user-to-user", ""))
+    rows = [("bridge", "bridge_id"), ("seat", "seat"), ("direction", "direction"),
+            ("caller", "citizen_number")]
+    print(f"  {'  decoded':<20} " + " ".join(f"{k}={v}" for k, v in uui.items()))
+    for key, field_name in rows:
+        same = "same as the record" if uui.get(key) == record.get(field_name) else \
+            f"RECORD SAYS {record.get(field_name)!r}"
+        print(f"  {'  ' + key:<20} {uui.get(key, '(none)'):<24} {same}")
+    for name in ("x-linkgw-bridge", "x-linkgw-centre", "call-info"):
+        print(f"  {name:<20} {invite.get(name, '(none)')}")
+
+
+def _queue_wait(record: dict[str, str]) -> None:
+    from gateway.records.tickets import epoch
+
+    if "agent_answered_at" in record and "dialing_at" in record:
+        wait = epoch(record["agent_answered_at"]) - epoch(record["dialing_at"])
+        print(f"\nin 12345's queue: {wait:.2f} s from the trunk INVITE to the agent's "
+              "answer (standard: 90 % within 15 s, 95 % within 20 s)")
+
+
+def demo(keep: bool, topology: str = "one-pbx") -> int:
     from gateway.lab.calls import one_key_call
     from gateway.lab.lab import Lab
     from gateway.lab.process import LabError
 
     workdir = Path(tempfile.mkdtemp(prefix="linkgw-demo-"))
-    print(f"linkgw demo: lab in {workdir} (logs in {workdir / 'logs'})")
+    print(f"linkgw demo ({topology}): lab in {workdir} (logs in {workdir / 'logs'})")
     try:
-        with Lab(workdir, name="demo") as lab:
+        with Lab(workdir, name="demo", topology=topology) as lab:
             print(f"lab up: Asterisk SIP 127.0.0.1:{lab.sip_port}, AMI :{lab.ami_port}, "
                   f"FastAGI :{lab.fastagi_port}, Redis :{lab.redis_port}")
+            if lab.two_pbx:
+                print(f"12345's own PBX: SIP 127.0.0.2:{lab.peer_sip_port}, queue "
+                      f"'hotline' of agent1..3; 110 dials {lab.transfer.target}")
             print("citizen 13800138000 dials 110; seat1 answers and presses "
                   f"{lab.transfer.onekey}; 12345 answers; seat1 hangs up; "
                   "later the citizen hangs up")
@@ -83,6 +117,9 @@ def demo(keep: bool) -> int:
         print(f"  {e['event']:<24} {e['fields']}"[:150])
     for line in _timeline(seen.record):
         print(line)
+    if topology == "two-pbx":
+        _agent_invite(seen, seen.record)
+        _queue_wait(seen.record)
     print(f"\nSIPp exit codes: {seen.exits}")
     if not keep:
         import shutil
@@ -98,13 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="play one real one-key call through the lab")
     d.add_argument("--keep", action="store_true", help="keep the lab's folder and logs")
+    d.add_argument("--topology", choices=("one-pbx", "two-pbx"), default="one-pbx",
+                   help="two-pbx: 12345 is its own Asterisk behind a SIP trunk, with a "
+                        "queue of agents")
     sub.add_parser("provision", help="build (or find) the cached Asterisk root")
     args = parser.parse_args(argv)
     if args.command == "provision":
         from gateway.lab.provision import main as provision
 
         return provision()
-    return demo(args.keep)
+    return demo(args.keep, args.topology)
 
 
 if __name__ == "__main__":

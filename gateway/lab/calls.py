@@ -10,8 +10,9 @@ from typing import cast
 
 from gateway.ami.codec import AmiMessage
 from gateway.lab.lab import ONEKEY, Lab
+from gateway.lab.peer import AGENTS, QUEUE
 from gateway.lab.process import LabError, wait_until
-from gateway.lab.sipp import answer_scenario, citizen_scenario
+from gateway.lab.sipp import SippPhone, answer_scenario, citizen_scenario, received_invite
 from gateway.schema import Keys, bridge_record
 
 
@@ -27,6 +28,7 @@ class Observed:
     record: dict[str, str] = field(default_factory=dict)
     events: list[dict[str, str]] = field(default_factory=list)
     exits: dict[str, int] = field(default_factory=dict)
+    agent_invite: dict[str, str] = field(default_factory=dict)  # as the agent's phone got it
 
 
 def _starts(channel: str, endpoint: str) -> bool:
@@ -57,6 +59,23 @@ def plain_call_of(lab: Lab, channel: str) -> tuple[list[AmiMessage], str]:
     return [r for r in rows if r.get("BridgeId") == ours.get("BridgeId")], technology
 
 
+def _agent(lab: Lab) -> SippPhone:
+    """Who answers for 12345: its phone on 110's PBX, or, in the two-PBX lab, agent2 of
+    12345's queue after 2 s (agent1 and agent3 on a break)."""
+    if not lab.two_pbx:
+        agent = lab.phone("12345")
+        agent.start(answer_scenario("12345", ring_ms=300, hold_ms=30000))
+        return agent
+    assert lab.peer_probe is not None
+    for member in AGENTS:
+        lab.peer_probe.action("QueuePause", {
+            "Queue": QUEUE, "Interface": f"PJSIP/{member}",
+            "Paused": "false" if member == "agent2" else "true", "Reason": "lab"})
+    agent = lab.phone("agent2")
+    agent.start(answer_scenario("agent2", ring_ms=2000, hold_ms=30000))
+    return agent
+
+
 def one_key_call(lab: Lab, number: str = "13800138000", name: str = "Zhang San",
                  timeout: float = 30.0, wait_logged: bool = True) -> Observed:
     """Citizen → 110 → seat1 answers, presses the key → 12345 answers → three parties →
@@ -65,8 +84,7 @@ def one_key_call(lab: Lab, number: str = "13800138000", name: str = "Zhang San",
     assert probe is not None
     seen = Observed()
     since = probe.mark()
-    agent = lab.phone("12345")
-    agent.start(answer_scenario("12345", ring_ms=300, hold_ms=30000))
+    agent = _agent(lab)
     seat = lab.phone("seat1")
     # process-mode AGI starts a Python program at the key: give the call more time
     slack = 3000 if lab.agi == "process" else 0
@@ -101,6 +119,7 @@ def one_key_call(lab: Lab, number: str = "13800138000", name: str = "Zhang San",
     wait_until(plain, timeout, f"the citizen in a plain call after {left.get('Channel')} left")
     for phone in (citizen, seat, agent):
         seen.exits[phone.name.rsplit("-", 1)[0]] = phone.wait(timeout)
+    seen.agent_invite = received_invite(agent.received())
     if not wait_logged:  # Redis may be down: what Asterisk showed is all there is yet
         return seen
 

@@ -120,15 +120,17 @@ def received_invite(trace: str) -> dict[str, str]:
     return headers
 
 
+_REQUEST_LINE = re.compile(r"([A-Z]+) \S+ SIP/2\.0\Z")
+
+
 def requests_received(trace: str) -> list[str]:
     """The methods of the requests a SIPp phone received, in order, from its trace."""
     methods = []
     for block in re.split(r"^-{10,}.*$", trace, flags=re.MULTILINE):
         head, _, message = block.strip().partition("\n")
-        first = message.strip().split(" ", 1)[0]
-        if head.startswith(("UDP message received", "TCP message received")) \
-                and first.isalpha() and first.isupper():
-            methods.append(first)
+        request = _REQUEST_LINE.match(message.strip().split("\n", 1)[0].strip())
+        if head.startswith(("UDP message received", "TCP message received")) and request:
+            methods.append(request.group(1))
     return methods
 
 

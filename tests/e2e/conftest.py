@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.lab.ami_probe import AmiProbe
 from gateway.lab.lab import Lab
 from gateway.lab.process import LabError, wait_until
 
@@ -47,14 +48,16 @@ def _hang_up_leftovers(lab: Lab) -> None:
     it up, so that one failure stays one failure instead of failing every later test of
     the lab."""
     for probe in (lab.probe, lab.peer_probe):
-        if probe is None:
-            continue
-        try:
-            probe.action("Hangup", {"Channel": "/^PJSIP//", "Cause": "16"})
-            wait_until(lambda p=probe: not p.action("CoreShowChannels")[1], 10,
-                       "no channel left")
-        except LabError:
-            pass  # no channel to hang up (AMI answers an error), or a lab already gone
+        if probe is not None:
+            _hang_up_all(probe)
+
+
+def _hang_up_all(probe: AmiProbe) -> None:
+    try:
+        probe.action("Hangup", {"Channel": "/^PJSIP//", "Cause": "16"})
+        wait_until(lambda: not probe.action("CoreShowChannels")[1], 10, "no channel left")
+    except LabError:
+        pass  # no channel to hang up (AMI answers an error), or a lab already gone
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

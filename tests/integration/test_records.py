@@ -170,8 +170,11 @@ def test_loop_in_order_once_each(client: redis.Redis, desk: tuple[TicketDesk, Cl
 def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
     d, clock = desk
     # 12345 is dialled at the key: the answer time runs from requested_at
+    # ... and the time in 12345's queue from the answering attempt's dial (dialing_at;
+    # a record without it, from requested_at)
     bridge(client, B1, T0, direction="110->12345", category="noise", outcome="handed_off",
            dialing_target="PJSIP/12345", requested_at="2026-11-28T19:50:37.000Z",
+           dialing_at="2026-11-28T19:50:39.000Z",
            agent_answered_at="2026-11-28T19:50:45.000Z")
     bridge(client, B2, T0 + 60, direction="110->12345", category="noise",
            outcome="kept_by_110", dialing_target="PJSIP/12345",
@@ -204,6 +207,10 @@ def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Cl
                                        "20-30": 0, "30+": 0}  # 8 s and 18 s
     assert (figures["answered_within_15s"], figures["answered_within_20s"]) == \
         (round(1 / 3, 4), round(2 / 3, 4))
+    # 6 s and 18 s in the other line's queue, against 90 % / 95 % of the standard
+    assert (figures["queue_p50_s"], figures["queue_within_15s"],
+            figures["queue_within_20s"]) == (12.0, 0.5, 1.0)
+    assert figures["queue_standard"] == {"within_15s": 0.9, "within_20s": 0.95}
     assert (figures["reverse_due"], figures["response_rate"]) == (1, 0.0)
 
 

@@ -70,3 +70,66 @@ def test_a_long_garbage_collection_is_logged_with_its_generation() -> None:
         gc.callbacks.remove(callback)
     assert [(e, f["generation"]) for e, f in log.lines] == [("gc.pause", 2)]
     assert isinstance(log.lines[0][1]["seconds"], float)
+
+
+TRACE = (
+    "----------------------------------------------- 2026-12-02 20:12:27.001\n"
+    "UDP message received [812] bytes :\n\n"
+    "INVITE sip:agent2@127.0.0.2:40753 SIP/2.0\n"
+    'From: "110转 张\u2028三" <sip:13800138000@127.0.0.2>;tag=a\n'
+    "X-Linkgw-Bridge: 20261202201224bd1edf\n"
+    "X-Linkgw-Bridge: second-is-ignored\n"
+    "User-to-User: 6162;encoding=hex;purpose=linkgw\n"
+    "Content-Length: 0\n\n"
+    "v=0\nX-Not-A-Header: in the body\n\n"
+    "----------------------------------------------- 2026-12-02 20:12:27.002\n"
+    "UDP message sent (300 bytes):\n\n"
+    "BYE sip:127.0.0.2 SIP/2.0\n\n"
+    "----------------------------------------------- 2026-12-02 20:12:29.002\n"
+    "UDP message received [300] bytes :\n\n"
+    "BYE sip:agent2@127.0.0.2 SIP/2.0\n\n"
+    "----------------------------------------------- 2026-12-02 20:12:29.003\n"
+    "UDP message received [30] bytes :\n\n"
+    "SIP/2.0 200 OK\n\n"
+)
+
+
+def test_the_agents_invite_is_read_from_its_trace_head_only() -> None:
+    """The first INVITE's headers, by lower-case name, the first of a repeated one;
+    nothing from the body; a Chinese name with U+2028 kept as received."""
+    from gateway.lab.sipp import received_invite
+
+    got = received_invite(TRACE)
+    assert got["request"] == "INVITE sip:agent2@127.0.0.2:40753 SIP/2.0"
+    assert got["from"] == '"110转 张\u2028三" <sip:13800138000@127.0.0.2>;tag=a'
+    assert got["x-linkgw-bridge"] == "20261202201224bd1edf"
+    assert "x-not-a-header" not in got
+    assert received_invite("no invite here\r\n\x00\xff") == {}
+    crlf = received_invite(TRACE.replace("\n", "\r\n"))
+    assert crlf["user-to-user"] == "6162;encoding=hex;purpose=linkgw"
+
+
+def test_requests_received_are_told_from_requests_sent_and_responses() -> None:
+    from gateway.lab.sipp import requests_received
+
+    assert requests_received(TRACE) == ["INVITE", "BYE"]
+    torn = TRACE[:TRACE.index("BYE sip:agent2") + 2]  # a trace cut mid-word
+    assert requests_received(torn) == ["INVITE"]
+    assert requests_received("\udcff\u0085garbage") == []
+
+
+def test_the_shipped_trunk_examples_get_the_labs_addresses() -> None:
+    """The lab loads the files a site copies, with only the addresses and the
+    transport's name changed: every example address is replaced."""
+    from gateway.lab.peer import EXAMPLE_110, EXAMPLE_12345, with_lab_addresses
+
+    repo = Path(__file__).resolve().parents[2] / "dialplan"
+    for path in (repo / "linkgw_trunk.conf.example",
+                 repo / "peer/linkgw_peer_pjsip.conf.example"):
+        text = with_lab_addresses(path.read_text(encoding="utf-8"), "127.0.0.1", 5070,
+                                  "127.0.0.2", 5080)
+        assert EXAMPLE_110 not in text and EXAMPLE_12345 not in text
+        assert "transport=lab-udp" in text and "transport-udp" not in text
+    trunk = with_lab_addresses((repo / "linkgw_trunk.conf.example").read_text("utf-8"),
+                               "127.0.0.1", 5070, "127.0.0.2", 5080)
+    assert "contact=sip:127.0.0.2:5080\n" in trunk and "match=127.0.0.2\n" in trunk
