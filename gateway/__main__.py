@@ -11,9 +11,12 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import redis
+
 from gateway.bridge.acl import USERS, AclError, render
 from gateway.bridge.connect import sync_client
 from gateway.config import ConfigError, load_config_file
+from gateway.push.cli import add_outbox_command
 from gateway.records.cli import (
     LOOP_COMMANDS,
     RETENTION_COMMANDS,
@@ -27,6 +30,47 @@ from gateway.records.queries import Records
 from gateway.records.retention import Retention
 from gateway.records.workorders import WorkOrderDesk
 from gateway.transfer.categories import CategoryError, load_categories
+
+
+def _push(config_path: Path) -> int:
+    """The push alone (a site in process mode runs no gateway service)."""
+    config = load_config_file(config_path)
+    if not config.push.url:
+        print("linkgw: config error: push.url is empty: nothing to push to", file=sys.stderr)
+        return 2
+    from twisted.internet import asyncioreactor
+
+    asyncioreactor.install(asyncio.new_event_loop())
+    from twisted.internet import reactor
+
+    from gateway import logs
+    from gateway.app import instance_name
+    from gateway.push.plugin import build_push
+
+    logs.configure(config.log.format, config.log.level)
+    import structlog
+
+    log = structlog.get_logger("gateway")
+    service = build_push(config, reactor, log, f"{instance_name(config)}/push")
+    reactor.callWhenRunning(service.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    log.info("push.started", url=config.push.url)
+    reactor.run()
+    return 0
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    from gateway.push.cli import run_outbox
+
+    config = load_config_file(Path(args.config), secrets=False)
+    try:
+        code, text = run_outbox(args, sync_client(config.redis, decode=False),
+                                config.redis.prefix, config.push.feed)
+    except redis.RedisError as exc:
+        print(f"linkgw: Redis: {exc}", file=sys.stderr)
+        return 1
+    print(text)
+    return code
 
 
 def _run(config_path: Path) -> int:
@@ -117,11 +161,19 @@ def main(argv: list[str] | None = None) -> int:
                          "(passwords from LINKGW_REDIS_PASSWORD_GATEWAY, _12345, _SUPERVISOR)")
     acl.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
     acl.add_argument("--acl", type=Path, default=Path("config/redis.acl"))
+    push = sub.add_parser("push", help="run only the push to the 12345 system (process "
+                          "mode has no gateway service)")
+    push.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
+    add_outbox_command(sub)
     add_commands(sub)
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return _run(args.config)
+        if args.command == "push":
+            return _push(args.config)
+        if args.command == "outbox":
+            return _outbox(args)
         if args.command in RECORD_COMMANDS:
             return _records(args)
         if args.command == "redis-acl":

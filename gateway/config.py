@@ -98,7 +98,8 @@ class RetentionConfig:
     days: int = 0  # records older than this many days are exported, then removed (0: kept)
     export_dir: str = "/var/lib/linkgw/export"  # one JSON-lines file per UTC day
     # consumer groups whose unread entries trimming never drops: "<stream>/<group>"
-    groups: tuple[str, ...] = ("feed:12345/12345", "feed:110/110", "tickets:in/linkgw")
+    groups: tuple[str, ...] = ("feed:12345/12345", "feed:12345/push", "feed:110/110",
+                               "tickets:in/linkgw")
     chain_key: str = ""  # from chain_key_env: seals each day's chain (HMAC-SHA256)
 
 
@@ -152,6 +153,23 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
+class PushConfig:
+    """The 12345 system is told of each change of its bridges by an HTTPS POST
+    (gateway/push/): signed, retried, in order, from the feed stream as outbox."""
+
+    url: str = ""  # the receiver ("": no push)
+    secret: str = ""  # from secret_env: the HMAC-SHA256 key shared with the receiver
+    ca_file: str = ""  # PEM: the CA the receiver's certificate must come from ("": system's)
+    allow_http: bool = False  # plain http:// to a host that is not loopback
+    feed: str = "12345"  # whose feed is pushed (<prefix>:feed:<feed>)
+    timeout: float = 10.0  # seconds one POST may take
+    retry_initial: float = 1.0  # seconds before the first retry, doubled each time
+    retry_max: float = 60.0  # at most this between retries
+    dead_after: float = 86400.0  # an event older than this goes to the dead letters
+    poll: float = 0.2  # seconds between looks at the outbox when it is empty
+
+
+@dataclass(frozen=True)
 class LogConfig:
     format: str = "json"
     level: str = "info"
@@ -169,6 +187,7 @@ class Config:
     tickets: TicketConfig = TicketConfig()
     log: LogConfig = LogConfig()
     retention: RetentionConfig = RetentionConfig()
+    push: PushConfig = PushConfig()
 
 
 _DTMF = re.compile(r"[0-9*#A-D]{1,8}\Z")
@@ -252,6 +271,14 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "display_prefix"): _display,
     ("transfer", "reverse_display_prefix"): _display,
     ("transfer", "call_info_url"): _call_info_url,
+    ("push", "url"): lambda v: None if v == "" or re.fullmatch(
+        r"https?://[A-Za-z0-9._~:/?#@&+;=%\[\]-]{1,400}", v) else "must be an http(s) URL",
+    ("push", "timeout"): _positive,
+    ("push", "retry_initial"): _positive,
+    ("push", "retry_max"): _positive,
+    ("push", "dead_after"): _positive,
+    ("push", "poll"): _positive,
+    ("push", "feed"): _one_of("12345", "110"),
 }
 
 _SECRETS = {"secret", "token", "token_12345", "token_supervisor", "password", "chain_key"}
@@ -267,6 +294,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "tickets": TicketConfig,
     "log": LogConfig,
     "retention": RetentionConfig,
+    "push": PushConfig,
 }
 
 
@@ -344,10 +372,33 @@ def _check_secrets(source: str, config: Config) -> None:
         if token and len(token) < MIN_TOKEN:
             raise ConfigError(source, None, f"http.{key}_env",
                               f"the API token is too short: at least {MIN_TOKEN} characters")
+    _check_push(source, config.push)
     given = [t for t in (config.http.token, *roles.values()) if t]
     if len(given) != len(set(given)):
         raise ConfigError(source, None, "http", "two roles have the same token: each role "
                           "needs its own")
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def _check_push(source: str, push: PushConfig) -> None:
+    """A push needs its secret, and TLS unless the receiver is on loopback or the
+    config says plain http on purpose."""
+    if not push.url:
+        return
+    if not push.secret:
+        raise ConfigError(source, None, "push.secret_env",
+                          "the push needs a secret to sign with (push.secret_env)")
+    host = push.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0] \
+        if not push.url.split("://", 1)[1].startswith("[") else \
+        push.url.split("://", 1)[1].split("]", 1)[0] + "]"
+    if push.url.startswith("http://") and not push.allow_http and host not in LOOPBACK_HOSTS:
+        raise ConfigError(source, None, "push.url",
+                          "plain http:// to another host: use https://, or say "
+                          "allow_http: true")
+    if push.ca_file and not Path(push.ca_file).is_file():
+        raise ConfigError(source, None, "push.ca_file", f"no such file: {push.ca_file}")
 
 
 def _no_twice(source: str, section: str, pairs: list[tuple[yaml.Node, yaml.Node]]) -> None:

@@ -151,6 +151,11 @@ class Keys:
         system: a stream of the changes of its bridges, with :data:`FEED_FIELDS` only."""
         return f"{self.prefix}:feed:{audience}"
 
+    def push(self, name: str) -> str:
+        """The push to the other line's system: ``lease`` (which gateway pushes),
+        ``dead`` (events given up on, a stream), ``retry`` (dead ones sent again)."""
+        return f"{self.prefix}:push:{name}"
+
 
 # -- fields of a bridge record whose names depend on a role or an attempt -------------------
 

@@ -22,6 +22,7 @@ from gateway.app import build_transfer, instance_name
 from gateway.bridge.connect import sync_client
 from gateway.config import Config
 from gateway.metrics import Figure, Snapshot, TransferMeter, exposition
+from gateway.push.plugin import PushService, build_push
 from gateway.records.http import ApiResource, api_site
 from gateway.records.inbound import InboundTickets
 from gateway.records.queries import Records
@@ -73,6 +74,10 @@ class Gateway(MultiService):
         StreamServerEndpointService(serverFromString(reactor, config.fastagi.listen),
                                     self.agi).setServiceParent(self)
         self._records(config, reactor, log, self.transfers.catalogue)
+        self.push: PushService | None = None
+        if config.push.url:
+            self.push = build_push(config, reactor, log, self.parts.leases.instance)
+            self.push.setServiceParent(self)
         self.registry.register(Snapshot(self._figures()))
 
     def _records(self, config: Config, reactor: Any, log: Any, catalogue: Catalogue) -> None:
@@ -112,7 +117,18 @@ class Gateway(MultiService):
             "instance": self.parts.leases.instance,
             "agi_sessions": len(self.agi.active),
             "inbound": "up" if self.inbound.up else "down",
-            "feed_12345_lag": self.inbound.feed_lag}
+            "feed_12345_lag": self.inbound.feed_lag,
+            "push": self._push_health()}
+
+    def _push_health(self) -> str:
+        """off; standby (another gateway pushes); ok; failing (the head entry is being
+        retried)."""
+        if self.push is None:
+            return "off"
+        pusher = self.push.pusher
+        if not pusher.holding:
+            return "standby"
+        return "failing" if pusher.failures else "ok"
 
     def metrics(self) -> str:
         return exposition(self.registry)
@@ -151,6 +167,24 @@ class Gateway(MultiService):
                    lambda: inbound.up),
             Figure("linkgw_feed_12345_lag", "Entries of 12345's feed its consumer group "
                    "has not read (-1: unknown)", "gauge", lambda: inbound.feed_lag),
+            *self._push_figures(),
+        ]
+
+    def _push_figures(self) -> list[Figure]:
+        if self.push is None:
+            return []
+        pusher = self.push.pusher
+        return [
+            Figure("linkgw_push_delivered", "Events the receiver answered with a 2xx",
+                   "counter", lambda: pusher.delivered),
+            Figure("linkgw_push_failed", "Tries that failed (each is retried)", "counter",
+                   lambda: pusher.failed),
+            Figure("linkgw_push_dead", "Events given up on (linkgw outbox list)",
+                   "counter", lambda: pusher.dead),
+            Figure("linkgw_push_failing", "Tries in a row the head event has failed",
+                   "gauge", lambda: pusher.failures),
+            Figure("linkgw_push_holding", "1 while this gateway is the one that pushes",
+                   "gauge", lambda: pusher.holding),
         ]
 
 

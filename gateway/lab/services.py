@@ -1,11 +1,13 @@
-"""The lab's Redis server and gateway process."""
+"""The lab's Redis server, gateway process, push process and 12345 receiver."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -93,3 +95,73 @@ class GatewayProcess:
         """SIGKILL, as a crash would: nothing is flushed, nothing is said."""
         if self.proc is not None:
             self.proc.stop(sig=signal.SIGKILL)
+
+
+class ReceiverProcess:
+    """The example 12345 receiver (:mod:`gateway.lab.receiver`) as a real process on a
+    loopback port, HTTPS with ``cert``/``key`` (none: plain http)."""
+
+    def __init__(self, port: int, out: Path, secret: str, log_dir: Path,
+                 cert: Path | None = None, key: Path | None = None) -> None:
+        self.port, self.out, self._secret, self.log_dir = port, out, secret, log_dir
+        self.cert, self.key = cert, key
+        self.proc: Proc | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.cert else 'http'}://127.0.0.1:{self.port}/linkgw"
+
+    def start(self, mode: str = "ok") -> None:
+        tls = ["--cert", str(self.cert), "--key", str(self.key)] if self.cert else []
+        env = dict(os.environ, PYTHONUNBUFFERED="1", LINKGW_PUSH_SECRET=self._secret)
+        self.proc = Proc("receiver", [sys.executable, "-m", "gateway.lab.receiver",
+                                      "--port", str(self.port), "--out", str(self.out),
+                                      "--mode", mode, *tls],
+                         self.log_dir / f"receiver-{self.port}.log", env=env)
+
+        def listening() -> bool:
+            if not self.proc or not self.proc.alive():
+                raise LabError(f"receiver exited:\n{self.proc.tail() if self.proc else ''}")
+            return "listening" in self.proc.tail()
+
+        wait_until(listening, 10, "the receiver listening")
+
+    def events(self) -> list[dict[str, Any]]:
+        """What it kept, in the order it kept them (torn last line skipped)."""
+        if not self.out.exists():
+            return []
+        out = []
+        for line in self.out.read_text(encoding="utf-8").split("\n"):  # not at U+2028
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.stop(sig=signal.SIGKILL)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+
+
+class PushProcess:
+    """``python -m gateway push`` with a config; its secrets in its environment."""
+
+    def __init__(self, config_path: Path, secrets: dict[str, str], log_path: Path) -> None:
+        self.config_path, self._secrets, self.log_path = config_path, secrets, log_path
+        self.proc: Proc | None = None
+
+    def start(self) -> None:
+        env = dict(os.environ, PYTHONUNBUFFERED="1") | self._secrets
+        self.proc = Proc("push", [sys.executable, "-m", "gateway", "push", "--config",
+                                  str(self.config_path)], self.log_path, env=env)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
