@@ -15,7 +15,7 @@ import redis
 
 from gateway.bridge.acl import USERS, AclError, render
 from gateway.bridge.connect import sync_client
-from gateway.config import ConfigError, load_config_file
+from gateway.config import ConfigError, load_config_file, retention_groups
 from gateway.push.cli import add_outbox_command
 from gateway.records.cli import (
     LOOP_COMMANDS,
@@ -111,7 +111,7 @@ def _records(args: argparse.Namespace) -> int:
     try:
         if args.command in RETENTION_COMMANDS:
             retention = Retention(client, config.redis.prefix,
-                                  Path(config.retention.export_dir), config.retention.groups,
+                                  Path(config.retention.export_dir), retention_groups(config),
                                   config.retention.chain_key.encode(),
                                   lambda line: print(line, file=sys.stderr))
             code, text = run_retention(args, retention, config.retention.days)

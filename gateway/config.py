@@ -98,8 +98,8 @@ class RetentionConfig:
     days: int = 0  # records older than this many days are exported, then removed (0: kept)
     export_dir: str = "/var/lib/linkgw/export"  # one JSON-lines file per UTC day
     # consumer groups whose unread entries trimming never drops: "<stream>/<group>"
-    groups: tuple[str, ...] = ("feed:12345/12345", "feed:12345/push", "feed:110/110",
-                               "tickets:in/linkgw")
+    # (with push.url set, the push's group on its feed is added: see retention_groups)
+    groups: tuple[str, ...] = ("feed:12345/12345", "feed:110/110", "tickets:in/linkgw")
     chain_key: str = ""  # from chain_key_env: seals each day's chain (HMAC-SHA256)
 
 
@@ -380,6 +380,14 @@ def _check_secrets(source: str, config: Config) -> None:
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def retention_groups(config: Config) -> tuple[str, ...]:
+    """The consumer groups whose unread entries retention never trims: the configured
+    ones, and the push's on its feed when the push is on (an event not yet delivered is
+    never trimmed away)."""
+    push = (f"feed:{config.push.feed}/push",) if config.push.url else ()
+    return tuple(dict.fromkeys((*config.retention.groups, *push)))
 
 
 def _check_push(source: str, push: PushConfig) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -44,7 +45,7 @@ def _feed_of_12345(lab: Lab, bridge_id: str) -> list[dict[str, str]]:
     from gateway.schema import Keys
 
     entries = lab.redis_as("linkgw-12345").xrange(Keys(lab.config.redis.prefix).feed("12345"))
-    return [e for _, e in cast(list[tuple[str, dict[str, str]]], entries)
+    return [e | {"_id": i} for i, e in cast(list[tuple[str, dict[str, str]]], entries)
             if e.get("record") == f"bridge:{bridge_id}"]
 
 
@@ -77,7 +78,46 @@ def _queue_wait(record: dict[str, str]) -> None:
               "answer (standard: 90 % within 15 s, 95 % within 20 s)")
 
 
-def demo(keep: bool, topology: str = "one-pbx") -> int:
+def _push_report(lab: Lab, bridge_id: str, feed: list[dict[str, str]]) -> bool:
+    """Wait (up to a minute) until the push has delivered this call's feed entries;
+    print what was delivered and what is left. True when nothing is left."""
+    import time
+
+    from gateway.lab.process import LabError, wait_until
+    from gateway.push.outbox import GROUP
+    from gateway.schema import Keys
+
+    client = lab.redis_client()
+    stream = Keys(lab.config.redis.prefix).feed("12345")
+    ids = [e["_id"] for e in feed]
+    started = time.monotonic()
+
+    def left() -> list[str]:
+        info = next((g for g in client.xinfo_groups(stream) if g["name"] == GROUP), None)
+        if info is None:
+            return ids
+        pending = {p["message_id"] for p in client.xpending_range(stream, GROUP, "-", "+",
+                                                                   1000)}
+        last = tuple(int(x) for x in info["last-delivered-id"].split("-"))
+        return [i for i in ids if i in pending or tuple(int(x) for x in i.split("-")) > last]
+
+    try:
+        wait_until(lambda: not left(), 60, "the push to deliver this call's events")
+    except LabError:
+        pass
+    rest = left()
+    url = lab.receiver.url if lab.receiver is not None else lab.push_url
+    print(f"\npushed to 12345's receiver {url} (signed, HTTPS with the lab's CA when it is "
+          f"the lab's): {len(ids) - len(rest)} of {len(ids)} events of this call delivered "
+          f"in {time.monotonic() - started:.1f} s; left in the outbox: {len(rest)}")
+    if lab.receiver is not None:
+        for e in lab.receiver.events():
+            if e.get("bridge_id") == bridge_id:
+                print(f"  {e['event']:<24} id={e['id']}")
+    return not rest
+
+
+def demo(keep: bool, topology: str = "one-pbx", push_url: str = "") -> int:
     from gateway.lab.calls import one_key_call
     from gateway.lab.lab import Lab
     from gateway.lab.process import LabError
@@ -85,7 +125,7 @@ def demo(keep: bool, topology: str = "one-pbx") -> int:
     workdir = Path(tempfile.mkdtemp(prefix="linkgw-demo-"))
     print(f"linkgw demo ({topology}): lab in {workdir} (logs in {workdir / 'logs'})")
     try:
-        with Lab(workdir, name="demo", topology=topology) as lab:
+        with Lab(workdir, name="demo", topology=topology, push_url=push_url) as lab:
             print(f"lab up: Asterisk SIP 127.0.0.1:{lab.sip_port}, AMI :{lab.ami_port}, "
                   f"FastAGI :{lab.fastagi_port}, Redis :{lab.redis_port}")
             if lab.two_pbx:
@@ -96,6 +136,7 @@ def demo(keep: bool, topology: str = "one-pbx") -> int:
                   "later the citizen hangs up")
             seen = one_key_call(lab)
             feed = _feed_of_12345(lab, seen.bridge_id)
+            pushed = _push_report(lab, seen.bridge_id, feed) if lab.pushing else True
     except LabError as exc:
         print(f"linkgw demo failed: {exc}", file=sys.stderr)
         return 1
@@ -125,7 +166,8 @@ def demo(keep: bool, topology: str = "one-pbx") -> int:
         import shutil
 
         shutil.rmtree(workdir, ignore_errors=True)
-    ok = seen.record.get("outcome") == "handed_off" and not any(seen.exits.values())
+    ok = seen.record.get("outcome") == "handed_off" and not any(seen.exits.values()) \
+        and pushed
     print("\ndemo " + ("passed: handed off to 12345" if ok else "FAILED"))
     return 0 if ok else 1
 
@@ -138,13 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--topology", choices=("one-pbx", "two-pbx"), default="one-pbx",
                    help="two-pbx: 12345 is its own Asterisk behind a SIP trunk, with a "
                         "queue of agents")
+    d.add_argument("--push-url", default="",
+                   help="push this call's events to your own receiver (secret from "
+                        "LINKGW_PUSH_SECRET; plain http only on loopback)")
     sub.add_parser("provision", help="build (or find) the cached Asterisk root")
     args = parser.parse_args(argv)
     if args.command == "provision":
         from gateway.lab.provision import main as provision
 
         return provision()
-    return demo(args.keep, args.topology)
+    if args.push_url and not os.environ.get("LINKGW_PUSH_SECRET"):
+        print("linkgw demo: --push-url needs LINKGW_PUSH_SECRET (the key your receiver "
+              "checks signatures with)", file=sys.stderr)
+        return 2
+    return demo(args.keep, args.topology, args.push_url)
 
 
 if __name__ == "__main__":

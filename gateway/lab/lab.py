@@ -9,6 +9,7 @@ Stops everything it started, in reverse order, by pid, also when the body raises
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 from pathlib import Path
@@ -36,8 +37,9 @@ from gateway.lab.provision import ensure_asterisk_root
 from gateway.lab.proxy import Relay
 from gateway.lab.sentinel import SERVICE as SENTINEL_SERVICE
 from gateway.lab.sentinel import RedisSentinels
-from gateway.lab.services import GatewayProcess, RedisServer
+from gateway.lab.services import GatewayProcess, PushProcess, ReceiverProcess, RedisServer
 from gateway.lab.sipp import SippPhone
+from gateway.lab.tls import make_ca_and_server
 
 REPO = Path(__file__).resolve().parents[2]
 #: The lab's phones: name → the context its own calls land in.
@@ -62,11 +64,14 @@ class Lab:
     program inside its root (:mod:`gateway.process.agi`). ``gateways=2``: two gateway
     services, the dialplan trying the second when the first does not answer.
     ``topology="two-pbx"``: 12345 is a second Asterisk (:mod:`gateway.lab.peer`) behind
-    a SIP trunk, its agents in a queue; 110 dials 12345 over the trunk."""
+    a SIP trunk, its agents in a queue; 110 dials 12345 over the trunk; the 12345
+    system is told by push, over HTTPS, by the lab's receiver (:mod:`gateway.lab.receiver`,
+    its certificate from a CA made for the lab), or by ``push_url`` (an integrator's own
+    receiver, secret from ``LINKGW_PUSH_SECRET``)."""
 
     def __init__(self, workdir: Path, name: str | None = None, agi: str = "fastagi",
-                 gateways: int = 1, sentinel: bool = False, topology: str = "one-pbx"
-                 ) -> None:
+                 gateways: int = 1, sentinel: bool = False, topology: str = "one-pbx",
+                 push_url: str = "") -> None:
         if topology not in TOPOLOGIES:
             raise LabError(f"unknown topology {topology!r} (known: {', '.join(TOPOLOGIES)})")
         self.workdir = workdir
@@ -75,11 +80,11 @@ class Lab:
         self.name = name or secrets.token_hex(4)
         self.log_dir = workdir / "logs"
         phones = [*PHONES, *(PEER_PHONES if self.two_pbx else ())]
-        ports = free_ports(11 + 2 * len(phones))
+        ports = free_ports(12 + 2 * len(phones))
         self.sip_port, self.ami_port, self.fastagi_port, self.redis_port, rtp = ports[:5]
         self.http_port, self.ami_relay_port, self.fastagi2_port, self.http2_port = ports[5:9]
-        self.peer_sip_port, self.peer_ami_port = ports[9:11]
-        rest = ports[11:]
+        self.peer_sip_port, self.peer_ami_port, self.receiver_port = ports[9:12]
+        rest = ports[12:]
         self.phone_ports = {n: (rest[2 * i], rest[2 * i + 1]) for i, n in enumerate(phones)}
         self.rtp_start = 20000 + (rtp % 100) * 200
         self.peer_rtp_start = 40000 + (rtp % 100) * 200
@@ -93,6 +98,15 @@ class Lab:
         # linkgw-gateway; the tests' own client is Redis's `default` user (the admin)
         self.redis_passwords = {user: secrets.token_urlsafe(16) for user in ACL_USERS}
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.push_url = push_url
+        self.push_secret = os.environ.get("LINKGW_PUSH_SECRET", "") if push_url else \
+            secrets.token_urlsafe(24)
+        self.tls = make_ca_and_server(workdir / "tls", "lab") if self.two_pbx and \
+            not push_url else None
+        self.receiver = ReceiverProcess(
+            self.receiver_port, workdir / "received.jsonl", self.push_secret, self.log_dir,
+            self.tls.cert, self.tls.key) if self.tls is not None else None
+        self.pusher: PushProcess | None = None  # process mode: the push runs alone
         self.sentinels = RedisSentinels(workdir / "sentinel", self.log_dir) if sentinel \
             else None
         self.config_path = workdir / "gateway.yaml"
@@ -119,10 +133,22 @@ class Lab:
         return self.topology == "two-pbx"
 
     @property
+    def pushing(self) -> bool:
+        """The 12345 system is told by push (the two-PBX lab, or a given receiver)."""
+        return self.receiver is not None or bool(self.push_url)
+
+    def _push_config(self) -> str:
+        url = self.receiver.url if self.receiver is not None else self.push_url
+        ca = f"  ca_file: {json.dumps(str(self.tls.ca))}\n" if self.tls is not None else ""
+        return (f"push:\n  url: {json.dumps(url)}\n  secret_env: LINKGW_PUSH_SECRET\n{ca}"
+                "  retry_initial: 0.2\n  retry_max: 2.0\n  poll: 0.1\n  timeout: 5.0\n")
+
+    @property
     def secrets_env(self) -> dict[str, str]:
         """What the gateway and the linkgw CLI find in their environment."""
         return {"LINKGW_AMI_SECRET": self._ami_secret, "LINKGW_API_TOKEN": self.api_token,
                 "LINKGW_REDIS_PASSWORD": self.redis_passwords["linkgw-gateway"],
+                **({"LINKGW_PUSH_SECRET": self.push_secret} if self.pushing else {}),
                 "LINKGW_API_TOKEN_12345": self.role_tokens["12345"],
                 "LINKGW_API_TOKEN_SUPERVISOR": self.role_tokens["supervisor"]}
 
@@ -146,7 +172,8 @@ class Lab:
         return self.gateways[0]
 
     def _gateway_config_text(self, spool_dir: str, categories: str, http_port: int,
-                             fastagi_port: int, instance: str, backup: bool) -> str:
+                             fastagi_port: int, instance: str, backup: bool,
+                             push: bool = True) -> str:
         """The lab's gateway config; ``http_port`` 0 for process mode (no API)."""
         api = (f"http:\n  listen: \"tcp:{http_port}:interface=127.0.0.1\"\n"
                "  token_env: LINKGW_API_TOKEN\n"
@@ -202,6 +229,7 @@ class Lab:
             "  agents: \"PJSIP/12345\"\n"
             f"  recording_dir: {self.recording_dir}\n"
             "log:\n  format: json\n  level: info\n"
+            + (self._push_config() if push and self.pushing else "")
         )
 
     def _write_config(self, path: Path, fastagi_port: int, http_port: int, instance: str,
@@ -235,7 +263,7 @@ class Lab:
         shutil.copyfile(REPO / "config/categories.yaml", gw / "categories.yaml")
         (gw / "gateway.yaml").write_text(self._gateway_config_text(
             f"{self.inside}/gw/spool", "categories.yaml", 0, self.fastagi_port, "lab-proc",
-            False), encoding="utf-8")
+            False, push=False), encoding="utf-8")
         secrets_file = gw / "secrets.env"
         secrets_file.write_text(
             f"export LINKGW_AMI_SECRET='{self._ami_secret}'\n"
@@ -300,9 +328,15 @@ class Lab:
                 self.log_dir, self._probe_secret, extra_pjsip=trunk)
             self.asterisk.start(self._process_mode_files if self.agi == "process" else None)
             self.ami_relay = Relay(self.ami_relay_port, self.ami_port)
+            if self.receiver is not None:
+                self.receiver.start()
             if self.agi == "fastagi":
                 for gateway in self.gateways:
                     gateway.start()
+            elif self.pushing:
+                self.pusher = PushProcess(self.config_path, self.secrets_env,
+                                          self.log_dir / "push.log")
+                self.pusher.start()
             self.probe = AmiProbe(self.ami_port, PROBE_USER, self._probe_secret)
         except BaseException:
             self.stop()
@@ -367,6 +401,10 @@ class Lab:
             self.probe.close()
         for gateway in self.gateways:
             gateway.stop()
+        if self.pusher is not None:
+            self.pusher.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
         if self.ami_relay is not None:
             self.ami_relay.close()
         if self.asterisk is not None:

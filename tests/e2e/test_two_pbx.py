@@ -11,9 +11,11 @@ what both Asterisks report, what the agents' phones received, and what Redis hol
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 from gateway.lab.lab import ONEKEY, TRUNK, Lab
 from gateway.lab.peer import AGENTS, LIAISON, QUEUE
+from gateway.lab.process import wait_until
 from gateway.lab.sipp import (
     SippPhone,
     answer_scenario,
@@ -59,6 +61,26 @@ def peer_event(lab: Lab, since: int, what: str, event: str, **headers: str):  # 
     return lab.peer_probe.wait_event(
         lambda e: e.event == event and all(e.get(k).startswith(v) for k, v in headers.items()),
         TIMEOUT, what, since)
+
+
+def pushed_events(lab: Lab, bridge_id: str, last: str) -> list[dict[str, Any]]:
+    """What the lab's 12345 receiver kept of a bridge, once ``last`` arrived."""
+    assert lab.receiver is not None
+    receiver = lab.receiver
+    got: list[dict[str, Any]] = []
+
+    def arrived() -> bool:
+        got[:] = [e for e in receiver.events() if e.get("bridge_id") == bridge_id]
+        return any(e["event"] == last for e in got)
+
+    wait_until(arrived, TIMEOUT, f"{last} of {bridge_id} at 12345's receiver")
+    return got
+
+
+def feed_events(lab: Lab, bridge_id: str) -> list[dict[str, str]]:
+    entries = cast(list[tuple[str, dict[str, str]]],
+                   lab.redis_client().xrange(f"{lab.config.redis.prefix}:feed:12345"))
+    return [e for _, e in entries if e.get("record") == f"bridge:{bridge_id}"]
 
 
 def slack(lab: Lab) -> int:
@@ -122,6 +144,14 @@ def test_a_queue_agent_answers_after_seconds_and_sees_the_bridge_on_the_invite(
     assert invite["call-info"] == \
         f"<https://110-gateway.lab/bridges/{bridge_id}>;purpose=info"
     assert invite["from"].startswith('"110转 Zhang San" <sip:13800138000@')
+    # ... and the 12345 system was told, across the boundary: every change of the bridge
+    # on 12345's feed reached its receiver over HTTPS, signed, in order
+    pushed = pushed_events(lab, bridge_id, "citizen_hangup")
+    feed = feed_events(lab, bridge_id)
+    assert [e["id"] for e in pushed] == [e["id"] for e in feed]
+    assert [e["event"] for e in pushed][:2] == ["transfer_requested", "agent_dialing"]
+    assert pushed[0]["fields"]["citizen_number"] == "13800138000"
+    assert "citizen_channel" not in pushed[0]["fields"]  # no 110 internals
 
 
 def test_no_agent_at_12345_is_busy_then_the_liaison_is_busy_so_110_keeps_it(

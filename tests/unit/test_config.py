@@ -121,3 +121,46 @@ def test_an_empty_allow_list_lets_nobody_in() -> None:
     factory = FastAgiFactory({}, clock=Clock(), log=null_log(), allow=frozenset())
     assert factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4000)) is None
     assert factory.counters.refused_address == 1
+
+
+PUSH_ENV = ENV | {"LINKGW_PUSH_SECRET": "shared-with-12345"}
+BASE = 'ami:\n  secret_env: LINKGW_AMI_SECRET\nhttp:\n  listen: ""\n'
+
+
+
+@pytest.mark.parametrize("push,message", [
+    ('  url: "https://12345.example/in"\n', "push.secret_env: the push needs a secret"),
+    ('  url: "http://12345.example/in"\n  secret_env: LINKGW_PUSH_SECRET\n',
+     "push.url: plain http:// to another host"),
+    ('  url: "https://12345.example/in"\n  secret_env: LINKGW_PUSH_SECRET\n'
+     '  ca_file: /nonexistent/ca.pem\n', "push.ca_file: no such file"),
+    ('  url: "ftp://12345.example/in"\n', "push.url: must be an http(s) URL"),
+    ('  url: "https://12345.example/in\\r\\nX: y"\n', "push.url: must be an http(s) URL"),
+    ('  feed: "119"\n', "push.feed: must be one of 12345, 110"),
+])
+def test_a_push_that_could_not_be_trusted_is_refused(push: str, message: str) -> None:
+    text = BASE + "push:\n" + push
+    with pytest.raises(ConfigError, match="push") as err:
+        load_config(text, "gw.yaml", ENV | ({"LINKGW_PUSH_SECRET": "shared-with-12345"}
+                                            if "secret_env" in push else {}))
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9000/in", "http://localhost/in",
+                                 "http://[::1]:8080/in"])
+def test_plain_http_is_fine_on_loopback(url: str) -> None:
+    text = BASE + f'push:\n  url: "{url}"\n  secret_env: LINKGW_PUSH_SECRET\n'
+    assert load_config(text, "gw.yaml", PUSH_ENV).push.url == url
+
+
+def test_an_undelivered_push_is_never_trimmed() -> None:
+    """With the push on, retention keeps what its group has not acknowledged; off, the
+    group (which then never exists) does not hold the feed back for ever."""
+    from gateway.config import retention_groups
+
+    off = load_config(BASE, "gw.yaml", ENV)
+    assert "feed:12345/push" not in retention_groups(off)
+    on = load_config(BASE + 'push:\n  url: "https://x.example/in"\n'
+                     '  secret_env: LINKGW_PUSH_SECRET\n', "gw.yaml", PUSH_ENV)
+    assert retention_groups(on) == ("feed:12345/12345", "feed:110/110",
+                                    "tickets:in/linkgw", "feed:12345/push")
