@@ -9,10 +9,13 @@ PY     := $(VENV)/bin/python
 APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup apt venv asterisk-root lint unit e2e bench bench-wire bench-agi \
+.PHONY: demo demo-one-pbx test setup apt venv asterisk-root lint unit e2e bench bench-wire bench-agi \
         bench-soak bench-keeper fuzz clean
 
-demo: setup
+demo: setup          # 110 and 12345 as two PBXs joined by a trunk, 12345 told by push
+	$(PY) -m gateway.lab demo --topology two-pbx
+
+demo-one-pbx: setup  # 12345 as a phone of 110's own Asterisk
 	$(PY) -m gateway.lab demo
 
 test: setup lint

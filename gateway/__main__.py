@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -51,7 +52,9 @@ def _push(config_path: Path) -> int:
     import structlog
 
     log = structlog.get_logger("gateway")
-    service = build_push(config, reactor, log, f"{instance_name(config)}/push")
+    # one run, one owner: a second copy (an overlapping restart) waits for the lease
+    owner = f"{instance_name(config)}/push/{secrets.token_hex(4)}"
+    service = build_push(config, reactor, log, owner)
     reactor.callWhenRunning(service.startService)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     log.info("push.started", url=config.push.url)

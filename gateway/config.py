@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -398,9 +399,22 @@ def _check_push(source: str, push: PushConfig) -> None:
     if not push.secret:
         raise ConfigError(source, None, "push.secret_env",
                           "the push needs a secret to sign with (push.secret_env)")
-    host = push.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0] \
-        if not push.url.split("://", 1)[1].startswith("[") else \
-        push.url.split("://", 1)[1].split("]", 1)[0] + "]"
+    if len(push.secret) < MIN_TOKEN:
+        raise ConfigError(source, None, "push.secret_env",
+                          f"the push secret is too short: at least {MIN_TOKEN} characters")
+    try:
+        parts = urlsplit(push.url)
+        hostname = parts.hostname
+    except ValueError as exc:
+        raise ConfigError(source, None, "push.url", f"not a URL: {exc}") from exc
+    if "@" in parts.netloc or hostname is None:
+        raise ConfigError(source, None, "push.url",
+                          "must name a host, without user:password@")
+    if not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?", parts.netloc):
+        raise ConfigError(source, None, "push.url",
+                          f"not a URL: the host {parts.netloc[:60]!r} is not a name, an "
+                          "IPv4 address or a bracketed IPv6 address")
+    host = f"[{hostname}]" if ":" in hostname else hostname
     if push.url.startswith("http://") and not push.allow_http and host not in LOOPBACK_HOSTS:
         raise ConfigError(source, None, "push.url",
                           "plain http:// to another host: use https://, or say "

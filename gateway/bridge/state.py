@@ -311,9 +311,18 @@ def _answered(p: Phase, state: State, at: str, channel: str, uniqueid: str) -> T
         "agent_target": p.plan[p.attempt], "attempts": str(p.attempt + 1)})
 
 
-def _with_citizen(p: Phase) -> State:
-    """The state once the other line and the citizen are both in the conference."""
-    return State.THREE_PARTY if p.seat_present else State.HANDED_OFF
+def _met(q: Phase, fields: dict[str, str]) -> Transition:
+    """The citizen and the other line are both in the conference now. With the
+    key-presser still there: three parties. Already gone (they left while the other
+    line rang, or before the citizen was in): handed off, and the two go on in a plain
+    call, as when the key-presser leaves a three-party call, so that the keys work
+    again (the other line can hand the citizen on in turn)."""
+    if q.seat_present:
+        return Transition(replace(q, state=State.THREE_PARTY), fields)
+    if q.mode is Mode.CONSULT:
+        fields = fields | {"decision": "taken_by_other_line"}
+    return Transition(replace(q, state=State.HANDED_OFF, directed=True), fields,
+                      (BridgeDirect(Role.AGENT),))
 
 
 def _key_done(p: Phase, event: KeyDone, at: str) -> Transition:
@@ -339,13 +348,13 @@ def _joined(p: Phase, event: Joined, at: str) -> Transition:
         case State.REQUESTED, Role.CITIZEN:
             return Transition(replace(q, state=State.DIALING), fields | {"conference_at": at})
         case State.ANSWERED, Role.CITIZEN:
-            return Transition(replace(q, state=_with_citizen(p)), fields | {"conference_at": at})
+            return _met(q, fields | {"conference_at": at})
         case State.REQUESTED, Role.AGENT:  # the join came before the answer's news
             t = _answered(q, State.ANSWERED, at, event.channel, "")
             return replace(t, fields=fields | {k: v for k, v in t.fields.items() if v})
         case State.DIALING, Role.AGENT:
-            t = _answered(q, _with_citizen(p), at, event.channel, "")
-            return replace(t, fields=fields | {k: v for k, v in t.fields.items() if v})
+            t = _answered(q, State.DIALING, at, event.channel, "")
+            return _met(t.phase, fields | {k: v for k, v in t.fields.items() if v})
     return Transition(q, fields)
 
 
@@ -413,7 +422,8 @@ def transition(p: Phase, event: Event) -> Transition:
         case State.REQUESTED, AgentAnswered(channel=ch, uniqueid=uid):
             return _answered(p, State.ANSWERED, at, ch, uid)
         case State.DIALING, AgentAnswered(channel=ch, uniqueid=uid):
-            return _answered(p, _with_citizen(p), at, ch, uid)
+            t = _answered(p, State.DIALING, at, ch, uid)
+            return _met(t.phase, t.fields)
         case _, AgentAnswered(uniqueid=uid):
             return Transition(p, {"agent_uniqueid": uid} if uid else {})  # join was first
         case (State.REQUESTED | State.DIALING), AgentFailed(reason=reason):

@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import socket
 import ssl
 import sys
@@ -36,7 +37,8 @@ MAX_BODY = 1 << 20
 def signature_ok(secret: bytes, header: str, raw: bytes, now: float) -> bool:
     parts = dict(p.partition("=")[::2] for p in header.split(",") if "=" in p)
     t, given = parts.get("t", ""), parts.get("v1", "")
-    if not t.isdigit() or abs(now - int(t)) > TOLERANCE:
+    if not re.fullmatch(r"[0-9]{1,12}", t) or not re.fullmatch(r"[0-9a-f]{64}", given) \
+            or abs(now - int(t)) > TOLERANCE:
         return False
     expected = hmac.new(secret, t.encode() + b"." + raw, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, given)
@@ -72,14 +74,16 @@ class Store:
 
 def handler(secret: bytes, store: Store, mode: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = 10  # seconds a connection may sit idle (a slow sender is cut)
         def log_message(self, format: str, *args: object) -> None:
             pass
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self.send_error(413)
-                return
+            length_text = self.headers.get("Content-Length") or ""
+            if not re.fullmatch(r"[0-9]{1,7}", length_text) or int(length_text) > MAX_BODY:
+                self._answer(413 if length_text.isdigit() else 411)
+                return  # nothing read beyond the headers: no body is buffered unsigned
+            length = int(length_text)
             raw = self.rfile.read(length)
             if mode == "hang":
                 time.sleep(3600)

@@ -28,15 +28,16 @@ def run_outbox(args: argparse.Namespace, client: Any, prefix: str, feed: str) ->
     dead = keys.push("dead")
     if args.action == "list":
         return 0, _list(client, keys, feed)
-    entries = client.xrange(dead) if not args.ids else \
-        [e for i in args.ids for e in client.xrange(dead, i, i)]
-    if args.ids and len(entries) != len(args.ids):
+    wanted = list(dict.fromkeys(args.ids))  # the same id twice is one
+    entries = client.xrange(dead) if not wanted else \
+        [e for i in wanted for e in client.xrange(dead, i, i)]
+    if wanted and len(entries) != len(wanted):
         found = {_text(i) for i, _ in entries}
-        return 1, "no such dead letter: " + ", ".join(i for i in args.ids if i not in found)
+        return 1, "no such dead letter: " + ", ".join(i for i in wanted if i not in found)
     for entry_id, fields in entries:
-        if args.action == "retry":
+        if args.action == "retry":  # keeps its first outbox_id: the body says redelivered
             again = {k: v for k, v in fields.items()
-                     if _text(k) not in ("dead_reason", "dead_tries", "outbox_id")}
+                     if _text(k) not in ("dead_reason", "dead_tries")}
             client.xadd(keys.push("retry"), again)
         client.xdel(dead, entry_id)
     verb = "queued again" if args.action == "retry" else "dropped"

@@ -15,10 +15,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 SIGNATURE_HEADER = "X-Linkgw-Signature"
+_UNIX = re.compile(r"[0-9]{1,12}")  # ASCII digits only ("²".isdigit() is True)
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 TOLERANCE = 300  # seconds a receiver should accept between t and its own clock
 
 
@@ -50,14 +53,25 @@ def _text(value: bytes | str, name: str) -> str:
         raise BadEntry(f"{name} is not UTF-8 (byte {exc.start})") from exc
 
 
+MAX_ENTRY = 256 * 1024  # bytes of one entry's names and values
+
+
 def body(entry: Entry) -> bytes:
-    """The JSON body for one entry; :class:`BadEntry` if it cannot be one."""
+    """The JSON body for one entry; :class:`BadEntry` if it cannot be one (too large,
+    not UTF-8, not JSON where JSON is due, nested past Python's recursion limit)."""
+    size = sum(len(k) + len(v) for k, v in entry.fields.items())
+    if size > MAX_ENTRY:
+        raise BadEntry(f"entry of {size} bytes: at most {MAX_ENTRY}")
     fields = {_text(k, "a field name"): _text(v, f"field {_text(k, 'name')!r}")
               for k, v in entry.fields.items()}
     record = fields.get("record", "")
     kind, _, key = record.partition(":")
-    out: dict[str, object] = {"id": fields.get("id", ""), "outbox_id": entry.outbox_id,
-                              "record": record}
+    # a dead letter sent again keeps its first place in the outbox, and says so
+    first = fields.get("outbox_id", "")
+    out: dict[str, object] = {"id": fields.get("id", ""),
+                              "outbox_id": first or entry.outbox_id, "record": record}
+    if first:
+        out["redelivered"] = True
     if kind in ("bridge", "callback"):
         out["bridge_id"] = key
     elif kind == "workorder":
@@ -67,8 +81,8 @@ def body(entry: Entry) -> bytes:
     for name in ("data", "fields"):
         try:
             value = json.loads(fields.get(name) or "{}")
-        except ValueError as exc:
-            raise BadEntry(f"{name} is not JSON: {exc}") from exc
+        except (ValueError, RecursionError) as exc:
+            raise BadEntry(f"{name} is not JSON: {type(exc).__name__}") from exc
         if not isinstance(value, dict):
             raise BadEntry(f"{name} is not a JSON object")
         out[name] = value
@@ -90,7 +104,8 @@ def verify(secret: bytes, header: str, raw: bytes, now: float,
     ``"<t>.<raw>"``."""
     parts = dict(p.partition("=")[::2] for p in header.split(",") if "=" in p)
     t, given = parts.get("t", ""), parts.get("v1", "")
-    if not t.isdigit() or abs(now - int(t)) > tolerance:
+    if not _UNIX.fullmatch(t) or not _HEX64.fullmatch(given) or \
+            abs(now - int(t)) > tolerance:
         return False
     expected = signature(secret, int(t), raw).partition(",v1=")[2]
     return hmac.compare_digest(expected, given)

@@ -33,10 +33,21 @@ def make_post(reactor: Any, config: PushConfig, client: Any = None) -> Post:
         client = HTTPClient(agent)
 
     @defer.inlineCallbacks
-    def post(raw: bytes, headers: dict[str, str]) -> Any:
+    def exchange(raw: bytes, headers: dict[str, str]) -> Any:
+        # never follow a redirect: a 303 would turn the POST into a GET elsewhere, and
+        # its 200 would count as delivered
         response = yield client.post(config.url, data=raw, headers=headers,
-                                     timeout=config.timeout, reactor=reactor)
-        yield treq.content(response)  # read it all: the connection can be reused
+                                     allow_redirects=False, reactor=reactor)
+        yield treq.collect(response, _discard)  # read (not kept): the connection is reused
         return response.code
 
+    def post(raw: bytes, headers: dict[str, str]) -> defer.Deferred[int]:
+        """The whole exchange, the answer's body included, within ``push.timeout``."""
+        d: defer.Deferred[int] = exchange(raw, headers)
+        return d.addTimeout(config.timeout, reactor)
+
     return post
+
+
+def _discard(_: bytes) -> None:
+    """The receiver's answer body is not needed; it is read without being kept."""

@@ -15,6 +15,7 @@ Retention never trims feed entries the ``push`` group has not acknowledged.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -135,11 +136,14 @@ class RedisOutbox:
 class MemoryOutbox:
     """The outbox as lists, for unit tests: ``entries`` waiting, ``dead`` given up."""
 
-    def __init__(self, entries: list[Entry] | None = None) -> None:
+    def __init__(self, entries: list[Entry] | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         self.entries = list(entries or [])
         self.delivered: list[Entry] = []
         self.dead_letters: list[tuple[Entry, str, int]] = []
         self.lease_owner = ""
+        self.lease_until = 0.0  # with a clock, the lease lapses as in Redis
+        self.clock = clock
         self.down = False  # Redis unreachable
 
     def _check(self) -> None:
@@ -147,12 +151,15 @@ class MemoryOutbox:
             raise ConnectionError("Redis is down")
 
     def take_lease(self, owner: str, ttl: float) -> defer.Deferred[bool]:
-        return defer.maybeDeferred(self._take, owner)
+        return defer.maybeDeferred(self._take, owner, ttl)
 
-    def _take(self, owner: str) -> bool:
+    def _take(self, owner: str, ttl: float) -> bool:
         self._check()
+        now = self.clock() if self.clock is not None else 0.0
+        if self.clock is not None and now >= self.lease_until:
+            self.lease_owner = ""  # lapsed
         if self.lease_owner in ("", owner):
-            self.lease_owner = owner
+            self.lease_owner, self.lease_until = owner, now + ttl
             return True
         return False
 

@@ -29,6 +29,11 @@ from gateway.config import PushConfig
 from gateway.push.codec import SIGNATURE_HEADER, BadEntry, Entry, backoff, body, signature
 from gateway.push.outbox import Outbox
 
+#: The receiver refuses the content itself: tried this often, then a dead letter (a
+#: 401 or 404 is retried: a wrong secret or URL is fixed by config, not by the event).
+_REFUSALS = {f"answered {code}" for code in (400, 413, 422)}
+REFUSED_TRIES = 3
+
 #: POST ``body`` with ``headers``; the answer's status code.
 Post = Callable[[bytes, dict[str, str]], defer.Deferred[int]]
 
@@ -42,10 +47,12 @@ class Pusher:
         self.delivered = 0
         self.failed = 0  # failed tries (each retried)
         self.dead = 0
-        self.failures = 0  # in a row, for the entry at the head
+        self.failures = 0  # in a row, for the entry at the head (``_head``)
+        self._head = ""
         self.last_error = ""
         self.holding = False  # this gateway holds the lease
         self._call: IDelayedCall | None = None
+        self._renewing: IDelayedCall | None = None
         self._running = False
         self._busy: defer.Deferred[None] | None = None
 
@@ -53,12 +60,24 @@ class Pusher:
     def start(self) -> None:
         self._running = True
         self._later(0)
+        self._renewing = self.clock.callLater(self.lease_ttl / 3, self._renew)
 
     def stop(self) -> defer.Deferred[None]:
         self._running = False
-        if self._call is not None and self._call.active():
-            self._call.cancel()
+        for call in (self._call, self._renewing):
+            if call is not None and call.active():
+                call.cancel()
         return self._busy if self._busy is not None else defer.succeed(None)
+
+    def _renew(self) -> None:
+        """Keep the lease while a POST or a backoff lasts longer than it: another
+        gateway takes over only when this one stops renewing (gone, or cut off)."""
+        if not self._running:
+            return
+        if self.holding:
+            d = self.outbox.take_lease(self.owner, self.lease_ttl)
+            d.addCallbacks(self._holding, lambda _: self._holding(False))
+        self._renewing = self.clock.callLater(self.lease_ttl / 3, self._renew)
 
     def _later(self, seconds: float) -> None:
         if self._running:
@@ -100,6 +119,8 @@ class Pusher:
 
     @defer.inlineCallbacks
     def _push(self, entry: Entry) -> Any:
+        if entry.outbox_id != self._head:  # a new head: its own count of failures
+            self._head, self.failures = entry.outbox_id, 0
         age = self.clock.seconds() - entry.written_at
         try:
             raw = body(entry)
@@ -108,6 +129,9 @@ class Pusher:
             return 0.0
         if age > self.config.dead_after and self.failures:  # tried, failed, too old
             yield self._give_up(entry, f"undelivered for {age:.0f} s: {self.last_error}")
+            return 0.0
+        if self.failures >= REFUSED_TRIES and self.last_error in _REFUSALS:
+            yield self._give_up(entry, f"refused by the receiver: {self.last_error}")
             return 0.0
         at = int(self.clock.seconds())
         headers = {"Content-Type": "application/json; charset=utf-8",

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -164,6 +164,11 @@ def test_an_event_given_up_on_is_listed_and_can_be_sent_again(
         good = push.receiver(cas[0])
         assert _outbox(push, "retry") == "1 dead letter(s) queued again\n"
         wait_until(lambda: len(good.events()) == 1, 20, "the dead letter delivered")
+        again = good.events()[0]
+        entries = cast(list[tuple[str, dict[str, str]]],
+                       push.redis.xrange(f"{push.prefix}:feed:12345"))
+        first = entries[0][0]
+        assert (again["outbox_id"], again["redelivered"]) == (first, True)
         assert "dead letters (0):" in _outbox(push, "list")
         assert _outbox(push, "drop", "0-1", code=1).startswith("no such dead letter")
     finally:
@@ -176,3 +181,26 @@ def _outbox(push: Push, *args: str, code: int = 0) -> str:
                           timeout=30, check=False)
     assert done.returncode == code, done.stderr
     return done.stdout
+
+
+@pytest.mark.parametrize("length", ["-1", "99999999", "", "１２"])
+def test_the_example_receiver_reads_no_body_it_cannot_bound(
+        tmp_path: Path, length: str) -> None:
+    """A Content-Length that is negative, too large, missing or not ASCII digits is
+    answered at once, before anything of the body is read (a receiver copied from the
+    example cannot be made to buffer an unsigned body)."""
+    import socket
+
+    receiver = ReceiverProcess(free_ports(1)[0], tmp_path / "r.jsonl", SECRET, tmp_path)
+    receiver.start()
+    try:
+        with socket.create_connection(("127.0.0.1", receiver.port), timeout=5) as conn:
+            head = "POST /linkgw HTTP/1.1\r\nHost: x\r\n"
+            if length:
+                head += f"Content-Length: {length}\r\n"
+            conn.sendall((head + "\r\n").encode() + b"x" * 1000)
+            answer = conn.recv(200).decode("latin-1")
+        assert answer.split(" ")[1] in ("411", "413"), answer
+        assert receiver.events() == []
+    finally:
+        receiver.stop()

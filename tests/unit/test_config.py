@@ -123,7 +123,7 @@ def test_an_empty_allow_list_lets_nobody_in() -> None:
     assert factory.counters.refused_address == 1
 
 
-PUSH_ENV = ENV | {"LINKGW_PUSH_SECRET": "shared-with-12345"}
+PUSH_ENV = ENV | {"LINKGW_PUSH_SECRET": "shared-with-12345"}  # 17 characters
 BASE = 'ami:\n  secret_env: LINKGW_AMI_SECRET\nhttp:\n  listen: ""\n'
 
 
@@ -137,6 +137,15 @@ BASE = 'ami:\n  secret_env: LINKGW_AMI_SECRET\nhttp:\n  listen: ""\n'
     ('  url: "ftp://12345.example/in"\n', "push.url: must be an http(s) URL"),
     ('  url: "https://12345.example/in\\r\\nX: y"\n', "push.url: must be an http(s) URL"),
     ('  feed: "119"\n', "push.feed: must be one of 12345, 110"),
+    # what a URL parser reads as another host must not pass as loopback
+    ('  url: "http://127.0.0.1:x@evil.example/"\n  secret_env: LINKGW_PUSH_SECRET\n',
+     "push.url: must name a host, without user:password@"),
+    ('  url: "http://localhost:80@evil.example/"\n  secret_env: LINKGW_PUSH_SECRET\n',
+     "push.url: must name a host, without user:password@"),
+    ('  url: "http://127.0.0.1.evil.example/"\n  secret_env: LINKGW_PUSH_SECRET\n',
+     "push.url: plain http:// to another host"),
+    ('  url: "http://[::1].evil.example/"\n  secret_env: LINKGW_PUSH_SECRET\n',
+     "push.url: not a URL"),
 ])
 def test_a_push_that_could_not_be_trusted_is_refused(push: str, message: str) -> None:
     text = BASE + "push:\n" + push
@@ -164,3 +173,9 @@ def test_an_undelivered_push_is_never_trimmed() -> None:
                      '  secret_env: LINKGW_PUSH_SECRET\n', "gw.yaml", PUSH_ENV)
     assert retention_groups(on) == ("feed:12345/12345", "feed:110/110",
                                     "tickets:in/linkgw", "feed:12345/push")
+
+
+def test_a_short_push_secret_is_refused() -> None:
+    text = BASE + 'push:\n  url: "https://x.example/in"\n  secret_env: LINKGW_PUSH_SECRET\n'
+    with pytest.raises(ConfigError, match="push secret is too short"):
+        load_config(text, "gw.yaml", ENV | {"LINKGW_PUSH_SECRET": "short"})

@@ -4,6 +4,7 @@ the pusher on a fake clock against treq's own stub of a receiver (treq.testing).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -49,8 +50,9 @@ def test_a_receiver_refuses_a_tampered_body_an_old_time_and_garbage() -> None:
     assert not verify(b"k3y", header, b'{"a":2}', 1796240010)  # tampered
     assert not verify(b"other", header, raw, 1796240010)  # another secret
     assert not verify(b"k3y", header, raw, 1796240000 + 301)  # replayed later
-    for bad in ("", "t=,v1=", "v1=00", "t=x,v1=00", "t=1796240000", "\r\n\u2028"):
-        assert not verify(b"k3y", bad, raw, 1796240000)
+    for bad in ("", "t=,v1=", "v1=00", "t=x,v1=00", "t=1796240000", "\r\n\u2028",
+                "t=\u00b2,v1=00", "t=1796240000,v1=\u00e9", "t=1796240000,v1=" + "A" * 64):
+        assert not verify(b"k3y", bad, raw, 1796240000)  # False, never an exception
 
 
 def test_the_body_is_exactly_this_json() -> None:
@@ -75,6 +77,8 @@ def test_hostile_names_travel_exactly_as_json(name: str) -> None:
     ({b"data": b"[1]"}, "not a JSON object"),
     ({b"data": b"{torn"}, "not JSON"),
     ({b"event": b""}, "no id or no event"),
+    ({b"data": b"[" * 100_000}, "RecursionError"),  # nested past the recursion limit
+    ({b"summary": b"x" * 300_000}, "at most 262144"),
 ])
 def test_an_entry_that_cannot_be_a_body_says_why(fields: dict[bytes | str, bytes | str],
                                                   why: str) -> None:
@@ -97,6 +101,16 @@ def test_backoff_doubles_to_its_cap() -> None:
     assert backoff(10_000, 1.0, 60.0) == 60.0
 
 
+def test_a_dead_letter_sent_again_keeps_its_first_place_and_says_so() -> None:
+    """``linkgw outbox retry`` copies the entry with its first ``outbox_id``: the body
+    carries that one, and ``redelivered``, so a receiver can tell it is not new."""
+    e = entry(4)
+    again = Entry("1796249999000-0", {**e.fields, b"outbox_id": e.outbox_id.encode()})
+    got = json.loads(body(again))
+    assert (got["outbox_id"], got["redelivered"], got["id"]) == (e.outbox_id, True, "c4")
+    assert "redelivered" not in json.loads(body(e))
+
+
 class Receiver(Resource):
     """A 12345 receiver: checks each signature, answers the next planned status."""
 
@@ -108,6 +122,13 @@ class Receiver(Resource):
         self.got: list[dict[str, Any]] = []
         self.bad_signatures = 0
         self.hang = False
+        self.redirect = False
+        self.slow_body = False
+        self.gets = 0
+
+    def render_GET(self, request: Request) -> bytes:
+        self.gets += 1  # where a followed redirect would land
+        return b"ok"
 
     def render_POST(self, request: Request) -> bytes | int:
         assert request.content is not None
@@ -118,6 +139,14 @@ class Receiver(Resource):
             request.setResponseCode(401)
             return b""
         if self.hang:
+            return NOT_DONE_YET
+        if self.redirect:
+            request.setResponseCode(303)
+            request.setHeader("Location", "/elsewhere")
+            return b""
+        if self.slow_body:  # headers, a first byte, then nothing more
+            request.setResponseCode(200)
+            request.write(b"{")
             return NOT_DONE_YET
         status = self.statuses.pop(0) if self.statuses else 200
         request.setResponseCode(status)
@@ -131,7 +160,7 @@ class Rig:
                  config: PushConfig = CONFIG) -> None:
         self.clock = Clock()
         self.clock.advance(T0)
-        self.outbox = MemoryOutbox(entries)
+        self.outbox = MemoryOutbox(entries, self.clock.seconds)
         self.receiver = Receiver(self.clock, statuses)
         self.stub = StubTreq(self.receiver)
         self.pusher = Pusher(self.outbox, make_post(self.clock, config, self.stub), self.clock,
@@ -209,7 +238,7 @@ def test_an_old_entry_is_delivered_if_the_receiver_takes_it() -> None:
 
 def test_another_gateway_holds_the_lease_so_this_one_waits() -> None:
     rig = Rig([entry(1)])
-    rig.outbox.lease_owner = "gw2"
+    rig.outbox.lease_owner, rig.outbox.lease_until = "gw2", T0 + 1000
     rig.pusher.start()
     rig.run(5)
     assert rig.ids() == [] and not rig.pusher.holding
@@ -227,3 +256,77 @@ def test_redis_down_loses_nothing() -> None:
     rig.outbox.down = False
     rig.run(2)
     assert rig.ids() == ["c1"] and rig.outbox.entries == []
+
+
+@given(st.binary(max_size=500), st.binary(min_size=1, max_size=40))
+def test_the_example_receiver_agrees_with_the_signer(raw: bytes, key: bytes) -> None:
+    """The README's receiver (gateway/lab/receiver.py, standard library only) accepts
+    what the gateway signs, and refuses the same header on a body changed by one byte."""
+    from gateway.lab.receiver import signature_ok
+
+    header = signature(key, 1796240000, raw)
+    assert signature_ok(key, header, raw, 1796240000 + 10)
+    assert verify(key, header, raw, 1796240000 + 10)
+    tampered = raw[:-1] + bytes([(raw[-1] + 1) % 256]) if raw else b"x"
+    assert not signature_ok(key, header, tampered, 1796240000 + 10)
+    assert not signature_ok(key, header, raw, 1796240000 + 400)
+
+
+def test_a_redirect_is_not_a_delivery() -> None:
+    """A 303 would turn the POST into a GET elsewhere whose 200 looked like delivery:
+    redirects are not followed, and a 3xx is a failure like any non-2xx."""
+    rig = Rig([entry(1)])
+    rig.receiver.redirect = True
+    rig.pusher.start()
+    rig.run(0.5)
+    assert rig.ids() == [] and rig.receiver.gets == 0
+    assert rig.pusher.last_error == "answered 303" and rig.outbox.entries == [entry(1)]
+
+
+def test_an_answer_whose_body_never_ends_times_out() -> None:
+    """``push.timeout`` covers the whole exchange, the answer's body included."""
+    rig = Rig([entry(1)])
+    rig.receiver.slow_body = True
+    rig.pusher.start()
+    rig.run(CONFIG.timeout + 0.5)
+    assert rig.pusher.failures == 1 and "TimeoutError" in rig.pusher.last_error
+    assert rig.pusher.delivered == 0 and rig.outbox.entries == [entry(1)]
+
+
+def test_content_the_receiver_refuses_is_given_up_after_three_tries_but_401_is_not() -> None:
+    """400/413/422 say the event itself is refused: three tries, then a dead letter, so
+    it does not hold every later event back for a day. A 401 (a wrong secret) is
+    retried: config fixes it."""
+    rig = Rig([entry(1), entry(2)], statuses=[413, 413, 413])
+    rig.pusher.start()
+    rig.run(1 + 2 + 4 + 0.5)  # three tries 1 s and 2 s apart; the fourth look gives up
+    assert [(e.outbox_id, why) for e, why, _ in rig.outbox.dead_letters] == [
+        (entry(1).outbox_id, "refused by the receiver: answered 413")]
+    assert rig.ids() == ["c2"]
+    wrong = Rig([entry(1)], config=replace(CONFIG, secret="not-the-receivers-secret"))
+    wrong.pusher.start()
+    wrong.run(1 + 2 + 4 + 8 + 8)
+    assert wrong.outbox.dead_letters == [] and wrong.pusher.failures == 5
+    assert wrong.pusher.last_error == "answered 401"
+
+
+def test_the_lease_is_kept_through_a_long_backoff() -> None:
+    """Backoff (8 s) longer than the lease (6 s): the pusher renews it meanwhile, so a
+    second gateway never takes over while the first still retries its head event."""
+    rig = Rig([entry(1)], statuses=[500] * 4)
+    rig.pusher.start()
+    rig.run(1 + 2 + 4 + 3)  # inside the 8 s wait after the fourth failure
+    other = rig.outbox.take_lease("gw2", 6.0)
+    assert other.result is False and rig.outbox.lease_owner == "gw1"
+    rig.run(6)
+    assert rig.ids() == ["c1"]
+
+
+def test_a_new_head_starts_its_own_count_of_failures() -> None:
+    """Failures of an earlier head (dead-lettered) never count against the next one:
+    an old entry is tried before it is given up on."""
+    old = entry(2, at_ms=int((T0 - 7200) * 1000))
+    rig = Rig([entry(1, fields="[1]"), old])  # the first is not pushable
+    rig.pusher.start()
+    rig.run(1)
+    assert rig.ids() == ["c2"] and len(rig.outbox.dead_letters) == 1
