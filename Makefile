@@ -8,6 +8,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# labs side by side: the suite mostly waits on calls (21 min serial, 14.5 min with 2;
+# 4 made process-mode timing assertions fail on a 2-core machine)
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo demo-one-pbx test setup apt venv asterisk-root lint unit e2e bench bench-wire bench-agi \
         bench-soak bench-keeper fuzz clean
@@ -19,7 +22,7 @@ demo-one-pbx: setup  # 12345 as a phone of 110's own Asterisk
 	$(PY) -m gateway.lab demo
 
 test: setup lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist load
 
 setup: apt venv asterisk-root
 
@@ -53,7 +56,7 @@ unit: venv
 	$(PY) -m pytest tests/unit
 
 e2e: setup
-	$(PY) -m pytest tests/e2e
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist load tests/e2e
 
 bench: venv
 	$(PY) -m bench
