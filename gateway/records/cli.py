@@ -183,6 +183,9 @@ def run(args: argparse.Namespace, records: Records, key: bytes = b"") -> tuple[i
         out += [f"  {k:<24} {v}" for k, v in sorted(got["ticket"].items())] or ["  (none)"]
         out.append("events")
         out += [f"  {e['id']:<17} {e['record']:<30} {e['event']}" for e in got["events"]]
+        if not got.get("events_complete", True):
+            out.append(f"  … the first {len(got['events'])} events found in the stream's "
+                       "first entries from the bridge's start; more may follow")
         return 0, "\n".join(out)
     if args.command == "find":
         by = next(name for name in FINDERS if getattr(args, name))

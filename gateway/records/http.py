@@ -234,9 +234,9 @@ class ApiResource(Resource):
         answering as ``role`` sees it."""
         mask = self.mask
         match method, path:
-            case "GET", ["bridges", bridge_id]:
-                return "GET /bridges/<id>", lambda: shown_bridge(
-                    role, self.records.bridge(bridge_id), mask)
+            case "GET", ["bridges", bridge_id]:  # the role's rule before the events
+                return "GET /bridges/<id>", lambda: shown_bridge(role, self.records.bridge(
+                    bridge_id, lambda b: check_visible(role, b, bridge_id)), mask)
             case "GET", ["bridges"]:
                 by = [k for k in FINDERS if request.args.get(k.encode())]
                 if len(by) != 1:

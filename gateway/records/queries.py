@@ -56,21 +56,45 @@ class Records:
         except redis.RedisError as exc:
             raise Unavailable(f"Redis: {exc}") from exc
 
-    def bridge(self, bridge_id: str) -> dict[str, Any]:
-        """The bridge, its ticket record and its events, oldest first."""
+    def bridge(self, bridge_id: str,
+               check: Callable[[dict[str, str]], None] | None = None) -> dict[str, Any]:
+        """The bridge, its ticket record and its events, oldest first.
+
+        ``check`` (the asker's role rule) sees the bridge's hash before anything else is
+        read: a bridge the asker may not see costs one read. The events stream holds
+        every bridge's events, so at most :data:`EVENTS_SCANNED` entries from the
+        bridge's start are read, a page at a time, and at most :data:`EVENTS_KEPT` of its
+        own kept; ``events_complete`` says whether that was all of them."""
         check_bridge_id(bridge_id)
         bridge = cast(dict[str, str], self._call(self.client.hgetall,
                                                  self.keys.bridge(bridge_id)))
         if not bridge:
             raise NotFound(f"no bridge {bridge_id}", "bridge_not_found")
+        if check is not None:
+            check(bridge)
         ticket = cast(dict[str, str], self._call(self.client.hgetall,
                                                  self.keys.ticket(bridge_id)))
         start = int(epoch(bridge["requested_at"]) * 1000) if "requested_at" in bridge else 0
-        entries = cast(list[tuple[str, dict[str, str]]], self._call(
-            self.client.xrange, self.keys.events, f"{start}-0", "+"))
         mine = {bridge_record(bridge_id), ticket_record(bridge_id), callback_record(bridge_id)}
-        events = [dict(e, id=i) for i, e in entries if e.get("record") in mine]
-        return {"bridge": bridge, "ticket": ticket, "events": events}
+        events, complete = self._events_of(mine, f"{start}-0")
+        return {"bridge": bridge, "ticket": ticket, "events": events,
+                "events_complete": complete}
+
+    def _events_of(self, records: set[str], start: str) -> tuple[list[dict[str, str]], bool]:
+        """The events of ``records`` from ``start``, bounded (see :meth:`bridge`)."""
+        events: list[dict[str, str]] = []
+        scanned, cursor = 0, start
+        while scanned < EVENTS_SCANNED and len(events) < EVENTS_KEPT:
+            page = cast(list[tuple[str, dict[str, str]]], self._call(
+                self.client.xrange, self.keys.events, cursor, "+",
+                min(EVENTS_PAGE, EVENTS_SCANNED - scanned)))
+            if not page:
+                return events, True
+            scanned += len(page)
+            events += [dict(e, id=i) for i, e in page if e.get("record") in records]
+            cursor = "(" + page[-1][0]  # exclusive: after the last one read
+        more = self._call(self.client.xrange, self.keys.events, cursor, "+", 1)
+        return events[:EVENTS_KEPT], not more
 
     def find(self, by: str, value: str, limit: int = 100) -> list[dict[str, str]]:
         """Bridges by citizen number, ticket, incident, seat or day (the centre's),
@@ -292,6 +316,11 @@ def item_rows(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
 
 
 ANSWER_BANDS = ((0, 5), (5, 10), (10, 15), (15, 20), (20, 30), (30, None))
+#: A bridge's events: at most this many entries of the shared stream read per look-up,
+#: a page at a time, and at most this many of the bridge's own kept.
+EVENTS_SCANNED = 20_000
+EVENTS_PAGE = 1_000
+EVENTS_KEPT = 1_000
 
 
 def _bands(waits: list[float]) -> dict[str, int]:

@@ -144,12 +144,13 @@ def shown_bridge(role: ApiRole, result: dict[str, Any], mask: bool) -> dict[str,
     """``GET /bridges/<id>``: {"bridge", "ticket", "events"} as ``role`` sees it."""
     bridge = result["bridge"]
     check_visible(role, bridge, bridge.get("bridge_id", ""))
+    complete = result.get("events_complete", True)
     if role is ApiRole.LINE_12345:
         return {"bridge": feed_fields(bridge), "ticket": result["ticket"],
-                "events": _events_for_12345(result["events"])}
+                "events": _events_for_12345(result["events"]), "events_complete": complete}
     if role is ApiRole.SUPERVISOR and mask:
         return {"bridge": mask_row(bridge), "ticket": result["ticket"],
-                "events": _mask_events(result["events"])}
+                "events": _mask_events(result["events"]), "events_complete": complete}
     return result
 
 

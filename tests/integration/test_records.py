@@ -657,3 +657,61 @@ def test_a_handoff_without_a_ticket_falls_overdue_and_a_late_ticket_keeps_the_de
     clock.now = T0 + 48 * 3600
     assert d.attach(B1, "20261128000001", "api")["deadline_at"] == "2026-12-01T19:50:37.000Z"
     assert client.zscore(f"{P}:idx:deadline", B1) == due
+
+
+class CountingClient:
+    """A real client that counts the stream reads made through it."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.xranges = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "xrange":
+            self.xranges += 1
+        return getattr(self.client, name)
+
+
+def _crowd_the_stream(client: redis.Redis, count: int) -> None:
+    """``count`` events of other records after B1's start, as a busy centre has."""
+    pipe = client.pipeline(transaction=False)
+    for n in range(count):
+        pipe.xadd(f"{P}:events", {"record": f"bridge:other{n}", "event": "x", "at": "y"})
+    pipe.execute()
+
+
+def test_a_bridge_the_role_may_not_see_costs_one_read_not_the_stream(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    """GET /bridges/<id> with the 12345 token for a bridge 110 kept: 404 from the hash
+    alone; the events stream (every bridge's, possibly huge) is never read."""
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345", outcome="refused", refusal="emergency")
+    _crowd_the_stream(client, 30_000)
+    counting = CountingClient(client)
+    resource = ApiResource(d, Records(cast(redis.Redis, counting), P), TOKENS,
+                           defer.maybeDeferred, lambda: {}, lambda: "", d.clock, null_log())
+    status, body = call(resource, "GET", f"/bridges/{B1}", token="twelve-345-token")
+    assert (status, body["error"]) == (404, "bridge_not_found")
+    assert counting.xranges == 0
+
+
+def test_a_bridge_look_up_reads_a_bounded_part_of_the_stream(client: redis.Redis) -> None:
+    """30,000 other events after the bridge's start: the look-up reads at most
+    EVENTS_SCANNED of them, a page at a time, keeps the bridge's own, and says the list
+    may not be complete (the API and ``linkgw show`` alike)."""
+    from gateway.records import queries
+
+    bridge(client, B1, T0, direction="110->12345")
+    _crowd_the_stream(client, 30_000)
+    counting = CountingClient(client)
+    got = Records(cast(redis.Redis, counting), P).bridge(B1)
+    assert [e["event"] for e in got["events"]] == ["transfer_requested"]
+    assert got["events_complete"] is False
+    pages = queries.EVENTS_SCANNED // queries.EVENTS_PAGE
+    assert counting.xranges == pages + 1  # and one look past the last page
+    code, text = run_cli(argparse.Namespace(command="show", bridge_id=B1, json=False),
+                         Records(client, P))
+    assert code == 0 and "more may follow" in text
+    client.delete(f"{P}:events")
+    bridge(client, B2, T0, direction="110->12345")
+    assert Records(client, P).bridge(B2)["events_complete"] is True
