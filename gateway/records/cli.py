@@ -163,11 +163,13 @@ def run_retention(args: argparse.Namespace, retention: Retention, keep_days: int
         done = retention.run(days, datetime.now(UTC).date())
     except (OSError, RetentionError) as exc:
         return 1, f"retention stopped: {exc}"
+    code = 1 if done["failed"] else 0  # cron sees a day that could not be done
     if args.json:
-        return 0, json.dumps(done, sort_keys=True)
-    return 0, (f"kept from {done['cutoff']} (UTC); exported, sealed and removed: "
-               f"{', '.join(done['days']) or 'nothing'}; trimmed: " +
-               ", ".join(f"{k} {v}" for k, v in done["trimmed"].items()))
+        return code, json.dumps(done, sort_keys=True)
+    return code, (f"kept from {done['cutoff']} (UTC); exported, sealed and removed: "
+                  f"{', '.join(done['days']) or 'nothing'}; not done (see above): "
+                  f"{', '.join(done['failed']) or 'none'}; trimmed: " +
+                  ", ".join(f"{k} {v}" for k, v in done["trimmed"].items()))
 
 
 def run(args: argparse.Namespace, records: Records, key: bytes = b"") -> tuple[int, str]:

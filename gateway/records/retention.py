@@ -27,6 +27,8 @@ import hashlib
 import hmac
 import json
 import os
+import re
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -109,13 +111,28 @@ class Retention:
 
     # -- which days --------------------------------------------------------------------
     def days(self) -> list[str]:
-        """UTC days that still have records (from the day indexes), oldest first."""
+        """UTC days that still have records (from the day indexes), oldest first. A
+        name from Redis becomes a file name: only a real date ``YYYY-MM-DD`` is a day;
+        anything else is logged and left alone (``../../x`` never names a path)."""
         found: set[str] = set()
         for pattern in ("day:*", "calls:day:*", "workorders:day:*"):
             for key in self.client.scan_iter(match=self.keys.index(pattern), count=500):
-                name = key.decode() if isinstance(key, bytes) else str(key)
-                found.add(name.rsplit(":", 1)[1])
+                name = key.decode("utf-8", "replace") if isinstance(key, bytes) else str(key)
+                day = name.split(":day:", 1)[1] if ":day:" in name else ""
+                if is_day(day):
+                    found.add(day)
+                else:
+                    self.log(f"refused: index {name[:120]!r} does not name a day; left alone")
         return sorted(found)
+
+    def export_path(self, day: str) -> Path:
+        """``<export_dir>/<day>.jsonl`` for a checked day; never a path outside."""
+        if not is_day(day):
+            raise RetentionError(f"{day[:40]!r} is not a day")
+        path = self.export_dir / f"{day}.jsonl"
+        if path.parent != self.export_dir:
+            raise RetentionError(f"{day[:40]!r} leaves the export folder")
+        return path
 
     # -- what a day holds --------------------------------------------------------------
     def _members(self, index: str) -> list[str]:
@@ -172,13 +189,14 @@ class Retention:
 
     # -- 1. export ---------------------------------------------------------------------
     def export(self, day: str) -> Path:
+        path = self.export_path(day)
         held, rows = self.collect(day)
         self.export_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self.export_dir / f"{day}.jsonl"
         temporary = path.with_suffix(".jsonl.part")
         digest = hashlib.sha256()
         lines = 0
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # never through a link planted at the temporary name
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as out:
             items: list[dict[str, Any]] = [{"kind": "record"} | row for row in rows]
             items += [{"kind": "event", "id": i, "entry": e} for i, e in self.events(day)]
@@ -202,14 +220,26 @@ class Retention:
         return path
 
     def export_intact(self, day: str) -> bool:
-        """The export on record is on disk, whole and unchanged."""
+        """The export on record is on disk, whole and unchanged. The file is the day's
+        own in ``export_dir`` (whatever path Redis holds), a regular file, not a link:
+        a FIFO or a device there is refused without blocking."""
         mark = cast(dict[str, str], self.client.hgetall(self.keys.exported(day)))
         if not mark:
             return False
-        try:
-            data = Path(mark["file"]).read_bytes()
-        except (OSError, KeyError):
+        path = self.export_path(day)
+        if mark.get("file") not in (None, str(path)):
+            self.log(f"refused: exported:{day} names {mark.get('file', '')[:120]!r}, not "
+                     f"{path}; the day is exported again")
             return False
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            return False
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                self.log(f"refused: {path} is not a regular file")
+                return False
+            data = f.read()
         return hashlib.sha256(data).hexdigest() == mark.get("sha256")
 
     # -- 2. seal -----------------------------------------------------------------------
@@ -311,17 +341,37 @@ class Retention:
     def run(self, keep_days: int, today: date) -> dict[str, Any]:
         """Export, seal and remove every day older than ``keep_days``; trim."""
         cutoff = (today - timedelta(days=keep_days)).isoformat()
-        done = []
+        done, failed = [], []
         for day in self.days():
             if day >= cutoff:
                 continue
-            if not self.export_intact(day):
-                self.export(day)
-            self.seal(day)
-            self.remove(day)
+            try:
+                if not self.export_intact(day):
+                    self.export(day)
+                self.seal(day)
+                self.remove(day)
+            except (RetentionError, OSError) as exc:  # this day only; the others go on
+                self.log(f"{day}: not done: {exc}")
+                failed.append(day)
+                continue
             done.append(day)
-        trimmed = self.trim(cutoff)
-        return {"cutoff": cutoff, "days": done, "trimmed": trimmed}
+        # never trim past a day that could not be exported
+        trimmed = self.trim(min([cutoff, *failed]))
+        return {"cutoff": cutoff, "days": done, "failed": failed, "trimmed": trimmed}
+
+
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def is_day(name: str) -> bool:
+    """``name`` is a real calendar date written ``YYYY-MM-DD`` (ASCII digits)."""
+    if not _DAY.fullmatch(name):
+        return False
+    try:
+        date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
 
 
 def chain_day(entry: dict[str, str]) -> str:

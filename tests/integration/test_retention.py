@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import stat
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -162,3 +163,49 @@ def test_nothing_is_removed_when_the_export_is_gone_or_changed(
     assert client.exists(f"{P}:bridge:20261128195037aaaaaa")
     assert retention.run(keep_days=1, today=later(day, 2))["days"] == [day]  # exported anew
     assert not client.exists(f"{P}:bridge:20261128195037aaaaaa")
+
+
+def test_names_from_redis_never_become_paths_outside_the_export_folder(
+        client: redis.Redis, tmp_path: Path) -> None:
+    """``idx:day:../../x/owned`` (the gateway's own Redis user may write it) is refused
+    and left alone; nothing outside ``export_dir`` is touched; the real day is still
+    exported and removed, this night and the next."""
+    day, _ = a_day(client)
+    victim = tmp_path / "x" / "owned.jsonl"
+    victim.parent.mkdir()
+    victim.write_text("precious\n")
+    client.zadd(f"{P}:idx:day:../../x/owned", {"a": 1})
+    client.zadd(f"{P}:idx:day:2026-02-30", {"b": 1})  # not a date
+    client.zadd(f"{P}:idx:calls:day:２０２６-01-01", {"c": 1})  # not ASCII digits
+    said: list[str] = []
+    retention = Retention(client, P, tmp_path / "export" / "inner", (), KEY, said.append)
+    done = retention.run(keep_days=1, today=later(day, 2))
+    assert done["days"] == [day] and done["failed"] == []
+    assert victim.read_text() == "precious\n"
+    assert sorted(p.name for p in (tmp_path / "export" / "inner").iterdir()) == \
+        [f"{day}.jsonl"]
+    assert sum("does not name a day" in line for line in said) == 3
+    assert retention.run(keep_days=1, today=later(day, 3))["failed"] == []
+
+
+def test_an_export_path_in_redis_is_not_trusted_and_a_fifo_does_not_block(
+        client: redis.Redis, tmp_path: Path) -> None:
+    """``exported:<day>`` pointing at a FIFO elsewhere (or a FIFO planted at the day's
+    own file) is never opened for a blocking read: the day is exported again, or, when
+    it cannot be, that day is reported and the run goes on."""
+    day, _ = a_day(client)
+    fifo = tmp_path / "trap"
+    os.mkfifo(fifo)
+    client.hset(f"{P}:exported:{day}", mapping={"file": str(fifo), "sha256": "0" * 64})
+    said: list[str] = []
+    export = tmp_path / "export"
+    retention = Retention(client, P, export, (), KEY, said.append)
+    assert retention.export_intact(day) is False
+    assert any("not" in line and "trap" in line for line in said)
+    export.mkdir(exist_ok=True)
+    os.mkfifo(export / f"{day}.jsonl")
+    client.hset(f"{P}:exported:{day}", mapping={"file": str(export / f"{day}.jsonl")})
+    assert retention.export_intact(day) is False  # not a regular file: refused at once
+    done = retention.run(keep_days=1, today=later(day, 2))
+    assert done["days"] == [day]  # exported again, over the FIFO's name (replaced)
+    assert (export / f"{day}.jsonl").is_file()
