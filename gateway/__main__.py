@@ -125,7 +125,8 @@ def _records(args: argparse.Namespace) -> int:
             code, text = run_loop(args, records, desk)
         else:
             code, text = run_record_command(args, records,
-                                            config.retention.chain_key.encode())
+                                            config.retention.chain_key.encode(),
+                                            Path(config.retention.export_dir))
     except RecordError as exc:
         print(f"linkgw: {exc.code}: {exc}", file=sys.stderr)
         return 1

@@ -326,13 +326,22 @@ def _line(node: yaml.Node) -> int:
     return node.start_mark.line + 1
 
 
+#: What a process-mode AGI program needs from its environment: the AMI secret and the
+#: Redis password. The API tokens, the push secret and the chain key belong to other
+#: processes (the gateway service, linkgw push, retention): Asterisk's environment
+#: need not hold them.
+PROCESS_SECRETS = frozenset({("ami", "secret"), ("redis", "password")})
+
+
 def load_config(
     text: str, source: str = "<config>", environ: Mapping[str, str] | None = None,
-    secrets: bool = True,
+    secrets: bool = True, process_mode: bool = False,
 ) -> Config:
     """Parse and validate; every problem is a ConfigError with file and line.
 
     ``secrets=False`` (for the CLI, which needs no secret) leaves unset secrets empty.
+    ``process_mode``: only :data:`PROCESS_SECRETS` must be set; the others are read when
+    set, else left empty.
     """
     env = os.environ if environ is None else environ
     try:
@@ -351,9 +360,12 @@ def load_config(
         if name not in _SECTIONS:
             raise ConfigError(source, _line(key_node), name,
                               f"unknown section (known: {', '.join(_SECTIONS)})")
-        sections[name] = _section(source, name, section_node, env, secrets)
+        sections[name] = _section(source, name, section_node, env, secrets, process_mode)
     config = Config(**sections)
-    if secrets:
+    if secrets and process_mode:
+        if not config.ami.secret:
+            raise ConfigError(source, None, "ami.secret_env", "the AMI secret is empty")
+    elif secrets:
         _check_secrets(source, config)
     return config
 
@@ -436,7 +448,7 @@ def _no_twice(source: str, section: str, pairs: list[tuple[yaml.Node, yaml.Node]
 
 
 def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
-             secrets: bool) -> Any:
+             secrets: bool, process_mode: bool = False) -> Any:
     cls = _SECTIONS[name]
     defaults = cls()
     if not isinstance(node, yaml.MappingNode):
@@ -449,7 +461,8 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
         secret = key.removesuffix("_env")
         if key.endswith("_env") and secret in _SECRETS:
             var = value_node.value
-            if secrets and (not isinstance(var, str) or var not in env):
+            needed = secrets and (not process_mode or (name, secret) in PROCESS_SECRETS)
+            if needed and (not isinstance(var, str) or var not in env):
                 raise ConfigError(source, _line(value_node), dotted,
                                   f"environment variable {var!r} is not set")
             values[secret] = env.get(var, "") if isinstance(var, str) else ""
@@ -473,7 +486,7 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
 
 
 def load_config_file(path: Path, environ: Mapping[str, str] | None = None,
-                     secrets: bool = True) -> Config:
+                     secrets: bool = True, process_mode: bool = False) -> Config:
     """Load a file; a relative ``transfer.categories`` is taken from the file's folder."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -484,6 +497,6 @@ def load_config_file(path: Path, environ: Mapping[str, str] | None = None,
         raise ConfigError(str(path), line, "(file)",
                           f"not UTF-8 (byte {exc.start}: {exc.object[exc.start:exc.end]!r})"
                           ) from exc
-    config = load_config(text, str(path), environ, secrets)
+    config = load_config(text, str(path), environ, secrets, process_mode)
     categories = path.parent / config.transfer.categories
     return replace(config, transfer=replace(config.transfer, categories=str(categories)))

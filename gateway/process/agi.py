@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args[0] if args else Path(sys.argv[0]).name
     config_file = Path(os.environ.get("LINKGW_CONFIG", "/etc/linkgw/gateway.yaml"))
     try:
-        config = load_config_file(config_file)
+        config = load_config_file(config_file, process_mode=True)
         catalogue = load_categories(Path(config.transfer.categories))
     except (ConfigError, CategoryError) as exc:
         print(f"linkgw-agi: config error: {exc}", file=sys.stderr)

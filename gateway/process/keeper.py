@@ -279,7 +279,8 @@ def main() -> int:
     from gateway.process.agi import log_line, log_path
 
     config = load_config_file(Path(os.environ.get("LINKGW_CONFIG",
-                                                  "/etc/linkgw/gateway.yaml")))
+                                                  "/etc/linkgw/gateway.yaml")),
+                              process_mode=True)
     lock_path, socket_path = paths(config.redis.spool_dir)
     lock = _take_lock(lock_path)
     if lock is None:

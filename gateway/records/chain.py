@@ -34,17 +34,23 @@ class ChainReport:
 
 
 def verify_day(client: redis.Redis, prefix: str, day: str, batch: int = 1000,
-               key: bytes = b"") -> ChainReport:
+               key: bytes = b"", manifest: dict[str, str] | None = None) -> ChainReport:
     """Walk the stream in order; entries whose ``at`` falls on ``day`` (UTC) must chain.
 
     The last hash must also match ``<p>:chain:<day>``, so that removing the newest
-    entries is caught too.
+    entries is caught too. ``manifest`` is the day's seal as retention wrote it into the
+    export folder (:func:`gateway.records.retention.read_manifest`), out of a Redis
+    writer's reach: a day sealed there must have that very seal in Redis.
     """
     keys = Keys(prefix)
     checkpoint = cast(dict[str, str], client.hgetall(keys.checkpoint(day)))
     trimmed = int(checkpoint.get("removed", "0") or 0)
     prev = checkpoint.get("hash", "") if trimmed else ""
     seal = cast(dict[str, str], client.hgetall(keys.seal(day)))
+    if manifest is not None:
+        wrong = _against_manifest(seal, manifest)
+        if wrong:
+            return ChainReport(day, 0, "(seal)", wrong, trimmed)
     sealed_count = int(seal.get("count", "0") or 0)
     at_seal = prev if sealed_count and sealed_count == trimmed else None
     checked = 0
@@ -89,3 +95,15 @@ def verify_day(client: redis.Redis, prefix: str, day: str, batch: int = 1000,
         return ChainReport(day, checked, "(seal)", "the seal does not match the chain: "
                            "rewritten after sealing, or another key", trimmed)
     return ChainReport(day, checked, trimmed=trimmed, sealed="yes")
+
+
+def _against_manifest(seal: dict[str, str], manifest: dict[str, str]) -> str:
+    """Why the seal in Redis is not the one the export folder recorded ("" if it is)."""
+    if "invalid" in manifest:
+        return f"the export folder's seal manifest cannot be trusted: {manifest['invalid']}"
+    if not seal:
+        return "the day was sealed (the export folder's manifest says so) but its seal " \
+               "is gone from Redis"
+    if any(seal.get(k) != manifest.get(k) for k in ("count", "hash", "mac")):
+        return "the seal in Redis is not the one the export folder recorded"
+    return ""

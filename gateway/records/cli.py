@@ -10,12 +10,13 @@ import io
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from gateway.records.chain import verify_day
 from gateway.records.periods import today
 from gateway.records.queries import FINDERS, REPORT_COLUMNS, Records
-from gateway.records.retention import Retention, RetentionError
+from gateway.records.retention import Retention, RetentionError, is_day, read_manifest
 from gateway.records.workorders import WorkOrderDesk
 
 WORKORDER_COLUMNS = ("ticket", "received_at", "category", "status", "unit", "due_at",
@@ -172,8 +173,10 @@ def run_retention(args: argparse.Namespace, retention: Retention, keep_days: int
                   ", ".join(f"{k} {v}" for k, v in done["trimmed"].items()))
 
 
-def run(args: argparse.Namespace, records: Records, key: bytes = b"") -> tuple[int, str]:
-    """(exit code, text) for one command; ``key``: the chain key, for seals."""
+def run(args: argparse.Namespace, records: Records, key: bytes = b"",
+        export_dir: Path | None = None) -> tuple[int, str]:
+    """(exit code, text) for one command; ``key``: the chain key, for seals;
+    ``export_dir``: where retention keeps each sealed day's manifest."""
     now = time.time()
     if args.command == "show":
         got = records.bridge(args.bridge_id)
@@ -213,7 +216,10 @@ def run(args: argparse.Namespace, records: Records, key: bytes = b"") -> tuple[i
         if args.json:
             return 0, json.dumps(figures, ensure_ascii=False, sort_keys=True)
         return 0, "\n".join(f"{k:<28} {v}" for k, v in figures.items())
-    report = verify_day(records.client, records.prefix, args.day or _today(), key=key)
+    day = args.day or _today()
+    manifest = read_manifest(export_dir, day) if export_dir is not None and is_day(day) \
+        else None
+    report = verify_day(records.client, records.prefix, day, key=key, manifest=manifest)
     if args.json:
         return (0 if report.ok else 1), json.dumps(report.__dict__ | {"ok": report.ok})
     if report.ok:

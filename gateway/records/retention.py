@@ -255,9 +255,23 @@ class Retention:
             count, last = count + 1, entry.get("hash", "")
         if not count:
             return False
-        self.client.hset(self.keys.seal(day), mapping={
-            "count": str(count), "hash": last, "mac": seal_mac(self.key, day, count, last)})
+        seal = {"count": str(count), "hash": last, "mac": seal_mac(self.key, day, count, last)}
+        # first where a Redis writer cannot reach: a day once sealed stays known as
+        # sealed, even when its seal is deleted from Redis
+        self._write_manifest(day, seal)
+        self.client.hset(self.keys.seal(day), mapping=dict(seal.items()))
         return True
+
+    def _write_manifest(self, day: str, seal: dict[str, str]) -> None:
+        path = manifest_path(self.export_dir, day)
+        self.export_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temporary = path.with_suffix(".seal.part")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(json.dumps({"day": day} | seal, sort_keys=True).encode("ascii"))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
 
     # -- 3. remove ---------------------------------------------------------------------
     def remove(self, day: str) -> int:
@@ -361,6 +375,39 @@ class Retention:
 
 
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+MANIFEST_MAX = 4096  # bytes of a seal manifest
+
+
+def manifest_path(export_dir: Path, day: str) -> Path:
+    """``<export_dir>/<day>.seal``: the day's seal as retention made it."""
+    if not is_day(day):
+        raise RetentionError(f"{day[:40]!r} is not a day")
+    return export_dir / f"{day}.seal"
+
+
+def read_manifest(export_dir: Path, day: str) -> dict[str, str] | None:
+    """The day's seal manifest, if one was written (a regular file, not a link, small,
+    a JSON object of strings naming this day); None when there is none. Anything else
+    there reads as a manifest nobody can trust: ``{"invalid": why}``."""
+    try:
+        fd = os.open(manifest_path(export_dir, day), os.O_RDONLY | os.O_NOFOLLOW |
+                     os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except (OSError, RetentionError) as exc:
+        return {"invalid": f"cannot open: {exc}"}
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            return {"invalid": "not a regular file"}
+        raw = f.read(MANIFEST_MAX + 1)
+    try:
+        value = json.loads(raw) if len(raw) <= MANIFEST_MAX else None
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or value.get("day") != day or \
+            not all(isinstance(v, str) for v in value.values()):
+        return {"invalid": "not this day's manifest"}
+    return value
 
 
 def is_day(name: str) -> bool:

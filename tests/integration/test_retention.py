@@ -4,6 +4,7 @@ it; streams trimmed by time but never past what a consumer group has not read.""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -183,7 +184,7 @@ def test_names_from_redis_never_become_paths_outside_the_export_folder(
     assert done["days"] == [day] and done["failed"] == []
     assert victim.read_text() == "precious\n"
     assert sorted(p.name for p in (tmp_path / "export" / "inner").iterdir()) == \
-        [f"{day}.jsonl"]
+        [f"{day}.jsonl", f"{day}.seal"]
     assert sum("does not name a day" in line for line in said) == 3
     assert retention.run(keep_days=1, today=later(day, 3))["failed"] == []
 
@@ -209,3 +210,35 @@ def test_an_export_path_in_redis_is_not_trusted_and_a_fifo_does_not_block(
     done = retention.run(keep_days=1, today=later(day, 2))
     assert done["days"] == [day]  # exported again, over the FIFO's name (replaced)
     assert (export / f"{day}.jsonl").is_file()
+
+
+def test_a_deleted_seal_does_not_read_as_intact(client: redis.Redis, tmp_path: Path) -> None:
+    """Rewrite a sealed day, then DEL its seal (the gateway's Redis user may): the
+    export folder's manifest still says the day was sealed, so ``verify-chain`` reports
+    it broken, with or without the key. A manifest that is not a regular file, or not
+    this day's, is not trusted either."""
+    from gateway.records.cli import run as run_cli
+    from gateway.records.queries import Records
+    from gateway.records.retention import read_manifest
+
+    day, _ = a_day(client)
+    retention = Retention(client, P, tmp_path, (), KEY)
+    assert retention.seal(day)
+    manifest = read_manifest(tmp_path, day)
+    assert manifest is not None and manifest["mac"] == client.hget(f"{P}:seal:{day}", "mac")
+    assert stat.S_IMODE((tmp_path / f"{day}.seal").stat().st_mode) == 0o600
+    assert verify_day(client, P, day, key=KEY, manifest=manifest).sealed == "yes"
+    client.delete(f"{P}:seal:{day}")
+    for key in (KEY, b""):
+        report = verify_day(client, P, day, key=key, manifest=read_manifest(tmp_path, day))
+        assert (report.ok, report.broken_at) == (False, "(seal)")
+        assert "gone from Redis" in report.reason
+    args = argparse.Namespace(command="verify-chain", day=day, json=False)
+    code, text = run_cli(args, Records(client, P), b"", tmp_path)
+    assert code == 1 and "BROKEN" in text and "gone from Redis" in text
+    (tmp_path / f"{day}.seal").unlink()
+    os.mkfifo(tmp_path / f"{day}.seal")  # must not block, must not pass
+    assert read_manifest(tmp_path, day) == {"invalid": "not a regular file"}
+    (tmp_path / f"{day}.seal").unlink()
+    (tmp_path / f"{day}.seal").write_text('{"day": "2020-01-01"}')
+    assert read_manifest(tmp_path, day) == {"invalid": "not this day's manifest"}

@@ -179,3 +179,22 @@ def test_a_short_push_secret_is_refused() -> None:
     text = BASE + 'push:\n  url: "https://x.example/in"\n  secret_env: LINKGW_PUSH_SECRET\n'
     with pytest.raises(ConfigError, match="push secret is too short"):
         load_config(text, "gw.yaml", ENV | {"LINKGW_PUSH_SECRET": "short"})
+
+
+def test_process_mode_needs_only_the_ami_secret_and_redis_password() -> None:
+    """A site's one config file names the API tokens, the push secret and the chain key
+    too; a process-mode AGI program (Asterisk's environment) holds none of them and
+    still starts. The gateway service, with the same file, still refuses to."""
+    text = ('ami:\n  secret_env: LINKGW_AMI_SECRET\n'
+            'redis:\n  password_env: LINKGW_REDIS_PASSWORD\n'
+            'http:\n  token_env: LINKGW_API_TOKEN\n'
+            'push:\n  url: "https://12345.example/in"\n  secret_env: LINKGW_PUSH_SECRET\n'
+            'retention:\n  chain_key_env: LINKGW_CHAIN_KEY\n')
+    asterisk_env = {"LINKGW_AMI_SECRET": "ami", "LINKGW_REDIS_PASSWORD": "redis"}
+    config = load_config(text, "gw.yaml", asterisk_env, process_mode=True)
+    assert (config.ami.secret, config.redis.password) == ("ami", "redis")
+    assert (config.push.secret, config.retention.chain_key, config.http.token) == ("", "", "")
+    with pytest.raises(ConfigError, match="LINKGW_API_TOKEN"):
+        load_config(text, "gw.yaml", asterisk_env)
+    with pytest.raises(ConfigError, match="LINKGW_REDIS_PASSWORD"):
+        load_config(text, "gw.yaml", {"LINKGW_AMI_SECRET": "ami"}, process_mode=True)
