@@ -133,6 +133,10 @@ class _Stream:
 
 
 class _Desk:
+    def bridge(self, bridge_id: str) -> dict[str, str]:
+        check_bridge_id(bridge_id)
+        return {"direction": "110->12345", "dialing_target": "PJSIP/12345"}  # 12345's
+
     def apply_message(self, fields: dict[str, str], via: str) -> dict[str, str]:
         check_bridge_id(fields.get("bridge_id", ""))
         return {}

@@ -25,6 +25,7 @@ from typing import Any, cast
 import redis
 
 from gateway.records.errors import Malformed, RecordError
+from gateway.records.roles import ApiRole, check_allowed, check_visible
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
 
@@ -160,6 +161,7 @@ class InboundTickets:
             if fields.get("type") == "workorder" and self.workorders is not None:
                 self.workorders.receive(dict(fields), "stream")  # a work order, no call
             else:
+                self._as_12345(fields)
                 self.desk.apply_message(fields, "stream")
             self.applied += 1
             self.log.info("inbound.applied", entry=entry_id, bridge_id=fields.get("bridge_id"))
@@ -174,6 +176,15 @@ class InboundTickets:
                            error_type=type(exc).__name__)
             self._refuse(entry_id, raw, "internal", f"{type(exc).__name__}: {exc}")
         self.client.xack(self.stream, GROUP, entry_id)
+
+    def _as_12345(self, fields: dict[str, str]) -> None:
+        """The stream is the 12345 system's way in: exactly the rules its API role has.
+        No incident number (110's to attach); only bridges handed to 12345 or by it, and
+        any other is "no bridge", as if it did not exist (its existence is not told)."""
+        if "incident" in fields:
+            check_allowed("PUT /bridges/<id>/incident", ApiRole.LINE_12345)
+        bridge_id = fields.get("bridge_id", "")
+        check_visible(ApiRole.LINE_12345, self.desk.bridge(bridge_id), bridge_id)
 
     def _refuse(self, entry_id: str, raw: Raw, code: str, message: str) -> None:
         self.refused += 1

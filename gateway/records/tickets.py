@@ -41,6 +41,10 @@ def check_bridge_id(bridge_id: str) -> None:
 
 
 class TicketDesk(Desk):
+    def bridge(self, bridge_id: str) -> dict[str, str]:
+        """The bridge's record; NotFound when there is none."""
+        return self._bridge(bridge_id)
+
     def _bridge(self, bridge_id: str) -> dict[str, str]:
         check_bridge_id(bridge_id)
         bridge = self._hash(bridge_record(bridge_id))
@@ -55,7 +59,9 @@ class TicketDesk(Desk):
         if current.get(field) == value:
             return current
         if current.get(field):
-            raise Conflict(f"bridge {bridge_id} already has {field} {current[field]}",
+            # not its value: the asker may not be the one who set it (an incident
+            # number is 110's; the 12345 side reads this message on its errors stream)
+            raise Conflict(f"bridge {bridge_id} already has another {field}",
                            f"{field}_conflict")
         return None
 

@@ -262,7 +262,7 @@ def test_removing_the_newest_event_is_caught(client: redis.Redis) -> None:
 def test_inbound_stream_applies_acks_and_reports_refusals(
         client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
     d, _ = desk
-    bridge(client, B1, T0, direction="110->12345")
+    bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
     inbound = InboundTickets(client, d, f"{P}:tickets:in", "c1", null_log(),
                              f"{P}:feed:12345", "12345")
     inbound.ensure_groups()
@@ -354,7 +354,7 @@ def test_inbound_loop_survives_redis_failing_mid_entry(
     import threading
 
     d, _ = desk
-    bridge(client, B1, T0, direction="110->12345")
+    bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
 
     class FlakyAck(InboundTickets):
         failed = False
@@ -401,7 +401,7 @@ def test_an_entry_that_is_not_utf8_or_too_large_is_refused_and_the_next_applied(
     """What ``printf 'x\\xc3' | redis-cli -x XADD …`` writes used to kill the consumer
     for good; now it is refused, copied to the errors stream, and reading goes on."""
     d, _ = desk
-    bridge(client, B1, T0, direction="110->12345")
+    bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
     raw = _raw_client(redis_server)
     stream = f"{P}:tickets:in"
     torn = cast(bytes, raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"77777777",
@@ -425,7 +425,7 @@ def test_an_entry_left_pending_by_a_gone_consumer_is_claimed_and_applied(
     """Delivered to a gateway that crashed before acknowledging it (under another name):
     after claim_idle the next gateway takes it over, so it is not lost."""
     d, _ = desk
-    bridge(client, B1, T0, direction="110->12345")
+    bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
     raw = _raw_client(redis_server)
     stream = f"{P}:tickets:in"
     InboundTickets(raw, d, stream, "gw-old", null_log()).ensure_groups()
@@ -444,7 +444,7 @@ def test_a_restarted_gateway_reads_its_own_pending_entries_first(
         client: redis.Redis, desk: tuple[TicketDesk, Clock], redis_server: RedisServer
 ) -> None:
     d, _ = desk
-    bridge(client, B1, T0, direction="110->12345")
+    bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
     raw = _raw_client(redis_server)
     stream = f"{P}:tickets:in"
     InboundTickets(raw, d, stream, "gw-a", null_log()).ensure_groups()
@@ -715,3 +715,45 @@ def test_a_bridge_look_up_reads_a_bounded_part_of_the_stream(client: redis.Redis
     client.delete(f"{P}:events")
     bridge(client, B2, T0, direction="110->12345")
     assert Records(client, P).bridge(B2)["events_complete"] is True
+
+
+def test_the_inbound_stream_has_exactly_the_12345_roles_rules(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
+    """Through the stream the 12345 system may do what its API token may, no more: no
+    incident number (110's; taking it first would make the admin's real one a 409); no
+    change to a bridge it may not see (refused at the key: never handed to it), which
+    reads as "no bridge", like one that does not exist; and no error on its errors
+    stream tells another value."""
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
+    bridge(client, B2, T0 + 60, direction="110->12345", outcome="refused",
+           refusal="emergency")  # 110 kept it: never dialled, not 12345's
+    d.incident(B1, "110-2026-000123", "api")
+    inbound = InboundTickets(client, d, f"{P}:tickets:in", "c1", null_log())
+    inbound.ensure_groups()
+    entries = [
+        {"bridge_id": B1, "incident": "110-2026-999999"},
+        {"bridge_id": B2, "ticket": "20261128000009"},
+        {"bridge_id": B2, "status": "accepted"},
+        {"bridge_id": "20261128195999ffffff", "ticket": "20261128000009"},
+        {"bridge_id": B1, "ticket": "20261128000001"},
+        {"bridge_id": B1, "ticket": "20261128000002"},
+    ]
+    for fields in entries:
+        client.xadd(f"{P}:tickets:in", dict(fields.items()))
+    got = cast(Any, client.xreadgroup(GROUP, "c1", {f"{P}:tickets:in": ">"}))
+    for entry_id, fields in got[0][1]:
+        inbound.handle(entry_id, fields)
+    errors = [e for _, e in cast(list[tuple[str, dict[str, str]]],
+                                 client.xrange(f"{P}:tickets:in:errors"))]
+    assert [(e["error"], e["message"]) for e in errors] == [
+        ("role_forbidden", "the 12345 role may not use PUT /bridges/<id>/incident"),
+        ("bridge_not_found", f"no bridge {B2}"),
+        ("bridge_not_found", f"no bridge {B2}"),
+        ("bridge_not_found", "no bridge 20261128195999ffffff"),
+        ("ticket_conflict", f"bridge {B1} already has another ticket"),
+    ]
+    assert d._hash(f"ticket:{B1}")["incident"] == "110-2026-000123"
+    assert d._hash(f"ticket:{B1}")["ticket"] == "20261128000001"
+    assert not d._hash(f"ticket:{B2}")
+    assert all("110-2026" not in v for e in errors for k, v in e.items() if k != "in_incident")
