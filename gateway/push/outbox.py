@@ -126,8 +126,11 @@ class RedisOutbox:
     async def _dead(self, entry: Entry, reason: str, tries: int) -> None:
         fields: dict[Any, Any] = dict(entry.fields)
         fields.update({b"dead_reason": reason[:500].encode("utf-8", "replace"),
-                       b"dead_tries": str(tries).encode(),
-                       b"outbox_id": entry.outbox_id.encode()})
+                       b"dead_tries": str(tries).encode()})
+        # its first place in the outbox: a dead letter sent again and given up on again
+        # keeps it (not "retry:…")
+        if b"outbox_id" not in fields and "outbox_id" not in fields:
+            fields[b"outbox_id"] = entry.outbox_id.encode()
         await self.redis.xadd(self.keys.push("dead"), fields, maxlen=DEAD_MAXLEN,
                               approximate=True)
         await self._done(entry)

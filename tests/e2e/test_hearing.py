@@ -54,6 +54,9 @@ def test_a_citizen_left_alone_while_12345_rings_hears_music(any_lab: Lab) -> Non
         "citizen": 0, "seat1": 0, "12345": 0, "liaison": 0}
     record, _ = settled(lab, conference.removeprefix("linkgw-"))
     assert (record["outcome"], record["agent_target"]) == ("handed_off", "PJSIP/liaison")
+    # the call-taker had gone before the liaison came: citizen and liaison go on in a
+    # plain call (where the keys work), not left in the conference
+    assert record["direct_with"] == "agent"
 
 
 def test_nobody_reached_after_the_call_taker_left_the_citizen_hears_a_notice_and_110_rings(

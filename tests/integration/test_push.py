@@ -204,3 +204,35 @@ def test_the_example_receiver_reads_no_body_it_cannot_bound(
         assert receiver.events() == []
     finally:
         receiver.stop()
+
+
+def test_a_dead_letter_given_up_on_twice_keeps_its_first_place(
+        redis_server: RedisServer) -> None:
+    """Dead, sent again with ``linkgw outbox retry``, dead again: the dead letter still
+    names the entry's first ``outbox_id``, not the retry stream's."""
+    import asyncio
+
+    import redis.asyncio as aredis
+
+    from gateway.push.codec import Entry
+    from gateway.push.outbox import RedisOutbox
+    from gateway.schema import Keys
+
+    prefix = f"t{secrets.token_hex(4)}"
+
+    async def twice() -> list[Any]:
+        client = aredis.Redis(host="127.0.0.1", port=redis_server.port)
+        outbox = RedisOutbox(client, asyncio.get_running_loop(), Keys(prefix), "12345")
+        first = Entry("1796240000000-0", {b"record": b"bridge:b", b"id": b"c1",
+                                          b"event": b"x"})
+        await outbox._dead(first, "answered 413", 3)
+        again = Entry("retry:1796249999000-0",
+                      {b"record": b"bridge:b", b"id": b"c1", b"event": b"x",
+                       b"outbox_id": b"1796240000000-0"})
+        await outbox._dead(again, "answered 413", 3)
+        got = await client.xrange(f"{prefix}:push:dead")
+        await client.aclose()
+        return cast(list[Any], got)
+
+    dead = asyncio.run(twice())
+    assert [fields[b"outbox_id"] for _, fields in dead] == [b"1796240000000-0"] * 2
