@@ -36,11 +36,14 @@ def _starts(channel: str, endpoint: str) -> bool:
 
 
 def read_bridge(lab: Lab, bridge_id: str) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """The bridge hash and its stream entries, oldest first."""
+    """The bridge hash and its stream entries, oldest first. The stream is read first:
+    each change writes both in one step, so the hash read after it holds at least every
+    change the entries show (read the other way round, a change landing in between
+    showed its event without its fields)."""
     r = lab.redis_client()
     keys = Keys(lab.config.redis.prefix)
-    record = cast(dict[str, str], r.hgetall(keys.bridge(bridge_id)))
     entries = cast(list[tuple[str, dict[str, str]]], r.xrange(keys.events))
+    record = cast(dict[str, str], r.hgetall(keys.bridge(bridge_id)))
     events = [dict(e, id=i) for i, e in entries if e.get("record") == bridge_record(bridge_id)]
     return record, events
 

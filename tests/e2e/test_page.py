@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from gateway.lab.lab import ONEKEY, Lab
 from tests.e2e.helpers import TIMEOUT, answering, citizen, finish, settled
@@ -59,7 +60,10 @@ def test_the_page_shows_the_live_bridge_its_state_and_the_charts(
     states: list[str] = []  # as the page shows them, every change once
     deadline = time.monotonic() + TIMEOUT
     while row.count() and time.monotonic() < deadline:
-        state = row.locator("td").nth(3).inner_text()
+        try:  # the page may drop the row between count() and this read
+            state = row.locator("td").nth(3).inner_text(timeout=1000)
+        except PlaywrightTimeout:
+            continue
         if not states or states[-1] != state:
             states.append(state)
         page.wait_for_timeout(100)
