@@ -36,15 +36,20 @@ def _starts(channel: str, endpoint: str) -> bool:
 
 
 def read_bridge(lab: Lab, bridge_id: str) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """The bridge hash and its stream entries, oldest first. The stream is read first:
-    each change writes both in one step, so the hash read after it holds at least every
-    change the entries show (read the other way round, a change landing in between
-    showed its event without its fields)."""
+    """The bridge hash and its stream entries, oldest first, as one moment saw them.
+    Each change writes both in one step, but they are two reads: a change landing
+    between them would show its event without its fields, or its fields without its
+    event. So the two are read again until the hash's ``seq`` (Redis's count of the
+    changes applied) equals the events read."""
     r = lab.redis_client()
     keys = Keys(lab.config.redis.prefix)
-    entries = cast(list[tuple[str, dict[str, str]]], r.xrange(keys.events))
-    record = cast(dict[str, str], r.hgetall(keys.bridge(bridge_id)))
-    events = [dict(e, id=i) for i, e in entries if e.get("record") == bridge_record(bridge_id)]
+    for _ in range(50):
+        entries = cast(list[tuple[str, dict[str, str]]], r.xrange(keys.events))
+        record = cast(dict[str, str], r.hgetall(keys.bridge(bridge_id)))
+        events = [dict(e, id=i) for i, e in entries
+                  if e.get("record") == bridge_record(bridge_id)]
+        if record.get("seq", "0") == str(len(events)):
+            break
     return record, events
 
 
