@@ -61,8 +61,9 @@ e2e: setup
 bench: venv
 	$(PY) -m bench
 
-bench-wire: setup    # key -> INVITE on the wire, 1 and 20 transfers at once
+bench-wire: setup    # key -> INVITE on the wire, 1 and 20 transfers at once, both topologies
 	$(PY) -m bench.wire
+	$(PY) -m bench.wire --topology two-pbx
 
 bench-agi: setup     # FastAGI CPU per session against panoramisk; memory at 1,000 sessions
 	$(PY) -m bench.agi_cpu

@@ -35,7 +35,7 @@ from gateway.bridge.change import Change, Index
 from gateway.bridge.spool import parse_lines
 from gateway.process.keeper import DIGITS, parse_digit_line, parse_question
 from gateway.records.inbound import InboundTickets
-from gateway.records.tickets import check_bridge_id
+from gateway.records.ticket_changes import check_bridge_id
 from gateway.testing import agi_env, null_log
 
 AGI_ENV = agi_env("onekey", callerid="13800138000", calleridname="张三",

@@ -1,6 +1,7 @@
 """Key → INVITE on the wire, through the real lab.
 
-    python -m bench.wire [--rounds 3] [--concurrent 20]        (make bench-wire)
+    python -m bench.wire [--rounds 3] [--concurrent 20] [--topology one-pbx|two-pbx]
+                                                                (make bench-wire)
 
 A lab (Asterisk 22, Redis, the gateway over FastAGI, SIPp phones) runs one-key transfers
 while tcpdump captures the loopback. For each transfer the time is taken from the
@@ -10,6 +11,10 @@ Calls are told apart by the citizen's number, which Asterisk carries into both t
 INVITE to the seat (whose SDP names the RTP port the keys go to) and the INVITE to
 12345. Runs: one transfer at a time and ``--concurrent`` at once, each with the key
 alone and with the item code typed right after it (``*1101``). Prints p50, p99 and max.
+
+``--topology two-pbx``: 12345 is its own Asterisk behind the trunk; the INVITE timed is
+110's INVITE on the trunk (``sip:12345@`` the 12345 PBX). Nobody answers in 12345's queue
+(its agents' phones are not running): what is measured ends at that INVITE.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from pathlib import Path
 import dpkt
 
 from gateway.lab.capture import Capture
-from gateway.lab.lab import Lab
+from gateway.lab.lab import TOPOLOGIES, Lab
 from gateway.lab.process import wait_until
 from gateway.lab.sipp import answer_scenario, citizen_scenario
 
@@ -103,24 +108,29 @@ def run(lab: Lab, workdir: Path, calls: int, at_once: int, key: str) -> list[flo
     retransmitted for up to 32 s, and must not be taken for this run's)."""
     prefix = f"139{next(_rounds)}"
     capture = Capture(workdir / f"wire-{calls}-{at_once}-{key}-{time.time_ns()}.pcap", "udp")
-    agent, seat, citizen = lab.phone("12345"), lab.phone("seat1"), lab.phone("citizen")
+    seat, citizen = lab.phone("seat1"), lab.phone("citizen")
+    phones = [citizen, seat]
     with capture:
         # 12345 stays until Asterisk releases it (the citizen hangs up 14 s in); the
         # call-taker leaves 5 s after the key
-        agent.start(answer_scenario("12345", ring_ms=300, hold_ms=60000), calls=calls,
-                    timeout_s=600)
+        if not lab.two_pbx:
+            agent = lab.phone("12345")
+            agent.start(answer_scenario("12345", ring_ms=300, hold_ms=60000), calls=calls,
+                        timeout_s=600)
+            phones.append(agent)
         seat.start(answer_scenario("seat1", ring_ms=200, hold_ms=5000, key=key,
                                    key_after_ms=800), calls=calls, timeout_s=600)
         citizen.start(citizen_scenario("citizen", prefix + "[call_number]", "110",
                                        hold_ms=14000), calls=calls, limit=at_once,
                       rate=at_once, timeout_s=600)
-        for phone in (citizen, seat, agent):
+        for phone in phones:
             phone.wait(600)
         time.sleep(0.2)  # the last packets reach the capture
     lab.stop_phones()
     delays = read_capture(capture.path, lab.sip_port).delays_ms()
-    wait_until(lambda: lab.probe is not None and not lab.probe.action("CoreShowChannels")[1],
-               30, "every call over")
+    probes = [p for p in (lab.probe, lab.peer_probe) if p is not None]
+    wait_until(lambda: not any(p.action("CoreShowChannels")[1] for p in probes),
+               60, "every call over")
     return delays
 
 
@@ -143,18 +153,22 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.wire")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--topology", choices=TOPOLOGIES, default="one-pbx")
     parser.add_argument("--keep", type=Path, help="keep the lab and its captures here")
     args = parser.parse_args(argv[1:])
-    print("key → INVITE to 12345, on the wire (tcpdump on the loopback of the lab)")
-    print("run: make bench-wire   (or .venv/bin/python -m bench.wire)\n")
+    where = "on the trunk to 12345's PBX" if args.topology == "two-pbx" else "to 12345"
+    print(f"key → INVITE {where}, on the wire (tcpdump on the loopback of the lab, "
+          f"{args.topology})")
+    print("run: make bench-wire   (or .venv/bin/python -m bench.wire "
+          f"--topology {args.topology})\n")
     with tempfile.TemporaryDirectory(prefix="linkgw-wire-") as temporary:
         tmp = str(args.keep or temporary)
-        measure(Path(tmp), args.rounds, args.concurrent)
+        measure(Path(tmp), args.rounds, args.concurrent, args.topology)
     return 0
 
 
-def measure(tmp: Path, rounds: int, concurrent: int) -> None:
-    with Lab(tmp) as lab:
+def measure(tmp: Path, rounds: int, concurrent: int, topology: str = "one-pbx") -> None:
+    with Lab(tmp, topology=topology) as lab:
         for key, label in (("*1", "*1 alone"), ("*1101", "*1 then code 101")):
             one = run(lab, tmp, rounds * 5, 1, key)
             report(f"{label}, 1 transfer at a time", one, rounds * 5)

@@ -68,7 +68,8 @@ def build_transfer(config: Config, reactor: Any, log: Any, name: str,
                               log=log.bind(part="transfer"),
                               catalogue=load_categories(Path(config.transfer.categories)),
                               ownership=leases, meter=meter,
-                              feedback_hours=config.tickets.feedback_hours)
+                              feedback_hours=config.tickets.feedback_hours,
+                              ticket_pattern=config.tickets.pattern)
     recovery = Recovery(service, log.bind(part="recovery"))
     cluster = Cluster(service, recovery, leases, bridge_log, reactor,
                       config.cluster.sweep_interval, log.bind(part="cluster"),

@@ -183,7 +183,8 @@ BRIDGE_FIELDS: Final = {
     "asterisk": "the Asterisk server the bridge runs on (its system name)",
     "owner": "the gateway instance that runs the bridge now",
     "direction": "110->12345 or 12345->110",
-    "mode": "transfer (one key) or consult",
+    "mode": "transfer (one key), consult, or trunk (a 12345 agent's hand-over arriving "
+            "over the trunk)",
     "state": "requested, answered, dialing, three_party, handed_off, returned_to_110, ended",
     "outcome": "handed_off, three_party_ended, kept_by_110, abandoned, failed, refused, "
                "unknown",
@@ -209,10 +210,12 @@ BRIDGE_FIELDS: Final = {
     "citizen_number": "caller number exactly as received",
     "citizen_name": "caller name exactly as received",
     "citizen_channel": "", "citizen_uniqueid": "", "citizen_linkedid": "",
-    "seat": "endpoint of whoever pressed the key",
+    "seat": "endpoint of whoever pressed the key (trunk: 12345:<the agent who handed it>)",
+    "dialed": "trunk: the 110 number the hand-over dialled",
     "seat_channel": "", "seat_uniqueid": "", "seat_linkedid": "",
     "agent_channel": "", "agent_uniqueid": "<bridge id>-a<attempt>", "agent_linkedid": "",
     "agent_target": "the dial string that answered",
+    "agent": "trunk: the 110 seat that took the hand-over",
     "attempts": "how many attempts it took to reach the other line",
     "agent_failure": "reason of the last failed attempt",
     "agent_failed_at": "when the last attempt failed",

@@ -28,6 +28,7 @@ from gateway.lab.peer import (
     LIAISON_NUMBER,
     PEER_HOST,
     QUEUE_NUMBER,
+    RESIDENT,
     PeerAsterisk,
     trunk_to_12345,
 )
@@ -46,7 +47,8 @@ REPO = Path(__file__).resolve().parents[2]
 PHONES = {"citizen": "lab-citizen", "seat1": "lab-seat", "seat2": "lab-seat",
           "12345": "lab-12345", "liaison": "lab-12345"}
 #: The two-PBX lab's 12345 PBX: its phones (agents in a queue, a police liaison seat).
-PEER_PHONES = {**{a: "lab-12345" for a in AGENTS}, LIAISON: "lab-12345"}
+PEER_PHONES = {**{a: "lab-12345" for a in AGENTS}, LIAISON: "lab-12345",
+               RESIDENT: "lab-12345-citizen"}
 TRUNK = "trunk-12345"  # 110's endpoint for the trunk to 12345
 TOPOLOGIES = ("one-pbx", "two-pbx")
 ONEKEY = "*1"
@@ -270,7 +272,8 @@ class Lab:
             f"export LINKGW_REDIS_PASSWORD='{self.redis_passwords['linkgw-gateway']}'\n")
         secrets_file.chmod(0o600)
         (base / "agi").mkdir()
-        for script in ("incoming", "onekey", "code", "emergency"):
+        for script in ("incoming", "onekey", "code", "emergency", "handed", "taken",
+                       "handed_end"):
             wrapper = base / "agi" / script
             wrapper.write_text(
                 "#!/bin/sh\n"

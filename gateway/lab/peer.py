@@ -26,6 +26,9 @@ LIAISON_NUMBER = "1234501"
 QUEUE = "hotline"
 AGENTS = ("agent1", "agent2", "agent3")
 LIAISON = "policedesk"  # 12345's police liaison seat (公安联勤专席)
+RESIDENT = "resident"  # a citizen calling 12345 directly (the 12345 → 110 flow)
+HANDOVER_CONTEXT = "linkgw-peer-to-110"  # where 12345's agents blind-transfer to 110
+HANDOVER_PREFIX = "8110"  # + the work order's number
 
 
 def with_lab_addresses(example: str, host_110: str, port_110: int, host_12345: str,
@@ -77,6 +80,9 @@ class PeerAsterisk(Asterisk):
             "[linkgw-peer-route]\n"
             f"exten => {QUEUE_NUMBER},1,Gosub(linkgw-peer-queue,s,1({QUEUE}))\n"
             f"exten => {LIAISON_NUMBER},1,Gosub(linkgw-peer-dial,s,1(PJSIP/{LIAISON}))\n"
+            "; a resident calling 12345 (the lab's reverse flow starts here)\n"
+            f"[lab-12345-citizen]\nexten => {QUEUE_NUMBER},1,Queue({QUEUE},r)\n"
+            " same => n,Hangup()\n"
             "; the agents' own dialling goes nowhere in the lab\n"
             "[lab-12345]\nexten => _X.,1,Hangup(21)\n"
         )

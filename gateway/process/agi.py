@@ -9,7 +9,8 @@ left, it detaches (double fork) a process that writes the changes
 (:mod:`gateway.process.follower`). Asterisk waits for the program to exit, so nothing on
 the way to the answer imports Twisted, a Redis client or structlog.
 
-    linkgw-agi incoming|onekey|code|emergency [args…]    (config: $LINKGW_CONFIG)
+    linkgw-agi incoming|onekey|code|emergency|handed|taken|handed_end [args…]
+    (config: $LINKGW_CONFIG)
 
 Asterisk sends SIGHUP when the channel hangs up: the next command then fails with a
 hangup, and the script ends as in FastAGI.

@@ -21,6 +21,7 @@ from gateway.config import Config, TransferConfig
 from gateway.process.keeper import KeeperFeed
 from gateway.transfer import decide
 from gateway.transfer.actions import originate_headers
+from gateway.transfer.arrival import Arrivals
 from gateway.transfer.categories import Catalogue
 from gateway.transfer.code import CodeWindow, window_from_history
 from gateway.transfer.ids import new_bridge_id
@@ -51,6 +52,9 @@ class ProcessDesk:
         self.clock = clock
         self.work = Work()
         self.persist = Persistor(self, config.transfer.response_deadline)
+        self.arrivals = Arrivals(self.record, clock, config.transfer.response_deadline,
+                                 config.tickets.pattern,
+                                 lambda code: self.classify(code, "12345")[0], owner)
         self._session: SyncAmi | None = None
 
     def record(self, change: Change) -> None:

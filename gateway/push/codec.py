@@ -1,9 +1,10 @@
 """The push's wire format (pure): an outbox entry in, a signed HTTP body out.
 
 The body is JSON (UTF-8): the feed entry's ``id`` (the change's own id, stable across
-retries: the receiver dedupes by it), ``record``, ``bridge_id`` (for a bridge's or a
-callback's change), ``event``, ``at``, ``data`` and ``fields`` (objects), and
-``outbox_id`` (the entry's place in the outbox stream; increasing).
+retries: the receiver dedupes by it), ``record``, ``bridge_id`` (for a change of a
+bridge, its callback task or its ticket), ``ticket`` (for a work order's), ``event``,
+``at``, ``data`` and ``fields`` (objects), and ``outbox_id`` (the entry's place in the
+outbox stream; increasing).
 
 The signature header is ``X-Linkgw-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
 "<t>.<raw body>">``: the receiver recomputes it over the bytes it received, compares in
@@ -72,7 +73,7 @@ def body(entry: Entry) -> bytes:
                               "outbox_id": first or entry.outbox_id, "record": record}
     if first:
         out["redelivered"] = True
-    if kind in ("bridge", "callback"):
+    if kind in ("bridge", "callback", "ticket"):
         out["bridge_id"] = key
     elif kind == "workorder":
         out["ticket"] = key

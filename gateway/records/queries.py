@@ -13,7 +13,7 @@ import redis
 
 from gateway.records.errors import Malformed, NotFound, Unavailable
 from gateway.records.periods import Period, period
-from gateway.records.tickets import check_bridge_id, epoch
+from gateway.records.ticket_changes import check_bridge_id, epoch
 from gateway.schema import (
     IDX_CALLBACKS_OPEN,
     IDX_DEADLINE,

@@ -10,34 +10,23 @@ would rewrite the record is refused with a clear error and changes nothing eithe
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from gateway.bridge.state import iso
 from gateway.bridge.store import Change, Index
 from gateway.records.desk import Desk
 from gateway.records.errors import Conflict, Malformed, NotFound
+from gateway.records.ticket_changes import attached_change, check_bridge_id, epoch, feed_of
 from gateway.schema import (
     IDX_DEADLINE,
     IDX_FEEDBACK,
     bridge_record,
     idx_incident,
-    idx_ticket,
     ticket_record,
 )
 
 LOOP = ("accepted", "assigned", "feedback")  # 受理 → 交办 → 反馈
-_BRIDGE_ID = re.compile(r"\d{14}[0-9a-f]{6}\Z")
 _INCIDENT = re.compile(r"[0-9A-Za-z-]{1,40}\Z")
-
-
-def epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def check_bridge_id(bridge_id: str) -> None:
-    if not _BRIDGE_ID.match(bridge_id):
-        raise Malformed(f"not a bridge id: {bridge_id[:40]!r}", "bridge_id_malformed")
 
 
 class TicketDesk(Desk):
@@ -84,20 +73,14 @@ class TicketDesk(Desk):
         if current is not None:
             return current
         now = self.clock()
-        fields = {"bridge_id": bridge_id, "ticket": ticket, "attached_at": iso(now),
-                  "attached_via": via, "status": "attached",
-                  "direction": bridge.get("direction", "")}
-        indexes = [Index(idx_ticket(ticket), bridge_id, now)]
-        if bridge.get("direction") == "110->12345":
+        direction = bridge.get("direction", "")
+        if direction == "110->12345":
             # from the hand-off when the call handed it over (set as the bridge ended)
-            deadline = epoch(bridge["feedback_due_at"]) if bridge.get("feedback_due_at") \
-                else self._deadline(bridge, now)
-            fields["deadline_at"] = iso(deadline)
-            indexes.append(Index(IDX_DEADLINE, bridge_id, deadline))
-        elif bridge.get("response_due_at"):
-            fields["deadline_at"] = bridge["response_due_at"]
-        change = Change(ticket_record(bridge_id), "ticket_attached", now, fields,
-                        tuple(indexes), {"via": via}, guard=(("ticket", ("",)),))
+            deadline = bridge["feedback_due_at"] if bridge.get("feedback_due_at") \
+                else iso(self._deadline(bridge, now))
+        else:
+            deadline = bridge.get("response_due_at", "")
+        change = attached_change(bridge_id, ticket, direction, deadline, now, via)
         return self._write_once(change, bridge_id, "ticket", ticket)
 
     def _write_once(self, change: Change, bridge_id: str, field: str, value: str
@@ -134,7 +117,8 @@ class TicketDesk(Desk):
             fields["on_time"] = "yes" if not due or now <= epoch(due) else "no"
             indexes = (Index(IDX_DEADLINE, bridge_id, -1), Index(IDX_FEEDBACK, bridge_id, now))
         change = Change(ticket_record(bridge_id), f"ticket_{status}", now, fields, indexes,
-                        {"via": via}, guard=(("status", (current.get("status", ""),)),))
+                        {"via": via}, guard=(("status", (current.get("status", ""),)),),
+                        feed=feed_of(current.get("direction", "")))
         if not self._apply(change):  # another writer moved the loop meanwhile
             moved = self._hash(ticket_record(bridge_id))
             if moved.get("status") != status:

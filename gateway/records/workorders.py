@@ -25,7 +25,7 @@ from gateway.bridge.state import iso
 from gateway.bridge.store import Change, Index
 from gateway.records.desk import Desk
 from gateway.records.errors import Conflict, Malformed, NotFound
-from gateway.records.tickets import check_bridge_id, epoch
+from gateway.records.ticket_changes import check_bridge_id, epoch
 from gateway.schema import (
     IDX_CALLBACKS_OPEN,
     IDX_PUSH_NEEDED,

@@ -122,6 +122,23 @@ async def read_own(session: Session) -> Party:
     return party
 
 
+async def read_arrival(session: Session, headers: Sequence[str]) -> tuple[Party, list[str]]:
+    """The AGI's own channel (a call arriving over the trunk) and the values of the SIP
+    ``headers`` its INVITE carried ("" for each one absent), exactly as received."""
+    values = await read(session, _terms((*PARTY, *(f"PJSIP_HEADER(read,{h})"
+                                                   for h in headers))))
+    party = _party(values[:len(PARTY)], session.env_channel)
+    if not party.uniqueid:
+        party = Party(party.channel, session.env_uniqueid, party.linkedid, party.number,
+                      party.name, party.endpoint)
+    return party, values[len(PARTY):]
+
+
+async def read_endpoint(session: Session) -> str:
+    """The AGI's own channel's endpoint (the seat that answered)."""
+    return (await read(session, _terms(("CHANNEL(endpoint)",))))[0]
+
+
 async def read_key(session: Session, peer: str, mode: Mode) -> KeyPress:
     """Both parties of the key-presser's call and the citizen's flags."""
     own = _terms((*PARTY, "LINKGW_SIDE"))

@@ -15,6 +15,10 @@ but ``OK`` (the gateway unreachable included) as "go on without the gateway".
   records the code or, for a refused one, cancels the other line).
 - ``emergency``: the key-presser flagged an emergency (arg: the citizen's channel); the
   dialplan has put the flag on the citizen's channel already. Record it.
+- ``handed``: a 12345 agent's hand-over arrived over the trunk (arg: the number dialled;
+  :mod:`gateway.transfer.arrival`). Register it: ``OK|bridge id``.
+- ``taken``: run on the 110 seat that answered a hand-over (arg: its bridge id).
+- ``handed_end``: nobody at 110 took it (args: its bridge id, Dial's ``DIALSTATUS``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,10 @@ from typing import Any, Protocol
 
 from gateway.bridge.state import Mode
 from gateway.config import TransferConfig
+from gateway.records.errors import Malformed
+from gateway.records.ticket_changes import check_bridge_id
 from gateway.transfer import channel
+from gateway.transfer.arrival import HEADERS, Arrivals
 from gateway.transfer.channel import Session
 from gateway.transfer.model import KeyPress, Opened, Party, Refused
 
@@ -33,6 +40,7 @@ class Desk(Protocol):
     """The gateway side of the scripts (the transfer service, or process mode's)."""
 
     config: TransferConfig
+    arrivals: Arrivals
 
     def register_call(self, citizen: Party, dialed: str, unreadable: str = "") -> None: ...
 
@@ -102,4 +110,37 @@ def make_scripts(desk: Desk) -> dict[str, Script]:
             desk.flag_emergency(press.citizen, press.emergency)
         await session.set_variable(*channel.answer("OK", "", desk.config.emergency_prompt))
 
-    return {"incoming": incoming, "onekey": onekey, "emergency": emergency}
+    async def handed(session: Session) -> None:
+        dialed = (session.env_args or ("",))[0]
+        citizen, headers = await channel.read_arrival(session, HEADERS)
+        bridge_id, _ = desk.arrivals.arrived(citizen, headers, dialed)
+        await session.set_variable(*channel.answer("OK", bridge_id))
+
+    def bridge_arg(session: Session) -> str | None:
+        """The bridge id the dialplan passed (one the ``handed`` script answered)."""
+        bridge_id = (session.env_args or ("",))[0]
+        try:
+            check_bridge_id(bridge_id)
+        except Malformed:
+            return None
+        return bridge_id
+
+    async def taken(session: Session) -> None:
+        bridge_id = bridge_arg(session)
+        if bridge_id is None:
+            await session.set_variable(*channel.answer("NO_BRIDGE"))
+            return
+        desk.arrivals.taken(bridge_id, await channel.read_endpoint(session))
+        await session.set_variable(*channel.answer("OK", bridge_id))
+
+    async def handed_end(session: Session) -> None:
+        bridge_id = bridge_arg(session)
+        if bridge_id is None:
+            await session.set_variable(*channel.answer("NO_BRIDGE"))
+            return
+        status = session.env_args[1] if len(session.env_args) > 1 else ""
+        desk.arrivals.ended(bridge_id, status)
+        await session.set_variable(*channel.answer("OK", bridge_id))
+
+    return {"incoming": incoming, "onekey": onekey, "emergency": emergency,
+            "handed": handed, "taken": taken, "handed_end": handed_end}

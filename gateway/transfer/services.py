@@ -48,6 +48,7 @@ from gateway.bridge.state import (
 from gateway.bridge.store import Index
 from gateway.config import TransferConfig
 from gateway.transfer import decide
+from gateway.transfer.arrival import Arrivals
 from gateway.transfer.categories import Catalogue
 from gateway.transfer.correlate import (
     EVENTS,
@@ -122,6 +123,7 @@ class TransferService:
         ownership: Ownership | None = None,
         meter: Meter | None = None,
         feedback_hours: float = 72.0,
+        ticket_pattern: str = r"^\d{8,20}$",
     ) -> None:
         self.ami = ami
         self.config = config
@@ -134,6 +136,9 @@ class TransferService:
         self.effects = Effects(ami, config)
         self.persist = Persistor(sink, config.response_deadline, self._feedback_hours)
         self.feedback_hours = feedback_hours
+        self.arrivals = Arrivals(sink.record, clock.seconds, config.response_deadline,
+                                 ticket_pattern, lambda code: self.classify(code, "12345")[0],
+                                 self.ownership.instance)
         self.registry = Registry()
         self.legs: dict[str, Leg] = {}  # bridge id → the current attempt's leg
         self.asterisk = ""  # the Asterisk's system name, learnt at login

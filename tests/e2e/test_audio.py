@@ -11,7 +11,7 @@ from gateway.lab.capture import Capture
 from gateway.lab.lab import ONEKEY, Lab
 from gateway.lab.process import wait_until
 from gateway.lab.rtp import RATE, rtp_frames, tone_share, windows
-from gateway.records.tickets import epoch
+from gateway.records.ticket_changes import epoch
 from tests.e2e.helpers import TIMEOUT, answering, citizen, finish, mark, settled, wait_event
 
 PITCH = 440.0

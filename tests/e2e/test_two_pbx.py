@@ -10,20 +10,32 @@ what both Asterisks report, what the agents' phones received, and what Redis hol
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any, cast
 
 from gateway.lab.lab import ONEKEY, TRUNK, Lab
-from gateway.lab.peer import AGENTS, LIAISON, QUEUE
+from gateway.lab.peer import (
+    AGENTS,
+    HANDOVER_CONTEXT,
+    HANDOVER_PREFIX,
+    LIAISON,
+    QUEUE,
+    QUEUE_NUMBER,
+    RESIDENT,
+)
 from gateway.lab.process import wait_until
 from gateway.lab.sipp import (
     SippPhone,
     answer_scenario,
+    citizen_scenario,
     noanswer_scenario,
     received_invite,
     refuse_scenario,
     requests_received,
 )
+from gateway.records.tickets import TicketDesk
+from gateway.transfer.categories import Catalogue
 from gateway.transfer.invite import parse_uui
 from tests.e2e.helpers import (
     TIMEOUT,
@@ -35,6 +47,7 @@ from tests.e2e.helpers import (
     mark,
     new_bridge,
     played,
+    redis_hash,
     settled,
     wait_bridged,
     wait_event,
@@ -262,3 +275,64 @@ def test_the_12345_agent_hangs_up_after_the_hand_off(two_pbx: Lab) -> None:
     assert "BYE" not in requests_received(agent.received())
     assert requests_received(caller.received())[-1] == "BYE"
     assert record["seat_left_at"] < record["ended_at"] <= record["citizen_hangup_at"]
+
+
+def test_a_12345_agent_hands_a_matter_to_110_over_the_trunk_and_hears_110s_answer(
+        two_pbx: Lab) -> None:
+    """The reverse flow between two centres. A resident calls 12345; agent2 answers and
+    hands the matter to 110 with 12345's own blind transfer (AMI BlindTransfer, as an
+    agent desktop does) to 8110 + the work order's number. 12345's PBX sends it over
+    the trunk with X-Linkgw-Ticket and X-Linkgw-Agent; 110 registers a 12345→110 bridge
+    (mode trunk) with the ticket attached and 110's response deadline, rings its liaison
+    (seat2), which takes it: citizen and seat2 talk. 110 then answers the work order
+    (accepted → feedback), and every step reaches 12345's receiver, signed, in order."""
+    lab = two_pbx
+    at_desk(lab, "agent2")
+    since, peer_since = mark(lab), peer_mark(lab)
+    ticket = "2026120300042"
+    before = bridges_of_seat(lab, "12345:agent2")
+    agent = lab.phone("agent2")
+    agent.start(answer_scenario("agent2", ring_ms=300, hold_ms=30000))
+    liaison_110 = answering(lab, "seat2", ring_ms=1200, hold_ms=4000)
+    resident = lab.phone(RESIDENT)
+    resident.start(citizen_scenario(RESIDENT, "13900139000", QUEUE_NUMBER,
+                                    hold_ms=30000, caller_name="李四", released_ok=True))
+    connect = peer_event(lab, peer_since, "agent2 taking the resident's call",
+                         "AgentConnect", Queue=QUEUE, Interface="PJSIP/agent2")
+    assert lab.peer_probe is not None
+    reply, _ = lab.peer_probe.action("BlindTransfer", {
+        "Channel": connect.get("DestChannel"), "Context": HANDOVER_CONTEXT,
+        "Exten": f"{HANDOVER_PREFIX}{ticket}"})
+    assert reply.get("Response") == "Success", reply
+    bridge_id = new_bridge(lab, "12345:agent2", before)
+    answered = wait_event(lab, since, "110's liaison seat answering", Event="DialEnd",
+                          DestChannel="PJSIP/seat2", DialStatus="ANSWER")
+    record, events = settled(lab, bridge_id, "handover_taken")
+    wait_bridged(lab, record["citizen_channel"], answered.get("DestChannel"))
+    assert record["citizen_channel"].startswith(f"PJSIP/{TRUNK}-")
+    assert (record["direction"], record["mode"], record["outcome"]) == \
+        ("12345->110", "trunk", "handed_off")
+    assert (record["citizen_number"], record["citizen_name"]) == ("13900139000", "李四")
+    assert (record["seat"], record["agent"], record["dialed"]) == \
+        ("12345:agent2", "seat2", "110")
+    assert iso_epoch(record["response_due_at"]) - iso_epoch(record["requested_at"]) == \
+        lab.transfer.response_deadline
+    assert iso_epoch(record["agent_answered_at"]) - iso_epoch(record["requested_at"]) >= 1.1
+    assert [e["event"] for e in events] == ["handover_arrived", "handover_taken"]
+    order = redis_hash(lab, f"linkgw:ticket:{bridge_id}")
+    assert (order["ticket"], order["attached_via"], order["deadline_at"]) == \
+        (ticket, "trunk", record["response_due_at"])
+    assert finish(resident, agent, liaison_110) == {RESIDENT: 0, "agent2": 0, "seat2": 0}
+    # 110 answers the work order (its own system, through the records desk)
+    desk = TicketDesk(lab.redis_client(), lab.config.redis.prefix, lab.config.tickets,
+                      Catalogue(()), time.time)
+    desk.status(bridge_id, "accepted", "", "api")
+    desk.status(bridge_id, "assigned", "派出所", "api")
+    assert desk.status(bridge_id, "feedback", "已出警处理", "api")["on_time"] == "yes"
+    pushed = pushed_events(lab, bridge_id, "ticket_feedback")
+    assert [e["event"] for e in pushed] == [
+        "handover_arrived", "ticket_attached", "handover_taken", "ticket_accepted",
+        "ticket_assigned", "ticket_feedback"]
+    assert pushed[1]["fields"]["ticket"] == ticket
+    assert pushed[-1]["fields"]["feedback_note"] == "已出警处理"
+    assert "citizen_channel" not in pushed[0]["fields"]  # no 110 internals
