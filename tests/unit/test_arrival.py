@@ -114,7 +114,7 @@ def test_hostile_headers_are_refused_by_name_and_never_stored() -> None:
     record = rig.store.records[f"bridge:{BID}"]
     assert record["seat"] == "12345" and "code" not in record
     assert f"ticket:{BID}" not in rig.store.records
-    problems = [e for e in rig.store.events if e["event"] == "handover_arrived"][0]["data"]
+    problems = next(e for e in rig.store.events if e["event"] == "handover_arrived")["data"]
     assert "X-Linkgw-Ticket of 24 characters does not match" in problems
     assert "X-Evil" not in problems and "sip:x" not in problems
 
@@ -126,9 +126,9 @@ def test_any_header_values_give_a_checked_hand_over(ticket: str, agent: str, cod
     each value kept is of its own alphabet, and each refused one is named."""
     handover = read_handover([ticket, agent, code], PATTERN)
     assert handover.ticket in ("", ticket) and handover.agent in ("", agent)
-    assert handover.ticket == "" or handover.ticket.isascii() and handover.ticket.isdigit()
+    assert handover.ticket == "" or (handover.ticket.isascii() and handover.ticket.isdigit())
     assert all(c.isascii() and c not in "\r\n\"<>" for c in handover.agent)
-    assert handover.code == "" or handover.code.isascii() and handover.code.isdigit()
+    assert handover.code == "" or (handover.code.isascii() and handover.code.isdigit())
     refused = [v for v, kept in ((ticket, handover.ticket), (agent, handover.agent),
                                  (code, handover.code)) if v and not kept]
     assert len(handover.problems) == len(refused)
