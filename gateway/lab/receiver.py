@@ -75,12 +75,15 @@ class Store:
 def handler(secret: bytes, store: Store, mode: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         timeout = 10  # seconds a connection may sit idle (a slow sender is cut)
+        protocol_version = "HTTP/1.1"  # keep-alive: one connection for many events
+
         def log_message(self, format: str, *args: object) -> None:
             pass
 
         def do_POST(self) -> None:
             length_text = self.headers.get("Content-Length") or ""
             if not re.fullmatch(r"[0-9]{1,7}", length_text) or int(length_text) > MAX_BODY:
+                self.close_connection = True  # the unread body must not read as a request
                 self._answer(413 if length_text.isdigit() else 411)
                 return  # nothing read beyond the headers: no body is buffered unsigned
             length = int(length_text)
@@ -111,6 +114,8 @@ def handler(secret: bytes, store: Store, mode: str) -> type[BaseHTTPRequestHandl
         def _answer(self, status: int) -> None:
             self.send_response(status)
             self.send_header("Content-Length", "0")
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
 
     return Handler
