@@ -12,6 +12,13 @@ INVITE to the seat (whose SDP names the RTP port the keys go to) and the INVITE 
 12345. Runs: one transfer at a time and ``--concurrent`` at once, each with the key
 alone and with the item code typed right after it (``*1101``). Prints p50, p99 and max.
 
+The gateway's own share is read from the same capture: from the end of the key's AGI
+request (the blank line after Asterisk's ``agi_*`` lines, on the FastAGI port) to the
+AMI ``Originate`` leaving the gateway (it names the bridge the AGI session set on the
+citizen's channel). It holds the gateway's work and its one read of the channels
+(``GET FULL VARIABLE``, Asterisk answering); the rest of key → INVITE is Asterisk's
+(the feature, the Gosub, starting the AGI; making the channel, sending the INVITE).
+
 ``--topology two-pbx``: 12345 is its own Asterisk behind the trunk; the INVITE timed is
 110's INVITE on the trunk (``sip:12345@`` the 12345 PBX). Nobody answers in 12345's queue
 (its agents' phones are not running): what is measured ends at that INVITE.
@@ -40,6 +47,8 @@ from gateway.lab.sipp import answer_scenario, citizen_scenario
 _INVITE = re.compile(rb"^INVITE sip:([^@;>\s]+)@")
 _FROM_NUMBER = re.compile(rb"^(?:From|f):[^<\r\n]*<sip:([^@;>]+)@", re.M | re.I)
 _MEDIA = re.compile(rb"^m=audio (\d+) ", re.M)
+_BRIDGE = re.compile(rb"(\d{14}[0-9a-f]{6})")
+_ACTIVE = re.compile(rb'^SET VARIABLE "SHARED\(LINKGW_ACTIVE,[^)]*\)" "(\d{14}[0-9a-f]{6})"')
 STAR, ONE = 10, 1  # RFC 4733 event codes
 
 
@@ -52,6 +61,32 @@ class Calls:
     star_done: set[bytes] = field(default_factory=set)
     key_at: dict[bytes, float] = field(default_factory=dict)  # the key's last digit
     invite_at: dict[bytes, float] = field(default_factory=dict)  # INVITE to 12345
+    agi_in: dict[int, bytes] = field(default_factory=dict)  # AGI connection → env so far
+    request_at: dict[int, float] = field(default_factory=dict)  # its env complete
+    request_of: dict[bytes, float] = field(default_factory=dict)  # bridge → its request
+    originate_at: dict[bytes, float] = field(default_factory=dict)  # bridge → Originate
+
+    def agi(self, t: float, from_asterisk: bool, port: int, payload: bytes) -> None:
+        """One segment of a FastAGI connection (``port``: Asterisk's end of it)."""
+        if from_asterisk:
+            if port not in self.request_at:
+                self.agi_in[port] = self.agi_in.get(port, b"") + payload
+                if b"\n\n" in self.agi_in[port]:
+                    self.request_at[port] = t
+            return
+        active = _ACTIVE.match(payload)
+        if active and port in self.request_at:
+            self.request_of.setdefault(active.group(1), self.request_at[port])
+
+    def ami(self, t: float, payload: bytes) -> None:
+        """A segment the gateway sent to AMI."""
+        for action in payload.split(b"\r\n\r\n"):
+            if action.startswith(b"Action: Originate") and (bridge := _BRIDGE.search(action)):
+                self.originate_at.setdefault(bridge.group(1), t)
+
+    def gateway_ms(self) -> list[float]:
+        return sorted((self.originate_at[b] - t) * 1000 for b, t in self.request_of.items()
+                      if b in self.originate_at)
 
     def sip(self, t: float, payload: bytes, seat: bytes, agent: bytes) -> None:
         invite = _INVITE.match(payload)
@@ -82,13 +117,22 @@ class Calls:
                       if n in self.invite_at)
 
 
-def read_capture(path: Path, sip_port: int) -> Calls:
+def read_capture(path: Path, sip_port: int, agi_port: int = 0, ami_port: int = 0) -> Calls:
+    """``ami_port``: the port the gateway's AMI connection goes to."""
     calls = Calls()
     with open(path, "rb") as f:
         for ts, buf in dpkt.pcap.Reader(f):
             try:
                 udp = dpkt.ethernet.Ethernet(buf).data.data
             except (dpkt.UnpackError, AttributeError):
+                continue
+            if isinstance(udp, dpkt.tcp.TCP) and udp.data:
+                if agi_port in (udp.sport, udp.dport):
+                    calls.agi(float(ts), udp.dport == agi_port,
+                              udp.sport if udp.dport == agi_port else udp.dport,
+                              bytes(udp.data))
+                elif udp.dport == ami_port:
+                    calls.ami(float(ts), bytes(udp.data))
                 continue
             if not isinstance(udp, dpkt.udp.UDP):
                 continue
@@ -102,12 +146,16 @@ def read_capture(path: Path, sip_port: int) -> Calls:
 _rounds = iter(range(10, 100))
 
 
-def run(lab: Lab, workdir: Path, calls: int, at_once: int, key: str) -> list[float]:
-    """``calls`` one-key transfers, ``at_once`` at a time; key → INVITE in ms. Citizen
+def run(lab: Lab, workdir: Path, calls: int, at_once: int, key: str
+        ) -> tuple[list[float], list[float]]:
+    """``calls`` one-key transfers, ``at_once`` at a time; key → INVITE in ms, and the
+    gateway's share (AGI request → Originate) in ms. Citizen
     numbers are new in each run (an INVITE of an earlier run that nobody answered is
     retransmitted for up to 32 s, and must not be taken for this run's)."""
     prefix = f"139{next(_rounds)}"
-    capture = Capture(workdir / f"wire-{calls}-{at_once}-{key}-{time.time_ns()}.pcap", "udp")
+    ami_port = lab.ami_relay_port if lab.ami_relay is not None else lab.ami_port
+    capture = Capture(workdir / f"wire-{calls}-{at_once}-{key}-{time.time_ns()}.pcap",
+                      f"udp or tcp port {lab.fastagi_port} or tcp dst port {ami_port}")
     seat, citizen = lab.phone("seat1"), lab.phone("citizen")
     phones = [citizen, seat]
     with capture:
@@ -127,11 +175,11 @@ def run(lab: Lab, workdir: Path, calls: int, at_once: int, key: str) -> list[flo
             phone.wait(600)
         time.sleep(0.2)  # the last packets reach the capture
     lab.stop_phones()
-    delays = read_capture(capture.path, lab.sip_port).delays_ms()
+    seen = read_capture(capture.path, lab.sip_port, lab.fastagi_port, ami_port)
     probes = [p for p in (lab.probe, lab.peer_probe) if p is not None]
     wait_until(lambda: not any(p.action("CoreShowChannels")[1] for p in probes),
                60, "every call over")
-    return delays
+    return seen.delays_ms(), seen.gateway_ms()
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -170,12 +218,18 @@ def main(argv: list[str]) -> int:
 def measure(tmp: Path, rounds: int, concurrent: int, topology: str = "one-pbx") -> None:
     with Lab(tmp, topology=topology) as lab:
         for key, label in (("*1", "*1 alone"), ("*1101", "*1 then code 101")):
-            one = run(lab, tmp, rounds * 5, 1, key)
+            one, gateway = run(lab, tmp, rounds * 5, 1, key)
             report(f"{label}, 1 transfer at a time", one, rounds * 5)
+            report("  of which the gateway (AGI in → Originate)", gateway, rounds * 5)
             many: list[float] = []
+            share: list[float] = []
             for _ in range(rounds):
-                many += run(lab, tmp, concurrent, concurrent, key)
+                delays, gateway = run(lab, tmp, concurrent, concurrent, key)
+                many += delays
+                share += gateway
             report(f"{label}, {concurrent} at once", sorted(many), rounds * concurrent)
+            report("  of which the gateway (AGI in → Originate)", sorted(share),
+                   rounds * concurrent)
 
 
 if __name__ == "__main__":

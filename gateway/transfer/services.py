@@ -191,12 +191,15 @@ class TransferService:
             return self._refused(bridge, refusal, now, press)
         self.registry.add(bridge)
         self.ownership.claim(bridge.id)
-        self.persist.opened(bridge, "transfer_requested", now)
-        self.log.info("bridge.requested", bridge_id=bridge.id, citizen=press.citizen.channel,
-                      seat=press.seat.channel, direction=bridge.fields["direction"],
-                      mode=bridge.mode.value)
+
+        def opened() -> None:
+            self.persist.opened(bridge, "transfer_requested", now)
+            self.log.info("bridge.requested", bridge_id=bridge.id,
+                          citizen=press.citizen.channel, seat=press.seat.channel,
+                          direction=bridge.fields["direction"], mode=bridge.mode.value)
+
         try:
-            await self._dial(bridge, 0)
+            await self._dial(bridge, 0, first=opened)
         except (AmiNotConnected, AmiTimeout) as exc:
             self.step(bridge, RedirectFailed(self.clock.seconds(), f"AMI: {exc}"))
             return Refused("ami_down", str(exc), bridge_id=bridge.id)
@@ -431,15 +434,22 @@ class TransferService:
         d.addCallbacks(lambda _: self.step(bridge, Redirected(self.clock.seconds())),
                        self._move_failed, errbackArgs=(bridge,))
 
-    def _dial(self, bridge: Bridge, attempt: int) -> defer.Deferred[Any]:
-        """Originate one attempt's leg; a refusal by Asterisk is a failed attempt."""
+    def _dial(self, bridge: Bridge, attempt: int,
+              first: Callable[[], None] | None = None) -> defer.Deferred[Any]:
+        """Originate one attempt's leg; a refusal by Asterisk is a failed attempt. The
+        action goes to Asterisk before anything is recorded or logged (``first``: what
+        is recorded before this attempt's own record): the INVITE waits on nothing the
+        gateway keeps for itself. Asterisk's answer is read afterwards, so the records
+        keep their order."""
+        at = self.clock.seconds()
         self.legs[bridge.id] = Leg(bridge.agent_id(attempt), self.config.ring_timeout,
-                                   since=self.clock.seconds())
-        target = bridge.phase.plan[attempt]
-        self.note(bridge, "agent_dialing", {"attempt": str(attempt + 1),
-                                            "dialing_target": target,
-                                            "dialing_at": iso(self.clock.seconds())})
+                                   since=at)
         d = self.effects.originate(bridge, attempt)
+        if first is not None:
+            first()
+        self.note(bridge, "agent_dialing", {"attempt": str(attempt + 1),
+                                            "dialing_target": bridge.phase.plan[attempt],
+                                            "dialing_at": iso(at)})
         d.addErrback(self._not_dialed, bridge, attempt)
         return d
 
