@@ -57,6 +57,9 @@ EMERGENCY_KEY = "*0"
 RING_TIMEOUT = 4.0
 CODE_TIMEOUT = 1.5
 LEASE_TTL = 2.0
+#: Asterisk RTP: 110's range in 10000-19999, 12345's in 20000-29999, 200 ports a lab.
+RTP_BASE = 10000
+RTP_SLOTS = 50
 SWEEP_INTERVAL = 0.5
 
 
@@ -88,8 +91,11 @@ class Lab:
         self.peer_sip_port, self.peer_ami_port, self.receiver_port = ports[9:12]
         rest = ports[12:]
         self.phone_ports = {n: (rest[2 * i], rest[2 * i + 1]) for i, n in enumerate(phones)}
-        self.rtp_start = 20000 + (rtp % 100) * 200
-        self.peer_rtp_start = 40000 + (rtp % 100) * 200
+        # Asterisk's RTP ranges stay below the kernel's ephemeral range (32768 up), where
+        # free_ports picks the phones' ports: with four labs at once, a 12345 PBX whose
+        # range was 40000 up took a SIPp phone's media port ("Address already in use")
+        self.rtp_start = RTP_BASE + (rtp % RTP_SLOTS) * 200
+        self.peer_rtp_start = RTP_BASE + RTP_SLOTS * 200 + (rtp % RTP_SLOTS) * 200
         self.ami_user = "linkgw"
         self._ami_secret = secrets.token_urlsafe(16)  # made per lab, never written to git
         self._probe_secret = secrets.token_urlsafe(16)
