@@ -300,6 +300,11 @@ def test_a_12345_agent_hands_a_matter_to_110_over_the_trunk_and_hears_110s_answe
     connect = peer_event(lab, peer_since, "agent2 taking the resident's call",
                          "AgentConnect", Queue=QUEUE, Interface="PJSIP/agent2")
     assert lab.peer_probe is not None
+    # AgentConnect comes before both are in the bridge; a transfer needs them there
+    pair = (connect.get("Channel"), connect.get("DestChannel"))
+    lab.peer_probe.wait_event(
+        lambda e: e.event == "BridgeEnter" and e.get("BridgeNumChannels") == "2"
+        and e.get("Channel") in pair, TIMEOUT, "resident and agent2 bridged", peer_since)
     reply, _ = lab.peer_probe.action("BlindTransfer", {
         "Channel": connect.get("DestChannel"), "Context": HANDOVER_CONTEXT,
         "Exten": f"{HANDOVER_PREFIX}{ticket}"})
