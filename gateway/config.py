@@ -131,6 +131,11 @@ class TransferConfig:
     error_tone: str = "beeperr"  # the key-presser: the gateway or AMI is down
     code_prompt: str = "beep"  # the key-presser: type the item code now
     notice_prompt: str = "pls-hold-while-try"  # the citizen: the call goes to the other line
+    # how long notice_prompt lasts: the citizen hears it at the key, while the other line
+    # is dialled and the code typed, and the key holds the call-taker until it is over
+    # (0: the notice plays when the citizen joins the conference, after the answer)
+    notice_seconds: float = 2.5
+    hold_music_dir: str = "moh"  # what the citizen hears after the notice (musiconhold.conf)
     recording_prompt: str = ""  # the citizen, after the notice: the call is recorded
     failed_prompt: str = "beeperr"  # the key-presser: the other line was not reached
     return_prompt: str = "one-moment-please"  # the citizen, before the seats ring again
@@ -252,6 +257,9 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "default_code"): lambda v: None if v == "" or v.isdigit() else
     "must be digits or empty",
     ("transfer", "ring_timeout"): _positive,
+    ("transfer", "notice_seconds"): lambda v: None if 0 <= v <= 60 else "must be 0 to 60",
+    ("transfer", "hold_music_dir"): lambda v: None if re.fullmatch(r"[A-Za-z0-9_./-]{1,200}", v)
+    else "must be a folder name of A-Z a-z 0-9 _ . / -",
     ("fastagi", "session_timeout"): _positive,
     ("transfer", "originate_timeout"): _positive,
     ("cluster", "lease_ttl"): _positive,

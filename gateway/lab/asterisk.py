@@ -119,7 +119,8 @@ class Asterisk:
             "cdr.conf": "[general]\nenable=no\n",
             "cel.conf": "[general]\nenable=no\n",
             "acl.conf": "", "udptl.conf": "", "indications.conf": "",
-            "musiconhold.conf": "[default]\nmode=files\ndirectory=moh\n",
+            "musiconhold.conf": "[default]\nmode=files\ndirectory=moh\n\n"
+            "#include linkgw_musiconhold.conf\n",
         }
 
     def _asterisk_conf(self) -> str:

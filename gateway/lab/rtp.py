@@ -189,3 +189,37 @@ def windows(pcm: bytes, ms: int = 200) -> list[bytes]:
     """Cut 8 kHz 16-bit audio into whole windows of ``ms``."""
     size = RATE * ms // 1000 * 2
     return [pcm[i:i + size] for i in range(0, len(pcm) - size + 1, size)]
+
+
+def envelope(pcm: bytes, ms: int = 20) -> list[float]:
+    """The loudness (RMS) of 8 kHz 16-bit audio in frames of ``ms``: what speech looks
+    like once codecs have changed every sample."""
+    return [float(audioop.rms(w, 2)) for w in windows(pcm, ms)]
+
+
+def likeness(heard: Sequence[float], reference: Sequence[float], max_lag: int
+             ) -> tuple[float, int]:
+    """How alike two envelopes are (Pearson correlation, -1..1) at the lag, in frames
+    from 0 to ``max_lag``, where ``reference`` best matches a stretch of ``heard``; and
+    that lag. (0.0, 0) when ``heard`` is too short or either is flat."""
+    n = len(reference)
+    best = (0.0, 0)
+    for lag in range(0, max_lag + 1):
+        part = heard[lag:lag + n]
+        if len(part) < n:
+            break
+        r = _pearson(part, reference)
+        if r > best[0]:
+            best = (r, lag)
+    return best
+
+
+def _pearson(a: Sequence[float], b: Sequence[float]) -> float:
+    n = len(a)
+    if n < 2:
+        return 0.0
+    ma, mb = sum(a) / n, sum(b) / n
+    cov = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
+    va = sum((x - ma) ** 2 for x in a)
+    vb = sum((y - mb) ** 2 for y in b)
+    return cov / math.sqrt(va * vb) if va > 0 and vb > 0 else 0.0

@@ -1,6 +1,7 @@
 """Audio is proven, not assumed: the citizen speaks a 440 Hz tone from the answer to the
 end of the call; what the 12345 phone received is captured on the wire (tcpdump on the
-loopback) and decoded, and the recording is read back. Both AGI modes."""
+loopback) and decoded, and the recording is read back. What the citizen hears at the key
+is compared with the notice's own file. Both AGI modes."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ from pathlib import Path
 from gateway.lab.capture import Capture
 from gateway.lab.lab import ONEKEY, Lab
 from gateway.lab.process import wait_until
-from gateway.lab.rtp import RATE, rtp_frames, tone_share, windows
+from gateway.lab.rtp import RATE, envelope, likeness, rtp_frames, tone_share, windows
 from gateway.records.ticket_changes import epoch
-from tests.e2e.helpers import TIMEOUT, answering, citizen, finish, mark, settled, wait_event
+from tests.e2e.helpers import (
+    TIMEOUT,
+    answering,
+    citizen,
+    events,
+    finish,
+    mark,
+    settled,
+    wait_event,
+)
 
 PITCH = 440.0
 
@@ -65,3 +75,58 @@ def _recording_covers_the_call(lab: Lab, record: dict[str, str], joined: float,
     assert seconds >= (gone - joined) - 1.0, (seconds, gone - joined)
     shares = [tone_share(w, PITCH) for w in windows(pcm)]
     assert sum(s > 0.5 for s in shares) >= 0.7 * len(shares), shares
+
+
+def _notice_pcm(lab: Lab, tmp: str) -> bytes:
+    """The notice as Asterisk itself decodes its sound file (CLI ``file convert``), as
+    8 kHz 16-bit PCM."""
+    assert lab.asterisk is not None
+    inside = f"{lab.asterisk.inside}/{tmp}.wav"
+    source = f"/usr/share/asterisk/sounds/en/{lab.transfer.notice_prompt}.gsm"
+    out = lab.asterisk.cli(f"file convert {source} {inside}")
+    path = Path(str(lab.asterisk.root) + inside)
+    assert path.exists(), out
+    with wave.open(str(path)) as wav:
+        assert (wav.getframerate(), wav.getsampwidth()) == (RATE, 2)
+        return bytes(wav.readframes(wav.getnframes()))
+
+
+def test_the_citizen_hears_the_notice_from_the_key_while_12345_is_dialled(
+        any_lab: Lab, tmp_path: Path) -> None:
+    """The notice plays at the key, in the key's hold, while 12345 rings and the code is
+    typed; not after 12345 answers. What reached the citizen's phone from the key on has
+    the notice file's shape; the call-taker's key lasts until the notice is over; the
+    citizen joins the conference without hearing it again."""
+    lab = any_lab
+    since = mark(lab)
+    notice_s = lab.transfer.notice_seconds
+    assert notice_s > 0
+    reference = envelope(_notice_pcm(lab, f"notice-{since}"))
+    port = lab.phone("citizen").media_port
+    agent = answering(lab, "12345", hold_ms=30000, ring_ms=300)  # answers during it
+    with Capture(tmp_path / "citizen.pcap", f"udp and dst port {port}") as cap:
+        seat = answering(lab, "seat1", hold_ms=8000, key=ONEKEY + "101")  # code in 0.6 s
+        caller = citizen(lab, hold_ms=14000)
+        joined = wait_event(lab, since, "the citizen in a conference",
+                            Event="ConfbridgeJoin", Channel="PJSIP/citizen")
+        assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
+    bridge_id = joined.get("Conference").removeprefix("linkgw-")
+    record, _ = settled(lab, bridge_id, "notice_played")
+    assert record["outcome"] == "handed_off"
+    hold = events(lab, since, "MusicOnHoldStart", Channel="PJSIP/citizen")
+    assert [e.get("Class") for e in hold][:1] == ["linkgw_notice"]
+    start = float(hold[0].get("Timestamp"))
+    stop = float(events(lab, since, "MusicOnHoldStop", Channel="PJSIP/citizen")[0]
+                 .get("Timestamp"))
+    answered = float(wait_event(lab, since, "12345 answered", Event="Newstate",
+                                Channel="PJSIP/12345", ChannelStateDesc="Up"
+                                ).get("Timestamp"))
+    assert start < answered < start + notice_s  # 12345 answered while it played
+    assert stop >= start + notice_s - 0.05  # the key waited it out
+    assert start + notice_s - 0.05 <= epoch(record["notice_played_at"]) <= \
+        epoch(record["citizen_joined_at"])
+    assert events(lab, since, "Newexten", Channel="PJSIP/citizen", Application="Playback",
+                  AppData=lab.transfer.notice_prompt) == []  # not twice
+    pcm = b"".join(p for t, p in rtp_frames(cap.path, port) if start - 0.2 <= t <= stop)
+    r, lag = likeness(envelope(pcm), reference, max_lag=25)
+    assert r > 0.8, (r, lag, len(reference))

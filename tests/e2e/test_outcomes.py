@@ -66,7 +66,12 @@ def test_busy_everywhere_returns_the_call_to_the_call_taker_with_a_tone(
     assert kinds.index("work_order_push_needed") < kinds.index("bridged_direct")
     originates = events(lab, since, "Newchannel", Uniqueid=bridge_id)
     assert [e.get("Uniqueid") for e in originates] == [f"{bridge_id}-a{n}" for n in range(3)]
-    assert events(lab, since, "ConfbridgeJoin", Channel="PJSIP/citizen") == []
+    if lab.agi == "fastagi":
+        # all three failed while the key's feature ran (it lasts until the notice is
+        # over), so nobody was moved. A process-mode program dials once; its detached
+        # follower makes the retries after the program ended, and they may outlast the
+        # notice: then citizen and call-taker wait in the conference first
+        assert events(lab, since, "ConfbridgeJoin", Channel="PJSIP/citizen") == []
 
 
 def test_no_answer_twice_then_the_alternate_answers(any_lab: Lab) -> None:
@@ -258,8 +263,9 @@ def test_reverse_12345_hands_a_police_matter_to_110(any_lab: Lab) -> None:
 
 
 def test_handoff_is_recorded_with_the_notice(any_lab: Lab) -> None:
-    """The citizen hears the notice (Asterisk plays it; the record says when), and the
-    citizen's side is recorded from then on; the path is on the record."""
+    """The citizen hears the notice (the one key's hold begins with it; the record says
+    when it was over), and the citizen's side is recorded from the join on; the path is
+    on the record."""
     lab = any_lab
     since = mark(lab)
     agent = answering(lab, "12345", hold_ms=30000)
@@ -267,7 +273,9 @@ def test_handoff_is_recorded_with_the_notice(any_lab: Lab) -> None:
     caller = citizen(lab, hold_ms=10000)
     conference = wait_event(lab, since, "seat1 in a conference", Event="ConfbridgeJoin",
                             Channel="PJSIP/seat1").get("Conference")
-    played(lab, since, "PJSIP/citizen", lab.transfer.notice_prompt)
+    hold = wait_event(lab, since, "the key's hold", Event="MusicOnHoldStart",
+                      Channel="PJSIP/citizen")
+    assert hold.get("Class") == "linkgw_notice"
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
     record, _ = settled(lab, conference.removeprefix("linkgw-"), "notice_played")
     assert "notice_played_at" in record

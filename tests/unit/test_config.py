@@ -43,6 +43,9 @@ def test_shipped_config_loads() -> None:
     ("radis:\n  url: x\n", 1, "radis", "unknown section"),
     ("ami:\n  username: [\n", 3, "(file)", "not valid YAML"),
     ("fastagi:\n  allow: []\n", 2, "fastagi.allow", "would let anyone in"),
+    ("transfer:\n  notice_seconds: -1\n", 2, "transfer.notice_seconds", "0 to 60"),
+    ("transfer:\n  hold_music_dir: \"moh\\nmode=custom\"\n", 2, "transfer.hold_music_dir",
+     "folder name"),
     ("ami:\n  username: a\n  username: b\n", 3, "ami.username",
      "given twice (first on line 2)"),
     ("log:\n  level: info\nami:\n  auth: md5\nlog:\n  format: json\n", 5, "log",
@@ -198,3 +201,22 @@ def test_process_mode_needs_only_the_ami_secret_and_redis_password() -> None:
         load_config(text, "gw.yaml", asterisk_env)
     with pytest.raises(ConfigError, match="LINKGW_REDIS_PASSWORD"):
         load_config(text, "gw.yaml", {"LINKGW_AMI_SECRET": "ami"}, process_mode=True)
+
+
+def test_the_one_keys_hold_begins_with_the_notice() -> None:
+    """The music on hold class of the one key: the notice, then the site's music; the key
+    uses it, the others keep the site's class; 0 seconds plays the notice at the join."""
+    config = load_config("transfer:\n  notice_prompt: zh/linkgw-notice\n"
+                         "  hold_music_dir: moh-zh\n", "site.yaml", secrets=False)
+    files = render(config)
+    assert files["linkgw_musiconhold.conf"].split("\n")[-6:] == [
+        "[linkgw_notice]", "mode=files", "directory=moh-zh", "sort=alpha",
+        "announcement=zh/linkgw-notice", ""]
+    assert "LINKGW_NOTICE_SECONDS=2.5\n" in files["linkgw_globals.conf"]
+    features = files["linkgw_features.conf"]
+    assert "Gosub(linkgw-onekey,s,1(transfer)),linkgw_notice\n" in features
+    assert "Gosub(linkgw-onekey,s,1(consult)),default\n" in features
+    at_join = render(load_config("transfer:\n  notice_seconds: 0\n", "site.yaml",
+                                 secrets=False))
+    assert "Gosub(linkgw-onekey,s,1(transfer)),default\n" in at_join["linkgw_features.conf"]
+    assert "LINKGW_NOTICE_SECONDS=0\n" in at_join["linkgw_globals.conf"]

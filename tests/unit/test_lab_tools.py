@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateway.lab.rtp import Keys, Tone, rtp_frames, tone_share, windows, write_stream
+from gateway.lab.rtp import (
+    Keys,
+    Tone,
+    envelope,
+    likeness,
+    rtp_frames,
+    tone_share,
+    windows,
+    write_stream,
+)
 
 
 def test_a_tone_written_as_rtp_reads_back_as_the_same_tone(tmp_path: Path) -> None:
@@ -133,3 +142,22 @@ def test_the_shipped_trunk_examples_get_the_labs_addresses() -> None:
     trunk = with_lab_addresses((repo / "linkgw_trunk.conf.example").read_text("utf-8"),
                                "127.0.0.1", 5070, "127.0.0.2", 5080)
     assert "contact=sip:127.0.0.2:5080\n" in trunk and "match=127.0.0.2\n" in trunk
+
+
+def test_an_envelope_is_found_again_inside_a_longer_one_at_its_lag() -> None:
+    """The notice test's matcher: a loudness shape found at the frame it starts, even
+    scaled (another level after codecs); a flat stretch or a different shape is not."""
+    shape = [0.0, 5.0, 9.0, 2.0, 0.0, 7.0, 8.0, 1.0, 0.0, 3.0]
+    heard = [1.0] * 4 + [2 * x + 10 for x in shape] + [1.0] * 6
+    r, lag = likeness(heard, shape, max_lag=10)
+    assert (round(r, 6), lag) == (1.0, 4)
+    assert likeness([4.0] * 30, shape, max_lag=10) == (0.0, 0)
+    assert likeness(heard[:5], shape, max_lag=10) == (0.0, 0)  # too short
+    other = [9.0, 0.0, 1.0, 8.0, 9.0, 0.0, 2.0, 9.0, 8.0, 0.0]
+    assert likeness(other, shape, max_lag=0)[0] < 0.5
+
+
+def test_an_envelope_is_the_loudness_of_each_20_ms() -> None:
+    loud = b"\x00\x10" * 160  # 4096 in every sample
+    quiet = b"\x00\x00" * 160
+    assert envelope(loud + quiet + loud[:100]) == [4096.0, 0.0]  # a torn frame is left out
