@@ -20,8 +20,16 @@ citizen's channel). It holds the gateway's work and its one read of the channels
 (the feature, the Gosub, starting the AGI; making the channel, sending the INVITE).
 
 ``--topology two-pbx``: 12345 is its own Asterisk behind the trunk; the INVITE timed is
-110's INVITE on the trunk (``sip:12345@`` the 12345 PBX). Nobody answers in 12345's queue
-(its agents' phones are not running): what is measured ends at that INVITE.
+110's INVITE on the trunk (``sip:12345@`` the 12345 PBX). One agent of 12345's queue
+(agent1, ``ringinuse`` on, the others on a break) answers every call 0.3 s after it rings,
+and the citizen speaks a 2900 Hz tone from its answer on. Two more figures per transfer,
+from the same capture:
+
+- key → the citizen's voice at the agent's phone: the first of ten 20 ms RTP packets
+  in a row, from 12345's PBX to the agent, that are the tone (the call told apart by the
+  RTP port 12345's PBX offered in its INVITE to the agent, whose From is the citizen);
+- that moment less the later of the agent's answer (its 200 OK) and the end of the
+  transfer notice (the key + ``notice_seconds``): the target is at most 300 ms.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import struct
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +50,9 @@ import dpkt
 
 from gateway.lab.capture import Capture
 from gateway.lab.lab import TOPOLOGIES, Lab
+from gateway.lab.peer import AGENTS, QUEUE
 from gateway.lab.process import wait_until
+from gateway.lab.rtp import tone_share, ulaw_pcm
 from gateway.lab.sipp import answer_scenario, citizen_scenario
 
 _INVITE = re.compile(rb"^INVITE sip:([^@;>\s]+)@")
@@ -49,7 +60,14 @@ _FROM_NUMBER = re.compile(rb"^(?:From|f):[^<\r\n]*<sip:([^@;>]+)@", re.M | re.I)
 _MEDIA = re.compile(rb"^m=audio (\d+) ", re.M)
 _BRIDGE = re.compile(rb"(\d{14}[0-9a-f]{6})")
 _ACTIVE = re.compile(rb'^SET VARIABLE "SHARED\(LINKGW_ACTIVE,[^)]*\)" "(\d{14}[0-9a-f]{6})"')
+_CALL_ID = re.compile(rb"^(?:Call-ID|i):\s*(\S+)", re.M | re.I)
+_OK_INVITE = re.compile(rb"^CSeq:\s*\d+\s+INVITE", re.M | re.I)
 STAR, ONE = 10, 1  # RFC 4733 event codes
+# The citizen's "voice": a steady tone high in the telephone band, where the agent's hold
+# music (which plays until the citizen joins) never stays on one pitch for long; at 440 Hz
+# the lab's music held an A for three packets at the same moment of every call.
+PITCH = 2900.0
+VOICED = 10  # 20 ms packets in a row that are the tone (200 ms): the voice has arrived
 
 
 @dataclass
@@ -65,6 +83,12 @@ class Calls:
     request_at: dict[int, float] = field(default_factory=dict)  # its env complete
     request_of: dict[bytes, float] = field(default_factory=dict)  # bridge → its request
     originate_at: dict[bytes, float] = field(default_factory=dict)  # bridge → Originate
+    # two PBXs: what the 12345 agent's phone got
+    agent_call: dict[bytes, bytes] = field(default_factory=dict)  # Call-ID → call
+    agent_rtp: dict[int, bytes] = field(default_factory=dict)  # 12345 PBX's RTP port → call
+    answer_at: dict[bytes, float] = field(default_factory=dict)  # the agent's 200 OK
+    voiced: dict[bytes, list[float]] = field(default_factory=dict)  # tone packets in a row
+    voice_at: dict[bytes, float] = field(default_factory=dict)  # the citizen heard
 
     def agi(self, t: float, from_asterisk: bool, port: int, payload: bytes) -> None:
         """One segment of a FastAGI connection (``port``: Asterisk's end of it)."""
@@ -98,6 +122,47 @@ class Calls:
         elif invite.group(1) == agent:
             self.invite_at.setdefault(number.group(1), t)
 
+    def agent_sip(self, t: float, payload: bytes, agent: bytes) -> None:
+        """SIP between 12345's PBX and its agent: the INVITE (the call, by its From; the
+        RTP port the PBX sends from) and the agent's 200 OK to it."""
+        call_id = _CALL_ID.search(payload)
+        if call_id is None:
+            return
+        invite = _INVITE.match(payload)
+        number = _FROM_NUMBER.search(payload)
+        if invite and invite.group(1) == agent and number and (media := _MEDIA.search(payload)):
+            self.agent_call[call_id.group(1)] = number.group(1)
+            self.agent_rtp[int(media.group(1))] = number.group(1)
+        elif payload.startswith(b"SIP/2.0 200") and _OK_INVITE.search(payload):
+            call = self.agent_call.get(call_id.group(1))
+            if call is not None:
+                self.answer_at.setdefault(call, t)
+
+    def agent_rtp_in(self, t: float, from_port: int, payload: bytes) -> None:
+        """Audio from 12345's PBX to the agent: the first of ``VOICED`` tone packets."""
+        call = self.agent_rtp.get(from_port)
+        if call is None or call in self.voice_at or len(payload) <= 12 \
+                or payload[1] & 0x7F != 0:
+            return
+        run = self.voiced.setdefault(call, [])
+        if tone_share(ulaw_pcm(payload[12:]), PITCH) > 0.95:
+            run.append(t)
+            if len(run) == VOICED:
+                self.voice_at[call] = run[0]
+        else:
+            run.clear()
+
+    def voice_ms(self) -> list[float]:
+        """Key → the citizen's voice at the agent's phone."""
+        return sorted((self.voice_at[n] - t) * 1000 for n, t in self.key_at.items()
+                      if n in self.voice_at)
+
+    def heard_after_ms(self, notice_s: float) -> list[float]:
+        """The voice at the agent less the later of the answer and the notice's end."""
+        return sorted((self.voice_at[n] - max(self.answer_at[n], t + notice_s)) * 1000
+                      for n, t in self.key_at.items()
+                      if n in self.voice_at and n in self.answer_at)
+
     def rtp(self, t: float, port: int, payload: bytes) -> None:
         """RFC 4733 events to Asterisk: the first end of ``1`` after the end of ``*``."""
         call = self.on_port.get(port)
@@ -117,8 +182,10 @@ class Calls:
                       if n in self.invite_at)
 
 
-def read_capture(path: Path, sip_port: int, agi_port: int = 0, ami_port: int = 0) -> Calls:
-    """``ami_port``: the port the gateway's AMI connection goes to."""
+def read_capture(path: Path, sip_port: int, agi_port: int = 0, ami_port: int = 0,
+                 peer_sip_port: int = 0, agent_media_port: int = 0) -> Calls:
+    """``ami_port``: the port the gateway's AMI connection goes to; ``peer_sip_port`` and
+    ``agent_media_port``: 12345's PBX and its agent's phone (two PBXs)."""
     calls = Calls()
     with open(path, "rb") as f:
         for ts, buf in dpkt.pcap.Reader(f):
@@ -138,6 +205,10 @@ def read_capture(path: Path, sip_port: int, agi_port: int = 0, ami_port: int = 0
                 continue
             if udp.sport == sip_port:
                 calls.sip(float(ts), bytes(udp.data), b"seat1", b"12345")
+            elif peer_sip_port and peer_sip_port in (udp.sport, udp.dport):
+                calls.agent_sip(float(ts), bytes(udp.data), AGENTS[0].encode())
+            elif agent_media_port and udp.dport == agent_media_port:
+                calls.agent_rtp_in(float(ts), udp.sport, bytes(udp.data))
             else:
                 calls.rtp(float(ts), udp.dport, bytes(udp.data))
     return calls
@@ -146,10 +217,8 @@ def read_capture(path: Path, sip_port: int, agi_port: int = 0, ami_port: int = 0
 _rounds = iter(range(10, 100))
 
 
-def run(lab: Lab, workdir: Path, calls: int, at_once: int, key: str
-        ) -> tuple[list[float], list[float]]:
-    """``calls`` one-key transfers, ``at_once`` at a time; key → INVITE in ms, and the
-    gateway's share (AGI request → Originate) in ms. Citizen
+def run(lab: Lab, workdir: Path, calls: int, at_once: int, key: str) -> Calls:
+    """``calls`` one-key transfers, ``at_once`` at a time: what the capture shows. Citizen
     numbers are new in each run (an INVITE of an earlier run that nobody answered is
     retransmitted for up to 32 s, and must not be taken for this run's)."""
     prefix = f"139{next(_rounds)}"
@@ -157,29 +226,43 @@ def run(lab: Lab, workdir: Path, calls: int, at_once: int, key: str
     capture = Capture(workdir / f"wire-{calls}-{at_once}-{key}-{time.time_ns()}.pcap",
                       f"udp or tcp port {lab.fastagi_port} or tcp dst port {ami_port}")
     seat, citizen = lab.phone("seat1"), lab.phone("citizen")
-    phones = [citizen, seat]
+    agent = lab.phone(AGENTS[0] if lab.two_pbx else "12345")
+    phones = [citizen, seat, agent]
     with capture:
         # 12345 stays until Asterisk releases it (the citizen hangs up 14 s in); the
         # call-taker leaves 5 s after the key
-        if not lab.two_pbx:
-            agent = lab.phone("12345")
-            agent.start(answer_scenario("12345", ring_ms=300, hold_ms=60000), calls=calls,
-                        timeout_s=600)
-            phones.append(agent)
+        agent.start(answer_scenario(agent.name.rsplit("-", 1)[0], ring_ms=300,
+                                    hold_ms=60000),
+                    calls=calls, limit=at_once, timeout_s=600)
         seat.start(answer_scenario("seat1", ring_ms=200, hold_ms=5000, key=key,
                                    key_after_ms=800), calls=calls, timeout_s=600)
         citizen.start(citizen_scenario("citizen", prefix + "[call_number]", "110",
-                                       hold_ms=14000), calls=calls, limit=at_once,
-                      rate=at_once, timeout_s=600)
+                                       hold_ms=14000, voice_hz=PITCH),
+                      calls=calls, limit=at_once, rate=at_once, timeout_s=600)
         for phone in phones:
             phone.wait(600)
         time.sleep(0.2)  # the last packets reach the capture
     lab.stop_phones()
-    seen = read_capture(capture.path, lab.sip_port, lab.fastagi_port, ami_port)
+    seen = read_capture(capture.path, lab.sip_port, lab.fastagi_port, ami_port,
+                        lab.peer_sip_port if lab.two_pbx else 0,
+                        agent.media_port if lab.two_pbx else 0)
     probes = [p for p in (lab.probe, lab.peer_probe) if p is not None]
     wait_until(lambda: not any(p.action("CoreShowChannels")[1] for p in probes),
                60, "every call over")
-    return seen.delays_ms(), seen.gateway_ms()
+    return seen
+
+
+def one_agent_takes_every_call(lab: Lab) -> None:
+    """12345's queue: agent1 at the desk and rung while in a call; the others on a break."""
+    probe = lab.peer_probe
+    assert probe is not None
+    for agent in AGENTS:
+        interface = f"PJSIP/{agent}"
+        probe.action("QueuePause", {"Queue": QUEUE, "Interface": interface,
+                                    "Paused": "false" if agent == AGENTS[0] else "true",
+                                    "Reason": "bench"})
+    probe.action("QueueMemberRingInUse", {"Queue": QUEUE, "Interface": f"PJSIP/{AGENTS[0]}",
+                                          "RingInUse": "true"})
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -217,19 +300,27 @@ def main(argv: list[str]) -> int:
 
 def measure(tmp: Path, rounds: int, concurrent: int, topology: str = "one-pbx") -> None:
     with Lab(tmp, topology=topology) as lab:
+        if lab.two_pbx:
+            one_agent_takes_every_call(lab)
+        notice_s = lab.transfer.notice_seconds
         for key, label in (("*1", "*1 alone"), ("*1101", "*1 then code 101")):
-            one, gateway = run(lab, tmp, rounds * 5, 1, key)
-            report(f"{label}, 1 transfer at a time", one, rounds * 5)
-            report("  of which the gateway (AGI in → Originate)", gateway, rounds * 5)
-            many: list[float] = []
-            share: list[float] = []
-            for _ in range(rounds):
-                delays, gateway = run(lab, tmp, concurrent, concurrent, key)
-                many += delays
-                share += gateway
-            report(f"{label}, {concurrent} at once", sorted(many), rounds * concurrent)
-            report("  of which the gateway (AGI in → Originate)", sorted(share),
-                   rounds * concurrent)
+            for at_once, runs in ((1, [run(lab, tmp, rounds * 5, 1, key)]),
+                                  (concurrent, [run(lab, tmp, concurrent, concurrent, key)
+                                                for _ in range(rounds)])):
+                expected = rounds * 5 if at_once == 1 else rounds * concurrent
+                when = "1 transfer at a time" if at_once == 1 else f"{concurrent} at once"
+                report(f"{label}, {when}", _all(r.delays_ms() for r in runs), expected)
+                report("  of which the gateway (AGI in → Originate)",
+                       _all(r.gateway_ms() for r in runs), expected)
+                if lab.two_pbx:
+                    report("  key → the citizen's voice at the agent",
+                           _all(r.voice_ms() for r in runs), expected)
+                    report(f"  voice − later(answer, key + {notice_s:g} s notice)",
+                           _all(r.heard_after_ms(notice_s) for r in runs), expected)
+
+
+def _all(parts: Iterable[list[float]]) -> list[float]:
+    return sorted(v for part in parts for v in part)
 
 
 if __name__ == "__main__":

@@ -150,8 +150,13 @@ def rtp_frames(capture: Path, port: int, payload_type: int = PCMU
             except dpkt.UnpackError:
                 continue
             if rtp.pt == payload_type:
-                frames.append((float(ts), audioop.ulaw2lin(rtp.data, 2)))
+                frames.append((float(ts), ulaw_pcm(rtp.data)))
     return frames
+
+
+def ulaw_pcm(payload: bytes) -> bytes:
+    """G.711 µ-law bytes as 16-bit linear PCM."""
+    return audioop.ulaw2lin(payload, 2)
 
 
 def _udp(buf: bytes) -> dpkt.udp.UDP | None:

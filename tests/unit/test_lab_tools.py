@@ -161,3 +161,41 @@ def test_an_envelope_is_the_loudness_of_each_20_ms() -> None:
     loud = b"\x00\x10" * 160  # 4096 in every sample
     quiet = b"\x00\x00" * 160
     assert envelope(loud + quiet + loud[:100]) == [4096.0, 0.0]  # a torn frame is left out
+
+
+def _rtp(pcm: bytes) -> bytes:
+    import audioop
+
+    return bytes([0x80, 0x00]) + b"\x00\x01" + b"\x00" * 8 + audioop.lin2ulaw(pcm, 2)
+
+
+def test_the_wire_bench_dates_the_citizens_voice_at_the_agent_after_200_ms_of_it() -> None:
+    """The agent's INVITE names the call (From) and the PBX's RTP port; its 200 OK dates
+    the answer; the voice is the first of ten tone packets in a row from that port (a
+    shorter run, as hold music may make, does not count); another port is another call."""
+    import math
+    import struct
+
+    from bench.wire import PITCH, Calls
+
+    tone = struct.pack("<160h", *(int(8000 * math.sin(2 * math.pi * PITCH * i / 8000))
+                                  for i in range(160)))
+    other = struct.pack("<160h", *(int(8000 * math.sin(2 * math.pi * 700 * i / 8000))
+                                   for i in range(160)))
+    invite = (b"INVITE sip:agent1@127.0.0.2:5070 SIP/2.0\r\n"
+              b"From: \"110\xe8\xbd\xac Zhang\" <sip:139101@127.0.0.2>;tag=a\r\n"
+              b"Call-ID: abc@x\r\nCSeq: 1 INVITE\r\n\r\n"
+              b"v=0\r\nc=IN IP4 127.0.0.2\r\nm=audio 20010 RTP/AVP 0\r\n")
+    ok = b"SIP/2.0 200 OK\r\nCall-ID: abc@x\r\nCSeq: 1 INVITE\r\n\r\n"
+    calls = Calls()
+    calls.key_at[b"139101"] = 100.0
+    calls.agent_sip(100.01, invite, b"agent1")
+    calls.agent_sip(100.40, ok, b"agent1")
+    for i, pcm in enumerate([tone] * 9 + [other] + [tone] * 10):
+        calls.agent_rtp_in(100.5 + i * 0.02, 20010, _rtp(pcm))
+        calls.agent_rtp_in(100.5 + i * 0.02, 20012, _rtp(tone))  # not this call's port
+    assert calls.answer_at == {b"139101": 100.40}
+    assert calls.voice_at == {b"139101": 100.5 + 10 * 0.02}
+    assert [round(v, 3) for v in calls.voice_ms()] == [700.0]
+    assert [round(v, 3) for v in calls.heard_after_ms(0.5)] == [200.0]  # after the notice
+    assert [round(v, 3) for v in calls.heard_after_ms(0.1)] == [300.0]  # after the answer
