@@ -213,6 +213,10 @@ def _positive(value: Any) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def _not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
 def _regex(value: Any) -> str | None:
     try:
         re.compile(value)
@@ -257,6 +261,12 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "default_code"): lambda v: None if v == "" or v.isdigit() else
     "must be digits or empty",
     ("transfer", "ring_timeout"): _positive,
+    ("transfer", "retry_delay"): _positive,
+    ("transfer", "response_deadline"): _positive,
+    ("redis", "retry_delay"): _positive,
+    ("redis", "events_maxlen"): _not_negative,
+    ("redis", "min_replicas"): _not_negative,
+    ("redis", "replica_timeout"): _positive,
     ("transfer", "notice_seconds"): lambda v: None if 0 <= v <= 60 else "must be 0 to 60",
     ("transfer", "hold_music_dir"): lambda v: None if re.fullmatch(r"[A-Za-z0-9_./-]{1,200}", v)
     else "must be a folder name of A-Z a-z 0-9 _ . / -",
@@ -480,7 +490,11 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
                               f"secrets are not kept in the file: use {key}_env: VARIABLE")
         if not hasattr(defaults, key):
             raise ConfigError(source, _line(key_node), dotted, "unknown key")
-        raw = yaml.safe_load(yaml.serialize(value_node))
+        try:
+            raw = yaml.safe_load(yaml.serialize(value_node))
+        except yaml.YAMLError as exc:  # a tag SafeLoader does not know (!!python/...)
+            raise ConfigError(source, _line(value_node), dotted,
+                              f"not a plain value: {getattr(exc, 'problem', exc)}") from exc
         try:
             value = _convert(getattr(defaults, key), raw)
         except (TypeError, ValueError) as exc:

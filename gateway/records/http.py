@@ -36,6 +36,7 @@ policy, ``X-Frame-Options: DENY`` and ``nosniff``.
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -84,9 +85,28 @@ def _arg(request: Request, name: bytes) -> str:
     return raw.decode("utf-8", "replace")
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _loopback(request: Request) -> bool:
-    host = getattr(request.getClientAddress(), "host", "")
-    return host in ("127.0.0.1", "::1") or host.startswith("127.")
+    """Asked from loopback, for a loopback name: a web page elsewhere that rebinds its
+    own name to 127.0.0.1 (DNS rebinding) sends its own name as ``Host`` and is not."""
+    peer = getattr(request.getClientAddress(), "host", "")
+    return _is_loopback(peer) and _is_loopback(_host_name(request.getHeader(b"host") or b""))
+
+
+def _host_name(header: bytes) -> str:
+    """The name in a ``Host`` header, without its port (``[::1]:8645`` → ``::1``)."""
+    text = header.decode("ascii", "replace").strip().lower()
+    if text.startswith("["):
+        return text[1:text.find("]")] if "]" in text else ""
+    return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
 
 
 def error_body(exc: RecordError) -> bytes:
@@ -204,7 +224,7 @@ class ApiResource(Resource):
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
             return PAGE.encode()
         if path in (["health"], ["metrics"]) and method == "GET":
-            if not _loopback(request):  # open on loopback only; elsewhere any role's token
+            if not _loopback(request):  # open on loopback only; else any role's token
                 self._authorize(request)
             if path == ["health"]:
                 return self._json(request, 200, self.health())

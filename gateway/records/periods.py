@@ -39,8 +39,17 @@ def _epoch(d: date, zone: ZoneInfo) -> float:
     return datetime(d.year, d.month, d.day, tzinfo=zone).timestamp()
 
 
+#: The years a period may fall in: no record is older than the epoch, and a later year
+#: than this would overflow the next period's start.
+FIRST_YEAR, LAST_YEAR = 1970, 9998
+
+
 def period(text: str, zone: ZoneInfo) -> Period:
     """``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY``, in ``zone``; Malformed otherwise."""
+    year = text[:4]
+    if year.isascii() and year.isdigit() and not FIRST_YEAR <= int(year) <= LAST_YEAR:
+        raise Malformed(f"{text[:20]!r}: the year must be {FIRST_YEAR} to {LAST_YEAR}",
+                        "period_malformed")
     try:
         if m := _DAY.match(text):
             first = date(int(m[1]), int(m[2]), int(m[3]))
@@ -54,7 +63,7 @@ def period(text: str, zone: ZoneInfo) -> Period:
             first = date(int(m[1]), 1, 1)
             return Period(text, "year", _epoch(first, zone),
                           _epoch(date(first.year + 1, 1, 1), zone))
-    except ValueError as exc:  # 2026-02-30, month 13, year 0
+    except (ValueError, OverflowError) as exc:  # 2026-02-30, month 13
         raise Malformed(f"{text[:20]!r}: {exc}", "period_malformed") from exc
     raise Malformed(f"{text[:20]!r} is not YYYY-MM-DD, YYYY-MM or YYYY", "period_malformed")
 

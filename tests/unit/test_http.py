@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
+import pytest
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
@@ -113,7 +114,7 @@ def request(raw: bytes, run: Any = defer.maybeDeferred, peer: str = "127.0.0.1"
 
 
 def test_head_of_health_answers_without_a_token_and_without_a_body() -> None:
-    status, headers, body = request(b"HEAD /health HTTP/1.1\r\nHost: gw\r\n\r\n")
+    status, headers, body = request(b"HEAD /health HTTP/1.1\r\nHost: 127.0.0.1:8645\r\n\r\n")
     assert (status, body) == (200, b"")
     assert headers["content-type"].startswith("application/json")
     # from another host, /health and /metrics need a token too
@@ -121,6 +122,20 @@ def test_head_of_health_answers_without_a_token_and_without_a_body() -> None:
         status, _, _ = request(b"GET " + path + b" HTTP/1.1\r\nHost: gw\r\n\r\n",
                                peer="192.0.2.7")
         assert status == 401
+
+
+@pytest.mark.parametrize("host,status", [
+    (b"127.0.0.1:8645", 200), (b"localhost:8645", 200), (b"LOCALHOST", 200),
+    (b"[::1]:8645", 200), (b"127.0.0.2", 200),
+    # a page of another name rebound to 127.0.0.1 (DNS rebinding) sends its own name
+    (b"evil.example:8645", 401), (b"gw", 401), (b"localhost.evil.example", 401),
+    (b"127.0.0.1.evil.example", 401), (b"[::1", 401), (b"", 401), (b"\xe6\x9c\xac", 401),
+])
+def test_health_and_metrics_open_on_loopback_only_for_a_loopback_host(
+        host: bytes, status: int) -> None:
+    for path in (b"/health", b"/metrics"):
+        raw = b"GET " + path + b" HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
+        assert request(raw)[0] == status, (path, host)
 
 
 def test_the_page_carries_its_policy() -> None:
