@@ -147,7 +147,7 @@ def finish(config: Config, work: Work) -> None:
     try:
         from gateway.process.keeper import ensure_running
 
-        ensure_running(config.redis.spool_dir)
+        ensure_running(config.redis.spool_dir, (config.redis.password,))
     except OSError as exc:
         log_line(log_path(config), "agi.keeper_not_started", error=str(exc))
     try:

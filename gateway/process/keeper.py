@@ -35,7 +35,7 @@ import sys
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
@@ -46,10 +46,17 @@ from gateway.ami.errors import AmiError
 #: Digits kept per channel, channels kept (the least recently typing goes first).
 KEEP_DIGITS = 16
 KEEP_CHANNELS = 20_000
+#: A channel's digits are forgotten this long after its last one: a key's program asks
+#: within seconds, and nobody else's digits are kept for longer than that.
+KEEP_SECONDS = 60.0
 #: Seconds without a question after which the keeper exits.
 IDLE_EXIT = 6 * 3600.0
 #: At most this many programs connected at once; a question is at most this long.
 MAX_CLIENTS = 256
+#: A connection must ask within this many seconds, and is closed this long after it
+#: asked (a key's code window is seconds long): idle connections cannot fill the table.
+QUESTION_WAIT = 2.0
+ANSWER_LIFE = 120.0
 MAX_QUESTION = 128
 
 DIGITS = frozenset("0123456789*#ABCD")
@@ -74,6 +81,7 @@ class DigitBook:
 
     keep_digits: int = KEEP_DIGITS
     keep_channels: int = KEEP_CHANNELS
+    keep_seconds: float = KEEP_SECONDS
     # uniqueid → its digits and when each came (compact: a full book is a few MiB)
     typed: OrderedDict[str, tuple[str, array[float]]] = field(default_factory=OrderedDict)
     waiting: dict[str, set[int]] = field(default_factory=dict)  # uniqueid → client ids
@@ -89,7 +97,17 @@ class DigitBook:
         self.typed[uniqueid] = ((digits + digit)[-self.keep_digits:], times)
         while len(self.typed) > self.keep_channels:
             self.typed.popitem(last=False)
+        self.forget(at)
         return set(self.waiting.get(uniqueid, ()))
+
+    def forget(self, now: float) -> None:
+        """Drop the channels whose last digit is older than ``keep_seconds`` (the book
+        is in the order of each channel's last digit)."""
+        while self.typed:
+            _, (_, times) = next(iter(self.typed.items()))
+            if times[-1] >= now - self.keep_seconds:
+                return
+            self.typed.popitem(last=False)
 
     def ask(self, client: int, uniqueid: str) -> list[tuple[str, float]]:
         self.waiting.setdefault(uniqueid, set()).add(client)
@@ -122,6 +140,7 @@ class _Ami(Protocol):
 @dataclass
 class _Client:
     sock: socket.socket
+    until: float  # when it is closed: no question by then, or followed long enough
     buffer: bytes = b""
     asked: str = ""
 
@@ -150,8 +169,14 @@ class Keeper:
     def step(self, timeout: float) -> str:
         """One wait for input (at most ``timeout`` s) and what it brought; why the
         keeper must stop, or ""."""
-        if self.clock() - self.last_question > self.idle_exit:
+        now = self.clock()
+        if now - self.last_question > self.idle_exit:
             return "idle"
+        self.book.forget(now)
+        for client_id in [i for i, c in self.clients.items() if c.until <= now]:
+            self._drop(client_id)
+        if self.clients:
+            timeout = max(0.0, min(timeout, min(c.until for c in self.clients.values()) - now))
         for key, _ in self.selector.select(timeout=timeout):
             if key.data == "ami":
                 try:
@@ -184,7 +209,7 @@ class Keeper:
             sock.close()
             return
         sock.setblocking(False)
-        self.clients[sock.fileno()] = _Client(sock)
+        self.clients[sock.fileno()] = _Client(sock, self.clock() + QUESTION_WAIT)
         self.selector.register(sock, selectors.EVENT_READ, sock.fileno())
 
     def _read(self, client_id: int) -> None:
@@ -212,6 +237,7 @@ class Keeper:
             return
         client.asked, client.buffer = uniqueid, b""
         self.last_question = self.clock()
+        client.until = self.last_question + ANSWER_LIFE
         held = self.book.ask(client_id, uniqueid)
         self._send(client_id, b"".join(encode_digit("H", d, at) for d, at in held) + b".\n")
 
@@ -280,7 +306,9 @@ def main() -> int:
 
     config = load_config_file(Path(os.environ.get("LINKGW_CONFIG",
                                                   "/etc/linkgw/gateway.yaml")),
-                              process_mode=True)
+                              secrets=False, process_mode=True)  # the Redis one is withheld
+    if not config.ami.secret:
+        raise SystemExit("linkgw keeper: the AMI secret is not set")
     lock_path, socket_path = paths(config.redis.spool_dir)
     lock = _take_lock(lock_path)
     if lock is None:
@@ -307,19 +335,38 @@ def main() -> int:
     return 0
 
 
-def ensure_running(spool_dir: str) -> bool:
+def ensure_running(spool_dir: str, withhold: tuple[str, ...] = ()) -> bool:
     """Start a keeper unless one holds the lock (called by detached processes, never on
-    the way to an AGI answer). True when one was started."""
+    the way to an AGI answer). True when one was started.
+
+    It runs isolated (``python -I``: no ``PYTHON*`` variable, no user site, not the
+    working directory on its path; the package is taken from where this one was), from
+    ``/``, and without the environment variables whose values are in ``withhold`` (the
+    Redis password: the keeper talks to AMI only)."""
     lock_path, _ = paths(spool_dir)
     held = _take_lock(lock_path)
     if held is None:
         return False
     held.close()  # free again: the keeper takes it (two starting at once: one stays)
     devnull = subprocess.DEVNULL
-    subprocess.Popen([sys.executable, "-m", "gateway.process.keeper"],
-                     stdin=devnull, stdout=devnull, stderr=devnull, start_new_session=True,
-                     close_fds=True)
+    subprocess.Popen(keeper_command(), stdin=devnull, stdout=devnull, stderr=devnull,
+                     start_new_session=True, close_fds=True, cwd="/",
+                     env=keeper_env(os.environ, withhold))
     return True
+
+
+def keeper_command() -> list[str]:
+    """``python -I``, with this package's folder (and only it) put on the path."""
+    root = str(Path(__file__).resolve().parents[2])
+    return [sys.executable, "-I", "-c",
+            f"import sys; sys.path.insert(0, {root!r}); "
+            "from gateway.process.keeper import main; sys.exit(main())"]
+
+
+def keeper_env(environ: Mapping[str, str], withhold: tuple[str, ...]) -> dict[str, str]:
+    """The environment without any variable that holds one of ``withhold``'s values."""
+    secrets = {v for v in withhold if v}
+    return {k: v for k, v in environ.items() if v not in secrets}
 
 
 # -- a program asking --------------------------------------------------------------------

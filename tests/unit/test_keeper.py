@@ -105,6 +105,20 @@ def test_the_book_keeps_the_last_digits_of_the_channels_typing_last() -> None:
     assert book.waiting == {}
 
 
+def test_the_book_forgets_a_channels_digits_a_minute_after_its_last() -> None:
+    """Every channel's digits reach the keeper (a PIN typed into voicemail too): none is
+    kept longer than a key's program could need them."""
+    book = DigitBook()
+    book.digit("voicemail-pin", "4", T)
+    book.digit("seat", "*", T + 30)
+    book.forget(T + 60)
+    assert list(book.typed) == ["voicemail-pin", "seat"]
+    book.digit("seat", "1", T + 61)  # a new digit forgets what is older too
+    assert list(book.typed) == ["seat"]
+    book.forget(T + 121.5)
+    assert book.typed == {} and book.ask(1, "seat") == []
+
+
 @pytest.mark.parametrize("line", [b"u-1\n", b"linkgw-a582951b-1795934916.33\r\n"])
 def test_a_question_is_a_uniqueid_on_one_line(line: bytes) -> None:
     assert parse_question(line) == line.strip().decode()
@@ -283,3 +297,59 @@ def test_the_window_starts_after_this_press_of_the_key(
                                  now=100.0)
     assert (window.code, window.closed, window.pending) == (code, closed, pending)
     assert KEY_LAG < 60
+
+
+def test_the_keeper_starts_isolated_from_the_folder_and_the_python_variables(
+        tmp_path: Path) -> None:
+    """Started from a folder holding a planted ``gateway`` package, with PYTHONPATH and
+    PYTHONSTARTUP pointing at it: the keeper's command imports this package only (here
+    it stops at once: its config file is missing, which it says)."""
+    import subprocess
+
+    from gateway.process.keeper import keeper_command
+
+    planted = tmp_path / "gateway"
+    (planted / "process").mkdir(parents=True)
+    for init in (planted / "__init__.py", planted / "process" / "__init__.py"):
+        init.write_text("print('PLANTED')\n")
+    (planted / "process" / "keeper.py").write_text("print('PLANTED')\n")
+    (tmp_path / "startup.py").write_text("print('PLANTED')\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path),
+           "PYTHONSTARTUP": str(tmp_path / "startup.py"),
+           "LINKGW_CONFIG": str(tmp_path / "missing.yaml")}
+    done = subprocess.run(keeper_command(), cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert "PLANTED" not in done.stdout + done.stderr
+    assert done.returncode != 0 and "missing.yaml" in done.stderr
+
+
+def test_the_keepers_environment_holds_no_redis_password() -> None:
+    from gateway.process.keeper import keeper_env
+
+    environ = {"LINKGW_CONFIG": "/etc/linkgw/gateway.yaml", "LINKGW_AMI_SECRET": "ami-s",
+               "LINKGW_REDIS_PASSWORD": "redis-s", "OTHER_NAME": "redis-s", "PATH": "/bin"}
+    assert keeper_env(environ, ("redis-s", "")) == {
+        "LINKGW_CONFIG": "/etc/linkgw/gateway.yaml", "LINKGW_AMI_SECRET": "ami-s",
+        "PATH": "/bin"}
+    assert keeper_env(environ, ("",)) == environ  # no password: nothing withheld
+
+
+def test_a_connection_that_does_not_ask_or_stays_too_long_is_closed(rig: tuple[
+        Keeper, FakeAmi, Path, Clock]) -> None:
+    """A full table of silent connections cannot lock the programs out: each must ask
+    within QUESTION_WAIT, and is closed ANSWER_LIFE after its question."""
+    from gateway.process.keeper import ANSWER_LIFE, QUESTION_WAIT
+
+    keeper, _, path, clock = rig
+    silent = _client(path)
+    keeper.step(2.0)
+    asking, answer = _ask(keeper, path, b"u-1\n")
+    assert (answer, len(keeper.clients)) == (b".\n", 2)
+    clock.now += QUESTION_WAIT
+    keeper.step(0.0)
+    assert silent.recv(10) == b"" and len(keeper.clients) == 1  # the silent one went
+    clock.now += ANSWER_LIFE
+    keeper.step(0.0)
+    assert asking.recv(10) == b"" and keeper.clients == {}
+    silent.close()
+    asking.close()
