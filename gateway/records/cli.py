@@ -17,6 +17,7 @@ from gateway.records.chain import verify_day
 from gateway.records.periods import today
 from gateway.records.queries import FINDERS, REPORT_COLUMNS, Records
 from gateway.records.retention import Retention, RetentionError, is_day, read_manifest
+from gateway.records.shown import json_for_terminal, printable
 from gateway.records.workorders import WorkOrderDesk
 
 WORKORDER_COLUMNS = ("ticket", "received_at", "category", "status", "unit", "due_at",
@@ -99,14 +100,6 @@ def _csv(items: list[dict[str, Any]]) -> str:
     return out.getvalue().rstrip("\r\n")
 
 
-def _table(rows: list[dict[str, str]]) -> str:
-    if not rows:
-        return "(none)"
-    lines = ["  ".join(f"{c:<20}" for c in SUMMARY)]
-    lines += ["  ".join(f"{r.get(c, ''):<20}" for c in SUMMARY) for r in rows]
-    return "\n".join(line.rstrip() for line in lines)
-
-
 LOOP_COMMANDS = ("workorders", "workorder", "callbacks", "callback-done", "push-needed",
                  "push-done")
 _STEP = {"accept": "accepted", "assign": "assigned", "answer": "answered"}
@@ -114,11 +107,11 @@ _STEP = {"accept": "accepted", "assign": "assigned", "answer": "answered"}
 
 def _rows(rows: list[dict[str, str]], columns: tuple[str, ...], as_json: bool) -> str:
     if as_json:
-        return json.dumps(rows, ensure_ascii=False)
+        return json_for_terminal(json.dumps(rows, ensure_ascii=False))
     if not rows:
         return "(none)"
     lines = ["  ".join(f"{c:<20}" for c in columns)]
-    lines += ["  ".join(f"{r.get(c, ''):<20}" for c in columns) for r in rows]
+    lines += ["  ".join(f"{printable(r.get(c, '')):<20}" for c in columns) for r in rows]
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -140,8 +133,8 @@ def run_loop(args: argparse.Namespace, records: Records, desk: WorkOrderDesk
     else:
         done = desk.push_done(args.bridge_id, args.ticket, args.note, "cli")
     if args.json:
-        return 0, json.dumps(done, ensure_ascii=False, sort_keys=True)
-    return 0, "\n".join(f"{k:<24} {v}" for k, v in sorted(done.items()))
+        return 0, json_for_terminal(json.dumps(done, ensure_ascii=False, sort_keys=True))
+    return 0, "\n".join(f"{printable(k):<24} {printable(v)}" for k, v in sorted(done.items()))
 
 
 RETENTION_COMMANDS = ("retention", "export", "seal")
@@ -163,14 +156,14 @@ def run_retention(args: argparse.Namespace, retention: Retention, keep_days: int
             return 1, "retention.days is 0 (keep everything): give --days N to run it"
         done = retention.run(days, datetime.now(UTC).date())
     except (OSError, RetentionError) as exc:
-        return 1, f"retention stopped: {exc}"
+        return 1, f"retention stopped: {printable(exc)}"
     code = 1 if done["failed"] else 0  # cron sees a day that could not be done
     if args.json:
         return code, json.dumps(done, sort_keys=True)
     return code, (f"kept from {done['cutoff']} (UTC); exported, sealed and removed: "
-                  f"{', '.join(done['days']) or 'nothing'}; not done (see above): "
-                  f"{', '.join(done['failed']) or 'none'}; trimmed: " +
-                  ", ".join(f"{k} {v}" for k, v in done["trimmed"].items()))
+                  f"{printable(', '.join(done['days'])) or 'nothing'}; not done (see above): "
+                  f"{printable(', '.join(done['failed'])) or 'none'}; trimmed: " +
+                  ", ".join(f"{printable(k)} {v}" for k, v in done["trimmed"].items()))
 
 
 def run(args: argparse.Namespace, records: Records, key: bytes = b"",
@@ -181,13 +174,16 @@ def run(args: argparse.Namespace, records: Records, key: bytes = b"",
     if args.command == "show":
         got = records.bridge(args.bridge_id)
         if args.json:
-            return 0, json.dumps(got, ensure_ascii=False, indent=2, sort_keys=True)
-        out = [f"bridge {args.bridge_id}"]
-        out += [f"  {k:<24} {v}" for k, v in sorted(got["bridge"].items())]
+            return 0, json_for_terminal(json.dumps(got, ensure_ascii=False, indent=2,
+                                                   sort_keys=True))
+        out = [f"bridge {printable(args.bridge_id)}"]
+        out += [f"  {printable(k):<24} {printable(v)}" for k, v in sorted(got["bridge"].items())]
         out.append("ticket")
-        out += [f"  {k:<24} {v}" for k, v in sorted(got["ticket"].items())] or ["  (none)"]
+        out += [f"  {printable(k):<24} {printable(v)}"
+                for k, v in sorted(got["ticket"].items())] or ["  (none)"]
         out.append("events")
-        out += [f"  {e['id']:<17} {e['record']:<30} {e['event']}" for e in got["events"]]
+        out += [f"  {printable(e['id']):<17} {printable(e['record']):<30} "
+                f"{printable(e['event'])}" for e in got["events"]]
         if not got.get("events_complete", True):
             out.append(f"  … the first {len(got['events'])} events found in the stream's "
                        "first entries from the bridge's start; more may follow")
@@ -195,27 +191,27 @@ def run(args: argparse.Namespace, records: Records, key: bytes = b"",
     if args.command == "find":
         by = next(name for name in FINDERS if getattr(args, name))
         rows = records.find(by, getattr(args, by))
-        return 0, json.dumps(rows, ensure_ascii=False) if args.json else _table(rows)
+        return 0, _rows(rows, SUMMARY, args.json)
     if args.command == "overdue":
-        rows = records.overdue(now)
-        return 0, json.dumps(rows, ensure_ascii=False) if args.json else _table(rows)
+        return 0, _rows(records.overdue(now), SUMMARY, args.json)
     if args.command == "report":
         got = records.report(args.month or args.year or args.day, now)
         if args.json:
-            return 0, json.dumps(got, ensure_ascii=False, sort_keys=True)
+            return 0, json_for_terminal(json.dumps(got, ensure_ascii=False, sort_keys=True))
         if args.csv:
             return 0, _csv(got["items"])
-        lines = [f"{k:<28} {v}" for k, v in got["figures"].items()]
+        lines = [f"{k:<28} {printable(v)}" for k, v in got["figures"].items()]
         lines += ["", "by item (most refused or declined first)",
                   "  ".join(f"{c:<16}" for c in REPORT_COLUMNS).rstrip()]
-        lines += ["  ".join(f"{item[c]!s:<16}" for c in REPORT_COLUMNS).rstrip()
+        lines += ["  ".join(f"{printable(item[c]):<16}" for c in REPORT_COLUMNS).rstrip()
                   for item in got["items"]] or ["(none)"]
         return 0, "\n".join(lines)
     if args.command == "today":
         figures = records.day_figures(args.day or today(now, records.zone), now)
         if args.json:
-            return 0, json.dumps(figures, ensure_ascii=False, sort_keys=True)
-        return 0, "\n".join(f"{k:<28} {v}" for k, v in figures.items())
+            return 0, json_for_terminal(json.dumps(figures, ensure_ascii=False,
+                                                   sort_keys=True))
+        return 0, "\n".join(f"{k:<28} {printable(v)}" for k, v in figures.items())
     day = args.day or _today()
     manifest = read_manifest(export_dir, day) if export_dir is not None and is_day(day) \
         else None
@@ -228,5 +224,5 @@ def run(args: argparse.Namespace, records: Records, key: bytes = b"",
                ["sealed, seal not checked: no key"] if report.sealed else [])
         return 0, (f"chain of {report.day}: {report.checked} events, intact"
                    + (f" ({'; '.join(notes)})" if notes else ""))
-    return 1, (f"chain of {report.day}: BROKEN at {report.broken_at} "
-               f"(event {report.checked} of the day): {report.reason}")
+    return 1, (f"chain of {printable(report.day)}: BROKEN at {printable(report.broken_at)} "
+               f"(event {report.checked} of the day): {printable(report.reason)}")

@@ -27,7 +27,7 @@ from gateway.records.cli import run as run_cli
 from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.records.http import ApiResource
 from gateway.records.inbound import GROUP, InboundTickets
-from gateway.records.queries import Records
+from gateway.records.queries import FINDERS, Records
 from gateway.records.roles import ALLOWED, ApiRole
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
@@ -229,6 +229,32 @@ def test_find_and_show(client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> N
         "transfer_requested", "ticket_attached", "incident_attached"]
 
 
+def test_show_and_find_never_send_a_callers_escapes_to_the_terminal(
+        client: redis.Redis) -> None:
+    """A caller name with an OSC title, an 8-bit CSI, a line separator and a bidi
+    override, read back from Redis: ``linkgw show`` and ``find`` print it escaped, as
+    text and as JSON (which still reads back the same)."""
+    name = "张三\x1b]0;owned\x07\x9b2J\u2028\u202e"
+    bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000",
+           citizen_name=name)
+    records = Records(client, P)
+    code, text = run_cli(argparse.Namespace(command="show", bridge_id=B1, json=False),
+                         records)
+    assert code == 0
+    assert "  citizen_name             张三\\x1b]0;owned\\x07\\x9b2J\\u2028\\u202e" in \
+        text.split("\n")
+    code, text = run_cli(argparse.Namespace(command="show", bridge_id=B1, json=True),
+                         records)
+    assert json.loads(text)["bridge"]["citizen_name"] == name
+    assert not set(text) & {"\x1b", "\x07", "\x9b", "\u2028", "\u202e"}
+    for as_json in (False, True):
+        args = argparse.Namespace(command="find", json=as_json,
+                                  **{f: None for f in FINDERS} | {"number": "13800138000"})
+        code, text = run_cli(args, records)
+        assert code == 0 and B1 in text
+        assert not set(text) & {"\x1b", "\x07", "\x9b", "\u2028", "\u202e"}
+
+
 def test_chain_holds_and_an_edited_event_breaks_it_there(client: redis.Redis,
                                                          desk: tuple[TicketDesk, Clock]
                                                          ) -> None:
@@ -294,9 +320,10 @@ def api(client: redis.Redis, desk: TicketDesk) -> ApiResource:
 
 def call(resource: ApiResource, method: str, path: str, body: object = None,
          token: str | None = "s3cret", args: dict[bytes, list[bytes]] | None = None,
-         client: str = "127.0.0.1") -> tuple[int, Any]:
+         client: str = "127.0.0.1", host: bytes = b"127.0.0.1:8645") -> tuple[int, Any]:
     request = DummyRequest([p.encode() for p in path.strip("/").split("/")])
     request.client = IPv4Address("TCP", client, 40000)
+    request.requestHeaders.setRawHeaders(b"host", [host])
     request.method = method.encode()
     request.args = args or {}
     if token is not None:
@@ -565,6 +592,8 @@ def test_health_and_metrics_need_a_token_unless_asked_from_loopback(
     assert call(resource, "GET", "health", token=None) == (200, {"redis": "up"})
     assert call(resource, "GET", "metrics", token=None)[0] == 200
     for path in ("health", "metrics"):
+        # a page elsewhere whose name was rebound to 127.0.0.1 (DNS rebinding)
+        assert call(resource, "GET", path, token=None, host=b"evil.example:8645")[0] == 401
         assert call(resource, "GET", path, token=None, client="10.0.0.9")[0] == 401
         assert call(resource, "GET", path, token="wrong", client="10.0.0.9")[0] == 403
         assert call(resource, "GET", path, token=TOKENS[ApiRole.SUPERVISOR],
