@@ -253,16 +253,21 @@ def run(lab: Lab, workdir: Path, calls: int, at_once: int, key: str) -> Calls:
 
 
 def one_agent_takes_every_call(lab: Lab) -> None:
-    """12345's queue: agent1 at the desk and rung while in a call; the others on a break."""
-    probe = lab.peer_probe
-    assert probe is not None
+    """12345's queue: agent1 at the desk and rung while in a call, the others on a break.
+    ``ringinuse`` must be on for the queue itself: with it off, app_queue rings a member
+    for one waiting caller at a time (the next one ``retry`` seconds later), however the
+    member is set, and the answers of 20 calls at once would come a second apart."""
+    probe, peer = lab.peer_probe, lab.peer
+    assert probe is not None and peer is not None
+    queues = peer.base / "etc" / "queues.conf"
+    queues.write_text(queues.read_text(encoding="utf-8").replace(
+        "ringinuse=no", "ringinuse=yes"), encoding="utf-8")
+    peer.cli("module reload app_queue.so")
     for agent in AGENTS:
         interface = f"PJSIP/{agent}"
         probe.action("QueuePause", {"Queue": QUEUE, "Interface": interface,
                                     "Paused": "false" if agent == AGENTS[0] else "true",
                                     "Reason": "bench"})
-    probe.action("QueueMemberRingInUse", {"Queue": QUEUE, "Interface": f"PJSIP/{AGENTS[0]}",
-                                          "RingInUse": "true"})
 
 
 def _pct(values: list[float], q: float) -> float:
