@@ -7,7 +7,9 @@ after it was applied or refused; a crash before that leaves it pending, and the
 consumer's name is stable across restarts (``gw-<instance>``), so a restarted gateway
 reads its own pending entries first. Entries left pending by a consumer that is gone
 for good (another gateway's name) are claimed after ``claim_idle`` seconds
-(``XAUTOCLAIM``). Applying an entry again changes nothing.
+(``XAUTOCLAIM``), at start and every ``claim_idle`` seconds while the loop runs (a
+gateway that died while this one ran leaves nothing pending until a restart). Applying
+an entry again changes nothing.
 
 The stream is written by another system, so nothing in an entry is trusted: it is read
 as bytes; an entry that is not UTF-8, larger than 64 KiB, or refused by the desk is
@@ -19,7 +21,8 @@ entry holds can stop it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import redis
@@ -66,8 +69,11 @@ def _id(entry_id: bytes | str) -> str:
 class InboundTickets:
     def __init__(self, client: redis.Redis, desk: TicketDesk, stream: str, consumer: str,
                  log: Any, feed_stream: str = "", feed_group: str = "",
-                 claim_idle: float = 60.0, workorders: WorkOrderDesk | None = None) -> None:
+                 claim_idle: float = 60.0, workorders: WorkOrderDesk | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.client, self.desk, self.stream, self.consumer = client, desk, stream, consumer
+        self.clock, self.claim_every = clock, claim_idle
+        self.next_claim = 0.0  # when entries left by a gone consumer are looked for again
         self.log = log
         self.feed_stream, self.feed_group = feed_stream, feed_group
         self.claim_idle_ms = int(claim_idle * 1000)
@@ -99,7 +105,9 @@ class InboundTickets:
             try:
                 if backlog:
                     self.ensure_groups()
+                if backlog or self.clock() >= self.next_claim:
                     self.claim()
+                    self.next_claim = self.clock() + self.claim_every
                 entries = self._read(backlog)
                 if not self.up:
                     self.log.info("inbound.reading", stream=self.stream,

@@ -467,6 +467,33 @@ def test_an_entry_left_pending_by_a_gone_consumer_is_claimed_and_applied(
     assert client.xpending(stream, GROUP)["pending"] == 0
 
 
+def test_an_entry_left_by_a_gateway_that_died_meanwhile_is_claimed_without_a_restart(
+        client: redis.Redis, desk: tuple[TicketDesk, Clock], redis_server: RedisServer
+) -> None:
+    """Another gateway took an entry and died just before this one started: at the start
+    it has not been idle for claim_idle yet. The running loop looks again every
+    claim_idle seconds, not only when it starts, so the entry is applied while it runs."""
+    d, _ = desk
+    bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
+    raw = _raw_client(redis_server)
+    stream = f"{P}:tickets:in"
+    now = [1000.0]
+    inbound = InboundTickets(raw, d, stream, "gw-running", null_log(), claim_idle=0.5,
+                             clock=lambda: now[0])
+    inbound.ensure_groups()
+    raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"20261128000012"})
+    raw.xreadgroup(GROUP, "gw-dead", {stream: ">"})  # it dies here
+
+    def time_passes() -> bool:
+        now[0] += 60  # the loop's clock: a look is due at each of its turns
+        return inbound.applied == 1
+
+    _run_until(inbound, time_passes)
+    assert (inbound.claimed, inbound.applied) == (1, 1)
+    assert d._hash(f"ticket:{B1}")["ticket"] == "20261128000012"
+    assert client.xpending(stream, GROUP)["pending"] == 0
+
+
 def test_a_restarted_gateway_reads_its_own_pending_entries_first(
         client: redis.Redis, desk: tuple[TicketDesk, Clock], redis_server: RedisServer
 ) -> None:
