@@ -89,6 +89,9 @@ class TicketConfig:
     # 110's answer to a 12345 work order without a call, from its acceptance (per
     # category: response_hours in categories.yaml)
     workorder_response_hours: float = 24.0
+    # a work order must be accepted (受理) this long after 12345 dispatched it; one never
+    # accepted is overdue from then on and counts against the response rate
+    workorder_accept_minutes: float = 60.0
     inbound_stream: str = "tickets:in"  # the stream the 12345 side may write to
     # the centre's own time: where a day (of figures, reports, look-ups by day) begins
     time_zone: str = "Asia/Shanghai"
@@ -283,6 +286,7 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("tickets", "pattern"): _regex,
     ("tickets", "feedback_hours"): _positive,
     ("tickets", "workorder_response_hours"): _positive,
+    ("tickets", "workorder_accept_minutes"): _positive,
     ("tickets", "time_zone"): _time_zone,
     ("log", "level"): _one_of("debug", "info", "warning", "error"),
     ("transfer", "centre_id"): lambda v: None if re.fullmatch(r"[A-Za-z0-9_.:+-]{1,32}", v)

@@ -20,8 +20,8 @@ from gateway.records.retention import Retention, RetentionError, is_day, read_ma
 from gateway.records.shown import json_for_terminal, printable
 from gateway.records.workorders import WorkOrderDesk
 
-WORKORDER_COLUMNS = ("ticket", "received_at", "category", "status", "unit", "due_at",
-                     "on_time")
+WORKORDER_COLUMNS = ("ticket", "received_at", "category", "status", "accept_due_at",
+                     "unit", "due_at", "on_time")
 CALLBACK_COLUMNS = ("bridge_id", "at", "number", "seat", "direction", "status")
 SUMMARY = ("bridge_id", "requested_at", "direction", "citizen_number", "seat", "state",
            "outcome", "category", "ticket", "ticket_status")

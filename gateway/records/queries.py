@@ -162,7 +162,8 @@ class Records:
         return self._hashes([workorder_record(t) for t in tickets])
 
     def overdue_workorders(self, now: float) -> list[dict[str, str]]:
-        """Work orders accepted and not answered by their deadline."""
+        """Work orders past their running deadline: not accepted by their accept
+        deadline, or accepted and not answered by their answer deadline."""
         tickets = cast(list[str], self._call(self.client.zrangebyscore,
                                              self.keys.index(IDX_WORKORDER_DEADLINE),
                                              "-inf", now))
@@ -182,18 +183,30 @@ class Records:
         return self._summaries(ids)
 
     def _workorder_figures(self, when: Period, now: float) -> dict[str, Any]:
+        """Counted from dispatch: an order is due once it was answered or its running
+        deadline passed (the accept deadline while nobody accepted it, then the answer
+        deadline), so an order nobody accepts counts against the rate."""
         rows = self._hashes([workorder_record(t)
                              for t in self._ids_in(when, idx_workorder_day)])
-        due = on_time = 0
+        due = on_time = accept_due = accepted_on_time = 0
         for row in rows:
+            running = row.get("due_at") if row.get("accepted_at") else \
+                row.get("accept_due_at")
             if row.get("answered_at"):
                 due += 1
                 on_time += row.get("on_time") == "yes"
-            elif row.get("due_at") and epoch(row["due_at"]) <= now:
-                due += 1  # accepted, not answered in time
+            elif running and epoch(running) <= now:
+                due += 1  # not accepted, or not answered, in time
+            if row.get("accepted_at"):
+                accept_due += 1
+                accepted_on_time += row.get("accepted_on_time", "yes") == "yes"
+            elif row.get("accept_due_at") and epoch(row["accept_due_at"]) <= now:
+                accept_due += 1  # nobody accepted it in time
         return {"received": len(rows),
                 "accepted": sum("accepted_at" in r for r in rows),
                 "answered": sum("answered_at" in r for r in rows),
+                "accept_due": accept_due, "accepted_on_time": accepted_on_time,
+                "accept_rate": _share(accepted_on_time, accept_due),
                 "due": due, "answered_on_time": on_time,
                 "response_rate": _share(on_time, due)}
 

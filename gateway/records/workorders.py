@@ -4,9 +4,13 @@ A **work order** (``workorder:<ticket>``) is a matter 12345 dispatches to the po
 that never was a call: it arrives by API or on the inbound stream with its 12345 ticket
 number, a category and a summary; 110's duty person accepts it (受理), assigns it to a
 named unit (交办) and answers it (反馈), each once and in that order. It must be
-answered within the category's ``response_hours`` (``categories.yaml``, else
-``tickets.workorder_response_hours``) counted from its acceptance; the figures' work
-order response rate counts it from there. 12345 sees each change in its feed.
+accepted within ``tickets.workorder_accept_minutes`` of its dispatch (``accept_due_at``),
+then answered within the category's ``response_hours`` (``categories.yaml``, else
+``tickets.workorder_response_hours``) counted from its acceptance (``due_at``). The
+deadline index holds whichever deadline is running, so an order nobody accepts is
+overdue too. It was responded to on time (``on_time``) when it was accepted and answered
+each by its deadline; the figures' response rate counts every order whose deadline has
+passed, accepted or not. 12345 sees each change in its feed.
 
 A **callback task** (``callback:<bridge id>``, a citizen who hung up before the
 hand-over) and a **push owed** (a bridge whose other line was never reached:
@@ -81,13 +85,16 @@ class WorkOrderDesk(Desk):
         if current:
             return current
         now = self.clock()
+        accept_due = now + self.config.workorder_accept_minutes * 60
         record = {"ticket": ticket, "category": category, "summary": summary,
-                  "received_at": iso(now), "received_via": via, "status": "received"}
+                  "received_at": iso(now), "received_via": via, "status": "received",
+                  "accept_due_at": iso(accept_due)}
         if number:
             record["number"] = number
         change = Change(workorder_record(ticket), "workorder_received", now, record,
                         (Index(idx_workorder_day(iso(now)[:10]), ticket, now),
-                         Index(IDX_WORKORDERS_OPEN, ticket, now)),
+                         Index(IDX_WORKORDERS_OPEN, ticket, now),
+                         Index(IDX_WORKORDER_DEADLINE, ticket, accept_due)),
                         {"via": via}, guard=(("status", ("",)),), feed="12345")
         self._apply(change)  # a writer that was first wrote the same ticket
         return self._hash(workorder_record(ticket))
@@ -118,6 +125,7 @@ class WorkOrderDesk(Desk):
         if status == "accepted":
             due = now + self._response_hours(current.get("category", "")) * 3600
             record["due_at"] = iso(due)
+            record["accepted_on_time"] = _by(now, current.get("accept_due_at", ""))
             indexes = (Index(IDX_WORKORDER_DEADLINE, ticket, due),)
         elif status == "assigned":
             unit = _text(fields.get("unit"), "unit", required=True)
@@ -126,8 +134,9 @@ class WorkOrderDesk(Desk):
                                 "line separators", "unit_malformed")
             record["unit"] = unit
         else:
-            due_at = current.get("due_at", "")
-            record["on_time"] = "yes" if not due_at or now <= epoch(due_at) else "no"
+            accepted = current.get("accepted_on_time", "yes")  # orders from before it
+            record["on_time"] = "yes" if accepted == "yes" and \
+                _by(now, current.get("due_at", "")) == "yes" else "no"
             indexes = (Index(IDX_WORKORDER_DEADLINE, ticket, -1),
                        Index(IDX_WORKORDERS_OPEN, ticket, -1))
         change = Change(workorder_record(ticket), f"workorder_{status}", now, record,
@@ -183,6 +192,11 @@ class WorkOrderDesk(Desk):
                            guard=(("work_order_pushed_at", ("",)),),
                            feed=_feed_of(bridge.get("direction", ""))))
         return self._hash(bridge_record(bridge_id))
+
+
+def _by(now: float, deadline: str) -> str:
+    """"yes" when ``now`` is not past the record's ``deadline`` (none: yes), else "no"."""
+    return "yes" if not deadline or now <= epoch(deadline) else "no"
 
 
 def _feed_of(direction: str) -> str:

@@ -107,8 +107,45 @@ def test_late_answers_count_against_the_response_rate(
     records = Records(client, P)
     assert [r["ticket"] for r in records.overdue_workorders(clock.now)] == ["2026112900002"]
     figures = records.figures("2026-11-28", clock.now)["workorders"]
-    assert figures == {"received": 2, "accepted": 2, "answered": 1, "due": 2,
+    assert figures == {"received": 2, "accepted": 2, "answered": 1, "accept_due": 2,
+                       "accepted_on_time": 2, "accept_rate": 1.0, "due": 2,
                        "answered_on_time": 1, "response_rate": 0.5}
+
+
+def test_the_response_rate_counts_from_dispatch_and_an_order_nobody_accepts_is_late(
+        client: redis.Redis, desk: tuple[WorkOrderDesk, Clock]) -> None:
+    """The golden case (noise: 2 h to answer; 60 min to accept). At t0 + 3 h:
+    - on time: accepted after 10 min, answered after 1 h;
+    - accepted late (90 min), then answered within its 2 h: not on time;
+    - never accepted: overdue since t0 + 60 min, and counted as not on time;
+    - dispatched 10 min ago: its accept deadline has not passed, so not counted yet.
+    A centre that ignores every order no longer reports 100 %."""
+    d, clock = desk
+    t0 = clock.now
+    on_time, late, ignored, fresh = ("2026112900011", "2026112900012", "2026112900013",
+                                     "2026112900014")
+    for ticket in (on_time, late, ignored):
+        d.receive(dict(ORDER, ticket=ticket), "api")
+    clock.now = t0 + 600
+    assert d.step(on_time, "accepted", {}, "api")["accepted_on_time"] == "yes"
+    d.step(on_time, "assigned", {"unit": "一中队"}, "api")
+    clock.now = t0 + 3600
+    assert d.step(on_time, "answered", {}, "api")["on_time"] == "yes"
+    clock.now = t0 + 5400
+    assert d.step(late, "accepted", {}, "api")["accepted_on_time"] == "no"
+    d.step(late, "assigned", {"unit": "二中队"}, "api")
+    clock.now = t0 + 7200
+    assert d.step(late, "answered", {}, "api")["on_time"] == "no"
+    clock.now = t0 + 3 * 3600 - 600
+    d.receive(dict(ORDER, ticket=fresh), "api")
+    clock.now = t0 + 3 * 3600
+    records = Records(client, P)
+    assert [r["ticket"] for r in records.overdue_workorders(clock.now)] == [ignored]
+    assert records.workorder(ignored)["accept_due_at"] == "2026-11-28T21:00:37.000Z"
+    assert records.figures("2026-11-28", clock.now)["workorders"] == {
+        "received": 4, "accepted": 2, "answered": 2,
+        "accept_due": 3, "accepted_on_time": 1, "accept_rate": 0.3333,
+        "due": 3, "answered_on_time": 1, "response_rate": 0.3333}
 
 
 def test_12345_dispatches_and_reads_110_moves_the_loop(
