@@ -73,6 +73,15 @@ def test_the_gateway_user_works_its_own_keys_and_nothing_else(
     noperm(lambda: written.keys("*"))
     noperm(lambda: written.config_get("dir"))
     noperm(lambda: written.acl_list())
+    # what would reach beyond its keys: other applications' scripts and functions,
+    # another database, a sample of other key names
+    noperm(lambda: written.function_flush())
+    noperm(lambda: written.function_load("#!lua name=x\nredis.register_function('f', "
+                                         "function() return 1 end)"))
+    noperm(lambda: written.script_flush())
+    noperm(lambda: written.script_kill())
+    noperm(lambda: written.execute_command("SELECT", 1))
+    noperm(lambda: written.randomkey())
 
 
 def test_12345_reads_its_feed_and_writes_work_orders_and_nothing_more(
@@ -107,6 +116,8 @@ def test_the_supervisor_reads_everything_and_changes_nothing(
     noperm(lambda: supervisor.delete("linkgw:bridge:b1"))
     noperm(lambda: supervisor.keys("*"))
     noperm(lambda: supervisor.get("other:key"))
+    noperm(lambda: supervisor.scan())  # other applications' key names
+    noperm(lambda: supervisor.randomkey())
 
 
 def test_a_wrong_password_or_no_password_logs_nobody_in(server: RedisServer) -> None:
