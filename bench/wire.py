@@ -223,10 +223,16 @@ def run(lab: Lab, workdir: Path, calls: int, at_once: int, key: str) -> Calls:
     retransmitted for up to 32 s, and must not be taken for this run's)."""
     prefix = f"139{next(_rounds)}"
     ami_port = lab.ami_relay_port if lab.ami_relay is not None else lab.ami_port
-    capture = Capture(workdir / f"wire-{calls}-{at_once}-{key}-{time.time_ns()}.pcap",
-                      f"udp or tcp port {lab.fastagi_port} or tcp dst port {ami_port}")
     seat, citizen = lab.phone("seat1"), lab.phone("citizen")
     agent = lab.phone(AGENTS[0] if lab.two_pbx else "12345")
+    # only what is read: SIP, the seat's RTP (its keys), the audio reaching the agent, the
+    # FastAGI and the gateway's AMI; not the other calls' audio, which would make
+    # tcpdump one more load on the machine measured
+    sips = " or ".join(f"port {p}" for p in (lab.sip_port, lab.peer_sip_port) if p)
+    capture = Capture(workdir / f"wire-{calls}-{at_once}-{key}-{time.time_ns()}.pcap",
+                      f"(udp and ({sips} or src port {seat.media_port}"
+                      f" or dst port {agent.media_port}))"
+                      f" or tcp port {lab.fastagi_port} or tcp dst port {ami_port}")
     phones = [citizen, seat, agent]
     with capture:
         # 12345 stays until Asterisk releases it (the citizen hangs up 14 s in); the
