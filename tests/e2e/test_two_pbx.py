@@ -341,3 +341,42 @@ def test_a_12345_agent_hands_a_matter_to_110_over_the_trunk_and_hears_110s_answe
     assert pushed[1]["fields"]["ticket"] == ticket
     assert pushed[-1]["fields"]["feedback_note"] == "已出警处理"
     assert "citizen_channel" not in pushed[0]["fields"]  # no 110 internals
+
+
+def test_a_call_from_110_waits_ahead_of_12345s_own_callers_in_its_queue(
+        two_pbx: Lab) -> None:
+    """agent1 alone at the desk, talking with a resident; a second resident waits in
+    12345's queue. A transfer from 110 arrives over the trunk: 12345's PBX queues it at
+    ``QUEUE_PRIO=10`` (the reference dialplan), so it joins ahead of the resident who
+    was already waiting: position 1 of 2."""
+    lab = two_pbx
+    at_desk(lab, "agent1")
+    peer_since = peer_mark(lab)
+    agent = lab.phone("agent1")
+    agent.start(answer_scenario("agent1", ring_ms=200, hold_ms=60000), calls=3)
+    residents = lab.phone(RESIDENT)
+    residents.start(citizen_scenario(RESIDENT, "13900139000", QUEUE_NUMBER, hold_ms=8000,
+                                     caller_name="李四", released_ok=True),
+                    calls=2, limit=2)
+    peer_event(lab, peer_since, "agent1 talking with a resident", "AgentConnect",
+               Queue=QUEUE, Interface="PJSIP/agent1")
+    assert lab.peer_probe is not None
+    probe = lab.peer_probe
+
+    def joins(channel: str) -> list[Any]:
+        return [e for e in probe.events[peer_since:] if e.event == "QueueCallerJoin"
+                and e.get("Queue") == QUEUE and e.get("Channel").startswith(channel)]
+
+    wait_until(lambda: len(joins(f"PJSIP/{RESIDENT}")) == 2, TIMEOUT,
+               "a second resident waiting")
+    seat = answering(lab, "seat1", hold_ms=6000 + slack(lab), key=ONEKEY)
+    caller = citizen(lab, hold_ms=14000 + 2 * slack(lab), released_ok=True)
+    wait_until(lambda: bool(joins("PJSIP/trunk-110")), TIMEOUT,
+               "the call from 110 in the queue")
+    first = joins("PJSIP/trunk-110")[0]
+    assert (first.get("Position"), first.get("Count")) == ("1", "2")
+    assert finish(caller, seat, residents) == {"citizen": 0, "seat1": 0, RESIDENT: 0}
+    lab.stop_phones()  # agent1, waiting for a third call that may not come
+    peers = [p for p in (lab.probe, lab.peer_probe) if p is not None]
+    wait_until(lambda: not any(p.action("CoreShowChannels")[1] for p in peers), TIMEOUT,
+               "every call over on both PBXs")
