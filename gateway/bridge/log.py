@@ -43,8 +43,12 @@ class BridgeLog:
         self._busy = False
         self._started = autostart  # False: queue only, until start()
         if spool is not None:
-            spool.adopt()
-            left = spool.load()
+            try:
+                spool.adopt()
+                left = spool.load()
+            except OSError as exc:  # an unsafe folder: Redis still gets every change
+                self.log.error("bridge_log.spool_unusable", error=str(exc))
+                left = []
             if left:
                 self.log.warning("bridge_log.replaying_spool", changes=len(left))
             self.queue.extend(left)

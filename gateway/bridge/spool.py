@@ -17,12 +17,19 @@ The format is robust to what a crash or a full disk leaves behind:
   change is never glued to a fragment;
 - the file is created 0600 (it holds citizens' numbers and names) and its folder is
   fsynced when a file appears or disappears.
+
+The folder is trusted only when it is this user's and nobody else may write it
+(:func:`secure_folder`): one that is not (a symlink, another user's) is refused with a
+clear error; one of ours that is too open (an older keeper made it 0755) is closed to
+0700. Files are opened without following symlinks, and only regular files are adopted,
+so a planted link cannot make this process append to, or truncate, another file.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
@@ -49,6 +56,32 @@ def parse_lines(data: bytes, log: Any, path: str = "") -> list[Change]:
     return changes
 
 
+def secure_folder(folder: Path) -> None:
+    """Make ``folder`` (0700), or check the one there: a real folder, this user's, that
+    nobody else may write (one of ours that is too open is closed to 0700).
+    PermissionError says what is wrong."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode):
+        raise PermissionError(f"spool folder {folder} is not a folder (a symlink?)")
+    if st.st_uid != os.getuid():
+        raise PermissionError(f"spool folder {folder} belongs to uid {st.st_uid}, "
+                              f"not to this process's ({os.getuid()})")
+    if st.st_mode & 0o077:
+        os.chmod(folder, 0o700)
+
+
+def open_private(path: Path, flags: int) -> int:
+    """``os.open`` of a file of the spool folder, 0600, never through a symlink, and only
+    a regular file (a FIFO there would block)."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PermissionError(f"{path} is not a regular file")
+    os.set_blocking(fd, True)
+    return fd
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -68,9 +101,9 @@ class Spool:
 
     def _open(self) -> IO[bytes]:
         if self._file is None:
-            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            secure_folder(self.folder)
             new = not self.path.exists()
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = open_private(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
             f = os.fdopen(fd, "r+b")
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -120,13 +153,15 @@ class Spool:
         this file (fsynced) and returned; their files are deleted."""
         if not self.folder.exists():
             return []
+        secure_folder(self.folder)
         adopted: list[Change] = []
         for other in sorted(self.folder.glob(f"*{SUFFIX}")):
             if other == self.path:
                 continue
             try:
-                f = open(other, "rb")
-            except OSError:
+                f = os.fdopen(open_private(other, os.O_RDONLY), "rb")
+            except OSError as exc:  # gone, a symlink, a FIFO: not a spool to adopt
+                self.log.warning("spool.not_adopted", path=str(other), error=str(exc))
                 continue
             with f:
                 try:

@@ -30,6 +30,7 @@ import os
 import re
 import selectors
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -205,7 +206,7 @@ class Keeper:
             sock, _ = self.server.accept()
         except OSError:
             return
-        if len(self.clients) >= MAX_CLIENTS:
+        if len(self.clients) >= MAX_CLIENTS or not trusted_peer(sock):
             sock.close()
             return
         sock.setblocking(False)
@@ -264,15 +265,30 @@ class Keeper:
         client.sock.close()
 
 
+def peer_uid(sock: socket.socket) -> int:
+    """The user id of the process at the other end of a Unix socket (SO_PEERCRED)."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return int(struct.unpack("3i", creds)[1])
+
+
+def trusted_peer(sock: socket.socket) -> bool:
+    """This process's own user, or root, at the other end."""
+    return peer_uid(sock) in (os.getuid(), 0)
+
+
 def paths(spool_dir: str) -> tuple[Path, Path]:
     spool = Path(spool_dir)
     return spool / LOCK_NAME, spool / SOCKET_NAME
 
 
 def _take_lock(lock_path: Path) -> TextIO | None:
-    """The keeper's lock, held for its life; None when another keeper holds it."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path, "a", encoding="ascii")
+    """The keeper's lock, held for its life; None when another keeper holds it. The
+    folder must be safe and the lock a regular file of ours (never through a link)."""
+    from gateway.bridge.spool import open_private, secure_folder
+
+    secure_folder(lock_path.parent)
+    handle = os.fdopen(open_private(lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a",
+                       encoding="ascii")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -387,6 +403,8 @@ class KeeperFeed:
         try:
             sock.settimeout(timeout)
             sock.connect(str(socket_path))
+            if not trusted_peer(sock):  # another user's "keeper": tell it nothing
+                raise PermissionError(f"{socket_path} is served by another user")
             sock.sendall(uniqueid.encode("ascii") + b"\n")
             feed = cls(sock, [], b"")
             while (line := feed._line(deadline)) != b".":

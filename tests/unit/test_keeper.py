@@ -353,3 +353,36 @@ def test_a_connection_that_does_not_ask_or_stays_too_long_is_closed(rig: tuple[
     assert asking.recv(10) == b"" and keeper.clients == {}
     silent.close()
     asking.close()
+
+
+def test_a_planted_lock_link_is_refused_and_the_peer_is_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14 item 5: the lock is never opened through a link (its target would be
+    overwritten with the keeper's pid); a program tells a keeper served by another user
+    nothing (no uniqueid), and a keeper checks who connects (SO_PEERCRED)."""
+    import os
+
+    from gateway.process import keeper as keeper_module
+    from gateway.process.keeper import peer_uid
+
+    spool = tmp_path / "spool"
+    spool.mkdir(mode=0o700)
+    target = tmp_path / "victim"
+    target.write_text("keep me\n")
+    lock_path, socket_path = paths(str(spool))
+    lock_path.symlink_to(target)
+    with pytest.raises(OSError):
+        _take_lock(lock_path)
+    assert target.read_text() == "keep me\n"
+    a, b = socket.socketpair()
+    assert peer_uid(a) == os.getuid()
+    a.close()
+    b.close()
+    server = _listen(socket_path)
+    monkeypatch.setattr(keeper_module, "trusted_peer", lambda sock: False)
+    assert KeeperFeed.ask(str(spool), "u-1") is None
+    asked, _ = server.accept()
+    asked.settimeout(1.0)
+    assert asked.recv(100) == b""  # closed without a word
+    asked.close()
+    server.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
 import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -98,3 +99,53 @@ def test_a_write_torn_at_any_byte_loses_only_the_torn_line(names: list[str],
 def test_any_bytes_are_read_without_an_exception(blob: bytes) -> None:
     for item in parse_lines(blob, null_log()):
         assert isinstance(item, Change)
+
+
+def test_the_spool_folder_is_made_private_and_a_foreign_or_linked_one_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14 item 5: the folder is this user's and nobody else may write it."""
+    import os
+
+    from gateway.bridge.spool import secure_folder
+
+    made = tmp_path / "new" / "spool"
+    secure_folder(made)
+    assert stat.S_IMODE(os.lstat(made).st_mode) == 0o700
+    opened = tmp_path / "opened"
+    opened.mkdir(mode=0o755)
+    opened.chmod(0o777)
+    secure_folder(opened)  # ours, too open (an older keeper made it so): closed
+    assert stat.S_IMODE(os.lstat(opened).st_mode) == 0o700
+    linked = tmp_path / "linked"
+    linked.symlink_to(made)
+    with pytest.raises(PermissionError, match="not a folder"):
+        secure_folder(linked)
+    real_uid = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: real_uid + 1)
+    with pytest.raises(PermissionError, match="belongs to uid"):
+        secure_folder(made)
+
+
+def test_a_planted_link_or_fifo_is_never_written_through_or_adopted(tmp_path: Path) -> None:
+    """A link at this process's spool path is refused (its target untouched); a linked
+    or FIFO ``.jsonl`` of a "dead process" is not adopted, and its target is not
+    truncated."""
+    import os
+
+    folder = tmp_path / "spool"
+    folder.mkdir(mode=0o700)
+    target = tmp_path / "victim.txt"
+    target.write_text("keep me\n")
+    (folder / "gw.jsonl").symlink_to(target)
+    with pytest.raises(OSError):
+        Spool(folder, "gw", null_log()).append([change(1, "张三")])
+    assert target.read_text() == "keep me\n"
+    (folder / "gw.jsonl").unlink()
+    (folder / "dead.jsonl").symlink_to(target)
+    os.mkfifo(folder / "fifo.jsonl")
+    mine = Spool(folder, "gw", structlog.get_logger())
+    with capture_logs() as logs:
+        assert mine.adopt() == []
+    assert target.read_text() == "keep me\n"
+    assert sorted(e["path"].rsplit("/", 1)[1] for e in logs
+                  if e["event"] == "spool.not_adopted") == ["dead.jsonl", "fifo.jsonl"]
