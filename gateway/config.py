@@ -264,6 +264,7 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "default_code"): lambda v: None if v == "" or v.isdigit() else
     "must be digits or empty",
     ("transfer", "ring_timeout"): _positive,
+    ("transfer", "code_timeout"): _positive,
     ("transfer", "retry_delay"): _positive,
     ("transfer", "response_deadline"): _positive,
     ("redis", "retry_delay"): _positive,

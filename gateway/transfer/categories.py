@@ -191,4 +191,8 @@ def load_categories(path: Path) -> Catalogue:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CategoryError(str(path), 1, f"cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise CategoryError(str(path), line, f"not UTF-8 (byte {exc.start}: "
+                            f"{exc.object[exc.start:exc.end]!r})") from exc
     return parse_categories(text, str(path))

@@ -78,3 +78,12 @@ def test_errors_name_the_line(text: str, line: int, message: str) -> None:
 def test_good_minimal_list() -> None:
     catalogue = parse_categories(GOOD)
     assert [i.id for i in catalogue.items] == ["a.x"]
+
+
+def test_a_list_that_is_not_utf8_names_the_file_line_and_byte(tmp_path: Path) -> None:
+    path = tmp_path / "categories.yaml"
+    path.write_bytes("categories:\n  - id: 挪车\n    name_zh: \xff\n".encode()
+                     .replace(b"\xc3\xbf", b"\xff"))
+    with pytest.raises(CategoryError) as caught:
+        load_categories(path)
+    assert str(caught.value) == f"{path}:3: not UTF-8 (byte 40: b'\\xff')"

@@ -35,6 +35,7 @@ def test_shipped_config_loads() -> None:
     ("transfer:\n  ring_timout: 15\n", 2, "transfer.ring_timout", "unknown key"),
     ("transfer:\n  ring_timeout: soon\n", 2, "transfer.ring_timeout", "must be a number"),
     ("transfer:\n  ring_timeout: 0\n", 2, "transfer.ring_timeout", "greater than 0"),
+    ("transfer:\n  code_timeout: -1\n", 2, "transfer.code_timeout", "greater than 0"),
     ("transfer:\n\n  onekey: '*x'\n", 3, "transfer.onekey", "DTMF"),
     ("fastagi:\n  allow: 127.0.0.1\n", 2, "fastagi.allow", "list of strings"),
     ("fastagi:\n  max_sessions: 2.5\n", 2, "fastagi.max_sessions", "whole number"),
