@@ -6,7 +6,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump chromium
+APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump chromium systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # labs side by side: the suite mostly waits on calls (21 min serial, 14.5 min with 2,
 # 9 min with 4 on a 2-core machine, where one process-mode hearing test still fails
@@ -30,6 +30,7 @@ setup: apt venv asterisk-root
 apt:
 	@missing=""; \
 	for c in redis-server:redis-server sipp:sip-tester mmdebstrap:mmdebstrap tcpdump:tcpdump \
+	         systemd-analyze:systemd \
 	         chromium:chromium; do \
 	  command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c##*:}"; \
 	done; \

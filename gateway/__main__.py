@@ -7,12 +7,15 @@ import argparse
 import asyncio
 import os
 import secrets
+import signal
 import sys
 import time
 from pathlib import Path
+from typing import cast
 from zoneinfo import ZoneInfo
 
 import redis
+from twisted.internet.interfaces import IReactorThreads
 
 from gateway.bridge.acl import USERS, AclError, render
 from gateway.bridge.connect import sync_client
@@ -91,8 +94,11 @@ def _run(config_path: Path) -> int:
     import structlog
 
     log = structlog.get_logger("gateway")
-    service = make_service(config, reactor)
+    service = make_service(config, reactor, config_path)
     service.startService()
+    # the handler only wakes the reactor; the reload itself runs there, between events
+    threads = cast(IReactorThreads, reactor)
+    signal.signal(signal.SIGHUP, lambda *_: threads.callFromThread(service.reload))
     logs.settle_heap()
     logs.watch_gc(log.bind(part="runtime"))
     log.info("gateway.started", fastagi=config.fastagi.listen, ami=config.ami.endpoint,

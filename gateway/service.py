@@ -6,12 +6,13 @@ Twisted endpoint strings from the config.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
 from prometheus_client import CollectorRegistry
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
@@ -21,6 +22,7 @@ from gateway.agi.server import FastAgiFactory
 from gateway.app import build_transfer, instance_name
 from gateway.bridge.connect import sync_client
 from gateway.config import Config
+from gateway.listener import Listener
 from gateway.metrics import Figure, Snapshot, TransferMeter, exposition
 from gateway.push.plugin import PushService, build_push
 from gateway.records.http import ApiResource, api_site
@@ -29,7 +31,10 @@ from gateway.records.queries import Records
 from gateway.records.roles import ApiRole
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
+from gateway.reload import Reloader
 from gateway.schema import Keys
+from gateway.systemd.notify import Notifier, watchdog_interval
+from gateway.systemd.readiness import Check, Readiness
 from gateway.transfer.categories import Catalogue
 from gateway.transfer.scripts import make_scripts
 
@@ -51,7 +56,7 @@ class _Drain(Service):
 class Gateway(MultiService):
     """The running gateway; its parts are attributes for health checks and tests."""
 
-    def __init__(self, config: Config, reactor: Any) -> None:
+    def __init__(self, config: Config, reactor: Any, path: Path | None = None) -> None:
         super().__init__()
         log = structlog.get_logger("gateway")
         self.config = config
@@ -71,14 +76,38 @@ class Gateway(MultiService):
             session_timeout=config.fastagi.session_timeout)
         self.ami.service.setServiceParent(self)
         _Drain(self.agi, reactor, config.fastagi.session_timeout).setServiceParent(self)
-        StreamServerEndpointService(serverFromString(reactor, config.fastagi.listen),
-                                    self.agi).setServiceParent(self)
+        self.listeners = [Listener("fastagi", serverFromString(reactor, config.fastagi.listen),
+                                   self.agi, log)]
+        self.listeners[0].setServiceParent(self)
         self._records(config, reactor, log, self.transfers.catalogue)
         self.push: PushService | None = None
         if config.push.url:
             self.push = build_push(config, reactor, log, self.parts.leases.instance)
             self.push.setServiceParent(self)
         self.registry.register(Snapshot(self._figures()))
+        # last, so it starts after the parts it checks and says STOPPING=1 first
+        self.readiness = Readiness(Notifier.from_environ(), self._checks(), reactor,
+                                   log.bind(part="systemd"), watchdog_interval())
+        self.readiness.setServiceParent(self)
+        self.reloader = Reloader(path or Path("config/gateway.yaml"), lambda: self.config,
+                                 self.reconfigure, log.bind(part="reload"))
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config and the categories; no call is touched."""
+        self.readiness.reloading()
+        self.readiness.reloaded(self.reloader.reload())
+
+    def reconfigure(self, config: Config, catalogue: Catalogue) -> None:
+        self.config = config
+        self.transfers.reconfigure(config.transfer, catalogue)
+        self.desk.catalogue = self.workorders.catalogue = catalogue
+
+    def _checks(self) -> list[Check]:
+        """What must be up before the gateway tells systemd it is ready."""
+        checks = [Check("AMI", lambda: self.ami.connected),
+                  Check("Redis", lambda: self.inbound.up and self.bridge_log.healthy)]
+        return checks + [Check(f"{one.name} listener", _listening(one))
+                         for one in self.listeners]
 
     def _records(self, config: Config, reactor: Any, log: Any, catalogue: Catalogue) -> None:
         """Ticket desk, HTTP API and the inbound ticket stream (blocking Redis, threads)."""
@@ -107,8 +136,10 @@ class Gateway(MultiService):
                 lambda f: deferToThreadPool(reactor, pool, f), self.health, self.metrics,
                 reactor.seconds, log.bind(part="api"), self.transfers.live,
                 config.http.mask_numbers, self.workorders)
-            StreamServerEndpointService(serverFromString(reactor, config.http.listen),
-                                        api_site(api)).setServiceParent(self)
+            http = Listener("http", serverFromString(reactor, config.http.listen),
+                            api_site(api), log)
+            self.listeners.append(http)
+            http.setServiceParent(self)
 
     def health(self) -> dict[str, Any]:
         return self.bridge_log.status() | {
@@ -188,6 +219,10 @@ class Gateway(MultiService):
         ]
 
 
+def _listening(listener: Listener) -> Callable[[], bool]:
+    return lambda: listener.listening
+
+
 class _Thread(Service):
     """Runs a blocking loop in a thread of the reactor's pool; stops it on shutdown."""
 
@@ -203,5 +238,5 @@ class _Thread(Service):
         super().stopService()
 
 
-def make_service(config: Config, reactor: Any) -> Gateway:
-    return Gateway(config, reactor)
+def make_service(config: Config, reactor: Any, path: Path | None = None) -> Gateway:
+    return Gateway(config, reactor, path)

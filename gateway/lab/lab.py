@@ -292,6 +292,21 @@ class Lab:
                 f"exec python3 -m gateway.process.agi {script} \"$@\"\n")
             wrapper.chmod(0o755)
 
+    def edit_config(self, old: str, new: str) -> None:
+        """Change the config the AGI side reads: the gateway's file, or in process mode
+        the one the programs read at each call. A gateway service sees it after its
+        reload (``GatewayProcess.reload``)."""
+        path = self.config_path if self.agi == "fastagi" else \
+            self.asterisk_base() / "gw/gateway.yaml"
+        text = path.read_text(encoding="utf-8")
+        if old not in text:
+            raise LabError(f"{path}: no {old!r} to change")
+        path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+    def asterisk_base(self) -> Path:
+        assert self.asterisk is not None
+        return self.asterisk.base
+
     def slow_program_start(self, seconds: float) -> None:
         """Process mode: every AGI program starts ``seconds`` late, as on a loaded
         machine (0: on time again)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,30 +60,73 @@ class RedisServer:
 
 
 class GatewayProcess:
-    """``python -m gateway run`` with a lab config; its secrets in its environment."""
+    """``python -m gateway run`` with a lab config; its secrets in its environment.
+
+    It is started as systemd starts ``Type=notify``: with ``$NOTIFY_SOCKET`` naming a
+    datagram socket of the lab's, and it counts as started when it says ``READY=1``
+    there (AMI logged in, Redis read, the listeners up). ``notices`` keeps every
+    message it sent, in order."""
 
     def __init__(self, config_path: Path, secrets: dict[str, str], log_dir: Path,
                  log_name: str = "gateway.log") -> None:
         self.config_path = config_path
         self._secrets = secrets
         self.log_path = log_dir / log_name
+        self.notify_path = log_dir / (log_name.removesuffix(".log") + ".notify")
         self.proc: Proc | None = None
+        self._notify: socket.socket | None = None
+        self.notices: list[str] = []
 
-    def start(self) -> None:
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        env = dict(os.environ, PYTHONUNBUFFERED="1") | self._secrets
+    def start(self, wait: bool = True) -> None:
+        self._listen()
+        env = dict(os.environ, PYTHONUNBUFFERED="1", NOTIFY_SOCKET=str(self.notify_path)) \
+            | self._secrets
         self.proc = Proc("gateway", [sys.executable, "-m", "gateway", "run", "--config",
                                      str(self.config_path)], self.log_path, env=env)
+        if wait:
+            self.wait_for_notice("READY=1", 20, "the gateway ready (AMI, Redis, listeners)")
 
-        def ready() -> bool:
+    def _listen(self) -> None:
+        """A fresh socket per start: what an earlier run said is not read as this one's."""
+        if self._notify is not None:
+            self._notify.close()
+        self.notify_path.unlink(missing_ok=True)
+        self._notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._notify.bind(str(self.notify_path))
+        self._notify.setblocking(False)
+        self.notices = []
+
+    def read_notices(self) -> list[str]:
+        """What the gateway has said so far (each datagram's lines, decoded)."""
+        while self._notify is not None:
+            try:
+                data = self._notify.recv(4096)
+            except BlockingIOError:
+                break
+            self.notices += data.decode("utf-8", errors="replace").splitlines()
+        return self.notices
+
+    def wait_for_notice(self, line: str, timeout: float, what: str) -> None:
+        def said() -> bool:
             if not self.proc or not self.proc.alive():
                 raise LabError(f"gateway exited:\n{self.proc.tail() if self.proc else ''}")
-            with open(self.log_path, "rb") as f:
-                f.seek(offset)
-                text = f.read().decode(errors="replace")
-            return '"gateway.started"' in text and '"ami.connected"' in text
+            return line in self.read_notices()
 
-        wait_until(ready, 20, "the gateway (FastAGI listening, AMI logged in)")
+        wait_until(said, timeout, what)
+
+    def reload(self, timeout: float = 10.0) -> str:
+        """SIGHUP, as ``systemctl reload`` sends it; the status it says afterwards."""
+        assert self.proc is not None
+        said = len(self.read_notices())
+        os.kill(self.proc.pid, signal.SIGHUP)
+
+        def reloaded() -> bool:
+            after = self.read_notices()[said:]
+            return "RELOADING=1" in after and "READY=1" in after
+
+        wait_until(reloaded, timeout, "the gateway's reload")
+        after = self.notices[said:]
+        return after[after.index("READY=1") + 1].removeprefix("STATUS=")
 
     def log_lines(self) -> list[str]:
         return self.log_path.read_text(errors="replace").splitlines()

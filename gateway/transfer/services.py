@@ -147,6 +147,15 @@ class TransferService:
         self.codes = CodeReader(ami.events, clock, config.code_digits, config.code_timeout)
         ami.events.subscribe(self.on_ami_event, EVENTS)
 
+    def reconfigure(self, config: TransferConfig, catalogue: Catalogue) -> None:
+        """A reload (SIGHUP): the next key uses the new values; bridges already open
+        keep the plan they were given."""
+        self.config = self.effects.config = config
+        self.catalogue = catalogue
+        self.persist.response_deadline = self.arrivals.response_deadline = \
+            config.response_deadline
+        self.codes.digits, self.codes.timeout = config.code_digits, config.code_timeout
+
     def _feedback_hours(self, category_id: str) -> float:
         """12345's feedback deadline for a category (categories.yaml), else the site's."""
         category = self.catalogue.category(category_id)
