@@ -31,8 +31,8 @@ from gateway.bridge.log import BridgeLog
 from gateway.bridge.state import AgentAnswered, Joined, Left, Phase, Role, State, transition
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
+from gateway.lab.fakes import ChannelDouble, WireAsterisk, null_log
 from gateway.process.keeper import KEEP_CHANNELS, KEEP_DIGITS, DigitBook
-from gateway.testing import ChannelDouble, WireAsterisk, null_log
 from gateway.transfer.categories import load_categories
 from gateway.transfer.scripts import make_scripts
 from gateway.transfer.services import TransferService

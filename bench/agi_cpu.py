@@ -28,10 +28,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from gateway.lab.fakes import agi_env
 from gateway.lab.ports import free_ports
 from gateway.lab.process import Proc, wait_until
 from gateway.lab.services import RedisServer
-from gateway.testing import agi_env
 
 _TERM = re.compile(rb"\$\{BASE64_ENCODE\(=(\$\{(?:[^{}]|\{[^{}]*\})*\}|[0-9a-f]+)\)\}")
 VALUES = {b"UNIQUEID": b"1795895437.1", b"CHANNEL(linkedid)": b"1795895437.1",

@@ -33,10 +33,10 @@ from gateway.agi.errors import AgiProtocolError
 from gateway.ami.codec import AmiParser
 from gateway.bridge.change import Change, Index
 from gateway.bridge.spool import parse_lines
+from gateway.lab.fakes import agi_env, null_log
 from gateway.process.keeper import DIGITS, parse_digit_line, parse_question
 from gateway.records.inbound import InboundTickets
 from gateway.records.ticket_changes import check_bridge_id
-from gateway.testing import agi_env, null_log
 
 AGI_ENV = agi_env("onekey", callerid="13800138000", calleridname="张三",
                   args=("transfer", "PJSIP/citizen-00000000"))

@@ -6,7 +6,7 @@ Rooms of the house:
 - ``gateway.ami``      AMI wire codec (pure) and the reconnecting AMI client (Twisted)
 - ``gateway.bridge``   the bridge record, its state machine and the bridge log (Redis)
 - ``gateway.transfer`` the call flows run by AGI scripts: register a call, one-key transfer
-- ``gateway.lab``      provisions a real Asterisk + Redis + SIPp lab on loopback
+- ``gateway.lab``      the lab (not in the wheel): a real Asterisk + Redis + SIPp on loopback
 """
 
 __all__: list[str] = []

@@ -13,9 +13,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError
 from twisted.internet import defer
 
+from gateway.lab.fakes import null_log
 from gateway.lab.services import RedisServer
 from gateway.schema import IDX_LIVE, Keys
-from gateway.testing import null_log
 from gateway.transfer.cluster import Leases
 
 KEYS = Keys("lt")

@@ -21,6 +21,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from gateway.bridge.redis_store import apply_sync
 from gateway.bridge.store import Change, Index
 from gateway.config import TicketConfig
+from gateway.lab.fakes import null_log
 from gateway.lab.services import RedisServer
 from gateway.records.chain import verify_day
 from gateway.records.cli import run as run_cli
@@ -32,7 +33,6 @@ from gateway.records.roles import ALLOWED, ApiRole
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
 from gateway.schema import bridge_record
-from gateway.testing import null_log
 from gateway.transfer.categories import load_categories
 
 P = "t"

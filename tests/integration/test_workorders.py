@@ -16,6 +16,7 @@ from twisted.internet import defer
 from gateway.bridge.redis_store import apply_sync
 from gateway.bridge.store import Change, Index
 from gateway.config import TicketConfig
+from gateway.lab.fakes import null_log
 from gateway.lab.services import RedisServer
 from gateway.records.cli import run_loop
 from gateway.records.errors import Conflict, Malformed, NotFound
@@ -26,7 +27,6 @@ from gateway.records.roles import ApiRole
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
 from gateway.schema import bridge_record, callback_record
-from gateway.testing import null_log
 from tests.integration.test_records import CATALOGUE, T0, TOKENS, Clock, P, call
 
 B1, B2 = "20261128195037aaaaaa", "20261128195100bbbbbb"

@@ -23,7 +23,7 @@ from gateway.agi.errors import (
     AgiUsageError,
     UnsafeValueError,
 )
-from gateway.testing import agi_env
+from gateway.lab.fakes import agi_env
 
 # An env block as Asterisk 22 sends it (every key, in res_agi's order; see the recorded
 # transcript in transcripts/agi_asterisk22.txt), with two arguments.

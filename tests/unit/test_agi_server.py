@@ -13,7 +13,7 @@ from twisted.internet.testing import StringTransport
 
 from gateway.agi.errors import AgiHangup, AgiInvalidCommand
 from gateway.agi.server import AgiSession, FastAgiFactory, FastAgiProtocol
-from gateway.testing import agi_env
+from gateway.lab.fakes import agi_env
 
 ENV = agi_env()
 

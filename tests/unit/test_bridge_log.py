@@ -11,7 +11,7 @@ from twisted.internet.task import Clock
 from gateway.bridge.change import Change
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.spool import Spool
-from gateway.testing import FlakyStore, null_log
+from gateway.lab.fakes import FlakyStore, null_log
 
 
 def change(n: int, name: str = "") -> Change:

@@ -128,7 +128,7 @@ def test_an_empty_allow_list_lets_nobody_in() -> None:
     from twisted.internet.task import Clock
 
     from gateway.agi.server import FastAgiFactory
-    from gateway.testing import null_log
+    from gateway.lab.fakes import null_log
 
     factory = FastAgiFactory({}, clock=Clock(), log=null_log(), allow=frozenset())
     assert factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 4000)) is None

@@ -15,9 +15,9 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.web.http import HTTPChannel
 
+from gateway.lab.fakes import null_log
 from gateway.records.http import MAX_BODY, MAX_INFLIGHT, ApiResource, api_site
 from gateway.records.roles import ApiRole
-from gateway.testing import null_log
 
 TOKEN = "t" * 24
 BID = "20261128195037abcdef"

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 from gateway.bridge.change import Change
+from gateway.lab.fakes import ChannelDouble, agi_env
 from gateway.lab.ports import free_ports
-from gateway.testing import ChannelDouble, agi_env
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,11 +16,11 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
 from gateway.config import PushConfig
+from gateway.lab.fakes import null_log
 from gateway.push.codec import BadEntry, Entry, backoff, body, signature, verify
 from gateway.push.http import make_post
 from gateway.push.outbox import MemoryOutbox
 from gateway.push.services import Pusher
-from gateway.testing import null_log
 
 SECRET = "k3y-shared-with-12345"
 T0 = 1_796_240_000.0

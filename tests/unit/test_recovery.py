@@ -18,7 +18,7 @@ from gateway.bridge.state import (
 )
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
-from gateway.testing import WireAsterisk, null_log
+from gateway.lab.fakes import WireAsterisk, null_log
 from gateway.transfer.correlate import KeyDoneFact, NoticeFact, PartyGone
 from gateway.transfer.legs import Leg
 from gateway.transfer.recovery import Recovery, bridge_of, journal_facts, phase_of

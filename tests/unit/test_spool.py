@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from gateway.bridge.change import Change, Index
 from gateway.bridge.spool import Spool, parse_lines
-from gateway.testing import null_log
+from gateway.lab.fakes import null_log
 
 NAMES = ["Zhang\u2028San", "Li\u0085Si", "王\u2029五", "赵六", 'q"uote\\', "cr\r\nlf", "\x00nul"]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from twisted.internet.task import Clock
 
+from gateway.lab.fakes import null_log
 from gateway.systemd.notify import Notifier, clean_value, message, socket_address, watchdog_interval
 from gateway.systemd.readiness import POLL_SECONDS, Check, Readiness
-from gateway.testing import null_log
 
 
 @pytest.fixture

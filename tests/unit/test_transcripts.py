@@ -19,7 +19,7 @@ from gateway.agi.codec import HANGUP, AgiReply, ReplyParser, parse_env
 from gateway.agi.errors import AgiDeadChannel, AgiInvalidCommand, AgiUsageError
 from gateway.ami.client import AmiProtocol, AmiResult
 from gateway.ami.codec import AmiMessage, AmiParser
-from gateway.testing import null_log
+from gateway.lab.fakes import null_log
 
 HERE = Path(__file__).parent / "transcripts"
 

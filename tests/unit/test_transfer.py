@@ -1,8 +1,8 @@
 """The transfer feature without Asterisk: AGI scripts → service → AMI bytes → records.
 
-Asterisk is faked at the wire (:class:`gateway.testing.WireAsterisk`): the real AMI
+Asterisk is faked at the wire (:class:`gateway.lab.fakes.WireAsterisk`): the real AMI
 client writes its actions as bytes, the tests read them back by name and answer with
-bytes; the AGI side is a :class:`gateway.testing.ChannelDouble`.
+bytes; the AGI side is a :class:`gateway.lab.fakes.ChannelDouble`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from gateway.bridge.log import BridgeLog
 from gateway.bridge.state import iso
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
+from gateway.lab.fakes import ChannelDouble, WireAsterisk, null_log
 from gateway.metrics import TransferMeter, exposition
-from gateway.testing import ChannelDouble, WireAsterisk, null_log
 from gateway.transfer.categories import load_categories
 from gateway.transfer.scripts import make_scripts
 from gateway.transfer.services import TransferService
