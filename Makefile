@@ -8,10 +8,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump chromium systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# labs side by side: the suite mostly waits on calls (21 min serial, 14.5 min with 2,
-# 9 min with 4 on a 2-core machine, where one process-mode hearing test still fails
-# now and then under that load: make test PYTEST_WORKERS=4 to try it)
-PYTEST_WORKERS ?= 2
+# labs side by side: the suite mostly waits on calls (23 minutes of test time, about 5
+# of them CPU), so four labs share the 2 cores; worksteal hands a worker that finished
+# early the tests another has queued. ruff and mypy run beside the tests.
+PYTEST_WORKERS ?= 4
 
 .PHONY: demo demo-one-pbx test setup apt venv asterisk-root lint unit e2e bench bench-wire bench-agi \
         bench-soak bench-keeper fuzz clean
@@ -22,8 +22,13 @@ demo: setup          # 110 and 12345 as two PBXs joined by a trunk, 12345 told b
 demo-one-pbx: setup  # 12345 as a phone of 110's own Asterisk
 	$(PY) -m gateway.lab demo
 
-test: setup lint
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist load
+test: setup
+	@lint_out=$$(mktemp); \
+	$(MAKE) --no-print-directory lint >$$lint_out 2>&1 & lint=$$!; \
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal; tests=$$?; \
+	wait $$lint; linted=$$?; cat $$lint_out; rm -f $$lint_out; \
+	[ $$linted -eq 0 ] || echo "make test: ruff or mypy failed (above)"; \
+	[ $$tests -eq 0 ] && [ $$linted -eq 0 ]
 
 setup: apt venv asterisk-root
 
@@ -58,7 +63,7 @@ unit: venv
 	$(PY) -m pytest tests/unit
 
 e2e: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist load tests/e2e
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal tests/e2e
 
 bench: venv
 	$(PY) -m bench
