@@ -20,6 +20,8 @@ from twisted.internet.interfaces import IReactorThreads
 from gateway.bridge.acl import USERS, AclError, render
 from gateway.bridge.connect import sync_client
 from gateway.config import ConfigError, load_config_file, retention_groups
+from gateway.install.cli import add_command as add_install_command
+from gateway.install.cli import run as run_install
 from gateway.push.cli import add_outbox_command
 from gateway.records.cli import (
     LOOP_COMMANDS,
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                           "mode has no gateway service)")
     push.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
     add_outbox_command(sub)
+    add_install_command(sub)
     add_commands(sub)
     args = parser.parse_args(argv)
     try:
@@ -188,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             return _records(args)
         if args.command == "redis-acl":
             return _redis_acl(args)
+        if args.command == "install":
+            return run_install(args)
         config = load_config_file(args.config)
         if args.command == "check-config":
             catalogue = load_categories(Path(config.transfer.categories))

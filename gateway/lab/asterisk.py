@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gateway.config import Config
 from gateway.dialplan import install
+from gateway.install.manager import documented_classes
 from gateway.lab.process import LabError, Proc, wait_until
 
 NOLOAD = (
@@ -36,16 +37,6 @@ NOLOAD = (
 
 
 PROBE_USER = "lab-probe"
-
-
-def documented_classes(example: Path) -> tuple[str, str]:
-    """The ``read=`` and ``write=`` classes of the shipped AMI user example."""
-    values = {}
-    for line in example.read_text(encoding="utf-8").splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() in ("read", "write"):
-            values[key.strip()] = value.strip()
-    return values["read"], values["write"]
 
 
 @dataclass(frozen=True)
@@ -161,7 +152,8 @@ class Asterisk:
     def _manager_conf(self) -> str:
         """The gateway's AMI user with exactly the permission classes the shipped
         example documents; the tests' observer (``lab-probe``) sees everything."""
-        read, write = documented_classes(self.dialplan_src / "linkgw_manager.conf.example")
+        read, write = documented_classes(
+            (self.dialplan_src / "linkgw_manager.conf.example").read_text(encoding="utf-8"))
         out = (
             f"[general]\nenabled=yes\nbindaddr=127.0.0.1\nport={self.ports.ami}\n"
             "displayconnects=no\ntimestampevents=yes\n\n"

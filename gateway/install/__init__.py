@@ -1,0 +1,1 @@
+"""``linkgw install``: the gateway's files written into an existing Asterisk."""
