@@ -10,7 +10,7 @@ start, and the dialplan learns at the key whether AMI is there at all.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway.ami.errors import AmiActionError, AmiError
@@ -25,7 +25,7 @@ from gateway.transfer.arrival import Arrivals
 from gateway.transfer.categories import Catalogue
 from gateway.transfer.code import CodeWindow, window_from_history
 from gateway.transfer.ids import new_bridge_id
-from gateway.transfer.model import Bridge, KeyPress, Opened, Party, Refused
+from gateway.transfer.model import Bridge, CodeWait, KeyPress, Opened, Party, Refused
 from gateway.transfer.persist import Persistor
 
 
@@ -75,7 +75,7 @@ class ProcessDesk:
                        self.full.ami.auth, timeout=self.config.originate_timeout,
                        events="dtmf")  # the item code comes as DTMFEnd events
 
-    def collect_code(self, press: KeyPress) -> Awaitable[str]:
+    def collect_code(self, press: KeyPress) -> CodeWait:
         """The window opens now. The digit keeper (:mod:`gateway.process.keeper`) has
         every digit of the channel, also those typed while this program started; without
         a keeper, the DTMF events this program's AMI session received count (digits
@@ -87,10 +87,10 @@ class ProcessDesk:
                 window = window_from_history(
                     key, feed.history, self.started, self.config.code_digits,
                     self.config.code_timeout, time.monotonic())
-                return self._read_from_keeper(window, feed)
+                return CodeWait(window.closed, self._read_from_keeper(window, feed))
         window = CodeWindow(self.config.code_digits, self.config.code_timeout,
                             time.monotonic())
-        return self._read_code(window, press.seat.uniqueid)
+        return CodeWait(False, self._read_code(window, press.seat.uniqueid))
 
     async def _read_from_keeper(self, window: CodeWindow, feed: KeeperFeed) -> str:
         ami, self._session = self._session, None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from gateway.bridge.state import Mode, Phase, Role, State
@@ -35,6 +36,15 @@ class KeyPress:
     emergency: str = ""  # the citizen's emergency flag ("<epoch>|<endpoint>"), if set
     active: str = ""  # the bridge already running for this citizen, if any
     parent: str = ""  # the bridge this citizen came from (a hand-back), if any
+
+
+@dataclass(frozen=True)
+class CodeWait:
+    """The code window, opened. ``complete``: the whole code was typed before it opened
+    (with the key, in one go): nobody needs to be asked for it. Await ``code``."""
+
+    complete: bool
+    code: Awaitable[str]
 
 
 @dataclass(frozen=True)

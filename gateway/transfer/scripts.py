@@ -23,7 +23,7 @@ but ``OK`` (the gateway unreachable included) as "go on without the gateway".
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 from gateway.bridge.state import Mode
@@ -33,7 +33,7 @@ from gateway.records.ticket_changes import check_bridge_id
 from gateway.transfer import channel
 from gateway.transfer.arrival import HEADERS, Arrivals
 from gateway.transfer.channel import Session
-from gateway.transfer.model import KeyPress, Opened, Party, Refused
+from gateway.transfer.model import CodeWait, KeyPress, Opened, Party, Refused
 
 
 class Desk(Protocol):
@@ -50,7 +50,7 @@ class Desk(Protocol):
 
     def classify(self, typed: str, side: str) -> tuple[dict[str, str], Refused | None]: ...
 
-    def collect_code(self, press: KeyPress) -> Awaitable[str]:
+    def collect_code(self, press: KeyPress) -> CodeWait:
         """Open the code window now; the code once it closes."""
         ...
 
@@ -90,9 +90,10 @@ def make_scripts(desk: Desk) -> dict[str, Script]:
         # citizen into the conference instead of ending the call).
         await session.set_variable(f"SHARED(LINKGW_ACTIVE,{peer})", result.bridge_id)
         window = desk.collect_code(press)  # it opens now; digits count from here
-        if desk.config.code_digits and desk.config.code_prompt:
+        # the prompt asks for the code: not when it was typed with the key, in one go
+        if desk.config.code_digits and desk.config.code_prompt and not window.complete:
             await session.stream_file(desk.config.code_prompt)
-        code = await window
+        code = await window.code
         _, refusal = desk.classify(code, press.side)
         if refusal is None:
             await session.set_variable(*channel.answer("OK", result.bridge_id, "", code, True))

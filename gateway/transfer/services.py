@@ -64,7 +64,7 @@ from gateway.transfer.digits import CodeReader
 from gateway.transfer.effects import Ami, Effects
 from gateway.transfer.ids import new_bridge_id
 from gateway.transfer.legs import CAUSE_WAIT, Leg, LegAnswered, LegFailed, LegNews
-from gateway.transfer.model import Bridge, KeyPress, Opened, Party, Refused
+from gateway.transfer.model import Bridge, CodeWait, KeyPress, Opened, Party, Refused
 from gateway.transfer.persist import Persistor, Sink
 from gateway.transfer.registry import Registry
 
@@ -232,10 +232,11 @@ class TransferService:
         return decide.classify(typed, self.catalogue, side, self.config)
 
     # -- the item code, from the digits Asterisk reports ------------------------------
-    def collect_code(self, press: KeyPress) -> defer.Deferred[str]:
+    def collect_code(self, press: KeyPress) -> CodeWait:
         """The digits the key-presser types after the key (see :mod:`.digits`)."""
         key = self.config.consult_key if press.mode is Mode.CONSULT else self.config.onekey
-        return self.codes.collect(key, press.seat.uniqueid)
+        code = self.codes.collect(key, press.seat.uniqueid)
+        return CodeWait(code.called, code)
 
     # -- what Asterisk reports ----------------------------------------------------------
     def on_ami_event(self, message: AmiMessage) -> None:
