@@ -6,14 +6,14 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump chromium systemd
+APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump chromium systemd espeak-ng sox
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # labs side by side: the suite mostly waits on calls (23 minutes of test time, about 5
 # of them CPU), so four labs share the 2 cores; worksteal hands a worker that finished
 # early the tests another has queued. ruff and mypy run beside the tests.
 PYTEST_WORKERS ?= 4
 
-.PHONY: demo demo-one-pbx test setup apt venv asterisk-root lint unit e2e bench bench-wire bench-agi \
+.PHONY: demo demo-one-pbx test setup apt venv asterisk-root lint unit e2e prompts bench bench-wire bench-agi \
         bench-soak bench-keeper fuzz clean
 
 demo: setup          # 110 and 12345 as two PBXs joined by a trunk, 12345 told by push
@@ -35,7 +35,7 @@ setup: apt venv asterisk-root
 apt:
 	@missing=""; \
 	for c in redis-server:redis-server sipp:sip-tester mmdebstrap:mmdebstrap tcpdump:tcpdump \
-	         systemd-analyze:systemd \
+	         systemd-analyze:systemd espeak-ng:espeak-ng sox:sox \
 	         chromium:chromium; do \
 	  command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c##*:}"; \
 	done; \
@@ -64,6 +64,9 @@ unit: venv
 
 e2e: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal tests/e2e
+
+prompts: venv apt  # dialplan/sounds/linkgw/zh/*.wav from dialplan/sounds/prompts.zh.tsv
+	$(PY) -m gateway.lab.prompts
 
 bench: venv
 	$(PY) -m bench

@@ -128,20 +128,22 @@ class TransferConfig:
     code_timeout: float = 3.0  # seconds to type it
     categories: str = "categories.yaml"  # relative to the config file
     originate_timeout: float = 2.0  # seconds the key waits for Asterisk to queue the dial
-    # what people hear (Asterisk sound names; a site's own, e.g. Chinese, recordings too)
-    refusal_prompt: str = "feature-not-avail-line"  # the key-presser: no transfer
-    emergency_prompt: str = "beep"  # the key-presser: emergency flag set
-    error_tone: str = "beeperr"  # the key-presser: the gateway or AMI is down
-    code_prompt: str = "beep"  # the key-presser: type the item code now
-    notice_prompt: str = "pls-hold-while-try"  # the citizen: the call goes to the other line
+    # what people hear: Asterisk sound names; by default linkgw's Mandarin prompts
+    # (dialplan/sounds/linkgw/zh/, installed by linkgw install), a site's own recordings
+    # or Asterisk's English sounds by config (docs/operating.md, "Prompts")
+    refusal_prompt: str = "linkgw/zh/refused"  # the key-presser: no transfer
+    emergency_prompt: str = "linkgw/zh/emergency"  # the key-presser: emergency flag set
+    error_tone: str = "linkgw/zh/error"  # the key-presser: the gateway or AMI is down
+    code_prompt: str = "linkgw/zh/code"  # the key-presser: type the item code now
+    notice_prompt: str = "linkgw/zh/notice"  # the citizen: the call goes to the other line
     # how long notice_prompt lasts: the citizen hears it at the key, while the other line
     # is dialled and the code typed, and the key holds the call-taker until it is over
     # (0: the notice plays when the citizen joins the conference, after the answer)
-    notice_seconds: float = 2.5
+    notice_seconds: float = 3.5  # the shipped notice lasts 3.43 s
     hold_music_dir: str = "moh"  # what the citizen hears after the notice (musiconhold.conf)
     recording_prompt: str = ""  # the citizen, after the notice: the call is recorded
-    failed_prompt: str = "beeperr"  # the key-presser: the other line was not reached
-    return_prompt: str = "one-moment-please"  # the citizen, before the seats ring again
+    failed_prompt: str = "linkgw/zh/failed"  # the key-presser: the other line was not reached
+    return_prompt: str = "linkgw/zh/return"  # the citizen, before the seats ring again
     moh_class: str = "default"  # what the citizen hears while the key is being used
     # where Asterisk reaches the gateway, what it rings, where it records
     agi_url: str = "agi://127.0.0.1:4573"

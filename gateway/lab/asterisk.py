@@ -82,9 +82,32 @@ class Asterisk:
         for sub in ("etc", "run", "log", "spool", "lib", "db", "cache", "recordings"):
             (self.base / sub).mkdir(parents=True, exist_ok=True)
         self.install_dialplan(etc)
+        self.install_sounds()
         for file_name, text in self.files().items():
             (etc / file_name).write_text(text, encoding="utf-8")
         (etc / "manager.conf").chmod(0o600)
+
+    def install_sounds(self) -> None:
+        """Asterisk's data folder of this lab: the root's own (sounds, music, docs), by
+        links, with linkgw's prompts (``dialplan/sounds/``) added to its sounds, as
+        ``linkgw install`` adds them to a site's. The cached root stays unchanged."""
+        shared = Path("/usr/share/asterisk")  # as seen inside the root
+        data = self.base / "data"
+        (data / "sounds").mkdir(parents=True)
+        for entry in (self.root / shared.relative_to("/")).iterdir():
+            if entry.name != "sounds":
+                (data / entry.name).symlink_to(shared / entry.name)
+        for entry in (self.root / shared.relative_to("/") / "sounds").iterdir():
+            (data / "sounds" / entry.name).symlink_to(shared / "sounds" / entry.name)
+        ours = self.dialplan_src / "sounds"
+        for path in sorted(ours.rglob("*.wav")):
+            target = data / "sounds" / path.relative_to(ours)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+
+    def sound_file(self, name: str) -> str:
+        """A prompt's file as Asterisk inside the root finds it (WAV, as shipped)."""
+        return f"{self.inside}/data/sounds/{name}.wav"
 
     def install_dialplan(self, etc: Path) -> None:
         """The project's dialplan, as a site installs it (``linkgw dialplan``)."""
@@ -121,7 +144,7 @@ class Asterisk:
             f"astetcdir => {b}/etc\nastrundir => {b}/run\nastlogdir => {b}/log\n"
             f"astspooldir => {b}/spool\nastvarlibdir => /var/lib/asterisk\n"
             f"astdbdir => {b}/db\nastkeydir => {b}/lib\nastcachedir => {b}/cache\n"
-            "astdatadir => /usr/share/asterisk\n"
+            f"astdatadir => {b}/data\n"
             "astmoddir => /usr/lib/x86_64-linux-gnu/asterisk/modules\n"
             "[options]\nverbose=3\ndebug=0\nnocolor=yes\nhideconnect=yes\n"
             f"systemname=linkgw-{self.name}\n"

@@ -82,7 +82,7 @@ def _notice_pcm(lab: Lab, tmp: str) -> bytes:
     8 kHz 16-bit PCM."""
     assert lab.asterisk is not None
     inside = f"{lab.asterisk.inside}/{tmp}.wav"
-    source = f"/usr/share/asterisk/sounds/en/{lab.transfer.notice_prompt}.gsm"
+    source = lab.asterisk.sound_file(lab.transfer.notice_prompt)
     out = lab.asterisk.cli(f"file convert {source} {inside}")
     path = Path(str(lab.asterisk.root) + inside)
     assert path.exists(), out

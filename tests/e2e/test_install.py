@@ -26,6 +26,9 @@ OWN = ("linkgw_extensions.conf", "linkgw_confbridge.conf", "linkgw_globals.conf"
        "linkgw_features.conf", "linkgw_musiconhold.conf", "linkgw_manager.conf")
 HOSTS = ("extensions.conf", "features.conf", "musiconhold.conf", "confbridge.conf",
          "manager.conf")
+SOUNDS = sorted(str(p.relative_to(REPO / "dialplan/sounds"))
+                for p in (REPO / "dialplan/sounds").rglob("*.wav"))
+FILES = len(OWN) + len(HOSTS) + len(SOUNDS) + 2  # + the example config and categories
 
 Snapshot = dict[str, tuple[bytes, int, int]]
 
@@ -72,15 +75,19 @@ def test_install_is_idempotent_and_the_distributions_asterisk_loads_it_without_a
 
     said = install(distribution, config_dir, "--dry-run")
     assert snapshot(etc) == shipped and not config_dir.exists()
-    assert f"{len(OWN) + len(HOSTS) + 2} file(s) to write, 0 as they were" in said
+    assert f"{FILES} file(s) to write, 0 as they were" in said
 
     said = install(distribution, config_dir)
-    first = snapshot(etc, config_dir)
+    sounds = distribution.base / "sounds"
+    first = snapshot(etc, config_dir, sounds)
     written = sorted(p for p in first if shipped.get(p) != first[p])
     assert written == sorted([str(etc / "linkgw" / n) for n in OWN]
                              + [str(etc / n) for n in HOSTS]
+                             + [str(sounds / n) for n in SOUNDS]
                              + [str(config_dir / n) for n in ("categories.yaml",
                                                               "gateway.yaml")])
+    assert SOUNDS and all(first[str(sounds / n)][0] ==
+                          (REPO / "dialplan/sounds" / n).read_bytes() for n in SOUNDS)
     for host in HOSTS:  # only marked include lines were added, nothing else changed
         old = shipped[str(etc / host)][0].decode().splitlines()
         new = first[str(etc / host)][0].decode().splitlines()
@@ -92,8 +99,8 @@ def test_install_is_idempotent_and_the_distributions_asterisk_loads_it_without_a
     assert first[str(etc / "linkgw/linkgw_manager.conf")][2] == 0o640
 
     said = install(distribution, config_dir)
-    assert f"0 file(s) written, {len(OWN) + len(HOSTS) + 2} as they were" in said
-    assert snapshot(etc, config_dir) == first  # not one byte, not one mtime
+    assert f"0 file(s) written, {FILES} as they were" in said
+    assert snapshot(etc, config_dir, sounds) == first  # not one byte, not one mtime
 
     distribution.boot()
     assert [line for line in distribution.problems() if line not in baseline] == []

@@ -221,7 +221,7 @@ def test_the_one_keys_hold_begins_with_the_notice() -> None:
     assert files["linkgw_musiconhold.conf"].split("\n")[-6:] == [
         "[linkgw_notice]", "mode=files", "directory=moh-zh", "sort=alpha",
         "announcement=zh/linkgw-notice", ""]
-    assert "LINKGW_NOTICE_SECONDS=2.5\n" in files["linkgw_globals.conf"]
+    assert "LINKGW_NOTICE_SECONDS=3.5\n" in files["linkgw_globals.conf"]
     features = files["linkgw_features.conf"]
     assert "Gosub(linkgw-onekey,s,1(transfer)),linkgw_notice\n" in features
     assert "Gosub(linkgw-onekey,s,1(consult)),default\n" in features

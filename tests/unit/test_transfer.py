@@ -165,7 +165,7 @@ def test_key_reads_once_dials_at_once_then_takes_the_code_and_answers() -> None:
     assert not done.called and "LINKGW_ANSWER" not in session.set
     rig.asterisk.reply(originate, Message="Originate successfully queued")
     assert session.set == {f"SHARED(LINKGW_ACTIVE,{CITIZEN})": BID}
-    assert session.played == ["beep"]
+    assert session.played == ["linkgw/zh/code"]
     rig.type("10")
     assert not done.called
     rig.type("1")
@@ -229,7 +229,7 @@ def test_a_never_transfer_code_cancels_the_ringing_leg() -> None:
     bridge ends refused; nobody is moved."""
     rig = Rig()
     session = rig.opened("104")
-    assert answer(session) == f"NEVER_TRANSFER|{BID}|feature-not-avail-line|104|1"
+    assert answer(session) == f"NEVER_TRANSFER|{BID}|linkgw/zh/refused|104|1"
     rig.leg(0)
     rig.key_done("104")
     hangup = rig.asterisk.expect("Hangup")
@@ -273,7 +273,7 @@ def test_the_keys_own_digits_reported_late_are_not_the_code() -> None:
     session, done = hashed.key()
     hashed.asterisk.reply(hashed.asterisk.expect("Originate"))
     hashed.type("0#")
-    assert done.called and answer(session) == f"UNKNOWN_CODE|{BID}|feature-not-avail-line|0|1"
+    assert done.called and answer(session) == f"UNKNOWN_CODE|{BID}|linkgw/zh/refused|0|1"
 
 
 def test_a_code_ami_reported_before_the_agi_started_is_the_code() -> None:
@@ -287,6 +287,7 @@ def test_a_code_ami_reported_before_the_agi_started_is_the_code() -> None:
     session, done = rig.key()
     rig.asterisk.reply(rig.asterisk.expect("Originate"))
     assert done.called and answer(session) == f"OK|{BID}||101|1"
+    assert session.played == []  # typed with the key: nobody is asked for it
 
 
 def test_no_code_typed_closes_after_the_timeout() -> None:
@@ -323,7 +324,7 @@ def test_emergency_flag_on_the_citizen_refuses_without_dialling() -> None:
     rig = Rig()
     flag = "1795895400.125|seat1"
     session, done = rig.key(**{f"SHARED(LINKGW_EMERGENCY,{CITIZEN})": flag})
-    assert done.called and answer(session) == f"EMERGENCY|{BID}|feature-not-avail-line||0"
+    assert done.called and answer(session) == f"EMERGENCY|{BID}|linkgw/zh/refused||0"
     assert rig.asterisk.pending() == []
     assert (rig.record["outcome"], rig.record["refusal"]) == ("refused", "emergency")
     call = rig.store.records["call:u-cit"]
@@ -339,7 +340,7 @@ def test_the_emergency_script_records_the_flag_once() -> None:
         session = ChannelDouble(SEAT, "u-seat", (CITIZEN,), seat_values(
             **{f"SHARED(LINKGW_EMERGENCY,{CITIZEN})": flag}))
         assert rig.run("emergency", session).called
-        assert answer(session) == "OK||beep||0"
+        assert answer(session) == "OK||linkgw/zh/emergency||0"
     events = [e["event"] for e in rig.store.events if e["record"] == "call:u-cit"]
     assert events == ["emergency_flagged"]
 
