@@ -34,7 +34,7 @@ from gateway.ami.codec import AmiParser
 from gateway.bridge.change import Change, Index
 from gateway.bridge.spool import parse_lines
 from gateway.lab.fakes import agi_env, null_log
-from gateway.process.keeper import DIGITS, parse_digit_line, parse_question
+from gateway.process.keeper_wire import DIGITS, parse_digit_line, parse_question
 from gateway.records.inbound import InboundTickets
 from gateway.records.ticket_changes import check_bridge_id
 

@@ -18,11 +18,9 @@ hangup, and the script ends as in FastAGI.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
-import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,6 +29,7 @@ from gateway.agi.codec import HANGUP, AgiEnv, AgiReply, EnvReader, ReplyParser, 
 from gateway.agi.errors import AgiCommandError, AgiDeadChannel, AgiError, AgiHangup
 from gateway.config import Config, ConfigError, load_config_file
 from gateway.process.desk import ProcessDesk, Work
+from gateway.process.logfile import log_line, log_path
 from gateway.transfer.categories import CategoryError, load_categories
 from gateway.transfer.channel import ChannelReadError
 from gateway.transfer.scripts import make_scripts
@@ -106,23 +105,6 @@ def run_now(coro: Coroutine[Any, Any, None]) -> None:
         return
     coro.close()
     raise RuntimeError("the script waited on something: process mode cannot do that")
-
-
-def log_path(config: Config) -> Path:
-    return Path(config.log.file) if config.log.file else \
-        Path(config.redis.spool_dir).parent / "linkgw-agi.log"
-
-
-def log_line(path: Path, event: str, **fields: object) -> None:
-    """One JSON line, standard library only (structlog is for the detached process)."""
-    record = {"event": event, "level": "error", "agi": "process",
-              "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())} | fields
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
-    except OSError:
-        pass
 
 
 def detach() -> bool:

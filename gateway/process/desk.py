@@ -18,7 +18,7 @@ from gateway.ami.sync import SyncAmi, endpoint_address
 from gateway.bridge.change import Change
 from gateway.bridge.state import Event, Mode, RedirectFailed, iso
 from gateway.config import Config, TransferConfig
-from gateway.process.keeper import KeeperFeed
+from gateway.process.keeper_client import KeeperFeed
 from gateway.transfer import decide
 from gateway.transfer.actions import originate_headers
 from gateway.transfer.arrival import Arrivals

@@ -35,7 +35,7 @@ def follow(config: Config, work: Work) -> None:
 
     from gateway import logs
     from gateway.app import build_transfer, instance_name
-    from gateway.process.agi import log_path
+    from gateway.process.logfile import log_path
     from gateway.transfer.legs import Leg
 
     logs.configure(config.log.format, config.log.level,

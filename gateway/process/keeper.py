@@ -27,10 +27,8 @@ import contextlib
 import errno
 import fcntl
 import os
-import re
 import selectors
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -43,6 +41,13 @@ from typing import Protocol, TextIO
 
 from gateway.ami.codec import AmiMessage
 from gateway.ami.errors import AmiError
+from gateway.process.keeper_wire import (
+    DIGITS,
+    encode_digit,
+    parse_question,
+    paths,
+    trusted_peer,
+)
 
 #: Digits kept per channel, channels kept (the least recently typing goes first).
 KEEP_DIGITS = 16
@@ -59,22 +64,6 @@ MAX_CLIENTS = 256
 QUESTION_WAIT = 2.0
 ANSWER_LIFE = 120.0
 MAX_QUESTION = 128
-
-DIGITS = frozenset("0123456789*#ABCD")
-_UNIQUEID = re.compile(rb"[A-Za-z0-9._-]{1,100}")
-_EPOCH = re.compile(rb"[0-9]{1,12}\.[0-9]{3}")
-LOCK_NAME, SOCKET_NAME = "keeper.lock", "keeper.sock"
-
-
-def encode_digit(kind: str, digit: str, at: float) -> bytes:
-    return f"{kind} {digit} {at:.3f}\n".encode("ascii")
-
-
-def parse_question(line: bytes) -> str | None:
-    """The uniqueid a program asks about, or None for anything else."""
-    line = line.removesuffix(b"\n").removesuffix(b"\r")
-    return line.decode("ascii") if _UNIQUEID.fullmatch(line) else None
-
 
 @dataclass
 class DigitBook:
@@ -265,22 +254,6 @@ class Keeper:
         client.sock.close()
 
 
-def peer_uid(sock: socket.socket) -> int:
-    """The user id of the process at the other end of a Unix socket (SO_PEERCRED)."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return int(struct.unpack("3i", creds)[1])
-
-
-def trusted_peer(sock: socket.socket) -> bool:
-    """This process's own user, or root, at the other end."""
-    return peer_uid(sock) in (os.getuid(), 0)
-
-
-def paths(spool_dir: str) -> tuple[Path, Path]:
-    spool = Path(spool_dir)
-    return spool / LOCK_NAME, spool / SOCKET_NAME
-
-
 def _take_lock(lock_path: Path) -> TextIO | None:
     """The keeper's lock, held for its life; None when another keeper holds it. The
     folder must be safe and the lock a regular file of ours (never through a link)."""
@@ -318,7 +291,7 @@ def main() -> int:
     """``python -m gateway.process.keeper`` (config: ``$LINKGW_CONFIG``)."""
     from gateway.ami.sync import SyncAmi, endpoint_address
     from gateway.config import load_config_file
-    from gateway.process.agi import log_line, log_path
+    from gateway.process.logfile import log_line, log_path
 
     config = load_config_file(Path(os.environ.get("LINKGW_CONFIG",
                                                   "/etc/linkgw/gateway.yaml")),
@@ -383,79 +356,6 @@ def keeper_env(environ: Mapping[str, str], withhold: tuple[str, ...]) -> dict[st
     """The environment without any variable that holds one of ``withhold``'s values."""
     secrets = {v for v in withhold if v}
     return {k: v for k, v in environ.items() if v not in secrets}
-
-
-# -- a program asking --------------------------------------------------------------------
-class KeeperFeed:
-    """A program's question to the keeper: the channel's digits so far, then new ones."""
-
-    def __init__(self, sock: socket.socket, history: list[tuple[str, float]],
-                 rest: bytes) -> None:
-        self.sock, self.history, self._buffer = sock, history, rest
-
-    @classmethod
-    def ask(cls, spool_dir: str, uniqueid: str, timeout: float = 0.3) -> KeeperFeed | None:
-        """None when no keeper answers in time, or answers what it never sends (the
-        program then reads AMI itself)."""
-        _, socket_path = paths(spool_dir)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        deadline = time.monotonic() + timeout
-        try:
-            sock.settimeout(timeout)
-            sock.connect(str(socket_path))
-            if not trusted_peer(sock):  # another user's "keeper": tell it nothing
-                raise PermissionError(f"{socket_path} is served by another user")
-            sock.sendall(uniqueid.encode("ascii") + b"\n")
-            feed = cls(sock, [], b"")
-            while (line := feed._line(deadline)) != b".":
-                if line is None:
-                    raise TimeoutError("keeper: no answer in time")
-                feed.history.append(_digit_or_raise(line, b"H"))
-            return feed
-        except (OSError, UnicodeEncodeError):
-            sock.close()
-            return None
-
-    def next(self, deadline: float) -> tuple[str, float] | None:
-        """The next digit, or None once ``deadline`` (monotonic) has passed. The keeper
-        gone, or a line it never sends, raises OSError."""
-        line = self._line(deadline)
-        return None if line is None else _digit_or_raise(line, b"D")
-
-    def _line(self, deadline: float) -> bytes | None:
-        """The next whole line, or None once ``deadline`` has passed."""
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(4096)
-            except TimeoutError:
-                return None
-            if not data:
-                raise OSError("keeper: closed")
-            self._buffer += data
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def _digit_or_raise(line: bytes, kind: bytes) -> tuple[str, float]:
-    item = parse_digit_line(line, kind)
-    if item is None:
-        raise OSError(f"keeper: unexpected {line[:40]!r}")
-    return item
-
-
-def parse_digit_line(line: bytes, kind: bytes) -> tuple[str, float] | None:
-    parts = line.split(b" ")
-    if len(parts) != 3 or parts[0] != kind or parts[1].decode("latin-1") not in DIGITS \
-            or _EPOCH.fullmatch(parts[2]) is None:
-        return None
-    return parts[1].decode("ascii"), float(parts[2])
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from gateway.config import Config
 
 
 def write(config: Config, changes: list[Change]) -> None:
-    from gateway.process.agi import log_path
+    from gateway.process.logfile import log_path
 
     logs.configure(config.log.format, config.log.level,
                    stream=open(log_path(config), "a", encoding="utf-8"))

@@ -4,7 +4,10 @@ what it answers."""
 
 from __future__ import annotations
 
+import ast
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,19 +16,13 @@ from pathlib import Path
 import pytest
 
 from gateway.ami.codec import AmiMessage, AmiParser
-from gateway.process.keeper import (
-    MAX_QUESTION,
-    DigitBook,
-    Keeper,
-    KeeperFeed,
-    _listen,
-    _take_lock,
-    parse_question,
-    paths,
-)
+from gateway.process.keeper import MAX_QUESTION, DigitBook, Keeper, _listen, _take_lock
+from gateway.process.keeper_client import KeeperFeed
+from gateway.process.keeper_wire import parse_question, paths
 from gateway.transfer.code import KEY_LAG, window_from_history
 
 T = 1_795_895_437.0
+REPO = Path(__file__).resolve().parents[2]
 
 
 class FakeAmi:
@@ -362,8 +359,8 @@ def test_a_planted_lock_link_is_refused_and_the_peer_is_checked(
     nothing (no uniqueid), and a keeper checks who connects (SO_PEERCRED)."""
     import os
 
-    from gateway.process import keeper as keeper_module
-    from gateway.process.keeper import peer_uid
+    from gateway.process import keeper_client
+    from gateway.process.keeper_wire import peer_uid
 
     spool = tmp_path / "spool"
     spool.mkdir(mode=0o700)
@@ -379,10 +376,43 @@ def test_a_planted_lock_link_is_refused_and_the_peer_is_checked(
     a.close()
     b.close()
     server = _listen(socket_path)
-    monkeypatch.setattr(keeper_module, "trusted_peer", lambda sock: False)
+    monkeypatch.setattr(keeper_client, "trusted_peer", lambda sock: False)
     assert KeeperFeed.ask(str(spool), "u-1") is None
     asked, _ = server.accept()
     asked.settimeout(1.0)
     assert asked.recv(100) == b""  # closed without a word
     asked.close()
     server.close()
+
+
+def test_the_keys_path_loads_only_the_standard_library_and_the_keepers_wire() -> None:
+    """What a key's program imports to ask the keeper: not the keeper's server, not AMI,
+    Redis, Twisted, structlog or YAML."""
+    probe = ("import sys; import gateway.process.keeper_client; "
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('gateway') or "
+             "m.split('.')[0] in ('twisted', 'redis', 'structlog', 'yaml'))))")
+    done = subprocess.run([sys.executable, "-I", "-c",
+                           f"import sys; sys.path.insert(0, {str(REPO)!r}); {probe}"],
+                          capture_output=True, text=True, timeout=60, cwd="/")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["gateway", "gateway.process", "gateway.process.keeper_client",
+                                   "gateway.process.keeper_wire"]
+
+
+def test_the_process_package_imports_itself_in_no_circle() -> None:
+    """Every import between gateway.process modules, those inside functions too."""
+    folder = REPO / "gateway/process"
+    edges: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        edges[path.stem] = {n.module.rsplit(".", 1)[1] for n in ast.walk(tree)
+                            if isinstance(n, ast.ImportFrom) and n.module
+                            and n.module.startswith("gateway.process.")}
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for nxt in edges.get(start, ()):
+            if nxt == target or (nxt not in seen and reaches(nxt, target, seen | {nxt})):
+                return True
+        return False
+
+    assert sorted(m for m in edges if reaches(m, m, set())) == []
