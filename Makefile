@@ -12,6 +12,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # of them CPU), so four labs share the 2 cores; worksteal hands a worker that finished
 # early the tests another has queued. ruff and mypy run beside the tests.
 PYTEST_WORKERS ?= 4
+CACHE ?= $(or $(LINKGW_CACHE),$(HOME)/.cache/linkgw)
+# promtool (checks the alert rules) from Debian's prometheus package, unpacked into the
+# cache: installing the package would also install and start a Prometheus server
+PROMTOOL := $(CACHE)/prometheus-deb/usr/bin/promtool
+export LINKGW_PROMTOOL := $(PROMTOOL)
 
 .PHONY: demo demo-one-pbx test setup apt venv asterisk-root lint unit e2e prompts bench bench-wire bench-agi \
         bench-soak bench-keeper fuzz clean
@@ -30,7 +35,14 @@ test: setup
 	[ $$linted -eq 0 ] || echo "make test: ruff or mypy failed (above)"; \
 	[ $$tests -eq 0 ] && [ $$linted -eq 0 ]
 
-setup: apt venv asterisk-root
+setup: apt venv asterisk-root $(PROMTOOL)
+
+$(PROMTOOL):
+	@mkdir -p $(CACHE) && tmp=$$(mktemp -d) && cd $$tmp && \
+	  (apt-get download prometheus >/dev/null 2>&1 || \
+	   ($(SUDO) apt-get update -qq && apt-get download prometheus >/dev/null 2>&1)) && \
+	  dpkg -x prometheus_*.deb $(CACHE)/prometheus-deb && rm -rf $$tmp && \
+	  echo "promtool: $(PROMTOOL)"
 
 apt:
 	@missing=""; \

@@ -27,6 +27,7 @@ from gateway.metrics import Figure, Snapshot, TransferMeter, exposition
 from gateway.push.plugin import PushService, build_push
 from gateway.records.http import ApiResource, api_site
 from gateway.records.inbound import InboundTickets
+from gateway.records.overdue import OverdueCount
 from gateway.records.queries import Records
 from gateway.records.roles import ApiRole
 from gateway.records.tickets import TicketDesk
@@ -126,6 +127,11 @@ class Gateway(MultiService):
             log.bind(part="inbound"), Keys(prefix).feed("12345"), config.redis.feed_group,
             workorders=self.workorders)
         _Thread(reactor, self.inbound.run, self.inbound.stop).setServiceParent(self)
+        pool = reactor.getThreadPool()
+        self.overdue = OverdueCount(self.records.overdue_counts, reactor,
+                                    lambda f, *a: deferToThreadPool(reactor, pool, f, *a),
+                                    log.bind(part="overdue"))
+        self.overdue.setServiceParent(self)
         if config.http.listen:
             pool = reactor.getThreadPool()
             tokens = {ApiRole.ADMIN: config.http.token,
@@ -198,6 +204,10 @@ class Gateway(MultiService):
                    lambda: inbound.up),
             Figure("linkgw_feed_12345_lag", "Entries of 12345's feed its consumer group "
                    "has not read (-1: unknown)", "gauge", lambda: inbound.feed_lag),
+            Figure("linkgw_bridges_overdue", "Bridges past their feedback or response "
+                   "deadline (-1: unknown)", "gauge", lambda: self.overdue.bridges),
+            Figure("linkgw_workorders_overdue", "Work orders not accepted or answered by "
+                   "their deadline (-1: unknown)", "gauge", lambda: self.overdue.workorders),
             *self._push_figures(),
         ]
 

@@ -138,6 +138,14 @@ class Records:
                                          self.keys.index(IDX_DEADLINE), "-inf", now))
         return self._summaries(ids)
 
+    def overdue_counts(self, now: float) -> tuple[int, int]:
+        """How many bridges and how many work orders are past due (for alerts)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcount(self.keys.index(IDX_DEADLINE), "-inf", now)
+        pipe.zcount(self.keys.index(IDX_WORKORDER_DEADLINE), "-inf", now)
+        bridges, orders = cast(list[int], self._call(pipe.execute))
+        return int(bridges), int(orders)
+
     # -- the loop without a call ---------------------------------------------------------
     def workorder(self, ticket: str) -> dict[str, str]:
         found = cast(dict[str, str], self._call(self.client.hgetall,

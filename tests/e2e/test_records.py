@@ -212,6 +212,8 @@ def test_supervisor_sees_the_live_bridge_during_the_call(lab: Lab) -> None:
                for line in metrics)
     assert "# HELP linkgw_feed_12345_lag Entries of 12345's feed its consumer group has " \
            "not read (-1: unknown)" in metrics
+    overdue = [line for line in metrics if line.startswith("linkgw_workorders_overdue ")]
+    assert len(overdue) == 1 and float(overdue[0].split()[1]) >= 0  # counted in Redis
     assert http(lab, "GET", "live", token="")[0] == 401
 
 
