@@ -34,6 +34,7 @@ from gateway.records.cli import run as run_record_command
 from gateway.records.errors import RecordError
 from gateway.records.queries import Records
 from gateway.records.retention import Retention
+from gateway.records.shown import printable
 from gateway.records.workorders import WorkOrderDesk
 from gateway.transfer.categories import CategoryError, load_categories
 
@@ -142,6 +143,21 @@ def _records(args: argparse.Namespace) -> int:
     return code
 
 
+def _check_records(config_path: Path) -> int:
+    from gateway.records.check import RecordCheck
+
+    config = load_config_file(config_path, secrets=False)  # Redis's is read when set
+    try:
+        report = RecordCheck(sync_client(config.redis, decode=False),
+                             config.redis.prefix).run()
+    except redis.RedisError as exc:
+        print(f"linkgw check-records: Redis: {exc}", file=sys.stderr)
+        return 3
+    for line in report.lines():
+        print(printable(line))
+    return 0 if report.ok else 1
+
+
 def _redis_acl(args: argparse.Namespace) -> int:
     config = load_config_file(Path(args.config), secrets=False)
     passwords = {user: os.environ.get(var, "") for user, var in USERS.items()}
@@ -173,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
                          "(passwords from LINKGW_REDIS_PASSWORD_GATEWAY, _12345, _SUPERVISOR)")
     acl.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
     acl.add_argument("--acl", type=Path, default=Path("config/redis.acl"))
+    check_records = sub.add_parser("check-records", help="say whether this release reads "
+                                   "every record and event in Redis (changes nothing)")
+    check_records.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
     push = sub.add_parser("push", help="run only the push to the 12345 system (process "
                           "mode has no gateway service)")
     push.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
@@ -193,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
             return _redis_acl(args)
         if args.command == "install":
             return run_install(args)
+        if args.command == "check-records":
+            return _check_records(args.config)
         config = load_config_file(args.config)
         if args.command == "check-config":
             catalogue = load_categories(Path(config.transfer.categories))

@@ -16,6 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+#: The version of what this release writes. A record carries the version that created it
+#: (``schema``; none: written before versions, read as 0) and every event the version of
+#: its writer. Version 1 added the field itself: the fields of 0 and 1 are the same.
+#: ``linkgw check-records`` reports what this release cannot read.
+SCHEMA_VERSION: Final = 1
+READABLE_VERSIONS: Final = frozenset({0, 1})
+
 # -- records ------------------------------------------------------------------------------
 
 
@@ -180,6 +187,7 @@ def attempt_failed_at(n: int) -> str:
 #: Every field a bridge record may hold, with what it means (the README's table is this).
 BRIDGE_FIELDS: Final = {
     "bridge_id": "time-sortable id: 14 digits of UTC time + 6 hex digits",
+    "schema": "the schema version that created the record (none: before versions, 0)",
     "asterisk": "the Asterisk server the bridge runs on (its system name)",
     "owner": "the gateway instance that runs the bridge now",
     "direction": "110->12345 or 12345->110",

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.schema import feed_fields
+from gateway.schema import SCHEMA_VERSION, feed_fields
 
 #: Fields a change may not move once the record has ended.
 FINAL_FIELDS = ("state", "outcome")
@@ -121,7 +121,8 @@ def entry_of(change: Change, seq: int, prev: str) -> dict[str, str]:
     entry = {"record": change.record, "seq": str(seq), "id": change.id,
              "event": change.event, "at": repr(change.at), "data": change.data_json(),
              "fields": change.fields_json()}
-    return entry | {"prev": prev, "hash": chain_hash(prev, entry)}
+    return entry | {"prev": prev, "hash": chain_hash(prev, entry),
+                    "schema": str(SCHEMA_VERSION)}
 
 
 def feed_entry_of(change: Change) -> dict[str, str]:
@@ -129,7 +130,7 @@ def feed_entry_of(change: Change) -> dict[str, str]:
     return {"record": change.record, "id": change.id, "event": change.event,
             "at": repr(change.at), "data": change.data_json(),
             "fields": json.dumps(feed_fields(change.fields), ensure_ascii=False,
-                                 sort_keys=True)}
+                                 sort_keys=True), "schema": str(SCHEMA_VERSION)}
 
 
 def settable(record: Mapping[str, str], fields: Mapping[str, str]) -> dict[str, str]:

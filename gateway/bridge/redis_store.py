@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 from twisted.internet import defer
 
 from gateway.bridge.change import Change, GuardFailed, feed_entry_of
-from gateway.schema import Keys
+from gateway.schema import SCHEMA_VERSION, Keys
 
 APPLY_CHANGE = """
 if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 1 then return 0 end
@@ -39,10 +39,12 @@ end
 redis.call('SADD', KEYS[4], ARGV[1])
 redis.call('EXPIRE', KEYS[4], tonumber(ARGV[9]))
 local fields = cjson.decode(ARGV[2])
+local created = redis.call('EXISTS', KEYS[1]) == 0
 local ended = redis.call('HGET', KEYS[1], 'state') == 'ended'
 for k, v in pairs(fields) do
   if not (ended and (k == 'state' or k == 'outcome')) then redis.call('HSET', KEYS[1], k, v) end
 end
+if created then redis.call('HSET', KEYS[1], 'schema', ARGV[12]) end
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 local prev = redis.call('GET', KEYS[3]) or ''
 local hashed = {ARGV[5], tostring(seq), ARGV[1], ARGV[6], ARGV[7], ARGV[8], ARGV[2]}
@@ -56,10 +58,11 @@ local function xadd(key, entry)
   return redis.call('XADD', unpack(args))
 end
 xadd(KEYS[2], {'record', ARGV[5], 'seq', tostring(seq), 'id', ARGV[1], 'event', ARGV[6],
-  'at', ARGV[7], 'data', ARGV[8], 'fields', ARGV[2], 'prev', prev, 'hash', hash})
+  'at', ARGV[7], 'data', ARGV[8], 'fields', ARGV[2], 'prev', prev, 'hash', hash,
+  'schema', ARGV[12]})
 if ARGV[11] ~= '' then
   xadd(KEYS[5], {'record', ARGV[5], 'id', ARGV[1], 'event', ARGV[6], 'at', ARGV[7],
-    'data', ARGV[8], 'fields', ARGV[11]})
+    'data', ARGV[8], 'fields', ARGV[11], 'schema', ARGV[12]})
 end
 local indexes = cjson.decode(ARGV[4])
 for _, ix in ipairs(indexes) do
@@ -86,7 +89,7 @@ def script_call(keys: Keys, change: Change, events_maxlen: int,
         change.id, change.fields_json(), events_maxlen,
         json.dumps(indexes, ensure_ascii=False), change.record, change.event,
         repr(change.at), change.data_json(), dedup_days * 86400, change.guard_json(),
-        feed_entry_of(change)["fields"] if change.feed else "",
+        feed_entry_of(change)["fields"] if change.feed else "", str(SCHEMA_VERSION),
     ]
     return redis_keys, args
 

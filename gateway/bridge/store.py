@@ -35,6 +35,7 @@ from gateway.bridge.change import (
     new_change_id,
     settable,
 )
+from gateway.schema import SCHEMA_VERSION
 
 __all__ = ["FINAL_FIELDS", "HASHED", "BridgeStore", "Change", "GuardFailed", "Index",
            "MemoryStore",
@@ -71,8 +72,11 @@ class MemoryStore:
         if not change.allows(self.records.get(change.record, {})):
             return defer.fail(GuardFailed(change.id))
         done.add(change.id)
+        created = change.record not in self.records
         record = self.records.setdefault(change.record, {})
         record.update(settable(record, change.fields))
+        if created:
+            record["schema"] = str(SCHEMA_VERSION)
         seq = int(record.get("seq", "0")) + 1
         record["seq"] = str(seq)
         entry = entry_of(change, seq, self.chains.get(change.day, ""))

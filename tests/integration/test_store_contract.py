@@ -77,13 +77,14 @@ def change(n: int, **fields: str) -> Change:
 
 def test_change_sets_fields_appends_event_and_indexes(store: Harness) -> None:
     assert store.apply(change(1, state="requested", citizen_name='Zhang "三" \n\u2028'))
-    assert store.record("bridge:b1") == {"state": "requested", "seq": "1",
+    assert store.record("bridge:b1") == {"state": "requested", "seq": "1", "schema": "1",
                                          "citizen_name": 'Zhang "三" \n\u2028'}
     fields = json.dumps({"citizen_name": 'Zhang "三" \n\u2028', "state": "requested"},
                         ensure_ascii=False, sort_keys=True)
     content = {"record": "bridge:b1", "seq": "1", "id": "c1", "event": "e1",
                "at": "1001.0", "data": json.dumps({"state": "s1"}), "fields": fields}
-    assert store.events() == [content | {"prev": "", "hash": chain_hash("", content)}]
+    assert store.events() == [content | {"prev": "", "hash": chain_hash("", content),
+                                         "schema": "1"}]
     assert store.index("day:2026-11-28") == ["b1"]
 
 
@@ -101,7 +102,9 @@ def test_the_store_counts_a_records_changes_whoever_writes_them(store: Harness) 
     """Two processes write one record, each with ids of its own: seq counts them all."""
     assert store.apply(Change("call:u1", "call_registered", 5.0, {"n": "1"}, id="gw-a:1"))
     assert store.apply(Change("call:u1", "emergency_flagged", 6.0, {"e": "1"}, id="agi:9"))
-    assert store.record("call:u1") == {"n": "1", "e": "1", "seq": "2"}
+    # the version that created the record stays; each event carries its writer's
+    assert store.record("call:u1") == {"n": "1", "e": "1", "seq": "2", "schema": "1"}
+    assert [e["schema"] for e in store.events()] == ["1", "1"]
     assert [e["seq"] for e in store.events()] == ["1", "2"]
 
 
@@ -128,7 +131,7 @@ def test_an_ended_record_stays_ended(store: Harness) -> None:
     assert store.apply(change(1, state="ended", outcome="handed_off"))
     assert store.apply(change(2, state="three_party", outcome="x", seat_left_at="t"))
     assert store.record("bridge:b1") == {"state": "ended", "outcome": "handed_off",
-                                         "seat_left_at": "t", "seq": "2"}
+                                         "seat_left_at": "t", "seq": "2", "schema": "1"}
     assert len(store.events()) == 2
 
 
@@ -144,7 +147,7 @@ def test_a_guard_checks_and_writes_in_one_step(store: Harness) -> None:
     assert store.apply(first)
     with pytest.raises(GuardFailed):
         store.apply(second)
-    assert store.record("ticket:b1") == {"ticket": "11111111", "seq": "1"}
+    assert store.record("ticket:b1") == {"ticket": "11111111", "seq": "1", "schema": "1"}
     assert [e["id"] for e in store.events()] == ["t1"]
     assert store.index("ticket:22222222") == []
     assert store.apply(first) is False  # a replay of the applied one is still a replay
@@ -184,6 +187,6 @@ def test_a_handed_over_change_reaches_its_lines_feed_once_without_internals(
         "data": '{"state": "requested"}',
         "fields": json.dumps({"citizen_name": name, "citizen_number": "13800138000",
                               "direction": "110->12345"}, ensure_ascii=False,
-                             sort_keys=True)}]
+                             sort_keys=True), "schema": "1"}]
     assert store.feed("110") == []
     assert [e["event"] for e in store.events()] == ["transfer_requested", "call_registered"]
