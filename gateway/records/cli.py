@@ -5,8 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import time
 from datetime import UTC, datetime
@@ -15,7 +13,8 @@ from typing import Any
 
 from gateway.records.chain import verify_day
 from gateway.records.periods import today
-from gateway.records.queries import FINDERS, REPORT_COLUMNS, Records
+from gateway.records.queries import FINDERS, Records
+from gateway.records.report_format import LANGS, report_csv, report_text, report_xlsx
 from gateway.records.retention import Retention, RetentionError, is_day, read_manifest
 from gateway.records.shown import json_for_terminal, printable
 from gateway.records.workorders import WorkOrderDesk
@@ -44,7 +43,12 @@ def add_commands(sub: Any) -> None:
     when.add_argument("--month", help="YYYY-MM")
     when.add_argument("--year", help="YYYY")
     when.add_argument("--day", help="YYYY-MM-DD")
-    report.add_argument("--csv", action="store_true", help="the items as CSV")
+    report.add_argument("--csv", action="store_true",
+                        help="the items as CSV (UTF-8 with a byte order mark, for Excel)")
+    report.add_argument("--xlsx", type=Path, metavar="FILE",
+                        help="write the figures and the items as an Excel workbook")
+    report.add_argument("--lang", choices=LANGS, default="zh",
+                        help="zh (default): Chinese labels; en: English")
     chain = sub.add_parser("verify-chain", help="check a day's hash chain of events")
     chain.add_argument("--day")
     orders = sub.add_parser("workorders", help="12345 work orders without a call: open "
@@ -84,20 +88,6 @@ def add_commands(sub: Any) -> None:
 
 def _today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
-
-
-def _csv(items: list[dict[str, Any]]) -> str:
-    """The report's items as CSV (UTF-8; reasons as ``reason=n;…``). A cell that a
-    spreadsheet would run as a formula (= + - @ first) is quoted with a leading '."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(REPORT_COLUMNS)
-    for item in items:
-        reasons = ";".join(f"{k}={v}" for k, v in sorted(item["refusal_reasons"].items()))
-        row = [reasons if c == "refusal_reasons" else item[c] for c in REPORT_COLUMNS]
-        writer.writerow(["'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@")
-                         else v for v in row])
-    return out.getvalue().rstrip("\r\n")
 
 
 LOOP_COMMANDS = ("workorders", "workorder", "callbacks", "callback-done", "push-needed",
@@ -198,14 +188,13 @@ def run(args: argparse.Namespace, records: Records, key: bytes = b"",
         got = records.report(args.month or args.year or args.day, now)
         if args.json:
             return 0, json_for_terminal(json.dumps(got, ensure_ascii=False, sort_keys=True))
+        lang = getattr(args, "lang", "zh")
+        if getattr(args, "xlsx", None):
+            args.xlsx.write_bytes(report_xlsx(got, lang))
+            return 0, f"{printable(args.xlsx)}: {len(got['items'])} items"
         if args.csv:
-            return 0, _csv(got["items"])
-        lines = [f"{k:<28} {printable(v)}" for k, v in got["figures"].items()]
-        lines += ["", "by item (most refused or declined first)",
-                  "  ".join(f"{c:<16}" for c in REPORT_COLUMNS).rstrip()]
-        lines += ["  ".join(f"{printable(item[c]):<16}" for c in REPORT_COLUMNS).rstrip()
-                  for item in got["items"]] or ["(none)"]
-        return 0, "\n".join(lines)
+            return 0, report_csv(got["items"], lang).rstrip("\r\n")
+        return 0, report_text(got, lang)
     if args.command == "today":
         figures = records.day_figures(args.day or today(now, records.zone), now)
         if args.json:

@@ -688,13 +688,18 @@ def test_the_monthly_report_lists_refused_and_declined_items(client: redis.Redis
         == [("vehicle.fire_lane", 2, 2, 0), ("noise.night", 2, 0, 1)]
     assert got["items"][0]["refusal_reasons"] == {"never_transfer": 2}
     args = argparse.Namespace(command="report", month="2026-11", year=None, day=None,
-                              json=False, csv=True)
+                              json=False, csv=True, lang="en", xlsx=None)
     code, text = run_cli(args, records)
     assert code == 0 and text.split("\r\n") == [
-        "item,item_name,category,code,transfers,refused,refusal_reasons,declined,not_reached",
-        "vehicle.fire_lane,占用消防通道,vehicle,104,2,2,never_transfer=2,0,0",
-        "noise.night,\"'=HYPERLINK(\"\"x\"\")\",noise,201,2,0,,1,0",
+        "\ufeffitem,item_name,category,code,transfers,refused,refusal_reasons,declined,"
+        "not_reached",
+        "vehicle.fire_lane,占用消防通道,vehicle,104,2,2,never_transfer 2,0,0",
+        "noise.night,\"'=HYPERLINK(\"\"x\"\")\",noise,201,2,0,—,1,0",
     ]
+    code, text = run_cli(argparse.Namespace(**{**vars(args), "lang": "zh"}), records)
+    assert text.split("\r\n")[:2] == [
+        "\ufeff事项,事项名称,类别,代码,转接次数,拒绝转接,拒绝原因,对方未接收,未接通",
+        "vehicle.fire_lane,占用消防通道,vehicle,104,2,2,不可转接事项 2,0,0"]
 
 
 def test_a_handoff_without_a_ticket_falls_overdue_and_a_late_ticket_keeps_the_deadline(
