@@ -75,13 +75,11 @@ class SyncAmi:
                 if message.event:
                     del self._queue[i]
                     return message
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            self._sock.settimeout(left)
+            # what came before the deadline is still read after it: only waiting stops
+            self._sock.settimeout(max(deadline - time.monotonic(), 0.0))
             try:
                 data = self._sock.recv(65536)
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):
                 return None
             except OSError as exc:
                 raise AmiNotConnected(f"AMI: {exc}") from exc

@@ -96,6 +96,7 @@ class ProcessDesk:
         ami, self._session = self._session, None
         if ami is not None:
             ami.close()  # the Originate is done; the keeper reports the digits
+        to_monotonic = time.monotonic() - time.time()
         try:
             while not window.closed:
                 try:
@@ -104,8 +105,13 @@ class ProcessDesk:
                     break  # the keeper went: what was typed so far counts
                 if item is None:
                     window.close_if_due(time.monotonic())
-                else:
-                    window.feed(item[0], time.monotonic())
+                    continue
+                # a digit counts by when it was typed, not when it was read (the code
+                # prompt may have played meanwhile)
+                at = item[1] + to_monotonic
+                if at > window.due():
+                    break  # typed after the window had closed
+                window.feed(item[0], at)
         finally:
             feed.close()
         return window.code

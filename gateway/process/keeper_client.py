@@ -48,15 +48,15 @@ class KeeperFeed:
         return None if line is None else _digit_or_raise(line, b"D")
 
     def _line(self, deadline: float) -> bytes | None:
-        """The next whole line, or None once ``deadline`` has passed."""
+        """The next whole line, or None once ``deadline`` has passed and nothing more is
+        there. What the keeper sent before the deadline is still read after it (the
+        program may have been busy playing a prompt): only waiting stops."""
         while b"\n" not in self._buffer:
             left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            self.sock.settimeout(left)
+            self.sock.settimeout(max(left, 0.0))
             try:
                 data = self.sock.recv(4096)
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):
                 return None
             if not data:
                 raise OSError("keeper: closed")

@@ -416,3 +416,18 @@ def test_the_process_package_imports_itself_in_no_circle() -> None:
         return False
 
     assert sorted(m for m in edges if reaches(m, m, set())) == []
+
+
+def test_what_the_keeper_sent_before_the_deadline_is_read_after_it() -> None:
+    """The program may be busy playing the code prompt past the window's deadline: the
+    digits the keeper sent meanwhile are still read (then the window judges them by
+    when they were typed); only waiting stops at the deadline."""
+    ours, keeper = socket.socketpair()
+    feed = KeeperFeed(ours, [], b"")
+    keeper.sendall(f"D 1 {T:.3f}\nD 0 {T + 0.2:.3f}\n".encode())
+    past = time.monotonic() - 1.0
+    assert feed.next(past) == ("1", T)
+    assert feed.next(past) == ("0", round(T + 0.2, 3))
+    assert feed.next(past) is None  # nothing more there
+    keeper.close()
+    feed.close()
