@@ -6,7 +6,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump chromium systemd espeak-ng sox
+APT_PACKAGES := redis-server sip-tester mmdebstrap tcpdump chromium systemd espeak-ng sox \
+                fonts-noto-cjk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # labs side by side: the suite mostly waits on calls (23 minutes of test time, about 5
 # of them CPU), so four labs share the 2 cores; worksteal hands a worker that finished
@@ -51,6 +52,7 @@ apt:
 	         chromium:chromium; do \
 	  command -v $${c%%:*} >/dev/null 2>&1 || missing="$$missing $${c##*:}"; \
 	done; \
+	fc-list :lang=zh 2>/dev/null | grep -q "Noto Sans CJK" || missing="$$missing fonts-noto-cjk"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

@@ -55,7 +55,7 @@ from gateway.records.errors import (
     RecordError,
     TooLarge,
 )
-from gateway.records.page import CSP, PAGE
+from gateway.records.page import CSP, render_page
 from gateway.records.periods import today
 from gateway.records.queries import FINDERS, Records
 from gateway.records.roles import (
@@ -222,7 +222,9 @@ class ApiResource(Resource):
     def _render(self, request: Request, method: str, path: list[str]) -> int | bytes:
         if path == [] and method == "GET":
             request.setHeader(b"content-type", b"text/html; charset=utf-8")
-            return PAGE.encode()
+            names = {c.id: {"zh": c.name_zh, "en": c.name_en}
+                     for c in self.desk.catalogue.categories}
+            return render_page(names).encode()
         if path in (["health"], ["metrics"]) and method == "GET":
             if not _loopback(request):  # open on loopback only; else any role's token
                 self._authorize(request)

@@ -1,14 +1,19 @@
 """The supervisor's page in a real headless browser (Debian's Chromium driven by
 Playwright) during a live lab call: the token prompt, the bridge appearing with its
 number masked and its state changing, the charts drawn, a wrong or no token refused.
+In Chinese by default (drawn with Debian's Noto CJK font), English with ``?lang=en``;
+both axes in order; no JSON shown; times in the centre's zone; screenshots at a desk's
+1280×800 and a wall's 1920×1080 kept in the test's folder.
 
 FastAGI only: process mode has no HTTP API (no page)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, sync_playwright
@@ -30,10 +35,11 @@ def browser() -> Iterator[Browser]:
             chromium.close()
 
 
-def open_page(browser: Browser, lab: Lab, answer: str | None) -> tuple[Page, list[str]]:
+def open_page(browser: Browser, lab: Lab, answer: str | None, query: str = "",
+              size: tuple[int, int] = (1280, 800)) -> tuple[Page, list[str]]:
     """The page, its prompt answered with ``answer`` (None: cancelled); the console's
     errors (a CSP violation shows there) are collected."""
-    page = browser.new_context().new_page()
+    page = browser.new_context(viewport={"width": size[0], "height": size[1]}).new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
 
@@ -44,24 +50,25 @@ def open_page(browser: Browser, lab: Lab, answer: str | None) -> tuple[Page, lis
             dialog.accept(answer)
 
     page.on("dialog", on_dialog)
-    page.goto(f"http://127.0.0.1:{lab.http_port}/")
+    page.goto(f"http://127.0.0.1:{lab.http_port}/{query}")
     return page, errors
 
 
 def test_the_page_shows_the_live_bridge_its_state_and_the_charts(
-        lab: Lab, browser: Browser) -> None:
+        lab: Lab, browser: Browser, tmp_path: Path) -> None:
     agent = answering(lab, "12345", hold_ms=30000)
     seat = answering(lab, "seat1", hold_ms=7000, key=ONEKEY)
     caller = citizen(lab, hold_ms=14000, number="13500135111")
     page, errors = open_page(browser, lab, lab.role_tokens["supervisor"])
     row = page.locator("#live tr", has_text="135****5111")  # the supervisor's view: masked
     row.wait_for(timeout=TIMEOUT * 1000)
+    page.screenshot(path=str(tmp_path / "page-live-1280x800.png"), full_page=True)
     bridge_id = row.locator("td").nth(0).inner_text()
     states: list[str] = []  # as the page shows them, every change once
     deadline = time.monotonic() + TIMEOUT
     while row.count() and time.monotonic() < deadline:
         try:  # the page may drop the row between count() and this read
-            state = row.locator("td").nth(3).inner_text(timeout=1000)
+            state = row.get_attribute("data-state", timeout=1000) or ""
         except PlaywrightTimeout:
             continue
         if not states or states[-1] != state:
@@ -85,7 +92,34 @@ def test_the_page_shows_the_live_bridge_its_state_and_the_charts(
     assert page.locator("#chart-answer rect").count() == 6
     rates = page.locator("#chart-rates rect")
     assert [rates.nth(i).get_attribute("data-label") for i in range(4)] == \
-        ["≤15 s", "≤20 s", "110 reply", "work orders"]
+        ["15秒内接听", "20秒内接听", "110按时反馈", "工单按时答复"]
+    # in Chinese, both axes in order, nothing cut, no JSON, local times, a CJK font
+    assert page.locator("thead th").all_inner_texts() == [
+        "转接编号", "方向", "方式", "状态", "市民号码", "席位", "对方", "事项", "开始时间"]
+    assert [hours.nth(i).get_attribute("data-label") for i in range(24)] == \
+        [f"{h:02d}" for h in range(24)]
+    assert page.locator("#chart-hour text.label").all_text_contents() == \
+        [f"{h:02d}" for h in range(24)]
+    bands = page.locator("#chart-answer rect")
+    assert [bands.nth(i).get_attribute("data-label") for i in range(6)] == \
+        ["0-5", "5-10", "10-15", "15-20", "20-30", "30+"]
+    categories = page.locator("#chart-month-category text.label").all_text_contents()
+    assert categories and all(re.search(r"[\u4e00-\u9fff]", c) for c in categories)
+    text = page.locator("body").inner_text()
+    assert "{" not in text and "}" not in text
+    assert "转接总数" in text and "按小时" in text and "00 " in text
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", text)  # no ISO times shown
+    assert page.evaluate("document.fonts.check('16px \"Noto Sans CJK SC\"', '转接')")
+    page.screenshot(path=str(tmp_path / "page-1280x800.png"), full_page=True)
+    wall, _ = open_page(browser, lab, lab.role_tokens["supervisor"], size=(1920, 1080))
+    wall.locator("#chart-hour rect").first.wait_for(state="attached", timeout=TIMEOUT * 1000)
+    wall.screenshot(path=str(tmp_path / "page-1920x1080.png"))
+    english, _ = open_page(browser, lab, lab.role_tokens["supervisor"], "?lang=en")
+    english.locator("#chart-rates rect").first.wait_for(state="attached",
+                                                        timeout=TIMEOUT * 1000)
+    assert english.locator("thead th").all_inner_texts()[:4] == \
+        ["bridge", "direction", "mode", "state"]
+    assert (tmp_path / "page-1280x800.png").stat().st_size > 10_000
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
     assert page.evaluate("sessionStorage.getItem('linkgw-token')") == \
         lab.role_tokens["supervisor"]
@@ -95,9 +129,9 @@ def test_the_page_shows_the_live_bridge_its_state_and_the_charts(
 def test_a_wrong_token_is_refused_and_not_kept_and_no_token_asks_again(
         lab: Lab, browser: Browser) -> None:
     page, _ = open_page(browser, lab, "wrong-token-0123456789")
-    page.locator("#err", has_text="refused (403)").wait_for(timeout=TIMEOUT * 1000)
+    page.locator("#err", has_text="令牌被拒绝（403）").wait_for(timeout=TIMEOUT * 1000)
     assert page.evaluate("sessionStorage.getItem('linkgw-token')") is None
     assert page.locator("#live tr").count() == 0
     page, _ = open_page(browser, lab, None)  # the prompt cancelled
-    page.locator("#err", has_text="no API token").wait_for(timeout=TIMEOUT * 1000)
+    page.locator("#err", has_text="没有 API 令牌").wait_for(timeout=TIMEOUT * 1000)
     assert page.evaluate("sessionStorage.getItem('linkgw-token')") is None

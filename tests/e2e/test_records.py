@@ -201,7 +201,7 @@ def test_supervisor_sees_the_live_bridge_during_the_call(lab: Lab) -> None:
     assert shown() == []
     with urllib.request.urlopen(f"http://127.0.0.1:{lab.http_port}/", timeout=10) as page:
         html = page.read().decode()
-    assert "live bridges" in html and 'get("live")' in html and "Bearer" in html
+    assert "110 ⇄ 12345 实时转接" in html and 'get("live")' in html and "Bearer" in html
     with urllib.request.urlopen(f"http://127.0.0.1:{lab.http_port}/metrics",
                                 timeout=10) as answer:  # no token: asked from loopback
         metrics = answer.read().decode().splitlines()

@@ -18,6 +18,7 @@ from twisted.web.http import HTTPChannel
 from gateway.lab.fakes import null_log
 from gateway.records.http import MAX_BODY, MAX_INFLIGHT, ApiResource, api_site
 from gateway.records.roles import ApiRole
+from gateway.transfer.categories import Catalogue, Category
 
 TOKEN = "t" * 24
 BID = "20261128195037abcdef"
@@ -26,6 +27,9 @@ BID = "20261128195037abcdef"
 class Desk:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
+        # a category whose name would end the page's data block, were it not escaped
+        self.catalogue = Catalogue((Category("vehicle", "1", "挪车</script><script>x()",
+                                             "Vehicles", (), ()),))
 
     def attach(self, bridge_id: str, ticket: str, via: str) -> dict[str, str]:
         self.calls.append((bridge_id, ticket))
@@ -141,6 +145,8 @@ def test_health_and_metrics_open_on_loopback_only_for_a_loopback_host(
 def test_the_page_carries_its_policy() -> None:
     status, headers, body = request(b"GET / HTTP/1.1\r\nHost: gw\r\n\r\n")
     assert status == 200 and b"<script>" in body
+    assert body.count(b"</script>") == 2  # the names' block and the script, no third
+    assert '"vehicle": {"zh": "挪车\\u003c/script>\\u003cscript>x()"'.encode() in body
     assert "script-src 'sha256-" in headers["content-security-policy"]
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
 
