@@ -56,6 +56,29 @@ class AsteriskPorts:
     host: str = "127.0.0.1"  # the loopback address its SIP transport binds
 
 
+def asterisk_cli(root: Path, inside: Path, command: str,
+                 timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
+    """One CLI command to the Asterisk whose config is ``<inside>/etc`` in ``root``."""
+    return subprocess.run(["chroot", str(root), "asterisk", "-C",
+                           f"{inside}/etc/asterisk.conf", "-rx", command],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def boot_chrooted(root: Path, inside: Path, base: Path, out: Path) -> Proc:
+    """Start Asterisk in ``root`` with ``<inside>/etc/asterisk.conf`` and wait until it
+    has fully booted (``base`` is ``inside`` as seen from outside)."""
+    proc = Proc("asterisk", ["chroot", str(root), "asterisk", "-f", "-C",
+                             f"{inside}/etc/asterisk.conf"], out)
+    wait_until(lambda: (base / "run/asterisk.ctl").exists() or not proc.alive(),
+               20, f"Asterisk's control socket ({inside})")
+    if not proc.alive():
+        raise LabError(f"Asterisk exited at start:\n{proc.tail()}")
+    done = asterisk_cli(root, inside, "core waitfullybooted", timeout=60)
+    if done.returncode != 0:
+        raise LabError(f"Asterisk did not boot: {done.stderr}\n{proc.tail()}")
+    return proc
+
+
 class Asterisk:
     def __init__(self, root: Path, name: str, ports: AsteriskPorts, phones: list[Phone],
                  ami_user: str, ami_secret: str, config: Config, dialplan_src: Path,
@@ -213,11 +236,7 @@ class Asterisk:
 
     # -- process ---------------------------------------------------------------------
     def _cli(self, command: str, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["chroot", str(self.root), "asterisk", "-C", f"{self.inside}/etc/asterisk.conf",
-             "-rx", command],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )
+        return asterisk_cli(self.root, self.inside, command, timeout)
 
     def cli(self, command: str) -> str:
         """Run one CLI command on the running Asterisk (for diagnostics)."""
@@ -228,19 +247,8 @@ class Asterisk:
         self.write_config()
         if prepare is not None:
             prepare(self.base)
-        self.proc = Proc(
-            "asterisk",
-            ["chroot", str(self.root), "asterisk", "-f", "-C",
-             f"{self.inside}/etc/asterisk.conf"],
-            self.log_dir / "asterisk.out",
-        )
-        wait_until(lambda: (self.base / "run/asterisk.ctl").exists() or not self._alive(),
-                   20, "Asterisk's control socket")
-        if not self._alive():
-            raise LabError(f"Asterisk exited at start:\n{self.proc.tail()}")
-        done = self._cli("core waitfullybooted", timeout=60)
-        if done.returncode != 0:
-            raise LabError(f"Asterisk did not boot: {done.stderr}\n{self.proc.tail()}")
+        self.proc = boot_chrooted(self.root, self.inside, self.base,
+                                  self.log_dir / "asterisk.out")
         self._cli("agi set debug on")  # every AGI command Asterisk receives is logged
 
     def _alive(self) -> bool:

@@ -19,9 +19,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from gateway.lab.asterisk import NOLOAD
+from gateway.lab.asterisk import NOLOAD, asterisk_cli, boot_chrooted
 from gateway.lab.ports import free_ports
-from gateway.lab.process import LabError, Proc, wait_until
+from gateway.lab.process import LabError, Proc
 
 _DIRS = {"astetcdir": "etc", "astrundir": "run", "astlogdir": "log",
          "astspooldir": "spool", "astdbdir": "db", "astkeydir": "lib", "astcachedir": "cache"}
@@ -75,24 +75,11 @@ class DistributionAsterisk:
         """Start (the harness's changes the first time); ``problems()`` counts from here."""
         self.prepare()
         self._since = len(self.messages().splitlines())
-        self.proc = Proc("asterisk", ["chroot", str(self.root), "asterisk", "-f", "-C",
-                                      f"{self.inside}/etc/asterisk.conf"],
-                         self.log_dir / "installed-asterisk.out")
-        wait_until(lambda: (self.base / "run/asterisk.ctl").exists() or not self._alive(),
-                   20, "the installed Asterisk's control socket")
-        if not self._alive():
-            raise LabError(f"Asterisk exited at start:\n{self.proc.tail()}")
-        done = self.cli("core waitfullybooted", timeout=60)
-        if done.returncode != 0:
-            raise LabError(f"Asterisk did not boot: {done.stderr}")
-
-    def _alive(self) -> bool:
-        return self.proc is not None and self.proc.alive()
+        self.proc = boot_chrooted(self.root, self.inside, self.base,
+                                  self.log_dir / "installed-asterisk.out")
 
     def cli(self, command: str, timeout: float = 15.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["chroot", str(self.root), "asterisk", "-C",
-                               f"{self.inside}/etc/asterisk.conf", "-rx", command],
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        return asterisk_cli(self.root, self.inside, command, timeout)
 
     def messages(self) -> str:
         path = self.base / "log/messages.log"
