@@ -143,6 +143,23 @@ def _records(args: argparse.Namespace) -> int:
     return code
 
 
+def _items(args: argparse.Namespace) -> int:
+    from gateway.transfer.card import print_pdf, render_card
+
+    config = load_config_file(args.config, secrets=False)
+    catalogue = load_categories(Path(config.transfer.categories))
+    args.card.write_text(render_card(catalogue, config.transfer.onekey), encoding="utf-8")
+    print(f"{printable(args.card)}: {len(catalogue.categories)} categories, "
+          f"{len(catalogue.items)} items")
+    if args.pdf:
+        why = print_pdf(args.card, args.pdf)
+        if why:
+            print(f"linkgw items: no PDF: {why}", file=sys.stderr)
+            return 1
+        print(printable(args.pdf))
+    return 0
+
+
 def _check_records(config_path: Path) -> int:
     from gateway.records.check import RecordCheck
 
@@ -189,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
                          "(passwords from LINKGW_REDIS_PASSWORD_GATEWAY, _12345, _SUPERVISOR)")
     acl.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
     acl.add_argument("--acl", type=Path, default=Path("config/redis.acl"))
+    items = sub.add_parser("items", help="the categories and items (--card: the seat's "
+                           "printable item card, HTML, and PDF with --pdf)")
+    items.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
+    items.add_argument("--card", type=Path, metavar="FILE.html", required=True,
+                       help="write the card as one HTML page")
+    items.add_argument("--pdf", type=Path, metavar="FILE.pdf",
+                       help="also print it to PDF with Chromium (where it is installed)")
     check_records = sub.add_parser("check-records", help="say whether this release reads "
                                    "every record and event in Redis (changes nothing)")
     check_records.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
@@ -214,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_install(args)
         if args.command == "check-records":
             return _check_records(args.config)
+        if args.command == "items":
+            return _items(args)
         config = load_config_file(args.config)
         if args.command == "check-config":
             catalogue = load_categories(Path(config.transfer.categories))
