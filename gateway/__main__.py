@@ -148,7 +148,8 @@ def _items(args: argparse.Namespace) -> int:
 
     config = load_config_file(args.config, secrets=False)
     catalogue = load_categories(Path(config.transfer.categories))
-    args.card.write_text(render_card(catalogue, config.transfer.onekey), encoding="utf-8")
+    args.card.write_text(render_card(catalogue, config.transfer.onekey,
+                                     config.transfer.code_digits), encoding="utf-8")
     print(f"{printable(args.card)}: {len(catalogue.categories)} categories, "
           f"{len(catalogue.items)} items")
     if args.pdf:

@@ -96,7 +96,11 @@ class Gateway(MultiService):
     def reload(self) -> None:
         """SIGHUP: re-read the config and the categories; no call is touched."""
         self.readiness.reloading()
-        self.readiness.reloaded(self.reloader.reload())
+        outcome = "reload failed (old config kept)"
+        try:
+            outcome = self.reloader.reload()
+        finally:
+            self.readiness.reloaded(outcome)
 
     def reconfigure(self, config: Config, catalogue: Catalogue) -> None:
         self.config = config

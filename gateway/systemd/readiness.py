@@ -78,13 +78,18 @@ class Readiness(Service):
         self.notifier.send(WATCHDOG="1")
 
     def reloading(self) -> None:
-        """Before a reload: systemd waits for READY=1 again (``Type=notify-reload``)."""
+        """Before a reload (systemd 253+ reads it; with ``Type=notify`` it is a status)."""
         usec = int(self.monotonic() * 1_000_000)
         self.notifier.send(RELOADING="1", MONOTONIC_USEC=str(usec), STATUS="reloading")
 
     def reloaded(self, outcome: str) -> None:
-        self.status = f"ready; {outcome}"
-        self.notifier.send(READY="1", STATUS=self.status)
+        """After a reload: READY=1 again, but only if it was ready before (a SIGHUP
+        while starting must not say ready early)."""
+        if self.ready:
+            self.status = f"ready; {outcome}"
+            self.notifier.send(READY="1", STATUS=self.status)
+        else:
+            self.notifier.send(STATUS=f"{self.status}; {outcome}")
 
     def stopService(self) -> None:
         for loop in self._loops:

@@ -48,14 +48,15 @@ def _section(category: Category) -> str:
             f"{_conditions(category)}</section>")
 
 
-def render_card(catalogue: Catalogue, one_key: str = "*1") -> str:
+def render_card(catalogue: Catalogue, one_key: str = "*1", code_digits: int = 3) -> str:
     """The card as one HTML page."""
+    digits = {1: "一", 2: "两", 3: "三", 4: "四"}.get(code_digits, str(code_digits))
     sections = "".join(_section(c) for c in catalogue.categories)
     return (
         '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
         f"<title>一键转接12345 事项代码卡</title><style>{STYLE}</style></head><body>"
         "<h1>一键转接12345 事项代码卡</h1>"
-        f'<p class="how">按 <b>{escape(one_key)}</b> 后输入三位事项代码（如 '
+        f'<p class="how">按 <b>{escape(one_key)}</b> 后输入{digits}位事项代码（如 '
         f"<b>{escape(one_key)}101</b>）；只输类别代码一位亦可；红色事项不转接，由110处置。"
         "</p>"
         f'<div class="grid">{sections}</div></body></html>\n')

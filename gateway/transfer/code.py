@@ -51,12 +51,12 @@ class CodeWindow:
             return
         if self.pending and digit == self.pending[0]:
             self.pending = self.pending[1:]
-            self.last = at
+            self.last = max(self.last, at)  # a key digit reported late never shortens it
             return
         self.pending = ""
         if digit.isascii() and digit.isdigit():
             self.code += digit
-            self.last = at
+            self.last = max(self.last, at)
             self.closed = len(self.code) >= self.digits
         else:  # '#' ends the code, '*' is the key again: no more digits
             self.closed = True

@@ -36,7 +36,7 @@ def test_a_citizen_left_alone_while_12345_rings_hears_music(any_lab: Lab) -> Non
     agent = lab.phone("12345")
     agent.start(noanswer_scenario("12345"), calls=2)
     liaison = answering(lab, "liaison", hold_ms=30000)
-    seat = answering(lab, "seat1", hold_ms=4000, key=ONEKEY)
+    seat = answering(lab, "seat1", hold_ms=6500, key=ONEKEY)
     caller = citizen(lab, hold_ms=22000)
     conference = _conference(lab, since)
     left = wait_event(lab, since, "the call-taker leaving", Event="ConfbridgeLeave",
@@ -73,7 +73,7 @@ def test_nobody_reached_after_the_call_taker_left_the_citizen_hears_a_notice_and
     # the citizen's call rings both seats; seat1 answers first and seat2 is cancelled;
     # seat2 answers when the seats ring again
     police = answering(lab, "seat2", hold_ms=3000, ring_ms=1000, calls=2)
-    seat = answering(lab, "seat1", hold_ms=4000, key=ONEKEY)
+    seat = answering(lab, "seat1", hold_ms=6500, key=ONEKEY)
     caller = citizen(lab, hold_ms=30000, released_ok=True)
     conference = _conference(lab, since)
     wait_event(lab, since, "the call-taker leaving", Event="ConfbridgeLeave",
@@ -101,7 +101,7 @@ def test_the_12345_agent_hands_the_citizen_back_with_one_key(any_lab: Lab) -> No
     # the citizen's call rings seat2 too (cancelled: seat1 answers first); then 12345
     # hands the citizen to seat2
     police = answering(lab, "seat2", hold_ms=30000, ring_ms=1000, calls=2)
-    seat = answering(lab, "seat1", hold_ms=5000, key=ONEKEY)
+    seat = answering(lab, "seat1", hold_ms=6500, key=ONEKEY)
     caller = citizen(lab, hold_ms=32000)
     first = _conference(lab, since).removeprefix("linkgw-")
     back = wait_event(lab, since, "the 12345 agent in a conference", Event="ConfbridgeJoin",

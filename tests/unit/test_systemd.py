@@ -144,10 +144,18 @@ def test_the_watchdog_is_fed_from_the_clock(manager: tuple[socket.socket, str]) 
     readiness.stopService()
 
 
-def test_a_reload_is_bracketed_for_notify_reload(manager: tuple[socket.socket, str]) -> None:
+def test_a_reload_is_bracketed_and_says_ready_only_if_it_was(
+        manager: tuple[socket.socket, str]) -> None:
     sock, path = manager
     readiness = Readiness(Notifier(path), [], Clock(), null_log(), monotonic=lambda: 12.5)
+    readiness.status = "starting, waiting for: AMI"
+    readiness.reloading()
+    readiness.reloaded("config reloaded")  # not ready yet: a reload must not say so
+    readiness.ready = True
     readiness.reloading()
     readiness.reloaded("config reloaded")
-    assert received(sock) == [b"RELOADING=1\nMONOTONIC_USEC=12500000\nSTATUS=reloading\n",
-                              b"READY=1\nSTATUS=ready; config reloaded\n"]
+    assert received(sock) == [
+        b"RELOADING=1\nMONOTONIC_USEC=12500000\nSTATUS=reloading\n",
+        b"STATUS=starting, waiting for: AMI; config reloaded\n",
+        b"RELOADING=1\nMONOTONIC_USEC=12500000\nSTATUS=reloading\n",
+        b"READY=1\nSTATUS=ready; config reloaded\n"]
