@@ -103,19 +103,21 @@ class RecordCheck:
         for kind in RECORD_KINDS:
             for key in self._scan(self.keys.record(f"{kind}:*")):
                 self._record(report, kind, key)
-        for stream in [self.keys.events, *self._scan(self.keys.feed("*"))]:
+        for stream in [self.keys.events.encode(), *self._scan(self.keys.feed("*"))]:
             self._stream(report, stream)
         return report
 
-    def _scan(self, pattern: str) -> Iterator[str]:
-        for key in self.client.scan_iter(match=pattern, count=self.batch):
-            yield key.decode("utf-8", "backslashreplace")
+    def _scan(self, pattern: str) -> Iterator[bytes]:
+        """Key names as Redis holds them: a name that is not UTF-8 is still looked up
+        by its own bytes (and shown escaped)."""
+        yield from self.client.scan_iter(match=pattern, count=self.batch)
 
-    def _record(self, report: Report, kind: str, key: str) -> None:
-        if self.client.type(key) != b"hash":
+    def _record(self, report: Report, kind: str, raw_key: bytes) -> None:
+        key = raw_key.decode("utf-8", "backslashreplace")
+        if self.client.type(raw_key) != b"hash":
             report.problems.append(f"{key}: not a hash")
             return
-        fields, bad = _text(cast(dict[bytes, bytes], self.client.hgetall(key)))
+        fields, bad = _text(cast(dict[bytes, bytes], self.client.hgetall(raw_key)))
         if bad:
             report.problems.append(f"{key}: {bad}")
             return
@@ -123,15 +125,16 @@ class RecordCheck:
         report.read[f"{kind} v{number}"] += 1
         report.problems += [f"{key}: {p}" for p in record_problems(kind, fields)]
 
-    def _stream(self, report: Report, stream: str) -> None:
-        if self.client.type(stream) not in (b"stream", b"none"):
+    def _stream(self, report: Report, raw_stream: bytes) -> None:
+        stream = raw_stream.decode("utf-8", "backslashreplace")
+        if self.client.type(raw_stream) not in (b"stream", b"none"):
             report.problems.append(f"{stream}: not a stream")
             return
         name = "events" if stream == self.keys.events else stream.rsplit(":", 1)[-1]
         start = "-"
         while True:
             entries = cast(list[tuple[bytes, dict[bytes, bytes]]],
-                           self.client.xrange(stream, start, "+", count=self.batch))
+                           self.client.xrange(raw_stream, start, "+", count=self.batch))
             for raw_id, raw in entries:
                 entry_id = raw_id.decode("ascii")
                 fields, bad = _text(raw)

@@ -104,6 +104,7 @@ def test_what_cannot_be_read_is_named(old: redis.Redis, redis_server: RedisServe
     old.xadd("linkgw:events", {"record": "bridge:x", "id": "c", "event": "e", "at": "1",
                                "data": "[1]", "fields": "{"})
     old.set("linkgw:feed:110", "not a stream")
+    raw.hset(b"linkgw:workorder:\xff9", b"schema", b"7")  # a name that is not UTF-8
     said = check(redis_server)
     problems = [line for line in said if line.startswith("unreadable: ")]
     [(newest, _)] = cast(list[tuple[str, dict[str, str]]],
@@ -111,10 +112,11 @@ def test_what_cannot_be_read_is_named(old: redis.Redis, redis_server: RedisServe
     assert problems == [
         f"unreadable: linkgw:bridge:{bridge_id()}: schema 9: written by a newer linkgw",
         "unreadable: linkgw:call:u-\u2028: 'name' is not UTF-8",
+        "unreadable: linkgw:workorder:\\xff9: schema 7: written by a newer linkgw",
         f"unreadable: linkgw:events {newest}: data is not a JSON object",
         f"unreadable: linkgw:events {newest}: fields is not a JSON object",
         "unreadable: linkgw:feed:110: not a stream"]
-    assert said[-1] == "5 unreadable"
+    assert said[-1] == "6 unreadable"
 
 
 def test_the_cli_exits_1_when_something_is_unreadable(
