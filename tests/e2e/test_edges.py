@@ -162,8 +162,10 @@ def test_emergency_then_a_restart_then_the_key_is_still_refused(lab: Lab) -> Non
     before = bridges_of_seat(lab, "seat1")
     seat = lab.phone("seat1")
     seat.start(answer_scenario("seat1", ring_ms=200, hold_ms=20000,
-                               presses=[(800, EMERGENCY_KEY), (4000, ONEKEY)]))
-    caller = citizen(lab, hold_ms=10000)
+                               presses=[(800, EMERGENCY_KEY), (9000, ONEKEY)]))
+    # the key comes once the restarted gateway is surely ready again (it now waits for
+    # AMI, Redis and its listeners before it says so)
+    caller = citizen(lab, hold_ms=16000)
     played(lab, since, "PJSIP/seat1", lab.transfer.emergency_prompt)
     _restart(lab)
     played(lab, since, "PJSIP/seat1", lab.transfer.refusal_prompt)
