@@ -323,6 +323,22 @@ class Lab:
         assert self.asterisk is not None
         return self.asterisk.base / "gw/linkgw-agi.log"
 
+    def log_tails(self, lines: int = 40) -> str:
+        """The last ``lines`` of every log the lab keeps (the services', Asterisk's while
+        it runs, the process-mode programs'), for a failed test's report."""
+        live = [self.asterisk.base / "log/messages.log", self.process_log] \
+            if self.asterisk is not None and self.asterisk.base.exists() else []
+        if self.peer is not None:
+            live.append(self.peer.base / "log/messages.log")
+        files = sorted(p for p in self.log_dir.rglob("*") if p.is_file()) if \
+            self.log_dir.exists() else []
+        parts = []
+        for path in [*live, *files]:
+            if path.exists():
+                tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+                parts.append(f"==> {path} <==\n" + "\n".join(tail))
+        return "\n\n".join(parts)
+
     @property
     def recording_dir(self) -> str:
         """Where Asterisk records conferences, as seen inside its root."""

@@ -60,6 +60,20 @@ def _hang_up_all(probe: AmiProbe) -> None:
         pass  # no channel to hang up (AMI answers an error), or a lab already gone
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed lab test's report carries the tails of its lab's logs: CI runs from a
+    clean clone whose temporary folders are gone by the time anyone reads the output."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when != "call" or not report.failed:
+        return
+    for value in getattr(item, "funcargs", {}).values():
+        if isinstance(value, Lab):
+            report.sections.append((f"lab {value.name}: the logs' last lines",
+                                    value.log_tails()))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.fspath):
