@@ -16,6 +16,7 @@ from pathlib import Path
 from gateway.config import Config
 from gateway.dialplan import install
 from gateway.install.manager import documented_classes
+from gateway.lab.ports import RTP_PORTS
 from gateway.lab.process import LabError, Proc, wait_until
 
 NOLOAD = (
@@ -146,7 +147,7 @@ class Asterisk:
             "messages.log => notice,warning,error,verbose(3),dtmf\n",
             "pjsip.conf": self._pjsip_conf(),
             "rtp.conf": f"[general]\nrtpstart={self.ports.rtp_start}\n"
-            f"rtpend={self.ports.rtp_start + 199}\nstrictrtp=no\n",
+            f"rtpend={self.ports.rtp_start + RTP_PORTS - 1}\nstrictrtp=no\n",
             "manager.conf": self._manager_conf(),
             "extensions.conf": self._extensions_conf(),
             "features.conf": "[general]\nfeaturedigittimeout=1500\n\n[applicationmap]\n"

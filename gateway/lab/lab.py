@@ -1,4 +1,5 @@
-"""One lab: Redis, Asterisk (chroot), the gateway and SIPp phones, on free loopback ports.
+"""One lab: Redis, Asterisk (chroot), the gateway and SIPp phones, on loopback ports of
+its own (:class:`gateway.lab.ports.PortSlot`).
 
     with Lab(workdir) as lab:
         lab.phone("12345").start(...)
@@ -32,14 +33,14 @@ from gateway.lab.peer import (
     PeerAsterisk,
     trunk_to_12345,
 )
-from gateway.lab.ports import free_ports
+from gateway.lab.ports import claim_slot
 from gateway.lab.process import LabError
 from gateway.lab.provision import ensure_asterisk_root
 from gateway.lab.proxy import Relay
 from gateway.lab.sentinel import SERVICE as SENTINEL_SERVICE
 from gateway.lab.sentinel import RedisSentinels
 from gateway.lab.services import GatewayProcess, PushProcess, ReceiverProcess, RedisServer
-from gateway.lab.sipp import SippPhone
+from gateway.lab.sipp import SIPP_MEDIA_PORTS, SippPhone
 from gateway.lab.tls import make_ca_and_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,9 +58,6 @@ EMERGENCY_KEY = "*0"
 RING_TIMEOUT = 4.0
 CODE_TIMEOUT = 1.5
 LEASE_TTL = 2.0
-#: Asterisk RTP: 110's range in 10000-19999, 12345's in 20000-29999, 200 ports a lab.
-RTP_BASE = 10000
-RTP_SLOTS = 50
 SWEEP_INTERVAL = 0.5
 
 
@@ -85,17 +83,16 @@ class Lab:
         self.name = name or secrets.token_hex(4)
         self.log_dir = workdir / "logs"
         phones = [*PHONES, *(PEER_PHONES if self.two_pbx else ())]
-        ports = free_ports(12 + 2 * len(phones))
-        self.sip_port, self.ami_port, self.fastagi_port, self.redis_port, rtp = ports[:5]
-        self.http_port, self.ami_relay_port, self.fastagi2_port, self.http2_port = ports[5:9]
-        self.peer_sip_port, self.peer_ami_port, self.receiver_port = ports[9:12]
-        rest = ports[12:]
-        self.phone_ports = {n: (rest[2 * i], rest[2 * i + 1]) for i, n in enumerate(phones)}
-        # Asterisk's RTP ranges stay below the kernel's ephemeral range (32768 up), where
-        # free_ports picks the phones' ports: with four labs at once, a 12345 PBX whose
-        # range was 40000 up took a SIPp phone's media port ("Address already in use")
-        self.rtp_start = RTP_BASE + (rtp % RTP_SLOTS) * 200
-        self.peer_rtp_start = RTP_BASE + RTP_SLOTS * 200 + (rtp % RTP_SLOTS) * 200
+        self.slot = claim_slot()  # released by stop()
+        take = self.slot.take
+        self.sip_port, self.ami_port, self.fastagi_port, self.redis_port = [take()
+                                                                            for _ in range(4)]
+        self.http_port, self.ami_relay_port, self.fastagi2_port, self.http2_port = [
+            take() for _ in range(4)]
+        self.peer_sip_port, self.peer_ami_port, self.receiver_port = [take() for _ in range(3)]
+        # a SIPp phone binds its media port and the three after it (RTCP, video, RTCP)
+        self.phone_ports = {n: (take(), take(SIPP_MEDIA_PORTS)) for n in phones}
+        self.rtp_start, self.peer_rtp_start = self.slot.rtp_110, self.slot.rtp_12345
         self.ami_user = "linkgw"
         self._ami_secret = secrets.token_urlsafe(16)  # made per lab, never written to git
         self._probe_secret = secrets.token_urlsafe(16)
@@ -453,6 +450,7 @@ class Lab:
         self.redis.stop()
         if self.sentinels is not None:
             self.sentinels.stop()
+        self.slot.release()
 
     def __enter__(self) -> Lab:
         return self.start()

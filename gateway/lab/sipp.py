@@ -18,6 +18,9 @@ from pathlib import Path
 from gateway.lab.process import LabError, Proc
 from gateway.lab.rtp import Keys, Segment, Tone, duration_ms, write_stream
 
+#: Ports SIPp binds from its ``-mp`` media port up: audio RTP, RTCP, video RTP, RTCP.
+SIPP_MEDIA_PORTS = 4
+
 SCENARIOS = Path(__file__).parent / "scenarios"
 
 
