@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 
 from gateway.lab.fakes import null_log
 from gateway.records.errors import Unavailable
-from gateway.records.overdue import EVERY, OverdueCount
+from gateway.records.overdue import EVERY, RETRY, OverdueCount
 
 
 class Thread:
@@ -70,6 +70,35 @@ def test_redis_down_makes_the_counts_unknown_again() -> None:
     thread.finish()
     assert (overdue.bridges, overdue.workorders) == (-1, -1)
     overdue.stopService()
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_failed_count_is_tried_again_soon_and_redis_back_shows() -> None:
+    clock, thread, asked = Clock(), Thread(), []
+    answers: list[Any] = [Unavailable("Redis: connection refused"), (2, 5), (2, 6)]
+
+    def count(now: float) -> tuple[int, int]:
+        asked.append(now)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer[0], answer[1]
+
+    overdue = OverdueCount(count, clock, thread, null_log())
+    overdue.startService()
+    thread.finish()
+    assert (overdue.bridges, overdue.workorders) == (-1, -1)
+    clock.advance(RETRY - 0.001)
+    assert thread.calls == []
+    clock.advance(0.001)
+    thread.finish()
+    assert (overdue.bridges, overdue.workorders) == (2, 5)
+    clock.advance(EVERY - RETRY)  # the round keeps its own beat
+    thread.finish()
+    assert asked == [0.0, RETRY, EVERY]
+    assert overdue.workorders == 6
+    overdue.stopService()
+    assert clock.getDelayedCalls() == []
 
 
 def test_a_slow_count_is_not_doubled() -> None:
