@@ -24,6 +24,10 @@ class AmiTimeout(AmiError):
     code = "ami_timeout"
 
 
+#: Asterisk's ``Message`` when an action names a channel it does not have (Getvar, …).
+NO_SUCH_CHANNEL = "No such channel"
+
+
 class AmiActionError(AmiError):
     """Asterisk answered ``Response: Error``."""
 

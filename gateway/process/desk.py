@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.ami.errors import AmiActionError, AmiError
+from gateway.ami.errors import NO_SUCH_CHANNEL, AmiActionError, AmiError
 from gateway.ami.sync import SyncAmi, endpoint_address
 from gateway.bridge.change import Change
-from gateway.bridge.state import Event, Mode, RedirectFailed, iso
+from gateway.bridge.state import Event, Left, Mode, RedirectFailed, Role, iso
 from gateway.config import Config, TransferConfig
 from gateway.process.keeper_client import KeeperFeed
 from gateway.transfer import decide
@@ -37,7 +37,7 @@ class Work:
     bridge: Bridge | None = None  # a bridge to follow to its end
     events: list[Event] = field(default_factory=list)  # to apply to it first
     first_failure: str = ""  # why the first attempt was refused by Asterisk
-    dialled_at: float = 0.0  # when the first attempt was dialled
+    dialled_at: float = 0.0  # when the first attempt was dialled (0: nobody was)
 
 
 class ProcessDesk:
@@ -158,10 +158,16 @@ class ProcessDesk:
             return Refused(refusal.reason, refusal.detail, refusal.prompt, bridge.id)
         try:
             self.persist.opened(bridge, "transfer_requested", now)
+            self.work.bridge = bridge
+            if not _on_the_line(ami, press.citizen):
+                # the program started after the citizen hung up (a loaded machine):
+                # nobody is dialled for them; the follower ends the bridge abandoned
+                self.work.events.append(Left(now, Role.CITIZEN, press.citizen.channel))
+                self._session = ami
+                return Opened(bridge.id)
             self.persist.note(bridge, "agent_dialing", now, {
                 "attempt": "1", "dialing_target": bridge.phase.plan[0],
                 "dialing_at": iso(now)})
-            self.work.bridge = bridge
             self.work.dialled_at = now
             try:
                 ami.action("Originate", originate_headers(bridge, 0, self.config))
@@ -176,3 +182,15 @@ class ProcessDesk:
             raise
         self._session = ami  # kept for the item code
         return Opened(bridge.id)
+
+
+def _on_the_line(ami: SyncAmi, citizen: Party) -> bool:
+    """Is the citizen's channel still in Asterisk? (Unknown counts as yes: the follower
+    sees the hangup anyway.)"""
+    if not citizen.channel:
+        return True
+    try:
+        ami.action("Getvar", {"Channel": citizen.channel, "Variable": "UNIQUEID"})
+    except AmiActionError as exc:
+        return exc.response.get("Message") != NO_SUCH_CHANNEL  # any other error: unknown
+    return True

@@ -53,9 +53,10 @@ def follow(config: Config, work: Work) -> None:
     service.registry.add(bridge)
     # The leg rings since the program dialled it; its channel is learnt from Asterisk
     # once this process is logged in (recovery), so that a cancel can reach it.
-    leg = Leg(bridge.agent_id(0), config.transfer.ring_timeout, since=work.dialled_at)
-    leg.started = work.dialled_at
-    service.legs[bridge.id] = leg
+    if work.dialled_at:
+        leg = Leg(bridge.agent_id(0), config.transfer.ring_timeout, since=work.dialled_at)
+        leg.started = work.dialled_at
+        service.legs[bridge.id] = leg
     parts.leases.claim(bridge.id)
     for event in work.events:
         service.step(bridge, event)
