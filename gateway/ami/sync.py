@@ -101,6 +101,11 @@ class SyncAmi:
         if not data:
             raise AmiNotConnected("AMI closed the connection")
         self._queue.extend(self._parser.feed(data))
+        return self.take_events()
+
+    def take_events(self) -> list[AmiMessage]:
+        """The events queued so far without reading (those an :meth:`action` read while
+        it waited for its response: the socket may have nothing more to say)."""
         events = [m for m in self._queue if m.event]
         self._queue = [m for m in self._queue if not m.event]
         return events

@@ -87,25 +87,28 @@ def noanswer_scenario(user: str) -> str:
 
 def citizen_scenario(caller: str, number: str, dial: str, hold_ms: int,
                      caller_name: str = "", released_ok: bool = True,
-                     voice_hz: float = 0) -> Scenario:
+                     voice_hz: float = 0, keys: str = "") -> Scenario:
     """``caller`` is the endpoint (From user); ``number``/``caller_name`` the identity.
 
     With ``released_ok`` False the citizen must be the one who hangs up: a BYE from
     Asterisk before ``hold_ms`` fails the scenario (SIPp exits 1). ``voice_hz``: the
     citizen speaks a steady tone of that pitch from the answer on, for the whole call
-    (RTP from its media port, as a phone sends its microphone).
+    (RTP from its media port, as a phone sends its microphone). ``keys``: digits the
+    citizen types half a second after the answer (RFC 4733, as a phone does).
     """
     if released_ok:
         wait = f'  <recv request="BYE" timeout="{hold_ms}" ontimeout="hangup"/>'
     else:
         wait = f'  <pause milliseconds="{hold_ms}" next="hangup"/>\n  <recv request="BYE"/>'
-    if not voice_hz:
+    if not voice_hz and not keys:
         return Scenario(render("citizen.xml", caller=caller, number=number, dial=dial,
                                caller_name=caller_name, wait_steps=wait))
     speak = '  <nop><action><exec play_pcap_audio="{{pcap:voice}}"/></action></nop>\n'
+    stream: tuple[Segment, ...] = (Tone(voice_hz, hold_ms),) if not keys else \
+        (Tone(voice_hz, 500), Keys(keys), Tone(voice_hz, 500))
     return Scenario(render("citizen.xml", caller=caller, number=number, dial=dial,
                            caller_name=caller_name, wait_steps=speak + wait),
-                    {"voice": (Tone(voice_hz, hold_ms),)})
+                    {"voice": stream})
 
 
 def received_invite(trace: str) -> dict[str, str]:

@@ -6,8 +6,10 @@ log in to AMI, and meanwhile res_agi reads (and drops) the channel's frames. An 
 code typed in one go with the key (``*1101``) would lose its first digits. FastAGI does
 not lose them because its AMI session is always there; the keeper is that session for
 process mode: one small process per host (a lock in the spool directory makes it one),
-logged in to AMI for DTMF only, which remembers the last digits of each channel and
-answers on a Unix socket beside the lock (mode 0600, in the spool directory).
+logged in to AMI for DTMF only, which remembers the last digits of each channel linkgw
+armed (the seats' and agents' channels: ``LINKGW_SIDE`` set by ``[linkgw-armed]``; it asks
+Asterisk once per channel, on its first digit) and answers on a Unix socket beside the
+lock (mode 0600, in the spool directory). Nobody else's digits are kept.
 
 The detached process of every AGI program makes sure it runs (:func:`ensure_running`),
 so from a host's first call on it is there before any key. It exits when AMI goes (an
@@ -39,8 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from gateway.ami.codec import AmiMessage
-from gateway.ami.errors import AmiError
+from gateway.ami.codec import AmiMessage, HeaderItems
+from gateway.ami.errors import AmiActionError, AmiError, AmiTimeout
 from gateway.process.keeper_wire import (
     DIGITS,
     encode_digit,
@@ -64,6 +66,8 @@ MAX_CLIENTS = 256
 QUESTION_WAIT = 2.0
 ANSWER_LIFE = 120.0
 MAX_QUESTION = 128
+#: Set by ``[linkgw-armed]`` on every channel that may press linkgw's keys.
+SIDE_VARIABLE = "LINKGW_SIDE"
 
 @dataclass
 class DigitBook:
@@ -126,6 +130,31 @@ class _Ami(Protocol):
 
     def pump(self) -> list[AmiMessage]: ...
 
+    def take_events(self) -> list[AmiMessage]: ...
+
+    def action(self, name: str, headers: HeaderItems = ()) -> AmiMessage: ...
+
+
+@dataclass
+class ArmedChannels:
+    """Which channels linkgw armed, each asked of Asterisk once (pure but for ``ask``):
+    the answer is kept as long as a channel's digits would be, so a keeper holds no
+    digit of a channel that is not a seat's or an agent's."""
+
+    ask: Callable[[str], bool]  # channel name → is LINKGW_SIDE set on it
+    keep_seconds: float = KEEP_SECONDS
+    keep_channels: int = KEEP_CHANNELS
+    known: OrderedDict[str, tuple[bool, float]] = field(default_factory=OrderedDict)
+
+    def armed(self, uniqueid: str, channel: str, now: float) -> bool:
+        found = self.known.pop(uniqueid, None)
+        if found is None or found[1] < now - self.keep_seconds:
+            found = (bool(channel) and self.ask(channel), now)
+        self.known[uniqueid] = (found[0], now)
+        while len(self.known) > self.keep_channels:
+            self.known.popitem(last=False)
+        return found[0]
+
 
 @dataclass
 class _Client:
@@ -143,6 +172,7 @@ class Keeper:
                  idle_exit: float = IDLE_EXIT) -> None:
         self.ami, self.server, self.clock, self.idle_exit = ami, server, clock, idle_exit
         self.book = DigitBook()
+        self.armed = ArmedChannels(self._linkgw_channel)
         self.clients: dict[int, _Client] = {}
         self.selector = selectors.DefaultSelector()
         self.selector.register(ami.fileno(), selectors.EVENT_READ, "ami")
@@ -171,10 +201,12 @@ class Keeper:
             if key.data == "ami":
                 try:
                     events = self.ami.pump()
+                    while events:  # asking Asterisk about a channel may queue more
+                        for event in events:
+                            self._event(event)
+                        events = self.ami.take_events()
                 except (AmiError, OSError) as exc:
                     return f"AMI gone: {exc}"
-                for event in events:
-                    self._event(event)
             elif key.data == "server":
                 self._accept()
             else:
@@ -187,8 +219,19 @@ class Keeper:
             return
         uniqueid, digit = found
         at = self.clock()
+        if not self.armed.armed(uniqueid, message.get("Channel"), at):
+            return
         for client in self.book.digit(uniqueid, digit, at):
             self._send(client, encode_digit("D", digit, at))
+
+    def _linkgw_channel(self, channel: str) -> bool:
+        """Did ``[linkgw-armed]`` run on ``channel``? A channel gone, or an AMI that does
+        not answer in time, counts as no: its digits are not kept."""
+        try:
+            answer = self.ami.action("Getvar", {"Channel": channel, "Variable": SIDE_VARIABLE})
+        except (AmiActionError, AmiTimeout):
+            return False
+        return answer.get("Value") != ""
 
     def _accept(self) -> None:
         try:

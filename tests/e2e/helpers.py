@@ -16,11 +16,11 @@ TIMEOUT = 30.0
 
 def citizen(lab: Lab, hold_ms: int, dial: str = "110", number: str = "13800138000",
             name: str = "Zhang San", released_ok: bool = False,
-            voice_hz: float = 0) -> SippPhone:
+            voice_hz: float = 0, keys: str = "") -> SippPhone:
     """A citizen; by default it must hang up itself (a BYE to it fails its scenario)."""
     phone = lab.phone("citizen")
     phone.start(citizen_scenario("citizen", number, dial, hold_ms=hold_ms, caller_name=name,
-                                 released_ok=released_ok, voice_hz=voice_hz))
+                                 released_ok=released_ok, voice_hz=voice_hz, keys=keys))
     return phone
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gateway.lab.lab import ONEKEY, RING_TIMEOUT, Lab
 from gateway.lab.process import wait_until
 from gateway.lab.sipp import answer_scenario, noanswer_scenario
+from gateway.process.keeper_client import KeeperFeed
 from tests.e2e.helpers import (
     TIMEOUT,
     answering,
@@ -182,6 +183,33 @@ def test_gateway_down_the_call_still_rings_and_the_key_falls_back(lab: Lab) -> N
         lab.gateway.start()
     assert bridges_of_seat(lab, "seat1") == before
     assert events(lab, since, "ConfbridgeJoin") == []
+
+
+def test_the_keeper_holds_the_seats_digits_and_never_the_citizens(process_lab: Lab) -> None:
+    """The digit keeper of process mode keeps what linkgw's armed channels type: the
+    seat's key and code, not the number a citizen typed into the call (Asterisk saw
+    both). Asked over its own socket, as the key's program asks it."""
+    lab = process_lab
+    since = mark(lab)
+    before = bridges_of_seat(lab, "seat1")
+    agent = answering(lab, "12345", hold_ms=30000)
+    seat = answering(lab, "seat1", hold_ms=6000, key=ONEKEY + "101")
+    caller = citizen(lab, hold_ms=13000, keys="4711")
+    bridge_id = new_bridge(lab, "seat1", before)
+    assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
+    record, _ = settled(lab, bridge_id)
+    typed = {who: "".join(e.get("Digit") for e in events(
+        lab, since, "DTMFEnd", Uniqueid=record[f"{who}_uniqueid"], Direction="Received"))
+        for who in ("citizen", "seat")}
+    assert typed == {"citizen": "4711", "seat": "*1101"}
+    spool = str(lab.asterisk_base() / "gw/spool")
+    held = {}
+    for who in ("citizen", "seat"):
+        feed = KeeperFeed.ask(spool, record[f"{who}_uniqueid"])
+        assert feed is not None, "no keeper answered"
+        held[who] = "".join(digit for digit, _ in feed.history)
+        feed.close()
+    assert held == {"citizen": "", "seat": "*1101"}
 
 
 def test_a_slow_keys_program_dials_nobody_once_the_citizen_is_gone(process_lab: Lab) -> None:

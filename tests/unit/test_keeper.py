@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.ami.codec import AmiMessage, AmiParser
+from gateway.ami.codec import AmiMessage, AmiParser, HeaderItems
+from gateway.ami.errors import AmiActionError
 from gateway.process.keeper import MAX_QUESTION, DigitBook, Keeper, _listen, _take_lock
 from gateway.process.keeper_client import KeeperFeed
 from gateway.process.keeper_wire import parse_question, paths
@@ -23,14 +24,34 @@ from gateway.transfer.code import KEY_LAG, window_from_history
 
 T = 1_795_895_437.0
 REPO = Path(__file__).resolve().parents[2]
+SEAT = "PJSIP/seat1-00000001"
 
 
 class FakeAmi:
-    """The keeper's AMI session: bytes written to the other end of a socket pair."""
+    """The keeper's AMI session: bytes written to the other end of a socket pair; the
+    channels in ``armed`` have LINKGW_SIDE set, those in ``gone`` no longer exist."""
 
     def __init__(self) -> None:
         self.ours, self.asterisk = socket.socketpair()
         self.parser = AmiParser()
+        self.armed = {SEAT}
+        self.gone: set[str] = set()
+        self.asked: list[str] = []
+
+    def action(self, name: str, headers: HeaderItems = ()) -> AmiMessage:
+        fields = dict(headers)
+        assert (name, fields["Variable"]) == ("Getvar", "LINKGW_SIDE")
+        channel = fields["Channel"]
+        self.asked.append(channel)
+        if channel in self.gone:
+            raise AmiActionError(name, AmiMessage((("Response", "Error"),
+                                                   ("Message", "No such channel"))))
+        value = "110" if channel in self.armed else ""
+        return AmiMessage((("Response", "Success"), ("Variable", "LINKGW_SIDE"),
+                           ("Value", value)))
+
+    def take_events(self) -> list[AmiMessage]:
+        return []
 
     def fileno(self) -> int:
         return self.ours.fileno()
@@ -41,9 +62,10 @@ class FakeAmi:
             raise ConnectionError("AMI closed the connection")
         return [m for m in self.parser.feed(data) if m.event]
 
-    def digit(self, uniqueid: str, digit: str, direction: str = "Received") -> None:
+    def digit(self, uniqueid: str, digit: str, direction: str = "Received",
+              channel: str = "") -> None:
         self.asterisk.sendall(
-            f"Event: DTMFEnd\r\nChannel: PJSIP/seat1-1\r\nUniqueid: {uniqueid}\r\n"
+            f"Event: DTMFEnd\r\nChannel: {channel or SEAT}\r\nUniqueid: {uniqueid}\r\n"
             f"Digit: {digit}\r\nDirection: {direction}\r\nDurationMs: 120\r\n\r\n"
             .encode())
 
@@ -147,6 +169,31 @@ def test_the_keeper_answers_what_the_channel_typed_then_each_new_digit(rig: tupl
     sock.close()
     keeper.step(2.0)  # the program hung up: forgotten as a listener
     assert keeper.clients == {} and keeper.book.waiting == {}
+
+
+def test_only_the_digits_of_channels_linkgw_armed_are_kept(rig: tuple[
+        Keeper, FakeAmi, Path, Clock]) -> None:
+    """A channel's first digit asks Asterisk whether [linkgw-armed] ran on it; a caller
+    typing a PIN in someone else's menu, or a channel already gone, is not kept. Each
+    channel is asked once while its answer is remembered."""
+    keeper, ami, path, clock = rig
+    ami.gone.add("PJSIP/trunk-00000009")
+    ami.digit("u-pin", "4", channel="PJSIP/bank-00000002")
+    ami.digit("u-pin", "2", channel="PJSIP/bank-00000002")
+    ami.digit("u-gone", "7", channel="PJSIP/trunk-00000009")
+    ami.digit("u-seat", "*")
+    ami.digit("u-seat", "1")
+    keeper.step(2.0)
+    assert ami.asked == ["PJSIP/bank-00000002", "PJSIP/trunk-00000009", SEAT]
+    assert list(keeper.book.typed) == ["u-seat"]
+    for uniqueid in ("u-pin", "u-gone"):
+        sock, answer = _ask(keeper, path, uniqueid.encode() + b"\n")
+        assert answer == b".\n"
+        sock.close()
+    clock.now += 61  # the answer is forgotten with the digits: asked again
+    ami.digit("u-seat", "0")
+    keeper.step(2.0)
+    assert ami.asked[3:] == [SEAT]
 
 
 def test_a_question_torn_across_writes_is_put_together(rig: tuple[
