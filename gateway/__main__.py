@@ -18,7 +18,7 @@ import redis
 from twisted.internet.interfaces import IReactorThreads
 
 from gateway.bridge.acl import USERS, AclError, render
-from gateway.bridge.connect import sync_client
+from gateway.bridge.connect import MaintenanceLogin, maintenance_redis, sync_client
 from gateway.config import ConfigError, load_config_file, retention_groups
 from gateway.install.cli import add_command as add_install_command
 from gateway.install.cli import run as run_install
@@ -118,11 +118,17 @@ RECORD_COMMANDS = ("show", "find", "overdue", "today", "report", "verify-chain",
 
 def _records(args: argparse.Namespace) -> int:
     config = load_config_file(Path(args.config), secrets=False)
+    if args.command in RETENTION_COMMANDS:
+        try:
+            maintenance_redis(config)
+        except MaintenanceLogin as exc:
+            print(f"linkgw {args.command}: {exc}", file=sys.stderr)
+            return 2
     client = sync_client(config.redis)
     records = Records(client, config.redis.prefix, ZoneInfo(config.tickets.time_zone))
     try:
         if args.command in RETENTION_COMMANDS:
-            retention = Retention(client, config.redis.prefix,
+            retention = Retention(sync_client(maintenance_redis(config)), config.redis.prefix,
                                   Path(config.retention.export_dir), retention_groups(config),
                                   config.retention.chain_key.encode(),
                                   lambda line: print(line, file=sys.stderr))
@@ -166,8 +172,11 @@ def _check_records(config_path: Path) -> int:
 
     config = load_config_file(config_path, secrets=False)  # Redis's is read when set
     try:
-        report = RecordCheck(sync_client(config.redis, decode=False),
+        report = RecordCheck(sync_client(maintenance_redis(config), decode=False),
                              config.redis.prefix).run()
+    except MaintenanceLogin as exc:
+        print(f"linkgw check-records: {exc}", file=sys.stderr)
+        return 2
     except redis.RedisError as exc:
         print(f"linkgw check-records: Redis: {exc}", file=sys.stderr)
         return 3

@@ -105,6 +105,10 @@ class RetentionConfig:
     # (with push.url set, the push's group on its feed is added: see retention_groups)
     groups: tuple[str, ...] = ("feed:12345/12345", "feed:110/110", "tickets:in/linkgw")
     chain_key: str = ""  # from chain_key_env: seals each day's chain (HMAC-SHA256)
+    # The Redis user retention and check-records log in as (they list keys with SCAN,
+    # which the gateway's user may not); "": the gateway's own
+    redis_username: str = ""
+    redis_password: str = ""  # from redis_password_env
 
 
 @dataclass(frozen=True)
@@ -307,7 +311,8 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("push", "feed"): _one_of("12345", "110"),
 }
 
-_SECRETS = {"secret", "token", "token_12345", "token_supervisor", "password", "chain_key"}
+_SECRETS = {"secret", "token", "token_12345", "token_supervisor", "password", "chain_key",
+            "redis_password"}
 MIN_TOKEN = 16  # characters of an API token
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -356,6 +361,10 @@ def _line(node: yaml.Node) -> int:
 #: processes (the gateway service, linkgw push, retention): Asterisk's environment
 #: need not hold them.
 PROCESS_SECRETS = frozenset({("ami", "secret"), ("redis", "password")})
+#: Read when set, never required at load: only the operator's jobs (retention,
+#: check-records) use the maintenance user's password, and the gateway service's
+#: environment need not hold it (they say so when it is missing).
+JOB_SECRETS = frozenset({("retention", "redis_password")})
 
 
 def load_config(
@@ -486,7 +495,8 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
         secret = key.removesuffix("_env")
         if key.endswith("_env") and secret in _SECRETS:
             var = value_node.value
-            needed = secrets and (not process_mode or (name, secret) in PROCESS_SECRETS)
+            needed = secrets and (not process_mode or (name, secret) in PROCESS_SECRETS) \
+                and (name, secret) not in JOB_SECRETS
             if needed and (not isinstance(var, str) or var not in env):
                 raise ConfigError(source, _line(value_node), dotted,
                                   f"environment variable {var!r} is not set")

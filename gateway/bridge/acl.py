@@ -18,6 +18,7 @@ USERS: dict[str, str] = {
     "linkgw-gateway": "LINKGW_REDIS_PASSWORD_GATEWAY",
     "linkgw-12345": "LINKGW_REDIS_PASSWORD_12345",
     "linkgw-supervisor": "LINKGW_REDIS_PASSWORD_SUPERVISOR",
+    "linkgw-maintenance": "LINKGW_REDIS_PASSWORD_MAINTENANCE",
 }
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # no space, no glob character

@@ -6,6 +6,7 @@ master on every new connection); nothing here replicates anything by hand.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import cast
 
 import redis
@@ -13,9 +14,28 @@ import redis.asyncio
 import redis.asyncio.sentinel
 import redis.sentinel
 
-from gateway.config import RedisConfig
+from gateway.config import Config, RedisConfig
 
 TIMEOUT = 2.0  # seconds, for connecting and for each command
+
+
+class MaintenanceLogin(ValueError):
+    """The maintenance user is configured without its password."""
+
+
+def maintenance_redis(config: Config) -> RedisConfig:
+    """The Redis settings of the operator's jobs (``linkgw retention|export|seal``,
+    ``linkgw check-records``): the maintenance user of ``config/redis.acl`` when
+    ``retention.redis_username`` names it (they list keys with SCAN, which the gateway's
+    user, whose password process-mode programs hold, may not), else the gateway's."""
+    if not config.retention.redis_username:
+        return config.redis
+    if not config.retention.redis_password:
+        raise MaintenanceLogin(f"retention.redis_username is {config.retention.redis_username!r}"
+                               " but retention.redis_password_env names no variable that is "
+                               "set (the maintenance user's password)")
+    return replace(config.redis, username=config.retention.redis_username,
+                   password=config.retention.redis_password)
 
 
 def _user(config: RedisConfig) -> str | None:

@@ -153,6 +153,7 @@ class Lab:
         """What the gateway and the linkgw CLI find in their environment."""
         return {"LINKGW_AMI_SECRET": self._ami_secret, "LINKGW_API_TOKEN": self.api_token,
                 "LINKGW_REDIS_PASSWORD": self.redis_passwords["linkgw-gateway"],
+                "LINKGW_REDIS_PASSWORD_MAINTENANCE": self.redis_passwords["linkgw-maintenance"],
                 **({"LINKGW_PUSH_SECRET": self.push_secret} if self.pushing else {}),
                 "LINKGW_API_TOKEN_12345": self.role_tokens["12345"],
                 "LINKGW_API_TOKEN_SUPERVISOR": self.role_tokens["supervisor"]}
@@ -234,6 +235,8 @@ class Lab:
             "  agents: \"PJSIP/12345\"\n"
             f"  recording_dir: {self.recording_dir}\n"
             "log:\n  format: json\n  level: info\n"
+            "retention:\n  redis_username: linkgw-maintenance\n"
+            "  redis_password_env: LINKGW_REDIS_PASSWORD_MAINTENANCE\n"
             + (self._push_config() if push and self.pushing else "")
         )
 

@@ -3,6 +3,9 @@ and changes what is its own, and gets NOPERM for the rest."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
@@ -13,12 +16,15 @@ import redis
 from gateway.bridge.acl import AclError, render
 from gateway.bridge.change import Change
 from gateway.bridge.redis_store import apply_sync
+from gateway.config import load_config_file
 from gateway.lab.ports import free_ports
 from gateway.lab.services import RedisServer
+from gateway.records.retention import Retention
 
 ACL = Path(__file__).resolve().parents[2] / "config/redis.acl"
 PASSWORDS = {"linkgw-gateway": "gw-pass-0123456789", "linkgw-12345": "张 三\r\n pass 12345",
-             "linkgw-supervisor": "sup-pass-0123456789"}
+             "linkgw-supervisor": "sup-pass-0123456789",
+             "linkgw-maintenance": "maint-pass-0123456789"}
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +88,50 @@ def test_the_gateway_user_works_its_own_keys_and_nothing_else(
     noperm(lambda: written.script_kill())
     noperm(lambda: written.execute_command("SELECT", 1))
     noperm(lambda: written.randomkey())
+    noperm(lambda: written.scan())  # other applications' key names
+
+
+def test_retention_and_check_records_log_in_as_the_maintenance_user(
+        server: RedisServer, written: redis.Redis, tmp_path: Path) -> None:
+    """They list keys (SCAN), which the gateway's user may not: the CLI logs in as the
+    user retention.redis_username names, with its own password."""
+    written.zadd("linkgw:idx:day:2026-01-05", {"b1": 1.0})
+    maintenance = as_user(server, "linkgw-maintenance")
+    days = Retention(maintenance, "linkgw", tmp_path / "export").days()
+    assert days == ["2026-01-05"]
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        Retention(written, "linkgw", tmp_path / "export").days()
+    noperm(lambda: maintenance.flushall())
+    noperm(lambda: maintenance.keys("*"))
+    noperm(lambda: maintenance.get("other:key"))
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        f"redis:\n  url: \"redis://127.0.0.1:{server.port}/0\"\n"
+        "  username: linkgw-gateway\n  password_env: LINKGW_REDIS_PASSWORD\n"
+        "retention:\n  redis_username: linkgw-maintenance\n"
+        "  redis_password_env: LINKGW_REDIS_PASSWORD_MAINTENANCE\n"
+        "http:\n  listen: \"\"\nami:\n  secret_env: LINKGW_AMI_SECRET\n", encoding="utf-8")
+    env = {**os.environ, "LINKGW_REDIS_PASSWORD": PASSWORDS["linkgw-gateway"],
+           "LINKGW_REDIS_PASSWORD_MAINTENANCE": PASSWORDS["linkgw-maintenance"]}
+    done = subprocess.run([sys.executable, "-m", "gateway", "check-records", "--config",
+                           str(config)], capture_output=True, text=True, env=env,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    env["LINKGW_REDIS_PASSWORD_MAINTENANCE"] = PASSWORDS["linkgw-gateway"]  # a wrong one
+    refused = subprocess.run([sys.executable, "-m", "gateway", "check-records", "--config",
+                              str(config)], capture_output=True, text=True, env=env,
+                             timeout=60, check=False)
+    assert refused.returncode == 3 and "Redis:" in refused.stderr, refused.stderr
+    del env["LINKGW_REDIS_PASSWORD_MAINTENANCE"]  # the gateway's environment, without it
+    unset = subprocess.run([sys.executable, "-m", "gateway", "check-records", "--config",
+                            str(config)], capture_output=True, text=True, env=env,
+                           timeout=60, check=False)
+    assert (unset.returncode, unset.stderr) == (2, (
+        "linkgw check-records: retention.redis_username is 'linkgw-maintenance' but "
+        "retention.redis_password_env names no variable that is set (the maintenance "
+        "user's password)\n"))
+    started = load_config_file(config, {"LINKGW_REDIS_PASSWORD": "x", "LINKGW_AMI_SECRET": "y"})
+    assert started.retention.redis_password == ""  # not required to start the gateway
 
 
 def test_12345_reads_its_feed_and_writes_work_orders_and_nothing_more(
@@ -127,7 +177,7 @@ def test_a_wrong_password_or_no_password_logs_nobody_in(server: RedisServer) -> 
         wrong.ping()
     assert "#" in render(ACL.read_text(encoding="utf-8"), "linkgw", PASSWORDS)
     unset = render(ACL.read_text(encoding="utf-8"), "linkgw", {})
-    assert "#" not in unset and unset.count("resetpass") == 3
+    assert "#" not in unset and unset.count("resetpass") == 4
 
 
 def test_the_file_follows_the_sites_prefix_and_refuses_what_redis_would_misread() -> None:
