@@ -11,6 +11,12 @@
   line is whole comes back, in order.
 - The digit keeper's question parser and the digit lines a program reads: only a
   uniqueid of safe ASCII, or a digit a channel can type, comes out.
+- The names of day indexes read back from Redis (``linkgw retention``): any name, torn,
+  not UTF-8, ``../`` inside; only a real date comes out as a day, and its export file is
+  that day's own in the export folder.
+- The digit keeper's socket: a real keeper on a real Unix socket, any bytes sent in any
+  pieces: it answers ERR, a well-formed answer, or waits; it never raises and keeps no
+  connection that hung up.
 - The inbound ticket entry handler: entries of random fields (bytes, not UTF-8, huge,
   empty) through ``InboundTickets.handle`` (a desk that checks the bridge id as the real
   one does; the real desk is tested on Redis). No exception escapes, and every entry is
@@ -22,10 +28,14 @@ can be repeated.
 
 from __future__ import annotations
 
+import fnmatch
 import random
+import socket
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from gateway.agi.codec import ReplyParser, parse_env
@@ -176,15 +186,128 @@ def keeper(data: bytes) -> None:
                 raise AssertionError(f"digit {item!r} let through")
 
 
+class _Days:
+    """A Redis whose day indexes are named by an attacker with the gateway's user."""
+
+    def __init__(self, names: list[bytes]) -> None:
+        self.names = names
+
+    def scan_iter(self, match: str, count: int) -> list[bytes]:
+        """SCAN MATCH's glob (as fnmatch reads it, byte for byte)."""
+        return [n for n in self.names if fnmatch.fnmatchcase(n.decode("latin-1"), match)]
+
+
+def _day_name(rng: random.Random) -> bytes:
+    day = rng.choice((b"2026-01-05", b"2026-02-30", b"../../x/owned", b"2026-01-05/../x",
+                      b"0001-01-01", "２０２６-01-05".encode(), b"2026-01-05\n",
+                      "2026-01-05\u2028".encode(), b"\xff\xfe", b""))
+    if rng.random() < 0.5:
+        day = mutate(rng, day)
+    kind = rng.choice((b"day:", b"calls:day:", b"workorders:day:", b"", b"day:day:"))
+    return b"linkgw:idx:" + kind + day
+
+
+def retention_names(rng: random.Random) -> None:
+    """Day index names from Redis become file names only as real dates: whatever the
+    names, every day found is one, and its export file is the day's own in export_dir."""
+    from gateway.records.retention import Retention, is_day
+
+    export = Path("/nonexistent/linkgw-fuzz/export")
+    names = [_day_name(rng) for _ in range(rng.randrange(1, 6))]
+    refused: list[str] = []
+    retention = Retention(_Days(names), "linkgw", export, log=refused.append)  # type: ignore[arg-type]
+    days = retention.days()
+    for day in days:
+        path = retention.export_path(day)
+        if not is_day(day) or path.parent != export or path.name != f"{day}.jsonl":
+            raise AssertionError(f"day {day!r} names {path}")
+    if len(days) + len(refused) > len(names):
+        raise AssertionError(f"{len(names)} names, {len(days)} days, {len(refused)} refused")
+
+
+def keeper_socket(rng: random.Random) -> None:
+    """A program, or anyone who can reach the socket, sends any bytes in any pieces: the
+    keeper answers ERR, a well-formed answer, or waits for the rest; it never raises
+    and never keeps a connection that has gone."""
+    rig = _keeper_rig()
+    keeper, path = rig
+    question = rng.choice((b"linkgw-a582951b-1795934916.33\n", b"u-1\n", b"\n",
+                           "张三\n".encode(), b"x" * 200 + b"\n", b"u\r\nEXEC Hangup\n"))
+    data = mutate(rng, question) if rng.random() < 0.7 else question
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(1.0)
+    try:
+        sock.connect(str(path))
+        keeper.step(0.5)  # accepts
+        at = 0
+        while at < len(data):
+            piece = rng.randrange(1, 9)
+            try:
+                sock.sendall(data[at:at + piece])
+            except (BrokenPipeError, ConnectionResetError):
+                break  # refused and closed before the sender was done
+            at += piece
+            keeper.step(0.0)
+        keeper.step(0.0)
+        sock.setblocking(False)
+        try:
+            answer = sock.recv(65536)
+        except BlockingIOError:
+            answer = b""  # still waiting for the end of its question
+        except ConnectionResetError:
+            answer = b"ERR\n"  # closed with the answer unread: it was the refusal
+    finally:
+        sock.close()
+    keeper.step(0.0)  # the program hung up
+    if answer not in (b"", b"ERR\n", b".\n") and not answer.startswith(b"H "):
+        raise AssertionError(f"answer {answer!r} to {data!r}")
+    if keeper.clients:
+        raise AssertionError(f"{len(keeper.clients)} connection(s) kept after hang-up")
+
+
+_RIG: list[Any] = []
+
+
+def _keeper_rig() -> tuple[Any, Path]:
+    """One keeper on a real Unix socket (in a private temporary folder) for the run,
+    its AMI a socket pair that says nothing."""
+    if not _RIG:
+        from gateway.process.keeper import Keeper, _listen
+        from gateway.process.keeper_wire import paths
+
+        folder = Path(tempfile.mkdtemp(prefix="linkgw-fuzz-"))
+        ours, theirs = socket.socketpair()
+        _, socket_path = paths(str(folder))
+
+        class Quiet:
+            def fileno(self) -> int:
+                return ours.fileno()
+
+            def pump(self) -> list[Any]:
+                return []
+
+            def take_events(self) -> list[Any]:
+                return []
+
+            def action(self, name: str, headers: Any = ()) -> Any:
+                raise AssertionError("no digit, no question to Asterisk")
+
+        _RIG.extend([Keeper(Quiet(), _listen(socket_path), idle_exit=1e9), socket_path,
+                     theirs])
+    return _RIG[0], _RIG[1]
+
+
 TARGETS: list[tuple[str, Callable[[bytes], None], bytes]] = [
     ("AGI env block", env, AGI_ENV),
     ("AGI replies", replies, AGI_REPLIES),
     ("AMI messages", ami, AMI),
     ("digit keeper", keeper, KEEPER),
 ]
-GENERATED: list[tuple[str, Callable[[random.Random], None]]] = [
-    ("spool reader", spool),
-    ("inbound entries", inbound),
+GENERATED: list[tuple[str, Callable[[random.Random], None], str]] = [
+    ("spool reader", spool, "no valid line lost"),
+    ("inbound entries", inbound, "every entry settled"),
+    ("retention names", retention_names, "only real dates, inside export_dir"),
+    ("keeper socket", keeper_socket, "no connection kept"),
 ]
 
 
@@ -201,7 +324,7 @@ def main(argv: list[str]) -> int:
                 print(f"CRASH in {name}: {type(exc).__name__}: {exc}\ninput: {data!r}")
                 return 1
         print(f"{name:<16} {count} inputs, no crash ({time.perf_counter() - started:.1f} s)")
-    for name, run in GENERATED:
+    for name, run, kept in GENERATED:
         started = time.perf_counter()
         for n in range(count):
             state = rng.getstate()
@@ -211,7 +334,6 @@ def main(argv: list[str]) -> int:
                 print(f"CRASH in {name} (input {n}): {type(exc).__name__}: {exc}")
                 rng.setstate(state)
                 return 1
-        kept = "no valid line lost" if run is spool else "every entry settled"
         print(f"{name:<16} {count} inputs, no crash, {kept} "
               f"({time.perf_counter() - started:.1f} s)")
     return 0
