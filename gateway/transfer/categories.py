@@ -13,6 +13,7 @@ not start with its category's code, an unknown ``see_also`` id, unknown keys.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,23 @@ def _scalar(entry: dict[str, tuple[Any, int]], key: str, source: str, line: int)
     node, key_line = entry[key]
     if not isinstance(node, yaml.ScalarNode) or node.value == "":
         raise CategoryError(source, key_line, f"{key} must be a non-empty text")
-    return str(node.value)
+    return _shown_text(str(node.value), key, source, key_line)
+
+
+#: Unicode categories a name shown on the card, the page and the reports may not hold:
+#: control and format characters (an escape, a right-to-left override), lone
+#: surrogates (no UTF-8 has them: the page could not be written), private or unassigned
+#: code points, line and paragraph separators.
+_UNSHOWN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _shown_text(value: str, key: str, source: str, line: int) -> str:
+    for char in value:
+        if unicodedata.category(char) in _UNSHOWN:
+            raise CategoryError(source, line, f"{key} holds U+{ord(char):04X}, a character "
+                                "that cannot be shown (control, format, surrogate, "
+                                "separator or unassigned)")
+    return value
 
 
 def _strings(entry: dict[str, tuple[Any, int]], key: str, source: str) -> tuple[str, ...]:
@@ -103,7 +120,8 @@ def _strings(entry: dict[str, tuple[Any, int]], key: str, source: str) -> tuple[
     if not isinstance(node, yaml.SequenceNode) or \
             not all(isinstance(n, yaml.ScalarNode) for n in node.value):
         raise CategoryError(source, line, f"{key} must be a list of texts")
-    return tuple(str(n.value) for n in node.value)
+    return tuple(_shown_text(str(n.value), key, source, n.start_mark.line + 1)
+                 for n in node.value)
 
 
 def parse_categories(text: str, source: str = "<categories>") -> Catalogue:

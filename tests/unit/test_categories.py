@@ -66,6 +66,15 @@ GOOD = """categories:
     ("categories: [\n", 2, "not valid YAML"),
     ("", 1, "empty file"),
     ("cats: []\n", 1, "expected a list under `categories:`"),
+    # names the card, the page and the reports show: nothing that cannot be shown
+    (GOOD + "      - {id: a.y, code: \"102\", name_zh: \"\\ud800\", name_en: Y}\n", 8,
+     "name_zh holds U+D800"),
+    (GOOD + "      - {id: a.y, code: \"102\", name_zh: \"挪\\u2028车\", name_en: Y}\n", 8,
+     "name_zh holds U+2028"),
+    (GOOD + "      - {id: a.y, code: \"102\", name_zh: 丙, name_en: \"\\e]0;x\\a\"}\n", 8,
+     "name_en holds U+001B"),
+    (GOOD + "      - {id: a.y, code: \"102\", name_zh: 丙, name_en: Y, see_also: [\"\\u202e\"]}\n",
+     8, "see_also holds U+202E"),
 ])
 def test_errors_name_the_line(text: str, line: int, message: str) -> None:
     with pytest.raises(CategoryError) as info:
