@@ -3,8 +3,10 @@
 The body is JSON (UTF-8): the feed entry's ``id`` (the change's own id, stable across
 retries: the receiver dedupes by it), ``record``, ``bridge_id`` (for a change of a
 bridge, its callback task or its ticket), ``ticket`` (for a work order's), ``event``,
-``at``, ``data`` and ``fields`` (objects), and ``outbox_id`` (the entry's place in the
-outbox stream; increasing).
+``at``, ``data`` and ``fields`` (objects), ``outbox_id`` (the entry's place in the
+outbox stream; increasing) and ``schema`` (the record schema the entry was written
+with, :data:`gateway.schema.SCHEMA_VERSION`; 0 for an entry written before versions),
+so that a receiver can tell an old entry, redelivered after an upgrade, from a new one.
 
 The signature header is ``X-Linkgw-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
 "<t>.<raw body>">``: the receiver recomputes it over the bytes it received, compares in
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 SIGNATURE_HEADER = "X-Linkgw-Signature"
 _UNIX = re.compile(r"[0-9]{1,12}")  # ASCII digits only ("²".isdigit() is True)
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_VERSION = re.compile(r"[0-9]{1,6}")
 TOLERANCE = 300  # seconds a receiver should accept between t and its own clock
 
 
@@ -79,6 +82,8 @@ def body(entry: Entry) -> bytes:
         out["ticket"] = key
     out["event"] = fields.get("event", "")
     out["at"] = fields.get("at", "")
+    schema = fields.get("schema", "")
+    out["schema"] = int(schema) if _VERSION.fullmatch(schema) else 0
     for name in ("data", "fields"):
         try:
             value = json.loads(fields.get(name) or "{}")
