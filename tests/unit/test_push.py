@@ -62,8 +62,9 @@ def test_the_body_is_exactly_this_json() -> None:
         b'"event":"agent_answered","fields":{"n":7},"id":"c7",'
         b'"outbox_id":"1796240000000-7","record":"bridge:b1","schema":1}')
     # an entry written before schema versions (or with a version that is not one) says 0
-    for schema in ({}, {"schema": ""}, {"schema": "\u00b2"}, {"schema": "1" * 7}):
-        assert json.loads(body(entry(7, **schema)))["schema"] == 0
+    assert json.loads(body(entry(7)))["schema"] == 0
+    for schema in ("", "\u00b2", "1" * 7, "-1"):
+        assert json.loads(body(entry(7, schema=schema)))["schema"] == 0
     work = Entry("1-1", {"record": "workorder:2026120200001", "id": "w1",
                          "event": "workorder_accepted", "data": "{}", "fields": "{}"})
     assert json.loads(body(work))["ticket"] == "2026120200001"
