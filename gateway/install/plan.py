@@ -11,8 +11,8 @@ writes nothing.
 
 from __future__ import annotations
 
+import grp
 import os
-import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,6 +34,11 @@ HOST_INCLUDES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+#: The group of the gateway service's user (config/systemd/linkgw.sysusers.conf): the
+#: config it reads is root's, readable by that group.
+SERVICE_GROUP = "linkgw"
+
+
 @dataclass(frozen=True)
 class Write:
     path: Path
@@ -41,6 +46,10 @@ class Write:
     mode: int
     why: str
     only_if_absent: bool = False  # the administrator's file once it exists
+    # a new file takes this file's owner and group (Asterisk's own, so that Asterisk,
+    # running as its user, reads a 0640 file it is given)
+    owner_of: Path | None = None
+    group: str = ""  # else: a new file's group, when that group exists (the service's)
 
 
 @dataclass(frozen=True)
@@ -71,15 +80,17 @@ def _read(path: Path) -> str:
 
 def asterisk_files(config: Config, sources: Sources, etc: Path, permit: str) -> list[Write]:
     """The linkgw folder's files and the includes in the host files."""
-    own = etc / FOLDER
-    out = [Write(own / name, (sources.dialplan / name).read_bytes(), 0o644, "linkgw file")
+    own, like = etc / FOLDER, etc / "asterisk.conf"
+    out = [Write(own / name, (sources.dialplan / name).read_bytes(), 0o644, "linkgw file",
+                 owner_of=like)
            for name in STATIC_FILES]
-    out += [Write(own / name, text.encode("utf-8"), 0o644, "linkgw file, from the config")
+    out += [Write(own / name, text.encode("utf-8"), 0o644, "linkgw file, from the config",
+                  owner_of=like)
             for name, text in render(config).items()]
     user = manager_user(_read(sources.dialplan / "linkgw_manager.conf.example"),
                         config.ami.username, config.ami.secret, permit)
     out.append(Write(own / "linkgw_manager.conf", user.encode("utf-8"), 0o640,
-                     "the gateway's AMI user (holds its secret)"))
+                     "the gateway's AMI user (holds its secret)", owner_of=like))
     hosts: dict[str, str] = {}
     for host, name, section in HOST_INCLUDES:
         current = hosts.get(host, _read(etc / host))
@@ -104,7 +115,7 @@ def sound_files(sources: Sources, sounds: Path) -> list[Write]:
 def config_files(sources: Sources, folder: Path) -> list[Write]:
     """An example config and the categories, for the administrator to edit."""
     return [Write(folder / name, (sources.config / name).read_bytes(), 0o640,
-                  "example, yours to edit", only_if_absent=True)
+                  "example, yours to edit", only_if_absent=True, group=SERVICE_GROUP)
             for name in ("gateway.yaml", "categories.yaml")]
 
 
@@ -130,18 +141,39 @@ def apply(writes: Iterable[Write]) -> list[Done]:
 
 
 def _replace(write: Write) -> None:
-    write.path.parent.mkdir(parents=True, exist_ok=True)
-    old = write.path.stat() if write.path.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{write.path.name}.", dir=write.path.parent)
+    # a host file that is a link (to the site's own repository, say) stays a link: the
+    # file it points to is the one rewritten
+    path = write.path.resolve() if write.path.is_symlink() else write.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.stat() if path.exists() else None
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(write.data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, old.st_mode & 0o777 if old else write.mode)
-        if old is not None:
-            shutil.chown(tmp, old.st_uid, old.st_gid)
-        os.replace(tmp, write.path)
+        owner = _owner(write, old)
+        if owner is not None:
+            os.chown(tmp, *owner)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _owner(write: Write, old: os.stat_result | None) -> tuple[int, int] | None:
+    """Who a written file belongs to: the file's own owner when it existed; else the
+    owner of ``owner_of``; else root and ``group`` when that group exists; else as
+    made (the installing user)."""
+    if old is not None:
+        return old.st_uid, old.st_gid
+    if write.owner_of is not None and write.owner_of.exists():
+        like = write.owner_of.stat()
+        return like.st_uid, like.st_gid
+    if write.group:
+        try:
+            return -1, grp.getgrnam(write.group).gr_gid
+        except KeyError:
+            return None
+    return None

@@ -3,6 +3,8 @@ folder of files, byte for byte."""
 
 from __future__ import annotations
 
+import grp
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -120,3 +122,42 @@ def test_a_changed_config_updates_only_linkgws_own_file(etc: Path) -> None:
     actions = {d.path.name: d.action for d in map(outcome, plan(etc))}
     assert actions["linkgw_globals.conf"] == "update"
     assert {a for n, a in actions.items() if n != "linkgw_globals.conf"} == {"unchanged"}
+
+
+def test_new_linkgw_files_belong_to_asterisks_user_so_a_0640_one_is_readable(
+        etc: Path) -> None:
+    """Debian's /etc/asterisk is asterisk:asterisk 0640, and Asterisk runs as asterisk: a
+    root-owned 0640 linkgw_manager.conf would be a file it cannot read (no AMI user).
+    (Giving a file to another user needs root, as the suite runs.)"""
+    os.chown(etc / "asterisk.conf", 101, 102)
+    apply(plan(etc))
+    manager = (etc / "linkgw/linkgw_manager.conf").stat()
+    assert (manager.st_uid, manager.st_gid, manager.st_mode & 0o777) == (101, 102, 0o640)
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in (etc / "linkgw").iterdir()} == \
+        {(101, 102)}
+    assert (etc / "manager.conf").stat().st_uid == os.geteuid()  # a host file keeps its own
+
+
+def test_a_host_file_that_is_a_link_stays_a_link(etc: Path, tmp_path: Path) -> None:
+    """A site that keeps extensions.conf in its own repository, linked into place: the
+    file linked to gets the include, the link stays."""
+    kept = tmp_path / "site-repo" / "extensions.conf"
+    kept.parent.mkdir()
+    (etc / "extensions.conf").rename(kept)
+    (etc / "extensions.conf").symlink_to(kept)
+    apply(plan(etc))
+    assert (etc / "extensions.conf").is_symlink()
+    assert b"#include linkgw/linkgw_extensions.conf" in kept.read_bytes()
+    assert {d.action for d in apply(plan(etc))} == {"unchanged"}
+
+
+def test_the_example_config_is_readable_by_the_services_group_when_it_exists(
+        tmp_path: Path) -> None:
+    existing = grp.getgrgid(os.getegid()).gr_name
+    made = apply([Write(tmp_path / "a.yaml", b"x: 1\n", 0o640, "example", group=existing),
+                  Write(tmp_path / "b.yaml", b"x: 1\n", 0o640, "example",
+                        group="no-such-group-linkgw")])
+    assert [d.action for d in made] == ["create", "create"]
+    assert (tmp_path / "a.yaml").stat().st_gid == os.getegid()
+    assert (tmp_path / "a.yaml").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "b.yaml").read_bytes() == b"x: 1\n"  # written all the same
