@@ -159,6 +159,10 @@ class TransferConfig:
     # only plays the error tone ("none")
     fallback: str = "blind"
     default_code: str = ""  # the item code used when none is typed after the key
+    # a key with no item code typed: "no" (counted unclassified in the figures), "flag"
+    # (also marked on the record: unclassified: yes) or "refuse" (cancelled, the refusal
+    # prompt, as a never-transfer item)
+    require_code: str = "no"
     # what the INVITE to the other line carries (gateway/transfer/invite.py)
     invite_headers: bool = True  # User-to-User, X-Linkgw-*, Call-Info
     centre_id: str = "110"  # this centre's id among the other line's callers
@@ -265,6 +269,7 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "consult_key"): _dtmf,
     ("transfer", "emergency_key"): _dtmf,
     ("transfer", "attempts"): _positive,
+    ("transfer", "require_code"): _one_of("no", "flag", "refuse"),
     ("transfer", "code_digits"): lambda v: None if 0 <= v <= 4 else "must be 0 to 4",
     ("transfer", "fallback"): _one_of("blind", "none"),
     ("transfer", "default_code"): lambda v: None if v == "" or v.isdigit() else
@@ -396,6 +401,10 @@ def load_config(
                               f"unknown section (known: {', '.join(_SECTIONS)})")
         sections[name] = _section(source, name, section_node, env, secrets, process_mode)
     config = Config(**sections)
+    if config.transfer.require_code != "no" and config.transfer.default_code:
+        raise ConfigError(source, None, "transfer.require_code",
+                          f"{config.transfer.require_code} never happens with a default_code "
+                          f"({config.transfer.default_code}): a key without a code takes it")
     if secrets and process_mode:
         if not config.ami.secret:
             raise ConfigError(source, None, "ami.secret_env", "the AMI secret is empty")

@@ -233,7 +233,8 @@ BRIDGE_FIELDS: Final = {
     "work_order_pushed_via": "", "work_order_pushed_ref": "its number there",
     "work_order_pushed_note": "",
     "callback_needed": "yes: the citizen hung up before the hand-over",
-    "refusal": "emergency, never_transfer, unknown_code, already, ami_down",
+    "refusal": "emergency, never_transfer, unknown_code, code_required, already, ami_down",
+    "unclassified": "yes: no item code typed (transfer.require_code: flag)",
     "refusal_detail": "",
     "response_due_at": "12345->110: when 110 must have answered",
     "feedback_due_at": "110->12345 handed over: when 12345's feedback is due (from the "

@@ -60,7 +60,8 @@ const WORDS = {
     three_party_ended: "三方通话中结束", unknown: "不明", unspecified: "未分类",
     day: "日期", time_zone: "时区", transfers: "转接总数", live: "进行中",
     by_outcome: "按结果", by_direction: "按方向", recovered: "接管恢复",
-    unknown_reasons: "结果不明的原因", by_category: "按类别", by_hour: "按小时",
+    unclassified: "未输入事项代码", unknown_reasons: "结果不明的原因", by_category: "按类别",
+    by_hour: "按小时",
     answer_bands: "接听用时分布（秒）", dialled: "已拨打", answer_p50_s: "接听用时中位数（秒）",
     answer_p90_s: "接听用时90分位（秒）", answered_within_15s: "15秒内接听率",
     answered_within_20s: "20秒内接听率", queue_p50_s: "排队用时中位数（秒）",
@@ -86,7 +87,7 @@ const word = (k) => WORDS[k] ?? k;
 const FIGURE = LANG === "zh" ? {unknown: "结果不明", answered: "已接听"} : {};
 const ORDER_FIGURE = LANG === "zh" ? {answered: "已答复", response_rate: "按时答复率"} : {};
 const ORDER = ["day", "month", "year", "time_zone", "transfers", "ended", "live",
-  "by_outcome", "by_direction", "by_category", "by_hour", "recovered", "unknown",
+  "by_outcome", "by_direction", "by_category", "by_hour", "recovered", "unclassified", "unknown",
   "unknown_reasons", "dialled", "answered", "answer_p50_s", "answer_p90_s", "answer_bands",
   "answered_within_15s", "answered_within_20s", "queue_p50_s", "queue_within_15s",
   "queue_within_20s", "queue_standard", "reverse_due", "reverse_responded_on_time",

@@ -281,6 +281,9 @@ class Records:
             # counted apart: what a gateway adopted after its owner was gone, and what no
             # one could know (with why)
             "recovered": sum(row.get("recovered") == "yes" for row in rows),
+            # keys with no item code typed and none defaulted (refused ones included)
+            "unclassified": sum(row.get("code_given") == "no" and not row.get("code")
+                                for row in rows),
             "unknown": sum(unknown.values()), "unknown_reasons": dict(unknown),
             "by_category": dict(by_category),
             # the centre's hours (00–23) the keys were pressed in, every hour present

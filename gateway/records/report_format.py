@@ -24,7 +24,8 @@ FIGURES_ZH = {
     "day": "日期", "month": "月份", "year": "年份", "time_zone": "时区",
     "transfers": "转接总数", "ended": "已结束", "live": "进行中",
     "by_outcome": "按结果", "by_direction": "按方向", "recovered": "接管恢复",
-    "unknown": "结果不明", "unknown_reasons": "结果不明的原因", "by_category": "按类别",
+    "unclassified": "未输入事项代码", "unknown": "结果不明", "unknown_reasons": "结果不明的原因",
+    "by_category": "按类别",
     "by_hour": "按小时（按键时刻）", "answer_bands": "接听用时分布（秒）",
     "dialled": "已拨打", "answered": "已接听",
     "answer_p50_s": "接听用时中位数（秒）", "answer_p90_s": "接听用时90分位（秒）",
@@ -45,6 +46,7 @@ VALUES_ZH = {
     "kept_by_110": "110保留", "abandoned": "市民挂断", "failed": "失败",
     "refused": "拒绝转接", "unknown": "不明",
     "emergency": "紧急警情", "never_transfer": "不可转接事项", "unknown_code": "代码无效",
+    "code_required": "未输入事项代码",
     "already": "已在转接中", "ami_down": "系统故障",
     "within_15s": "15秒内", "within_20s": "20秒内", "unspecified": "未分类",
     # inside the work orders' figures

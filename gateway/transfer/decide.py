@@ -45,6 +45,11 @@ def classify(typed: str, catalogue: Catalogue, side: str, config: TransferConfig
     code = code_digits(typed) or config.default_code
     fields = {"code": code, "code_given": "yes" if code_digits(typed) else "no"}
     if not code:
+        if config.require_code == "refuse":
+            return fields, Refused("code_required", "no item code was typed after the key",
+                                   config.refusal_prompt)
+        if config.require_code == "flag":
+            fields["unclassified"] = "yes"
         return fields, None
     what: Category | Item | None = catalogue.lookup(code)
     if isinstance(what, Item):

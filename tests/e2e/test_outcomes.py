@@ -178,6 +178,37 @@ def test_never_transfer_item_cancels_the_ringing_leg_and_refuses(any_lab: Lab) -
     assert events(lab, since, "ConfbridgeJoin", Channel="PJSIP/seat1") == []
 
 
+def test_a_key_without_a_code_is_refused_where_the_site_requires_one(any_lab: Lab) -> None:
+    """transfer.require_code: refuse, set while the lab runs (the gateway reloads it;
+    process mode reads it at each key). *1 and no code: 12345, dialled at the key, is
+    cancelled once the code window closes empty; the call-taker hears the refusal; the
+    record says why; nobody is moved and the call goes on."""
+    lab = any_lab
+    lab.edit_config("  code_digits: 3\n", "  code_digits: 3\n  require_code: refuse\n")
+    try:
+        if lab.agi == "fastagi":
+            assert lab.gateway.reload() == "ready; config reloaded (1 values changed)"
+        since = mark(lab)
+        before = bridges_of_seat(lab, "seat1")
+        agent = lab.phone("12345")
+        agent.start(noanswer_scenario("12345"))
+        seat = answering(lab, "seat1", hold_ms=20000, key=ONEKEY)
+        caller = citizen(lab, hold_ms=8000)
+        played(lab, since, "PJSIP/seat1", lab.transfer.refusal_prompt)
+        bridge_id = new_bridge(lab, "seat1", before)
+        record, _ = settled(lab, bridge_id, "key_done")
+        wait_event(lab, since, "the cancelled 12345 leg", Event="Hangup",
+                   Uniqueid=f"{bridge_id}-a0")
+        assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
+        assert (record["outcome"], record["refusal"], record["code_given"]) == \
+            ("refused", "code_required", "no")
+        assert events(lab, since, "ConfbridgeJoin", Channel="PJSIP/seat1") == []
+    finally:
+        lab.edit_config("  require_code: refuse\n", "")
+        if lab.agi == "fastagi":
+            lab.gateway.reload()
+
+
 def test_emergency_key_then_the_one_key_is_refused(any_lab: Lab) -> None:
     """The call-taker flags an emergency (police dispatch first), then presses the one
     key: no 12345 leg, the refusal prompt, both on record; the call goes on."""

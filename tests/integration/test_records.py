@@ -178,13 +178,14 @@ def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Cl
            agent_answered_at="2026-11-28T19:50:45.000Z")
     bridge(client, B2, T0 + 60, direction="110->12345", category="noise",
            outcome="kept_by_110", dialing_target="PJSIP/12345",
-           requested_at="2026-11-28T19:51:37.000Z")
+           requested_at="2026-11-28T19:51:37.000Z", code="", code_given="no")
     bridge(client, B3, T0 + 120, direction="12345->110", outcome="handed_off",
            response_due_at="2026-11-28T20:00:00.000Z", dialing_target="PJSIP/seat2",
            requested_at="2026-11-28T19:52:37.000Z",
            agent_answered_at="2026-11-28T19:52:55.000Z")
     bridge(client, B6, T0 + 150, direction="110->12345", outcome="refused",
-           refusal="never_transfer", dialing_target="PJSIP/12345")  # its leg cancelled
+           refusal="never_transfer", dialing_target="PJSIP/12345",  # its leg cancelled
+           code="104", code_given="yes")
     bridge(client, B4, T0 + 180, direction="110->12345", outcome="unknown", recovered="yes",
            outcome_reason="ended while no gateway watched")
     bridge(client, B5, T0 + 240, direction="110->12345", state="three_party")
@@ -201,6 +202,7 @@ def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Cl
     assert (figures["recovered"], figures["unknown"], figures["unknown_reasons"]) == \
         (1, 1, {"ended while no gateway watched": 1})
     assert figures["by_category"] == {"noise": 2, "unspecified": 4}
+    assert figures["unclassified"] == 1  # B2: no code typed, none defaulted
     assert (figures["dialled"], figures["answered"]) == (3, 2)
     assert (figures["answer_p50_s"], figures["answer_p90_s"]) == (13.0, 18.0)
     assert figures["answer_bands"] == {"0-5": 0, "5-10": 1, "10-15": 0, "15-20": 1,

@@ -47,6 +47,8 @@ def test_shipped_config_loads() -> None:
     ("transfer:\n  notice_seconds: -1\n", 2, "transfer.notice_seconds", "0 to 60"),
     ("redis:\n  retry_delay: 0\n", 2, "redis.retry_delay", "greater than 0"),
     ("transfer:\n  retry_delay: -1\n", 2, "transfer.retry_delay", "greater than 0"),
+    ("transfer:\n  require_code: always\n", 2, "transfer.require_code",
+     "one of no, flag, refuse"),
     ("transfer:\n  response_deadline: 0\n", 2, "transfer.response_deadline",
      "greater than 0"),
     ("redis:\n  events_maxlen: -5\n", 2, "redis.events_maxlen", "0 or more"),
@@ -66,6 +68,15 @@ def test_errors_name_file_line_and_key(text: str, line: int, key: str, message: 
     assert (info.value.line, info.value.key) == (line, key)
     assert str(info.value).startswith(f"site.yaml:{line}: {key}: ")
     assert message in str(info.value)
+
+
+def test_require_code_with_a_default_code_is_refused() -> None:
+    """A default code fills in for a missing one: 'refuse' or 'flag' would never happen."""
+    with pytest.raises(ConfigError) as info:
+        load_config("transfer:\n  require_code: refuse\n  default_code: \"1\"\n",
+                    "site.yaml", ENV)
+    assert str(info.value) == ("site.yaml: transfer.require_code: refuse never happens with "
+                               "a default_code (1): a key without a code takes it")
 
 
 def test_empty_file_needs_an_api_token() -> None:

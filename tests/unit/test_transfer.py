@@ -223,6 +223,33 @@ def test_no_code_is_recorded_as_none_given() -> None:
     rig.asterisk.expect("Redirect")
 
 
+def test_no_code_with_require_code_refuse_cancels_the_leg_and_refuses() -> None:
+    """transfer.require_code: refuse — a key with no item code is refused as a
+    never-transfer item is: the ringing leg hung up, the refusal prompt, nobody moved."""
+    rig = Rig(require_code="refuse")
+    session = rig.opened("")
+    assert answer(session) == f"CODE_REQUIRED|{BID}|linkgw/zh/refused||1"
+    rig.leg(0)
+    rig.key_done("")
+    assert rig.asterisk.expect("Hangup").get("Channel") == "PJSIP/12345-00000009"
+    assert rig.asterisk.pending("Redirect") == []
+    r = rig.record
+    assert (r["state"], r["outcome"], r["refusal"], r["code_given"]) == \
+        ("ended", "refused", "code_required", "no")
+
+
+def test_no_code_with_require_code_flag_goes_through_marked_unclassified() -> None:
+    rig = Rig(require_code="flag")
+    rig.opened("")
+    rig.key_done("")
+    rig.asterisk.expect("Redirect")
+    assert (rig.record["code_given"], rig.record["unclassified"]) == ("no", "yes")
+    typed = Rig(require_code="flag")
+    typed.opened("101")
+    typed.key_done("101")
+    assert "unclassified" not in typed.record
+
+
 def test_a_never_transfer_code_cancels_the_ringing_leg() -> None:
     """The code comes while 12345 rings: 104 (fire lane) stays with 110, so the AGI
     answers with the refusal and its prompt, the leg is hung up by its channel and the
