@@ -31,6 +31,7 @@ from gateway.records.cli import (
     run_retention,
 )
 from gateway.records.cli import run as run_record_command
+from gateway.records.desk import durability
 from gateway.records.errors import RecordError
 from gateway.records.queries import Records
 from gateway.records.retention import Retention
@@ -136,7 +137,7 @@ def _records(args: argparse.Namespace) -> int:
         elif args.command in LOOP_COMMANDS:
             desk = WorkOrderDesk(client, config.redis.prefix, config.tickets,
                                  load_categories(Path(config.transfer.categories)),
-                                 time.time)
+                                 time.time, **durability(config.redis))
             code, text = run_loop(args, records, desk)
         else:
             code, text = run_record_command(args, records,

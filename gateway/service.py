@@ -25,6 +25,7 @@ from gateway.config import Config
 from gateway.listener import Listener
 from gateway.metrics import Figure, Snapshot, TransferMeter, exposition
 from gateway.push.plugin import PushService, build_push
+from gateway.records.desk import durability
 from gateway.records.http import ApiResource, api_site
 from gateway.records.inbound import InboundTickets
 from gateway.records.overdue import OverdueCount
@@ -119,10 +120,10 @@ class Gateway(MultiService):
         self.sync_redis = sync_client(config.redis)
         prefix = config.redis.prefix
         self.desk = TicketDesk(self.sync_redis, prefix, config.tickets, catalogue,
-                               reactor.seconds)
+                               reactor.seconds, **durability(config.redis))
         self.records = Records(self.sync_redis, prefix, ZoneInfo(config.tickets.time_zone))
         self.workorders = WorkOrderDesk(self.sync_redis, prefix, config.tickets, catalogue,
-                                        reactor.seconds)
+                                        reactor.seconds, **durability(config.redis))
         # its own client, reading bytes: what the other system wrote is checked entry by
         # entry; the name is stable, so a restart reads its own pending entries first
         self.inbound = InboundTickets(

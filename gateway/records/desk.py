@@ -10,9 +10,9 @@ from typing import cast
 
 import redis
 
-from gateway.bridge.redis_store import apply_sync
+from gateway.bridge.redis_store import NotReplicated, apply_sync
 from gateway.bridge.store import Change, GuardFailed
-from gateway.config import TicketConfig
+from gateway.config import RedisConfig, TicketConfig
 from gateway.records.errors import Unavailable
 from gateway.schema import Keys
 from gateway.transfer.categories import Catalogue
@@ -25,6 +25,11 @@ class Desk:
     config: TicketConfig
     catalogue: Catalogue
     clock: Callable[[], float]
+    # as the transfer changes are written (redis.*): on a Sentinel site a change counts
+    # only once this many replicas have it, so a failover right after cannot lose it
+    min_replicas: int = 0
+    replica_timeout_ms: int = 1000
+    events_maxlen: int = 0
 
     def _hash(self, name: str) -> dict[str, str]:
         """A record (``bridge:<id>``, ``ticket:<id>``, ``workorder:<n>``) as a dict."""
@@ -36,9 +41,19 @@ class Desk:
     def _apply(self, change: Change) -> bool:
         """Apply a change; False when its guard found another writer had been first."""
         try:
-            apply_sync(self.client, self.prefix, change)
+            apply_sync(self.client, self.prefix, change, self.events_maxlen,
+                       self.min_replicas, self.replica_timeout_ms)
         except GuardFailed:
             return False
+        except NotReplicated as exc:  # on the master, not yet safe: the asker tries again
+            raise Unavailable(f"Redis: {exc}") from exc
         except redis.RedisError as exc:
             raise Unavailable(f"Redis: {exc}") from exc
         return True
+
+
+def durability(config: RedisConfig) -> dict[str, int]:
+    """The keyword arguments that make a desk write as the bridge log does."""
+    return {"min_replicas": config.min_replicas,
+            "replica_timeout_ms": int(config.replica_timeout * 1000),
+            "events_maxlen": config.events_maxlen}
