@@ -113,7 +113,7 @@ def _run(config_path: Path) -> int:
     return 0
 
 
-RECORD_COMMANDS = ("show", "find", "overdue", "today", "report", "verify-chain",
+RECORD_COMMANDS = ("show", "find", "overdue", "today", "report", "verify-chain", "handover",
                    *LOOP_COMMANDS, *RETENTION_COMMANDS)
 
 
@@ -142,7 +142,8 @@ def _records(args: argparse.Namespace) -> int:
         else:
             code, text = run_record_command(args, records,
                                             config.retention.chain_key.encode(),
-                                            Path(config.retention.export_dir))
+                                            Path(config.retention.export_dir),
+                                            config.tickets.shifts)
     except RecordError as exc:
         print(f"linkgw: {exc.code}: {exc}", file=sys.stderr)
         return 1

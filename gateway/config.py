@@ -95,6 +95,9 @@ class TicketConfig:
     inbound_stream: str = "tickets:in"  # the stream the 12345 side may write to
     # the centre's own time: where a day (of figures, reports, look-ups by day) begins
     time_zone: str = "Asia/Shanghai"
+    # when each shift begins, the centre's time (linkgw handover lists what the one
+    # that is ending hands over)
+    shifts: tuple[str, ...] = ("08:00", "20:00")
 
 
 @dataclass(frozen=True)
@@ -270,6 +273,9 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "emergency_key"): _dtmf,
     ("transfer", "attempts"): _positive,
     ("transfer", "require_code"): _one_of("no", "flag", "refuse"),
+    ("tickets", "shifts"): lambda v: None if 1 <= len(v) <= 6 and all(
+        re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", s) for s in v) and
+        list(v) == sorted(set(v)) else "must be 1 to 6 times HH:MM, in order, each once",
     ("transfer", "code_digits"): lambda v: None if 0 <= v <= 4 else "must be 0 to 4",
     ("transfer", "fallback"): _one_of("blind", "none"),
     ("transfer", "default_code"): lambda v: None if v == "" or v.isdigit() else

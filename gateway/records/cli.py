@@ -60,6 +60,8 @@ def add_commands(sub: Any) -> None:
     order.add_argument("step", choices=("accept", "assign", "answer"))
     order.add_argument("--unit", help="the unit it is assigned to (assign)")
     order.add_argument("--note")
+    handover = sub.add_parser("handover", help="what this shift hands over: work orders "
+                              "open and overdue, feedback overdue, callbacks and pushes owed")
     sub.add_parser("callbacks", help="open callback tasks")
     callback = sub.add_parser("callback-done", help="a citizen was called back")
     callback.add_argument("bridge_id")
@@ -80,7 +82,7 @@ def add_commands(sub: Any) -> None:
     for p in (retention, export, seal):
         p.add_argument("--config", default="config/gateway.yaml")
         p.add_argument("--json", action="store_true", help="JSON instead of text")
-    for p in (show, find, sub.choices["overdue"], today, report, chain, orders, order,
+    for p in (show, find, sub.choices["overdue"], today, report, chain, orders, order, handover,
               sub.choices["callbacks"], callback, sub.choices["push-needed"], push):
         p.add_argument("--config", default="config/gateway.yaml")
         p.add_argument("--json", action="store_true", help="JSON instead of text")
@@ -156,11 +158,34 @@ def run_retention(args: argparse.Namespace, retention: Retention, keep_days: int
                   ", ".join(f"{printable(k)} {v}" for k, v in done["trimmed"].items()))
 
 
+def handover_text(got: dict[str, Any]) -> str:
+    """``linkgw handover`` for a person: the shift, then each list with its count."""
+    shift, seen = got["shift"], got["this_shift"]
+    out = [f"shift {printable(shift['label'])} until {printable(shift['until'])} "
+           f"({printable(shift['time_zone'])}): {seen['keys']} key(s) pressed, "
+           f"{seen['workorders_received']} work order(s) received"]
+    for title, name, columns in (("work orders open", "open_workorders", WORKORDER_COLUMNS),
+                                 ("work orders overdue", "overdue_workorders",
+                                  WORKORDER_COLUMNS),
+                                 ("feedback overdue", "overdue_bridges", SUMMARY),
+                                 ("callbacks owed", "callbacks", CALLBACK_COLUMNS),
+                                 ("pushes owed", "push_needed", SUMMARY)):
+        out += ["", f"{title} ({len(got[name])})", _rows(got[name], columns, False)]
+    return "\n".join(out)
+
+
 def run(args: argparse.Namespace, records: Records, key: bytes = b"",
-        export_dir: Path | None = None) -> tuple[int, str]:
+        export_dir: Path | None = None, shifts: tuple[str, ...] = ("08:00", "20:00")
+        ) -> tuple[int, str]:
     """(exit code, text) for one command; ``key``: the chain key, for seals;
-    ``export_dir``: where retention keeps each sealed day's manifest."""
+    ``export_dir``: where retention keeps each sealed day's manifest; ``shifts``: when
+    the centre's shifts begin."""
     now = time.time()
+    if args.command == "handover":
+        got = records.handover(now, shifts)
+        if args.json:
+            return 0, json_for_terminal(json.dumps(got, ensure_ascii=False, sort_keys=True))
+        return 0, handover_text(got)
     if args.command == "show":
         got = records.bridge(args.bridge_id)
         if args.json:

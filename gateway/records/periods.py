@@ -68,6 +68,26 @@ def period(text: str, zone: ZoneInfo) -> Period:
     raise Malformed(f"{text[:20]!r} is not YYYY-MM-DD, YYYY-MM or YYYY", "period_malformed")
 
 
+def shift(now: float, starts: tuple[str, ...], zone: ZoneInfo) -> Period:
+    """The shift ``now`` falls in: from the latest of the day's shift starts (``HH:MM``,
+    the centre's time, sorted) at or before ``now`` to the next one; its label is its
+    start, ``YYYY-MM-DD HH:MM``. Each start is a wall-clock time, so a shift across a
+    daylight-saving change is an hour longer or shorter, as the people working it see."""
+    local = datetime.fromtimestamp(now, zone)
+    candidates = []
+    for days in (-1, 0, 1):
+        on = local.date() + timedelta(days=days)
+        for start in starts:
+            hours, minutes = int(start[:2]), int(start[3:])
+            candidates.append(datetime(on.year, on.month, on.day, hours, minutes,
+                                       tzinfo=zone))
+    candidates.sort()
+    began = max(c for c in candidates if c.timestamp() <= now)
+    ends = min(c for c in candidates if c.timestamp() > now)
+    return Period(began.strftime("%Y-%m-%d %H:%M"), "shift", began.timestamp(),
+                  ends.timestamp())
+
+
 def today(now: float, zone: ZoneInfo) -> str:
     """The centre's date at ``now``."""
     return datetime.fromtimestamp(now, zone).strftime("%Y-%m-%d")

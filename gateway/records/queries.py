@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 
 import redis
 
+from gateway.bridge.state import iso
 from gateway.records.errors import Malformed, NotFound, Unavailable
-from gateway.records.periods import Period, period
+from gateway.records.periods import Period, period, shift
 from gateway.records.ticket_changes import check_bridge_id, epoch
 from gateway.schema import (
     IDX_CALLBACKS_OPEN,
@@ -220,6 +221,27 @@ class Records:
 
     def _hour(self, row: dict[str, str]) -> int:
         return datetime.fromtimestamp(epoch(row["requested_at"]), self.zone).hour
+
+    def handover(self, now: float, shifts: tuple[str, ...]) -> dict[str, Any]:
+        """What the shift that is on hands over (``linkgw handover``, ``GET /handover``):
+        work orders not answered and those overdue, bridges whose feedback is overdue,
+        callbacks and pushes owed, and what the shift saw (keys pressed, work orders
+        received)."""
+        on = shift(now, shifts, self.zone)
+        so_far = Period(on.label, on.kind, on.start, min(on.end, now + 0.001))
+        return {
+            "shift": {"from": iso(on.start), "to": iso(on.end), "label": on.label,
+                      "until": datetime.fromtimestamp(on.end, self.zone).strftime(
+                          "%Y-%m-%d %H:%M"), "time_zone": self.zone.key},
+            "open_workorders": self.workorders(),
+            "overdue_workorders": self.overdue_workorders(now),
+            "overdue_bridges": self.overdue(now),
+            "callbacks": self.callbacks(),
+            "push_needed": self.push_needed(),
+            "this_shift": {"keys": len(self._ids_in(so_far)),
+                           "workorders_received": len(self._ids_in(
+                               so_far, idx_workorder_day))},
+        }
 
     def report(self, label: str, now: float) -> dict[str, Any]:
         """A period's figures and its transfers by item (refused, declined, not reached)."""

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import time
 from collections.abc import Iterator
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
@@ -18,10 +21,12 @@ from gateway.bridge.store import Change, Index
 from gateway.config import TicketConfig
 from gateway.lab.fakes import null_log
 from gateway.lab.services import RedisServer
-from gateway.records.cli import run_loop
+from gateway.records.cli import handover_text, run_loop
+from gateway.records.cli import run as run_record_command
 from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.records.http import ApiResource
 from gateway.records.inbound import GROUP, InboundTickets
+from gateway.records.periods import shift
 from gateway.records.queries import Records
 from gateway.records.roles import ApiRole
 from gateway.records.tickets import TicketDesk
@@ -216,3 +221,39 @@ def test_callbacks_and_pushes_owed_are_listed_and_closed_once(
     assert records.push_needed() == []
     with pytest.raises(Conflict):
         d.push_done(B1, None, None, "api")  # it owed no push
+
+
+def test_the_handover_lists_what_the_shift_leaves_and_counts_what_it_saw(
+        client: redis.Redis, desk: tuple[WorkOrderDesk, Clock]) -> None:
+    """At 05:50 Beijing time the night shift (20:00–08:00) hands over: the order nobody
+    accepted (overdue too), not the one answered; both were received in this shift."""
+    d, clock = desk
+    d.receive(dict(ORDER), "api")  # 03:50 Beijing
+    done = dict(ORDER, ticket="2026112900002")
+    d.receive(done, "api")
+    d.step(done["ticket"], "accepted", {}, "api")
+    d.step(done["ticket"], "assigned", {"unit": "城关派出所一中队"}, "api")
+    d.step(done["ticket"], "answered", {"note": "已处理"}, "api")
+    clock.now = T0 + 2 * 3600
+    records = Records(client, P, ZoneInfo("Asia/Shanghai"))
+    got = records.handover(clock.now, ("08:00", "20:00"))
+    assert got["shift"] == {"from": "2026-11-28T12:00:00.000Z",
+                            "to": "2026-11-29T00:00:00.000Z", "label": "2026-11-28 20:00",
+                            "until": "2026-11-29 08:00", "time_zone": "Asia/Shanghai"}
+    assert [w["ticket"] for w in got["open_workorders"]] == [ORDER["ticket"]]
+    assert [w["ticket"] for w in got["overdue_workorders"]] == [ORDER["ticket"]]
+    assert (got["overdue_bridges"], got["callbacks"], got["push_needed"]) == ([], [], [])
+    assert got["this_shift"] == {"keys": 0, "workorders_received": 2}
+    text = handover_text(got).splitlines()
+    assert text[0] == ("shift 2026-11-28 20:00 until 2026-11-29 08:00 (Asia/Shanghai): "
+                       "0 key(s) pressed, 2 work order(s) received")
+    assert [line for line in text if re.fullmatch(r"[a-z ]+ \([0-9]+\)", line)] == [
+        "work orders open (1)", "work orders overdue (1)", "feedback overdue (0)",
+        "callbacks owed (0)", "pushes owed (0)"]
+    code, shown = run_record_command(argparse.Namespace(command="handover", json=True),
+                                     records, shifts=("08:00", "20:00"))
+    assert code == 0 and json.loads(shown)["shift"]["label"] == \
+        shift(time.time(), ("08:00", "20:00"), ZoneInfo("Asia/Shanghai")).label
+    clock.now = T0 + 5 * 3600  # 08:50: the day shift saw nothing yet
+    assert records.handover(clock.now, ("08:00", "20:00"))["this_shift"] == \
+        {"keys": 0, "workorders_received": 0}

@@ -3,12 +3,13 @@ that a label out of range is a clean refusal (HTTP 400), never a crash (500)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from gateway.records.errors import Malformed
-from gateway.records.periods import period
+from gateway.records.periods import period, shift
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -29,3 +30,28 @@ def test_a_label_out_of_range_or_shape_is_malformed(label: str) -> None:
     with pytest.raises(Malformed) as info:
         period(label, BEIJING)
     assert info.value.code == "period_malformed"
+
+
+def _at(text: str, zone: str = "Asia/Shanghai") -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(zone)).timestamp()
+
+
+@pytest.mark.parametrize("now,label,ends", [
+    ("2026-12-03 12:00", "2026-12-03 08:00", "2026-12-03 20:00"),
+    ("2026-12-03 08:00", "2026-12-03 08:00", "2026-12-03 20:00"),  # from its first second
+    ("2026-12-03 07:59", "2026-12-02 20:00", "2026-12-03 08:00"),  # the night shift
+    ("2026-12-03 23:30", "2026-12-03 20:00", "2026-12-04 08:00"),
+])
+def test_the_shift_now_runs_from_the_last_start_to_the_next(now: str, label: str,
+                                                            ends: str) -> None:
+    on = shift(_at(now), ("08:00", "20:00"), ZoneInfo("Asia/Shanghai"))
+    assert (on.label, on.kind, on.start, on.end) == (label, "shift", _at(label), _at(ends))
+
+
+def test_one_start_a_day_is_a_day_long_shift_and_a_clock_change_is_felt() -> None:
+    on = shift(_at("2026-12-03 06:00"), ("07:30",), ZoneInfo("Asia/Shanghai"))
+    assert (on.label, on.end - on.start) == ("2026-12-02 07:30", 24 * 3600.0)
+    berlin = ZoneInfo("Europe/Berlin")  # 2026-03-29 02:00 → 03:00
+    spring = shift(_at("2026-03-29 12:00", "Europe/Berlin"), ("08:00", "20:00"), berlin)
+    night = shift(_at("2026-03-29 01:00", "Europe/Berlin"), ("08:00", "20:00"), berlin)
+    assert (spring.end - spring.start, night.end - night.start) == (12 * 3600.0, 11 * 3600.0)
