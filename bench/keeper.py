@@ -19,7 +19,7 @@ from typing import cast
 
 from bench.agi_cpu import TICK, cpu_seconds, rss_kib
 from gateway.lab.lab import Lab
-from gateway.lab.process import wait_until
+from gateway.lab.process import exit_on_sigterm, wait_until
 from gateway.lab.sipp import answer_scenario, citizen_scenario
 from gateway.schema import Keys, idx_seat
 
@@ -63,4 +63,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     sys.exit(main(sys.argv[1:]))

@@ -24,7 +24,7 @@ from typing import cast
 
 from bench.agi_cpu import cpu_seconds
 from gateway.lab.lab import Lab
-from gateway.lab.process import LabError, wait_until
+from gateway.lab.process import LabError, exit_on_sigterm, wait_until
 from gateway.lab.sipp import SippPhone, answer_scenario, citizen_scenario
 from gateway.schema import Keys
 
@@ -138,4 +138,5 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     sys.exit(main(sys.argv))

@@ -51,7 +51,7 @@ import dpkt
 from gateway.lab.capture import Capture
 from gateway.lab.lab import TOPOLOGIES, Lab
 from gateway.lab.peer import AGENTS, QUEUE
-from gateway.lab.process import wait_until
+from gateway.lab.process import exit_on_sigterm, wait_until
 from gateway.lab.rtp import tone_share, ulaw_pcm
 from gateway.lab.sipp import answer_scenario, citizen_scenario
 
@@ -335,4 +335,5 @@ def _all(parts: Iterable[list[float]]) -> list[float]:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     sys.exit(main(sys.argv))

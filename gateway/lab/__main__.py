@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from gateway.ami.codec import AmiMessage
+from gateway.lab.process import exit_on_sigterm
 
 if TYPE_CHECKING:
     from gateway.lab.calls import Observed
@@ -197,4 +198,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    exit_on_sigterm()
     sys.exit(main())

@@ -60,6 +60,16 @@ class Proc:
             return ""
 
 
+def exit_on_sigterm() -> None:
+    """A lab program stopped with SIGTERM (``kill``, a CI timeout) leaves nothing behind:
+    the signal becomes SystemExit, so every ``with Lab`` stops what it started. (By
+    default Python dies at once, and Asterisk, SIPp, tcpdump and Redis stayed up.)"""
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str,
                interval: float = 0.05) -> None:
     """Poll ``check`` until it is true; LabError naming ``what`` after ``timeout`` s."""

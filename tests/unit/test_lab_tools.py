@@ -199,3 +199,23 @@ def test_the_wire_bench_dates_the_citizens_voice_at_the_agent_after_200_ms_of_it
     assert [round(v, 3) for v in calls.voice_ms()] == [700.0]
     assert [round(v, 3) for v in calls.heard_after_ms(0.5)] == [200.0]  # after the notice
     assert [round(v, 3) for v in calls.heard_after_ms(0.1)] == [300.0]  # after the answer
+
+
+def test_a_lab_program_stopped_with_sigterm_runs_its_cleanup(tmp_path: Path) -> None:
+    """SIGTERM (kill, a CI timeout) becomes SystemExit: a `with Lab` block (here a
+    finally) stops what it started, and the exit code says which signal (128 + 15)."""
+    import signal
+    import subprocess
+    import sys
+
+    marker = tmp_path / "cleaned"
+    program = ("import sys, time\nfrom gateway.lab.process import exit_on_sigterm\n"
+               "exit_on_sigterm()\ntry:\n    print('ready', flush=True)\n"
+               "    time.sleep(60)\nfinally:\n"
+               f"    open({str(marker)!r}, 'w').write('yes')\n")
+    proc = subprocess.Popen([sys.executable, "-c", program], stdout=subprocess.PIPE,
+                            text=True, cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 143
+    assert marker.read_text() == "yes"
