@@ -355,13 +355,23 @@ class ApiResource(Resource):
         if len(raw) > MAX_BODY:
             raise Malformed("body larger than 64 KiB", "body_too_large")
         try:
-            body = json.loads(raw or b"{}")
-        except ValueError as exc:  # not JSON, not UTF-8
+            # strictly UTF-8: json.loads(bytes) would let the bytes of a lone surrogate
+            # (ED A0 80) through, which no Redis value can hold
+            text = (raw or b"{}").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Malformed(f"body is not UTF-8 (byte {exc.start})",
+                            "body_malformed") from exc
+        try:
+            body = json.loads(text)
+        except ValueError as exc:  # not JSON
             raise Malformed(f"body is not JSON: {exc}", "body_malformed") from exc
         except RecursionError as exc:
             raise Malformed("body is nested too deeply", "body_malformed") from exc
         if not isinstance(body, dict):
             raise Malformed("body must be a JSON object", "body_malformed")
+        if _holds_surrogate(body):  # "\ud800" escaped in the JSON
+            raise Malformed("body holds a lone surrogate (\\ud800-\\udfff): not text",
+                            "body_malformed")
         return body
 
     # -- answers ---------------------------------------------------------------------
@@ -396,3 +406,14 @@ class ApiResource(Resource):
                        error=failure.getErrorMessage())
         self._finish(request, 500, {"error": "internal", "message": "see the gateway log"},
                      gone)
+
+
+def _holds_surrogate(value: Any) -> bool:
+    """A lone surrogate anywhere in a parsed body (keys and values, any depth)."""
+    if isinstance(value, str):
+        return any("\ud800" <= char <= "\udfff" for char in value)
+    if isinstance(value, dict):
+        return any(_holds_surrogate(k) or _holds_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_surrogate(v) for v in value)
+    return False
