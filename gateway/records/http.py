@@ -64,6 +64,7 @@ from gateway.records.roles import (
     check_visible,
     identify,
     shown_bridge,
+    shown_handover,
     shown_rows,
 )
 from gateway.records.tickets import TicketDesk
@@ -192,9 +193,10 @@ class ApiResource(Resource):
                  run: Runner, health: Callable[[], dict[str, Any]], metrics: Callable[[], str],
                  clock: Callable[[], float], log: Any,
                  live: Callable[[], list[dict[str, str]]] = list,
-                 mask_numbers: bool = True, workorders: WorkOrderDesk | None = None) -> None:
+                 mask_numbers: bool = True, workorders: WorkOrderDesk | None = None,
+                 shifts: tuple[str, ...] = ("08:00", "20:00")) -> None:
         Resource.__init__(self)
-        self.desk, self.records = desk, records
+        self.desk, self.records, self.shifts = desk, records, shifts
         self.tokens = {role: token for role, token in tokens.items() if token}
         self.mask = mask_numbers
         self.workorders = workorders
@@ -333,6 +335,9 @@ class ApiResource(Resource):
             case "GET", ["push-needed"]:
                 return "GET /push-needed", lambda: {"push_needed": shown_rows(
                     role, records.push_needed(), mask)}
+            case "GET", ["handover"]:
+                return "GET /handover", lambda: shown_handover(
+                    role, records.handover(self.clock(), self.shifts), mask)
             case "POST", ["push-needed", bridge_id, "done"]:
                 body = self._body(request)
                 return "POST /push-needed/<id>/done", lambda: desk.push_done(

@@ -46,6 +46,7 @@ ALLOWED: dict[str, frozenset[ApiRole]] = {
     "GET /callbacks": _READERS,
     "POST /callbacks/<id>/done": frozenset({ApiRole.ADMIN}),
     "GET /push-needed": _READERS,
+    "GET /handover": _READERS,
     "POST /push-needed/<id>/done": frozenset({ApiRole.ADMIN}),
     "GET /stats": _ALL,
     "GET /health": _ALL,  # without a token from loopback
@@ -165,3 +166,16 @@ def shown_rows(role: ApiRole, rows: list[dict[str, str]], mask: bool, own: bool 
     if role is ApiRole.SUPERVISOR and mask:
         return [mask_row(row) for row in rows]
     return rows
+
+
+#: The lists of ``GET /handover`` (the shift and its counts are no one's data).
+HANDOVER_LISTS = ("open_workorders", "overdue_workorders", "overdue_bridges", "callbacks",
+                  "push_needed")
+
+
+def shown_handover(role: ApiRole, handover: dict[str, Any], mask: bool) -> dict[str, Any]:
+    """``GET /handover`` as a reader sees it: each list as its own route shows it."""
+    out = dict(handover)
+    for name in HANDOVER_LISTS:
+        out[name] = shown_rows(role, handover[name], mask)
+    return out

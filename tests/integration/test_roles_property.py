@@ -96,6 +96,7 @@ TABLE: dict[str, frozenset[ApiRole]] = {
     "GET /callbacks": READERS,
     "POST /callbacks/<id>/done": frozenset({A}),
     "GET /push-needed": READERS,
+    "GET /handover": READERS,
     "POST /push-needed/<id>/done": frozenset({A}),
     "GET /stats": EVERYONE,
     "GET /health": EVERYONE,
@@ -391,7 +392,7 @@ def a_request(draw: st.DrawFn) -> Req:
     note = draw(hostile())
     match route:
         case "GET /live" | "GET /overdue" | "GET /callbacks" | "GET /push-needed" \
-                | "GET /health" | "GET /metrics":
+                | "GET /handover" | "GET /health" | "GET /metrics":
             return Req(route, "GET", route.split("/", 1)[1])
         case "GET /bridges/<id>":
             return Req(route, "GET", f"bridges/{bridge_id}", target=bridge_id)
@@ -517,7 +518,7 @@ SWEEP = [(role, req) for role in (A, L, S) for req in (
     Req("GET /bridges", "GET", "bridges", query=(("ticket", SEED_TICKETS[REFUSED]),)),
     *(Req(route, "GET", route.split("/", 1)[1])
       for route in ("GET /live", "GET /overdue", "GET /callbacks", "GET /push-needed",
-                    "GET /workorders")))]
+                    "GET /handover", "GET /workorders")))]
 
 
 def ask(gw: Gateway, model: Model, role: ApiRole, req: Req) -> int:
