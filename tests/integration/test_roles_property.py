@@ -290,40 +290,35 @@ def snapshot(world: World, prefix: str) -> dict[bytes, bytes]:
     return dict(zip(keys, cast(list[bytes], pipe.execute()), strict=True))
 
 
-def texts(value: Any) -> Iterator[str]:
-    """Every key and string of an answer, and of the JSON an event's fields hold."""
+def _walk(value: Any, strings: bool) -> Iterator[str]:
+    """Every key of every object in an answer (and, with ``strings``, every string),
+    the JSON that an event's fields hold as text included."""
     if isinstance(value, dict):
         for key, item in value.items():
             yield str(key)
-            yield from texts(item)
+            yield from _walk(item, strings)
     elif isinstance(value, list):
         for item in value:
-            yield from texts(item)
+            yield from _walk(item, strings)
     elif isinstance(value, str):
-        yield value
-        if value.startswith(("{", "[")):
+        if strings:
+            yield value
+        if value.startswith(("{", "[") if strings else "{"):
             try:
                 inner = json.loads(value)
             except ValueError:
                 return
-            yield from texts(inner)
+            yield from _walk(inner, strings)
+
+
+def texts(value: Any) -> Iterator[str]:
+    """Every key and string of an answer, and of the JSON an event's fields hold."""
+    return _walk(value, strings=True)
 
 
 def keys_of(value: Any) -> Iterator[str]:
     """Every key of every object in an answer, nested JSON text included."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            yield from keys_of(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from keys_of(item)
-    elif isinstance(value, str) and value.startswith("{"):
-        try:
-            inner = json.loads(value)
-        except ValueError:
-            return
-        yield from keys_of(inner)
+    return _walk(value, strings=False)
 
 
 def check_shown(role: ApiRole, req: Req, status: int, answer: Any) -> None:

@@ -3,7 +3,8 @@ and while Redis cannot be read, never two counts at once."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from twisted.internet import defer
 from twisted.internet.task import Clock
@@ -52,16 +53,24 @@ def test_counted_every_interval_and_unknown_until_then() -> None:
     assert clock.getDelayedCalls() == []
 
 
-def test_redis_down_makes_the_counts_unknown_again() -> None:
-    clock, thread = Clock(), Thread()
-    answers: list[Any] = [(1, 4), Unavailable("Redis: connection refused")]
-
+def counting(answers: list[Any], asked: list[float] | None = None
+             ) -> Callable[[float], tuple[int, int]]:
+    """A count that gives these answers in turn (an exception is raised), noting when
+    it was asked."""
     def count(now: float) -> tuple[int, int]:
+        if asked is not None:
+            asked.append(now)
         answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
         return answer[0], answer[1]
 
+    return count
+
+
+def test_redis_down_makes_the_counts_unknown_again() -> None:
+    clock, thread = Clock(), Thread()
+    count = counting([(1, 4), Unavailable("Redis: connection refused")])
     overdue = OverdueCount(count, clock, thread, null_log())
     overdue.startService()
     thread.finish()
@@ -74,16 +83,8 @@ def test_redis_down_makes_the_counts_unknown_again() -> None:
 
 
 def test_a_failed_count_is_tried_again_soon_and_redis_back_shows() -> None:
-    clock, thread, asked = Clock(), Thread(), []
-    answers: list[Any] = [Unavailable("Redis: connection refused"), (2, 5), (2, 6)]
-
-    def count(now: float) -> tuple[int, int]:
-        asked.append(now)
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer[0], answer[1]
-
+    clock, thread, asked = Clock(), Thread(), cast(list[float], [])
+    count = counting([Unavailable("Redis: connection refused"), (2, 5), (2, 6)], asked)
     overdue = OverdueCount(count, clock, thread, null_log())
     overdue.startService()
     thread.finish()
