@@ -546,13 +546,14 @@ def test_each_route_checks_the_role_of_its_token(client: redis.Redis,
         ("POST /callbacks/<id>/done", "POST", f"callbacks/{B1}/done", {}, None),
         ("GET /push-needed", "GET", "push-needed", None, None),
         ("POST /push-needed/<id>/done", "POST", f"push-needed/{B1}/done", {}, None),
+        ("GET /handover", "GET", "handover", None, None),
     ]
     assert {r[0] for r in routes} | {"GET /health", "GET /metrics"} == set(ALLOWED)
     allowed = {
         ApiRole.SUPERVISOR: {"GET /live", "GET /bridges/<id>", "GET /bridges",
                              "GET /overdue", "GET /stats", "GET /workorders",
                              "GET /workorders/<ticket>", "GET /callbacks",
-                             "GET /push-needed"},
+                             "GET /push-needed", "GET /handover"},
         ApiRole.LINE_12345: {"GET /bridges/<id>", "GET /bridges", "PUT /bridges/<id>/ticket",
                              "POST /bridges/<id>/status", "GET /stats", "POST /workorders",
                              "GET /workorders", "GET /workorders/<ticket>"},
