@@ -10,6 +10,7 @@ from gateway.install.includes import setting
 from gateway.install.manager import ManagerError
 from gateway.install.plan import (
     Done,
+    InstallRefused,
     Sources,
     apply,
     asterisk_files,
@@ -50,7 +51,11 @@ def run(args: argparse.Namespace) -> int:
     except ManagerError as exc:
         print(f"linkgw install: {exc}")
         return 2
-    done = [outcome(w) for w in writes] if args.dry_run else apply(writes)
+    try:
+        done = [outcome(w) for w in writes] if args.dry_run else apply(writes)
+    except InstallRefused as exc:
+        print(f"linkgw install: {exc}")
+        return 2
     for line in report(done, args.dry_run):
         print(line)
     for line in advice(args.asterisk_etc):

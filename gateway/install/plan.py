@@ -11,9 +11,11 @@ writes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +48,10 @@ class Write:
     mode: int
     why: str
     only_if_absent: bool = False  # the administrator's file once it exists
-    # a new file takes this file's owner and group (Asterisk's own, so that Asterisk,
-    # running as its user, reads a 0640 file it is given)
+    # a new file takes this file's group (Asterisk's own, so that Asterisk, running as
+    # its user, reads a 0640 file it is given; root stays its owner)
     owner_of: Path | None = None
+    within: Path | None = None  # a host file's link is followed only to a file in here
     group: str = ""  # else: a new file's group, when that group exists (the service's)
 
 
@@ -99,7 +102,7 @@ def asterisk_files(config: Config, sources: Sources, etc: Path, permit: str) -> 
     for host, text in hosts.items():
         mode = (etc / host).stat().st_mode & 0o777 if (etc / host).exists() else 0o640
         out.append(Write(etc / host, text.encode("utf-8", "surrogateescape"), mode,
-                         "include of linkgw's file"))
+                         "include of linkgw's file", within=etc))
     return out
 
 
@@ -140,26 +143,63 @@ def apply(writes: Iterable[Write]) -> list[Done]:
     return done
 
 
+class InstallRefused(ValueError):
+    """A file install will not write: a link where linkgw's own file goes, or a host
+    file linked to somewhere outside the Asterisk folder."""
+
+
+def _target(write: Write) -> Path:
+    """Where a write goes. A host file that is a link (to a site's repository inside
+    the Asterisk folder, say) stays a link and its target is rewritten, but only a
+    target inside ``within``: whoever may write the Asterisk folder (Asterisk's own
+    user, on Debian) must not make root write its files elsewhere (/etc/ld.so.preload).
+    linkgw's own files are never written through a link."""
+    if not write.path.is_symlink():
+        return write.path
+    target = write.path.resolve()
+    if write.within is None or not target.is_relative_to(write.within.resolve()):
+        raise InstallRefused(f"{write.path} is a link to {target}: not written (add "
+                             f"the include line yourself, or replace the link by the file)")
+    return target
+
+
 def _replace(write: Write) -> None:
-    # a host file that is a link (to the site's own repository, say) stays a link: the
-    # file it points to is the one rewritten
-    path = write.path.resolve() if write.path.is_symlink() else write.path
+    path = _target(write)
     path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.stat() if path.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    # the folder is opened once, never through a link, and everything after is done in
+    # it: a folder swapped for a link meanwhile is not followed
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(write.data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, old.st_mode & 0o777 if old else write.mode)
-        owner = _owner(write, old)
-        if owner is not None:
-            os.chown(tmp, *owner)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise InstallRefused(f"{path.parent}: {exc.strerror} (a link?): not written") \
+            from exc
+    try:
+        try:
+            old: os.stat_result | None = os.stat(path.name, dir_fd=folder,
+                                                 follow_symlinks=False)
+        except FileNotFoundError:
+            old = None
+        if old is not None and not stat.S_ISREG(old.st_mode):
+            raise InstallRefused(f"{path} is not a regular file: not written")
+        tmp = f".{path.name}.{secrets.token_hex(6)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600,
+                     dir_fd=folder)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(write.data)
+                f.flush()
+                os.fchmod(f.fileno(), old.st_mode & 0o777 if old else write.mode)
+                owner = _owner(write, old)
+                if owner is not None:
+                    os.fchown(f.fileno(), *owner)
+                os.fsync(f.fileno())
+            os.replace(tmp, path.name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp, dir_fd=folder)
+            raise
+    finally:
+        os.close(folder)
 
 
 def _owner(write: Write, old: os.stat_result | None) -> tuple[int, int] | None:
@@ -169,8 +209,9 @@ def _owner(write: Write, old: os.stat_result | None) -> tuple[int, int] | None:
     if old is not None:
         return old.st_uid, old.st_gid
     if write.owner_of is not None and write.owner_of.exists():
-        like = write.owner_of.stat()
-        return like.st_uid, like.st_gid
+        # root's, readable by Asterisk's group: Asterisk reads its 0640 file, and
+        # cannot rewrite what root will include
+        return -1, write.owner_of.stat().st_gid
     if write.group:
         try:
             return -1, grp.getgrnam(write.group).gr_gid

@@ -13,7 +13,7 @@ import pytest
 from gateway.config import Config
 from gateway.install.includes import MARK, include_line, setting, with_include
 from gateway.install.manager import ManagerError, manager_user
-from gateway.install.plan import Sources, Write, apply, asterisk_files, outcome
+from gateway.install.plan import InstallRefused, Sources, Write, apply, asterisk_files, outcome
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = (REPO / "dialplan/linkgw_manager.conf.example").read_text(encoding="utf-8")
@@ -124,24 +124,24 @@ def test_a_changed_config_updates_only_linkgws_own_file(etc: Path) -> None:
     assert {a for n, a in actions.items() if n != "linkgw_globals.conf"} == {"unchanged"}
 
 
-def test_new_linkgw_files_belong_to_asterisks_user_so_a_0640_one_is_readable(
-        etc: Path) -> None:
+def test_new_linkgw_files_are_roots_and_readable_by_asterisks_group(etc: Path) -> None:
     """Debian's /etc/asterisk is asterisk:asterisk 0640, and Asterisk runs as asterisk: a
-    root-owned 0640 linkgw_manager.conf would be a file it cannot read (no AMI user).
-    (Giving a file to another user needs root, as the suite runs.)"""
+    root:root 0640 linkgw_manager.conf would be a file it cannot read (no AMI user), and
+    an asterisk-owned one a file Asterisk could rewrite for root to include. They are
+    root's, in Asterisk's group. (Giving a file a group needs root, as the suite runs.)"""
     os.chown(etc / "asterisk.conf", 101, 102)
     apply(plan(etc))
     manager = (etc / "linkgw/linkgw_manager.conf").stat()
-    assert (manager.st_uid, manager.st_gid, manager.st_mode & 0o777) == (101, 102, 0o640)
+    assert (manager.st_uid, manager.st_gid, manager.st_mode & 0o777) == (0, 102, 0o640)
     assert {(p.stat().st_uid, p.stat().st_gid) for p in (etc / "linkgw").iterdir()} == \
-        {(101, 102)}
-    assert (etc / "manager.conf").stat().st_uid == os.geteuid()  # a host file keeps its own
+        {(0, 102)}
+    assert (etc / "manager.conf").stat().st_gid == os.getegid()  # a host file keeps its own
 
 
-def test_a_host_file_that_is_a_link_stays_a_link(etc: Path, tmp_path: Path) -> None:
-    """A site that keeps extensions.conf in its own repository, linked into place: the
-    file linked to gets the include, the link stays."""
-    kept = tmp_path / "site-repo" / "extensions.conf"
+def test_a_host_file_linked_inside_the_asterisk_folder_stays_a_link(etc: Path) -> None:
+    """A site that keeps extensions.conf in a repository inside /etc/asterisk, linked into
+    place: the file linked to gets the include, the link stays."""
+    kept = etc / "site-repo" / "extensions.conf"
     kept.parent.mkdir()
     (etc / "extensions.conf").rename(kept)
     (etc / "extensions.conf").symlink_to(kept)
@@ -149,6 +149,31 @@ def test_a_host_file_that_is_a_link_stays_a_link(etc: Path, tmp_path: Path) -> N
     assert (etc / "extensions.conf").is_symlink()
     assert b"#include linkgw/linkgw_extensions.conf" in kept.read_bytes()
     assert {d.action for d in apply(plan(etc))} == {"unchanged"}
+
+
+@pytest.mark.parametrize("planted", ["extensions.conf", "linkgw/linkgw_globals.conf",
+                                     "linkgw"])
+def test_a_link_planted_in_the_asterisk_folder_never_makes_root_write_elsewhere(
+        etc: Path, tmp_path: Path, planted: str) -> None:
+    """Whoever may write /etc/asterisk (Asterisk's own user, on Debian) links a host file,
+    one of linkgw's own files or its folder to a file of root's (/etc/ld.so.preload):
+    install refuses, names the link, and writes nothing there."""
+    outside = tmp_path / "root-only"
+    outside.mkdir()
+    (outside / "ld.so.preload").write_bytes(b"kept\n")
+    (outside / "linkgw_globals.conf").write_bytes(b"kept\n")
+    if planted == "linkgw":
+        (etc / "linkgw").symlink_to(outside, target_is_directory=True)
+    else:
+        (etc / planted).parent.mkdir(exist_ok=True)
+        (etc / planted).unlink(missing_ok=True)
+        (etc / planted).symlink_to(outside / "ld.so.preload")
+    with pytest.raises(InstallRefused, match="not written"):
+        apply(plan(etc))
+    assert (outside / "ld.so.preload").read_bytes() == b"kept\n"
+    assert (outside / "linkgw_globals.conf").read_bytes() == b"kept\n"
+    assert sorted(p.name for p in outside.iterdir()) == ["ld.so.preload",
+                                                          "linkgw_globals.conf"]
 
 
 def test_the_example_config_is_readable_by_the_services_group_when_it_exists(
