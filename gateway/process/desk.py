@@ -193,4 +193,6 @@ def _on_the_line(ami: SyncAmi, citizen: Party) -> bool:
         ami.action("Getvar", {"Channel": citizen.channel, "Variable": "UNIQUEID"})
     except AmiActionError as exc:
         return exc.response.get("Message") != NO_SUCH_CHANNEL  # any other error: unknown
+    except (AmiError, OSError):
+        return True  # no answer in time, or AMI gone: the Originate says what it can
     return True
