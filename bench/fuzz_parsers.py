@@ -289,7 +289,7 @@ def _keeper_rig() -> tuple[Any, Path]:
             def take_events(self) -> list[Any]:
                 return []
 
-            def action(self, name: str, headers: Any = ()) -> Any:
+            def action(self, name: str, headers: Any = (), timeout: Any = None) -> Any:
                 raise AssertionError("no digit, no question to Asterisk")
 
         _RIG.extend([Keeper(Quiet(), _listen(socket_path), idle_exit=1e9), socket_path,

@@ -42,11 +42,13 @@ class SyncAmi:
         else:
             self.action("Login", {"Username": username, "Secret": secret, "Events": events})
 
-    def action(self, name: str, headers: HeaderItems = ()) -> AmiMessage:
-        """Send an action and return its response (an error response raises)."""
+    def action(self, name: str, headers: HeaderItems = (),
+               timeout: float | None = None) -> AmiMessage:
+        """Send an action and return its response (an error response raises); wait at
+        most ``timeout`` seconds (the session's by default)."""
         action_id = f"s{next(self._ids)}"
         self._sock.sendall(encode_action(name, action_id, headers))
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
             for i, message in enumerate(self._queue):
                 if message.action_id == action_id and message.is_response:

@@ -68,6 +68,9 @@ ANSWER_LIFE = 120.0
 MAX_QUESTION = 128
 #: Set by ``[linkgw-armed]`` on every channel that may press linkgw's keys.
 SIDE_VARIABLE = "LINKGW_SIDE"
+#: Seconds the keeper waits for Asterisk's answer about a channel (a program waits 1 s
+#: for the keeper's).
+ASK_WAIT = 0.5
 
 @dataclass
 class DigitBook:
@@ -132,7 +135,8 @@ class _Ami(Protocol):
 
     def take_events(self) -> list[AmiMessage]: ...
 
-    def action(self, name: str, headers: HeaderItems = ()) -> AmiMessage: ...
+    def action(self, name: str, headers: HeaderItems = (),
+               timeout: float | None = None) -> AmiMessage: ...
 
 
 @dataclass
@@ -141,15 +145,20 @@ class ArmedChannels:
     the answer is kept as long as a channel's digits would be, so a keeper holds no
     digit of a channel that is not a seat's or an agent's."""
 
-    ask: Callable[[str], bool]  # channel name → is LINKGW_SIDE set on it
+    ask: Callable[[str], bool | None]  # channel → LINKGW_SIDE set on it? (None: no answer)
     keep_seconds: float = KEEP_SECONDS
     keep_channels: int = KEEP_CHANNELS
     known: OrderedDict[str, tuple[bool, float]] = field(default_factory=OrderedDict)
 
     def armed(self, uniqueid: str, channel: str, now: float) -> bool:
+        """Whether to keep this channel's digit. No answer is no, and is not remembered:
+        the next digit asks again (a seat's code is not lost for the whole call)."""
         found = self.known.pop(uniqueid, None)
         if found is None or found[1] < now - self.keep_seconds:
-            found = (bool(channel) and self.ask(channel), now)
+            answer = self.ask(channel) if channel else False
+            if answer is None:
+                return False
+            found = (answer, now)
         self.known[uniqueid] = (found[0], now)
         while len(self.known) > self.keep_channels:
             self.known.popitem(last=False)
@@ -173,6 +182,7 @@ class Keeper:
         self.ami, self.server, self.clock, self.idle_exit = ami, server, clock, idle_exit
         self.book = DigitBook()
         self.armed = ArmedChannels(self._linkgw_channel)
+        self.backlog: list[AmiMessage] = []  # events read, not handled yet
         self.clients: dict[int, _Client] = {}
         self.selector = selectors.DefaultSelector()
         self.selector.register(ami.fileno(), selectors.EVENT_READ, "ami")
@@ -197,20 +207,25 @@ class Keeper:
             self._drop(client_id)
         if self.clients:
             timeout = max(0.0, min(timeout, min(c.until for c in self.clients.values()) - now))
-        for key, _ in self.selector.select(timeout=timeout):
+        for key, _ in self.selector.select(timeout=0.0 if self.backlog else timeout):
             if key.data == "ami":
                 try:
-                    events = self.ami.pump()
-                    while events:  # asking Asterisk about a channel may queue more
-                        for event in events:
-                            self._event(event)
-                        events = self.ami.take_events()
+                    self.backlog += self.ami.pump()
                 except (AmiError, OSError) as exc:
                     return f"AMI gone: {exc}"
             elif key.data == "server":
                 self._accept()
             else:
                 self._read(key.data)
+        # one batch a step, then the sockets again: a flood of digits from new channels
+        # (each asked of Asterisk) cannot keep the programs' questions waiting
+        batch, self.backlog = self.backlog, []
+        try:
+            for event in batch:
+                self._event(event)
+        except (AmiError, OSError) as exc:
+            return f"AMI gone: {exc}"
+        self.backlog += self.ami.take_events()  # read while Asterisk was asked
         return ""
 
     def _event(self, message: AmiMessage) -> None:
@@ -224,13 +239,16 @@ class Keeper:
         for client in self.book.digit(uniqueid, digit, at):
             self._send(client, encode_digit("D", digit, at))
 
-    def _linkgw_channel(self, channel: str) -> bool:
-        """Did ``[linkgw-armed]`` run on ``channel``? A channel gone, or an AMI that does
-        not answer in time, counts as no: its digits are not kept."""
+    def _linkgw_channel(self, channel: str) -> bool | None:
+        """Did ``[linkgw-armed]`` run on ``channel``? A channel gone is no; an AMI that
+        does not answer within :data:`ASK_WAIT` is no answer (None)."""
         try:
-            answer = self.ami.action("Getvar", {"Channel": channel, "Variable": SIDE_VARIABLE})
-        except (AmiActionError, AmiTimeout):
+            answer = self.ami.action("Getvar", {"Channel": channel, "Variable": SIDE_VARIABLE},
+                                     timeout=ASK_WAIT)
+        except AmiActionError:
             return False
+        except AmiTimeout:
+            return None
         return answer.get("Value") != ""
 
     def _accept(self) -> None:

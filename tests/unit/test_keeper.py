@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateway.ami.codec import AmiMessage, AmiParser, HeaderItems
-from gateway.ami.errors import AmiActionError
+from gateway.ami.errors import AmiActionError, AmiTimeout
 from gateway.process.keeper import MAX_QUESTION, DigitBook, Keeper, _listen, _take_lock
 from gateway.process.keeper_client import KeeperFeed
 from gateway.process.keeper_wire import parse_question, paths
@@ -36,13 +36,17 @@ class FakeAmi:
         self.parser = AmiParser()
         self.armed = {SEAT}
         self.gone: set[str] = set()
+        self.slow: set[str] = set()  # Asterisk does not answer about these in time
         self.asked: list[str] = []
 
-    def action(self, name: str, headers: HeaderItems = ()) -> AmiMessage:
+    def action(self, name: str, headers: HeaderItems = (),
+               timeout: float | None = None) -> AmiMessage:
         fields = dict(headers)
         assert (name, fields["Variable"]) == ("Getvar", "LINKGW_SIDE")
         channel = fields["Channel"]
         self.asked.append(channel)
+        if channel in self.slow:
+            raise AmiTimeout("Getvar: no response in time")
         if channel in self.gone:
             raise AmiActionError(name, AmiMessage((("Response", "Error"),
                                                    ("Message", "No such channel"))))
@@ -194,6 +198,22 @@ def test_only_the_digits_of_channels_linkgw_armed_are_kept(rig: tuple[
     ami.digit("u-seat", "0")
     keeper.step(2.0)
     assert ami.asked[3:] == [SEAT]
+
+
+def test_no_answer_about_a_channel_is_asked_again_at_its_next_digit(rig: tuple[
+        Keeper, FakeAmi, Path, Clock]) -> None:
+    """Asterisk slow to answer about the seat: that digit is not kept, and not taken
+    as "not linkgw's" either, so the seat's next digits are (its code is not lost)."""
+    keeper, ami, _, _ = rig
+    ami.slow.add(SEAT)
+    ami.digit("u-seat", "*")
+    keeper.step(2.0)
+    assert (list(keeper.book.typed), ami.asked) == ([], [SEAT])
+    ami.slow.clear()
+    ami.digit("u-seat", "1")
+    keeper.step(2.0)
+    assert ami.asked == [SEAT, SEAT]
+    assert keeper.book.typed["u-seat"][0] == "1"
 
 
 def test_a_question_torn_across_writes_is_put_together(rig: tuple[
