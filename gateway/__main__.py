@@ -19,7 +19,7 @@ from twisted.internet.interfaces import IReactorThreads
 
 from gateway.bridge.acl import USERS, AclError, render
 from gateway.bridge.connect import MaintenanceLogin, maintenance_redis, sync_client
-from gateway.config import ConfigError, load_config_file, retention_groups
+from gateway.config import Config, ConfigError, load_config_file, retention_groups
 from gateway.install.cli import add_command as add_install_command
 from gateway.install.cli import run as run_install
 from gateway.push.cli import add_outbox_command
@@ -147,6 +147,10 @@ def _records(args: argparse.Namespace) -> int:
     except RecordError as exc:
         print(f"linkgw: {exc.code}: {exc}", file=sys.stderr)
         return 1
+    except redis.RedisError as exc:  # retention's own client
+        print(f"linkgw {args.command}: Redis: {exc}{_scan_hint(config, exc)}",
+              file=sys.stderr)
+        return 3
     print(text)
     return code
 
@@ -169,6 +173,16 @@ def _items(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scan_hint(config: Config, exc: Exception) -> str:
+    """What to do when listing keys was refused: the gateway's user may not SCAN."""
+    if isinstance(exc, redis.exceptions.NoPermissionError) and \
+            not config.retention.redis_username:
+        return (" (the gateway's Redis user may not list keys: set "
+                "retention.redis_username: linkgw-maintenance and its "
+                "retention.redis_password_env)")
+    return ""
+
+
 def _check_records(config_path: Path) -> int:
     from gateway.records.check import RecordCheck
 
@@ -180,7 +194,8 @@ def _check_records(config_path: Path) -> int:
         print(f"linkgw check-records: {exc}", file=sys.stderr)
         return 2
     except redis.RedisError as exc:
-        print(f"linkgw check-records: Redis: {exc}", file=sys.stderr)
+        print(f"linkgw check-records: Redis: {exc}{_scan_hint(config, exc)}",
+              file=sys.stderr)
         return 3
     for line in report.lines():
         print(printable(line))

@@ -407,6 +407,9 @@ def load_config(
                               f"unknown section (known: {', '.join(_SECTIONS)})")
         sections[name] = _section(source, name, section_node, env, secrets, process_mode)
     config = Config(**sections)
+    if config.transfer.require_code == "refuse" and config.transfer.code_digits == 0:
+        raise ConfigError(source, None, "transfer.require_code",
+                          "refuse with code_digits: 0 (no code window) would refuse every key")
     if config.transfer.require_code != "no" and config.transfer.default_code:
         raise ConfigError(source, None, "transfer.require_code",
                           f"{config.transfer.require_code} never happens with a default_code "

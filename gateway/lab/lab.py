@@ -82,8 +82,16 @@ class Lab:
         self.topology = topology
         self.name = name or secrets.token_hex(4)
         self.log_dir = workdir / "logs"
+        self.slot = claim_slot()  # released by stop(), or here when making the lab fails
+        try:
+            self._make(workdir, agi, gateways, sentinel, push_url)
+        except BaseException:
+            self.slot.release()
+            raise
+
+    def _make(self, workdir: Path, agi: str, gateways: int, sentinel: bool,
+              push_url: str) -> None:
         phones = [*PHONES, *(PEER_PHONES if self.two_pbx else ())]
-        self.slot = claim_slot()  # released by stop()
         take = self.slot.take
         self.sip_port, self.ami_port, self.fastagi_port, self.redis_port = [take()
                                                                             for _ in range(4)]
@@ -436,6 +444,12 @@ class Lab:
         return self.redis.client()
 
     def stop(self) -> None:
+        try:
+            self._stop_all()
+        finally:
+            self.slot.release()  # its ports are free for the next lab, whatever failed
+
+    def _stop_all(self) -> None:
         self.stop_phones()
         if self.probe is not None:
             self.probe.close()
@@ -453,7 +467,6 @@ class Lab:
         self.redis.stop()
         if self.sentinels is not None:
             self.sentinels.stop()
-        self.slot.release()
 
     def __enter__(self) -> Lab:
         return self.start()

@@ -414,11 +414,17 @@ class ApiResource(Resource):
 
 
 def _holds_surrogate(value: Any) -> bool:
-    """A lone surrogate anywhere in a parsed body (keys and values, any depth)."""
-    if isinstance(value, str):
-        return any("\ud800" <= char <= "\udfff" for char in value)
-    if isinstance(value, dict):
-        return any(_holds_surrogate(k) or _holds_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_surrogate(v) for v in value)
+    """A lone surrogate anywhere in a parsed body (keys and values, any depth; walked
+    without recursion, so a deeply nested body is no 500)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= char <= "\udfff" for char in item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False

@@ -130,6 +130,16 @@ def test_retention_and_check_records_log_in_as_the_maintenance_user(
         "linkgw check-records: retention.redis_username is 'linkgw-maintenance' but "
         "retention.redis_password_env names no variable that is set (the maintenance "
         "user's password)\n"))
+    # a site that has not named the maintenance user yet is told what to set
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(config.read_text(encoding="utf-8").split("retention:")[0]
+                     + "http:\n  listen: \"\"\nami:\n  secret_env: LINKGW_AMI_SECRET\n",
+                     encoding="utf-8")
+    hinted = subprocess.run([sys.executable, "-m", "gateway", "check-records", "--config",
+                             str(plain)], capture_output=True, text=True, env=env,
+                            timeout=60, check=False)
+    assert hinted.returncode == 3 and "set retention.redis_username: linkgw-maintenance" \
+        in hinted.stderr, hinted.stderr
     started = load_config_file(config, {"LINKGW_REDIS_PASSWORD": "x", "LINKGW_AMI_SECRET": "y"})
     assert started.retention.redis_password == ""  # not required to start the gateway
 

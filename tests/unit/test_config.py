@@ -74,6 +74,12 @@ def test_errors_name_file_line_and_key(text: str, line: int, key: str, message: 
     assert message in str(info.value)
 
 
+def test_require_code_refuse_without_a_code_window_is_refused() -> None:
+    with pytest.raises(ConfigError, match="would refuse every key"):
+        load_config("transfer:\n  require_code: refuse\n  code_digits: 0\n", "site.yaml",
+                    ENV)
+
+
 def test_require_code_with_a_default_code_is_refused() -> None:
     """A default code fills in for a missing one: 'refuse' or 'flag' would never happen."""
     with pytest.raises(ConfigError) as info:

@@ -157,8 +157,14 @@ def test_broken_input_is_a_json_400_never_an_html_page() -> None:
     raw = put(len(nested)) + nested
     assert len(nested) > MAX_BODY  # refused by size first; a nested one within the limit:
     deep = b"[" * 30_000 + b"]" * 30_000
+    # nested just within what json reads (the surrogate check must not recurse past it)
+    within = b'{"ticket": ' + b"[" * 900 + b"]" * 900 + b"}"
+    assert request(put(len(within)) + within)[0] == 200  # read, checked, no 500
+    raw_surrogate, escaped = b'{"a": "\xed\xa0\x80"}', b'{"ticket":"\\ud800"}'
     cases = [
         (put(len(deep)) + deep, "body_malformed"),
+        (put(len(raw_surrogate)) + raw_surrogate, "body_malformed"),
+        (put(len(escaped)) + escaped, "body_malformed"),
         (put(4) + b"\xff\xfe{}", "body_malformed"),
         (b"GET /stats?day=%FF HTTP/1.1\r\nHost: gw\r\n" + auth + b"\r\n", "day_malformed"),
         (b"GET /stats?day=2026-11-28%0A HTTP/1.1\r\nHost: gw\r\n" + auth + b"\r\n",
