@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -50,6 +50,25 @@ class Desk:
         except redis.RedisError as exc:
             raise Unavailable(f"Redis: {exc}") from exc
         return True
+
+
+    def _confirmed(self, record: dict[str, str]) -> dict[str, str]:
+        """A change found already made (a retry after a 503, say): on a site that asks
+        for replicas it counts as done only once they have it. WAIT covers this
+        connection's own writes, so one small write goes first; replication keeps the
+        master's order, so a replica that has it has the change too."""
+        if not self.min_replicas:
+            return record
+        try:
+            pipe: Any = self.client.pipeline(transaction=False)
+            pipe.incr(Keys(self.prefix).record("durable"))
+            pipe.execute_command("WAIT", self.min_replicas, self.replica_timeout_ms)
+            _, replicas = pipe.execute()
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis: {exc}") from exc
+        if int(replicas) < self.min_replicas:
+            raise Unavailable(f"Redis: reached {replicas} of {self.min_replicas} replicas")
+        return record
 
 
 def durability(config: RedisConfig) -> dict[str, int]:

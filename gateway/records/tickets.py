@@ -71,7 +71,7 @@ class TicketDesk(Desk):
         bridge = self._bridge(bridge_id)
         current = self._current(bridge_id, "ticket", ticket)
         if current is not None:
-            return current
+            return self._confirmed(current)
         now = self.clock()
         direction = bridge.get("direction", "")
         if direction == "110->12345":
@@ -90,7 +90,7 @@ class TicketDesk(Desk):
         if not self._apply(change):
             current = self._current(bridge_id, field, value)
             assert current is not None  # the guard saw the field set
-            return current
+            return self._confirmed(current)
         return self._hash(ticket_record(bridge_id))
 
     def status(self, bridge_id: str, status: str, note: str, via: str) -> dict[str, str]:
@@ -104,7 +104,7 @@ class TicketDesk(Desk):
         done = current.get("status", "attached")
         position = LOOP.index(done) if done in LOOP else -1
         if status == done:
-            return current
+            return self._confirmed(current)
         if LOOP.index(status) != position + 1:
             raise Conflict(f"ticket is {done}: cannot go to {status}", "loop_order")
         now = self.clock()
@@ -124,7 +124,7 @@ class TicketDesk(Desk):
             if moved.get("status") != status:
                 raise Conflict(f"ticket is {moved.get('status')}: cannot go to {status}",
                                "loop_order")
-            return moved
+            return self._confirmed(moved)
         return self._hash(ticket_record(bridge_id))
 
     def incident(self, bridge_id: str, incident: str, via: str) -> dict[str, str]:
@@ -135,7 +135,7 @@ class TicketDesk(Desk):
         self._bridge(bridge_id)
         current = self._current(bridge_id, "incident", incident)
         if current is not None:
-            return current
+            return self._confirmed(current)
         now = self.clock()
         change = Change(ticket_record(bridge_id), "incident_attached", now,
                         {"bridge_id": bridge_id, "incident": incident,

@@ -83,7 +83,7 @@ class WorkOrderDesk(Desk):
         number = _text(fields.get("number"), "number")
         current = self._hash(workorder_record(ticket))
         if current:
-            return current
+            return self._confirmed(current)
         now = self.clock()
         accept_due = now + self.config.workorder_accept_minutes * 60
         record = {"ticket": ticket, "category": category, "summary": summary,
@@ -111,7 +111,7 @@ class WorkOrderDesk(Desk):
             raise NotFound(f"no work order {ticket}", "workorder_not_found")
         done = current.get("status", "received")
         if status == done:
-            return current
+            return self._confirmed(current)
         order = ("received", *STEPS)
         position = order.index(done) if done in order else -1
         if order.index(status) != position + 1:
@@ -146,7 +146,7 @@ class WorkOrderDesk(Desk):
             if moved.get("status") != status:
                 raise Conflict(f"work order is {moved.get('status')}: cannot go to "
                                f"{status}", "loop_order")
-            return moved
+            return self._confirmed(moved)
         return self._hash(workorder_record(ticket))
 
     # -- callbacks and pushes owed -----------------------------------------------------
@@ -157,7 +157,7 @@ class WorkOrderDesk(Desk):
         if not current:
             raise NotFound(f"no callback task for {bridge_id}", "callback_not_found")
         if current.get("status") == "done":
-            return current
+            return self._confirmed(current)
         now = self.clock()
         record = {"status": "done", "done_at": iso(now), "done_via": via}
         text = _text(note, "note")

@@ -49,6 +49,10 @@ def test_an_attach_no_replica_confirmed_is_not_done_and_one_confirmed_is_on_the_
         {"bridge_id": BID, "direction": "110->12345", "dialing_target": "PJSIP/12345"}))
     with pytest.raises(Unavailable, match="reached 0 of 1 replicas"):
         desk(master).attach(BID, "20261203000001", "api")
+    # on the master all the same: the asker's retry finds it, and is not told done
+    # before a replica has it either
+    with pytest.raises(Unavailable, match="reached 0 of 1 replicas"):
+        desk(master).attach(BID, "20261203000001", "api")
 
     replica = RedisServer(free_ports(1)[0], tmp_path / "replica", tmp_path, appendonly=False)
     replica.extra_args = ["--replicaof", "127.0.0.1", str(master.port)]
