@@ -185,12 +185,14 @@ class ProcessDesk:
 
 
 def _on_the_line(ami: SyncAmi, citizen: Party) -> bool:
-    """Is the citizen's channel still in Asterisk? (Unknown counts as yes: the follower
-    sees the hangup anyway.)"""
-    if not citizen.channel:
+    """Is the citizen's channel still in Asterisk? Asked by its uniqueid, which Asterisk
+    takes where a channel name goes (seen on Asterisk 22) and which no rename changes;
+    unknown counts as yes: the follower sees the hangup anyway."""
+    which = citizen.uniqueid or citizen.channel
+    if not which:
         return True
     try:
-        ami.action("Getvar", {"Channel": citizen.channel, "Variable": "UNIQUEID"})
+        ami.action("Getvar", {"Channel": which, "Variable": "UNIQUEID"})
     except AmiActionError as exc:
         return exc.response.get("Message") != NO_SUCH_CHANNEL  # any other error: unknown
     except (AmiError, OSError):

@@ -42,5 +42,11 @@ def test_only_no_such_channel_means_the_citizen_is_gone(error: Exception | None,
                                                         there: bool) -> None:
     ami = Ami(error)
     assert _on_the_line(cast(Any, ami), CITIZEN) is there
+    assert ami.asked == [("Getvar", {"Channel": "u-cit", "Variable": "UNIQUEID"})]
+
+
+def test_without_a_uniqueid_the_channel_name_is_asked() -> None:
+    ami = Ami(None)
+    assert _on_the_line(cast(Any, ami), Party("PJSIP/citizen-00000001", ""))
     assert ami.asked == [("Getvar", {"Channel": "PJSIP/citizen-00000001",
                                      "Variable": "UNIQUEID"})]
