@@ -28,14 +28,16 @@ from twisted.internet.task import Clock
 from gateway.agi.codec import ReplyParser
 from gateway.ami.codec import MAX_CALLER_ID_LINES, AmiParser
 from gateway.bridge.log import BridgeLog
-from gateway.bridge.state import AgentAnswered, Joined, Left, Phase, Role, State, transition
 from gateway.bridge.store import MemoryStore
+from gateway.catalogue import load_categories
 from gateway.config import TransferConfig
 from gateway.lab.fakes import ChannelDouble, WireAsterisk, null_log
 from gateway.process.keeper import KEEP_CHANNELS, KEEP_DIGITS, DigitBook
-from gateway.transfer.categories import load_categories
+from gateway.transfer.events import AgentAnswered, Joined, Left
+from gateway.transfer.phase import Phase, Role, State
 from gateway.transfer.scripts import make_scripts
 from gateway.transfer.services import TransferService
+from gateway.transfer.table import transition
 
 
 def rate(name: str, unit: str, n: int, fn: Callable[[int], None]) -> None:

@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IReactorThreads
 
 from gateway.bridge.acl import USERS, AclError, render
 from gateway.bridge.connect import MaintenanceLogin, maintenance_redis, sync_client
+from gateway.catalogue import CategoryError, load_categories
 from gateway.config import Config, ConfigError, load_config_file, retention_groups
 from gateway.install.cli import add_command as add_install_command
 from gateway.install.cli import run as run_install
@@ -37,7 +38,6 @@ from gateway.records.queries import Records
 from gateway.records.retention import Retention
 from gateway.records.shown import printable
 from gateway.records.workorders import WorkOrderDesk
-from gateway.transfer.categories import CategoryError, load_categories
 
 
 def _push(config_path: Path) -> int:

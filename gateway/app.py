@@ -22,9 +22,9 @@ from gateway.bridge.connect import async_client
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.redis_store import RedisStore
 from gateway.bridge.spool import Spool
+from gateway.catalogue import load_categories
 from gateway.config import Config
 from gateway.schema import Keys
-from gateway.transfer.categories import load_categories
 from gateway.transfer.cluster import Cluster, Leases
 from gateway.transfer.recovery import Recovery
 from gateway.transfer.services import Meter, TransferService

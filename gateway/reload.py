@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.catalogue import Catalogue, CategoryError, load_categories
 from gateway.config import Config, ConfigError, load_config_file
 from gateway.dialplan import render_features, render_globals, render_moh
-from gateway.transfer.categories import Catalogue, CategoryError, load_categories
 
 LIVE_SECTIONS = ("transfer",)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 #: The version of what this release writes. A record carries the version that created it
@@ -22,6 +23,21 @@ from typing import Final
 #: ``linkgw check-records`` reports what this release cannot read.
 SCHEMA_VERSION: Final = 1
 READABLE_VERSIONS: Final = frozenset({0, 1})
+
+# -- times ------------------------------------------------------------------------------
+# Every ``*_at`` field is written by :func:`iso` and read back by :func:`epoch`.
+
+
+def iso(at: float) -> str:
+    """Epoch seconds → ``2026-11-28T19:45:12.345Z`` (sorts as text)."""
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] \
+        .replace(" ", "T") + "Z"
+
+
+def epoch(text: str) -> float:
+    """An ``*_at`` field → epoch seconds (:class:`ValueError` when it is not one)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
 
 # -- records ------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from twisted.internet.threads import deferToThreadPool
 from gateway.agi.server import FastAgiFactory
 from gateway.app import build_transfer, instance_name
 from gateway.bridge.connect import sync_client
+from gateway.catalogue import Catalogue
 from gateway.config import Config
 from gateway.listener import Listener
 from gateway.metrics import Figure, Snapshot, TransferMeter, exposition
@@ -37,7 +38,6 @@ from gateway.reload import Reloader
 from gateway.schema import Keys
 from gateway.systemd.notify import Notifier, watchdog_interval
 from gateway.systemd.readiness import Check, Readiness
-from gateway.transfer.categories import Catalogue
 from gateway.transfer.scripts import make_scripts
 
 

@@ -27,7 +27,7 @@ def _members(title: str, members: list[AmiMessage]) -> None:
 
 def _timeline(record: dict[str, str]) -> list[str]:
     """The record's times, as seconds after the key."""
-    from gateway.records.ticket_changes import epoch
+    from gateway.schema import epoch
 
     start = epoch(record["requested_at"])
     marks = [("key pressed", "requested_at"), ("12345 answered", "agent_answered_at"),
@@ -71,7 +71,7 @@ def _agent_invite(seen: Observed, record: dict[str, str]) -> None:
 
 
 def _queue_wait(record: dict[str, str]) -> None:
-    from gateway.records.ticket_changes import epoch
+    from gateway.schema import epoch
 
     if "agent_answered_at" in record and "dialing_at" in record:
         wait = epoch(record["agent_answered_at"]) - epoch(record["dialing_at"])

@@ -27,10 +27,10 @@ from typing import Any, BinaryIO
 
 from gateway.agi.codec import HANGUP, AgiEnv, AgiReply, EnvReader, ReplyParser, format_command
 from gateway.agi.errors import AgiCommandError, AgiDeadChannel, AgiError, AgiHangup
+from gateway.catalogue import CategoryError, load_categories
 from gateway.config import Config, ConfigError, load_config_file
 from gateway.process.desk import ProcessDesk, Work
 from gateway.process.logfile import log_line, log_path
-from gateway.transfer.categories import CategoryError, load_categories
 from gateway.transfer.channel import ChannelReadError
 from gateway.transfer.scripts import make_scripts
 

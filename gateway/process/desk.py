@@ -16,17 +16,19 @@ from dataclasses import dataclass, field
 from gateway.ami.errors import NO_SUCH_CHANNEL, AmiActionError, AmiError
 from gateway.ami.sync import SyncAmi, endpoint_address
 from gateway.bridge.change import Change
-from gateway.bridge.state import Event, Left, Mode, RedirectFailed, Role, iso
+from gateway.catalogue import Catalogue
 from gateway.config import Config, TransferConfig
 from gateway.process.keeper_client import KeeperFeed
+from gateway.schema import iso
 from gateway.transfer import decide
 from gateway.transfer.actions import originate_headers
 from gateway.transfer.arrival import Arrivals
-from gateway.transfer.categories import Catalogue
 from gateway.transfer.code import CodeWindow, window_from_history
+from gateway.transfer.events import Event, Left, RedirectFailed
 from gateway.transfer.ids import new_bridge_id
 from gateway.transfer.model import Bridge, CodeWait, KeyPress, Opened, Party, Refused
 from gateway.transfer.persist import Persistor
+from gateway.transfer.phase import Mode, Role
 
 
 @dataclass

@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import os
 
-from gateway.bridge.state import AgentFailed
 from gateway.config import Config
 from gateway.process.desk import Work
+from gateway.transfer.events import AgentFailed
 
 #: Seconds the follower stays after its last bridge ended (the citizen's hangup comes
 #: just after the conference's end), and the most it lives at all.

@@ -12,10 +12,10 @@ import redis
 
 from gateway.bridge.redis_store import NotReplicated, apply_sync
 from gateway.bridge.store import Change, GuardFailed
+from gateway.catalogue import Catalogue
 from gateway.config import RedisConfig, TicketConfig
 from gateway.records.errors import Unavailable
 from gateway.schema import Keys
-from gateway.transfer.categories import Catalogue
 
 
 @dataclass

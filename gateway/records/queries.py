@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from gateway.bridge.state import iso
+from gateway.outcome import HANDED, Outcome
 from gateway.records.errors import Malformed, NotFound, Unavailable
 from gateway.records.periods import Period, period, shift
-from gateway.records.ticket_changes import check_bridge_id, epoch
+from gateway.records.ticket_changes import check_bridge_id
 from gateway.schema import (
     IDX_CALLBACKS_OPEN,
     IDX_DEADLINE,
@@ -24,12 +24,14 @@ from gateway.schema import (
     Keys,
     bridge_record,
     callback_record,
+    epoch,
     idx_caller,
     idx_day,
     idx_incident,
     idx_seat,
     idx_ticket,
     idx_workorder_day,
+    iso,
     ticket_record,
     workorder_record,
 )
@@ -37,7 +39,7 @@ from gateway.schema import (
 FINDERS = ("number", "ticket", "incident", "seat", "day")
 UTC_ZONE = ZoneInfo("UTC")
 #: Outcomes in which the other line took the matter (a response to it is then due).
-_HANDED = frozenset({"handed_off", "three_party_ended", ""})  # "": still live
+_HANDED = HANDED | {""}  # "": still live
 _INDEX = {"number": idx_caller, "ticket": idx_ticket, "incident": idx_incident,
           "seat": idx_seat, "day": idx_day}
 
@@ -263,7 +265,7 @@ class Records:
         ended = [row for row in rows if row.get("state") == "ended"]
         by_outcome = Counter(row.get("outcome") or "?" for row in ended)
         unknown = Counter(row.get("outcome_reason") or "?" for row in ended
-                          if row.get("outcome") == "unknown")
+                          if row.get("outcome") == Outcome.UNKNOWN)
         by_category = Counter(row.get("category") or "unspecified" for row in rows)
         waits: list[float] = []
         queued: list[float] = []  # in the other line's queue: its answering attempt only
@@ -272,7 +274,7 @@ class Records:
         for row in rows:
             # The other line is dialled at the key (requested_at); a leg a refused code
             # cancelled was never the other line's to answer.
-            if "dialing_target" in row and row.get("outcome") != "refused":
+            if "dialing_target" in row and row.get("outcome") != Outcome.REFUSED:
                 dialled += 1
                 if "agent_answered_at" in row:
                     answered = epoch(row["agent_answered_at"])
@@ -348,12 +350,12 @@ def item_rows(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
             "transfers": 0, "refused": 0, "refusal_reasons": Counter(), "declined": 0,
             "not_reached": 0})
         item["transfers"] += 1
-        if row.get("outcome") == "refused":
+        if row.get("outcome") == Outcome.REFUSED:
             item["refused"] += 1
             item["refusal_reasons"][row.get("refusal") or "?"] += 1
         elif row.get("decision") == "kept_by_first_line":
             item["declined"] += 1
-        elif row.get("outcome") == "kept_by_110":
+        elif row.get("outcome") == Outcome.KEPT_BY_110:
             item["not_reached"] += 1
     out = sorted(items.values(), key=lambda i: (-(i["refused"] + i["declined"]), i["item"]))
     for item in out:

@@ -4,18 +4,12 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 from gateway.bridge.change import Change, Index
-from gateway.bridge.state import iso
 from gateway.records.errors import Malformed
-from gateway.schema import IDX_DEADLINE, idx_ticket, ticket_record
+from gateway.schema import IDX_DEADLINE, epoch, idx_ticket, iso, ticket_record
 
 _BRIDGE_ID = re.compile(r"\d{14}[0-9a-f]{6}\Z")
-
-
-def epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def check_bridge_id(bridge_id: str) -> None:

@@ -12,16 +12,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gateway.bridge.state import iso
 from gateway.bridge.store import Change, Index
 from gateway.records.desk import Desk
 from gateway.records.errors import Conflict, Malformed, NotFound
-from gateway.records.ticket_changes import attached_change, check_bridge_id, epoch, feed_of
+from gateway.records.ticket_changes import attached_change, check_bridge_id, feed_of
 from gateway.schema import (
     IDX_DEADLINE,
     IDX_FEEDBACK,
     bridge_record,
+    epoch,
     idx_incident,
+    iso,
     ticket_record,
 )
 

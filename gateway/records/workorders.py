@@ -25,11 +25,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gateway.bridge.state import iso
 from gateway.bridge.store import Change, Index
 from gateway.records.desk import Desk
 from gateway.records.errors import Conflict, Malformed, NotFound
-from gateway.records.ticket_changes import check_bridge_id, epoch
+from gateway.records.ticket_changes import check_bridge_id
 from gateway.schema import (
     IDX_CALLBACKS_OPEN,
     IDX_PUSH_NEEDED,
@@ -37,7 +36,9 @@ from gateway.schema import (
     IDX_WORKORDERS_OPEN,
     bridge_record,
     callback_record,
+    epoch,
     idx_workorder_day,
+    iso,
     workorder_record,
 )
 

@@ -3,10 +3,10 @@ the process-mode AGI program send the same ones."""
 
 from __future__ import annotations
 
-from gateway.bridge.state import Mode, Role
 from gateway.config import TransferConfig
 from gateway.transfer import invite
 from gateway.transfer.model import Bridge
+from gateway.transfer.phase import Mode, Role
 
 JOIN_CONTEXT = {Mode.TRANSFER: "linkgw-join-{role}", Mode.CONSULT: "linkgw-consult-{role}"}
 JOURNAL = "linkgw"  # AstDB family of the dialplan's journal: linkgw/<bridge id>/<fact>

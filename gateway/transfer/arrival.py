@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.bridge.change import Change, Index
-from gateway.bridge.state import State, iso
+from gateway.outcome import Outcome
 from gateway.records.ticket_changes import attached_change
-from gateway.schema import IDX_DEADLINE, bridge_record, idx_caller, idx_day, idx_seat
+from gateway.schema import IDX_DEADLINE, bridge_record, idx_caller, idx_day, idx_seat, iso
 from gateway.transfer.decide import code_digits
 from gateway.transfer.model import DIRECTIONS, Party
+from gateway.transfer.phase import State
 
 #: The headers a hand-over's INVITE may carry, in the order the script reads them.
 HEADERS = ("X-Linkgw-Ticket", "X-Linkgw-Agent", "X-Linkgw-Code")
@@ -113,7 +114,7 @@ def taken(bridge_id: str, endpoint: str, at: float) -> Change:
     """A 110 seat answered: the matter is 110's (ends the bridge; the deadline runs on
     until 110 answers the ticket)."""
     return Change(bridge_record(bridge_id), "handover_taken", at, {
-        "state": State.ENDED.value, "outcome": "handed_off", "agent": endpoint,
+        "state": State.ENDED.value, "outcome": Outcome.HANDED_OFF.value, "agent": endpoint,
         "agent_answered_at": iso(at), "ended_at": iso(at)}, (),
         id=f"taken:{bridge_id}", guard=(("state", (State.REQUESTED.value,)),), feed=FEED)
 
@@ -128,7 +129,7 @@ def ended(bridge_id: str, status: str, at: float) -> Change:
     was handed over, so no answer is due."""
     detail = _ENDS.get(status, f"no 110 seat took the call ({status[:20]})")
     return Change(bridge_record(bridge_id), "handover_ended", at, {
-        "state": State.ENDED.value, "outcome": "abandoned", "ended_at": iso(at),
+        "state": State.ENDED.value, "outcome": Outcome.ABANDONED.value, "ended_at": iso(at),
         "agent_failure": detail}, (Index(IDX_DEADLINE, bridge_id, -1),),
         id=f"ended:{bridge_id}", guard=(("state", (State.REQUESTED.value,)),), feed=FEED)
 

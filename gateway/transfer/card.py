@@ -11,7 +11,7 @@ import subprocess
 from html import escape
 from pathlib import Path
 
-from gateway.transfer.categories import Catalogue, Category
+from gateway.catalogue import Catalogue, Category
 
 STYLE = """
 @page{size:A4;margin:10mm}

@@ -20,8 +20,8 @@ import secrets
 from collections.abc import Sequence
 from typing import Protocol
 
-from gateway.bridge.state import Mode
 from gateway.transfer.model import DIRECTIONS, KeyPress, Party
+from gateway.transfer.phase import Mode
 
 #: Channel names as Asterisk makes them (``PJSIP/seat1-0000002a``,
 #: ``Local/110@ctx-00000001;1``): no comma, parenthesis, brace, dollar, quote or space.

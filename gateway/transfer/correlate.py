@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway.ami.codec import AmiMessage
-from gateway.bridge.state import ConferenceEnded, DirectBridged, Event, Joined, Left, Role
+from gateway.transfer.events import ConferenceEnded, DirectBridged, Event, Joined, Left
 from gateway.transfer.model import Bridge
+from gateway.transfer.phase import Role
 from gateway.transfer.registry import Registry
 
 EVENTS = ("ConfbridgeJoin", "ConfbridgeLeave", "ConfbridgeEnd", "OriginateResponse",

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gateway.bridge.state import Phase, State, iso
+from gateway.catalogue import Catalogue, Category, Item
 from gateway.config import TransferConfig
-from gateway.transfer.categories import Catalogue, Category, Item
+from gateway.outcome import Outcome
+from gateway.schema import iso
 from gateway.transfer.model import DIRECTIONS, Bridge, KeyPress, Refused
+from gateway.transfer.phase import Phase, State
 
 
 def refusal_at_key(press: KeyPress, config: TransferConfig, ami_up: bool) -> Refused | None:
@@ -101,7 +103,8 @@ def refused(bridge: Bridge, refusal: Refused, now: float) -> Bridge:
     """The same bridge as a refusal: over as it opens, on record for the figures."""
     bridge.phase = replace(bridge.phase, state=State.ENDED)
     bridge.fields |= {"state": State.ENDED.value,
-                      "outcome": "failed" if refusal.reason == "ami_down" else "refused",
+                      "outcome": (Outcome.FAILED if refusal.reason == "ami_down"
+                                  else Outcome.REFUSED).value,
                       "ended_at": iso(now), "refusal": refusal.reason,
                       "refusal_detail": refusal.detail}
     bridge.fields.pop("response_due_at", None)  # nothing was handed over

@@ -15,10 +15,10 @@ from twisted.python.failure import Failure
 from gateway.ami.client import AmiResult, EventBus
 from gateway.ami.codec import AmiMessage, HeaderItems
 from gateway.ami.errors import AmiActionError
-from gateway.bridge.state import Role
 from gateway.config import TransferConfig
 from gateway.transfer.actions import JOIN_CONTEXT, JOURNAL, originate_headers
 from gateway.transfer.model import Bridge
+from gateway.transfer.phase import Role
 
 
 class Ami(Protocol):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
-from gateway.bridge.state import Mode, Phase, Role, State
+from gateway.transfer.phase import Mode, Phase, Role, State
 
 CONFERENCE_PREFIX = "linkgw-"
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from gateway.bridge.change import Change, Index
-from gateway.bridge.state import State, iso
+from gateway.outcome import HANDED
 from gateway.schema import (
     IDX_CALLBACKS_OPEN,
     IDX_DEADLINE,
@@ -26,8 +26,10 @@ from gateway.schema import (
     idx_calls_day,
     idx_day,
     idx_seat,
+    iso,
 )
 from gateway.transfer.model import Bridge, Party
+from gateway.transfer.phase import State
 
 
 def handed_to(bridge: Bridge) -> str:
@@ -80,7 +82,7 @@ class Persistor:
         followed_out = ended and "citizen_hangup_at" in bridge.fields
         indexes: tuple[Index, ...] = (Index(IDX_LIVE, bridge.id, -1),) if followed_out \
             else ()
-        handed = bridge.fields.get("outcome") in ("handed_off", "three_party_ended")
+        handed = bridge.fields.get("outcome") in HANDED
         if ended and bridge.side == "12345" and not handed:
             # nothing was handed to 110 (refused, abandoned, kept by 12345): no answer due
             indexes += (Index(IDX_DEADLINE, bridge.id, -1),)

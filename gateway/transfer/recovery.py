@@ -28,7 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.ami.codec import AmiMessage
-from gateway.bridge.state import (
+from gateway.schema import iso, joined_at, left_at
+from gateway.transfer.correlate import Fact, KeyDoneFact, NoticeFact, PartyGone
+from gateway.transfer.events import (
     Abandon,
     AgentFailed,
     BridgeDirect,
@@ -38,20 +40,14 @@ from gateway.bridge.state import (
     DirectBridged,
     Joined,
     Left,
-    Mode,
     Move,
-    Phase,
     Redirected,
     Release,
     ReturnCitizen,
-    Role,
-    State,
-    iso,
 )
-from gateway.schema import joined_at, left_at
-from gateway.transfer.correlate import Fact, KeyDoneFact, NoticeFact, PartyGone
 from gateway.transfer.legs import Leg, LegState, failure_reason
 from gateway.transfer.model import Bridge, Party
+from gateway.transfer.phase import Mode, Phase, Role, State
 from gateway.transfer.registry import following
 from gateway.transfer.services import TransferService
 

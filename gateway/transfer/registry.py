@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.bridge.state import Role, State
 from gateway.transfer.model import CONFERENCE_PREFIX, Bridge, agent_leg
+from gateway.transfer.phase import Role, State
 
 
 def following(bridge: Bridge) -> bool:

@@ -26,7 +26,6 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
-from gateway.bridge.state import Mode
 from gateway.config import TransferConfig
 from gateway.records.errors import Malformed
 from gateway.records.ticket_changes import check_bridge_id
@@ -34,6 +33,7 @@ from gateway.transfer import channel
 from gateway.transfer.arrival import HEADERS, Arrivals
 from gateway.transfer.channel import Session
 from gateway.transfer.model import CodeWait, KeyPress, Opened, Party, Refused
+from gateway.transfer.phase import Mode
 
 
 class Desk(Protocol):

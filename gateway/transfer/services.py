@@ -20,36 +20,13 @@ from twisted.python.failure import Failure
 
 from gateway.ami.codec import AmiMessage
 from gateway.ami.errors import AmiActionError, AmiNotConnected, AmiTimeout
-from gateway.bridge.state import (
-    AgentAnswered,
-    AgentFailed,
-    BridgeDirect,
-    CancelAgent,
-    Command,
-    DialAgent,
-    Event,
-    IllegalTransition,
-    Joined,
-    KeyDone,
-    Left,
-    Mode,
-    Move,
-    RecordCallback,
-    RecordWorkOrderNeeded,
-    Redirected,
-    RedirectFailed,
-    Release,
-    ReturnCitizen,
-    Role,
-    State,
-    iso,
-    transition,
-)
 from gateway.bridge.store import Index
+from gateway.catalogue import Catalogue
 from gateway.config import TransferConfig
+from gateway.outcome import Outcome
+from gateway.schema import iso
 from gateway.transfer import decide
 from gateway.transfer.arrival import Arrivals
-from gateway.transfer.categories import Catalogue
 from gateway.transfer.correlate import (
     EVENTS,
     Fact,
@@ -62,11 +39,33 @@ from gateway.transfer.correlate import (
 )
 from gateway.transfer.digits import CodeReader
 from gateway.transfer.effects import Ami, Effects
+from gateway.transfer.events import (
+    AgentAnswered,
+    AgentFailed,
+    BridgeDirect,
+    CancelAgent,
+    Command,
+    DialAgent,
+    Event,
+    IllegalTransition,
+    Joined,
+    KeyDone,
+    Left,
+    Move,
+    RecordCallback,
+    RecordWorkOrderNeeded,
+    Redirected,
+    RedirectFailed,
+    Release,
+    ReturnCitizen,
+)
 from gateway.transfer.ids import new_bridge_id
 from gateway.transfer.legs import CAUSE_WAIT, Leg, LegAnswered, LegFailed, LegNews
 from gateway.transfer.model import Bridge, CodeWait, KeyPress, Opened, Party, Refused
 from gateway.transfer.persist import Persistor, Sink
+from gateway.transfer.phase import Mode, Role, State
 from gateway.transfer.registry import Registry
+from gateway.transfer.table import transition
 
 
 class Ownership:
@@ -320,7 +319,7 @@ class TransferService:
                 return
             self.meter.answered(direction, event.at - at)
         if ended:
-            self.meter.ended(direction, bridge.fields.get("outcome", "unknown"), recovered)
+            self.meter.ended(direction, bridge.fields.get("outcome", Outcome.UNKNOWN), recovered)
 
     # -- the one place an edge is applied ------------------------------------------------
     def step(self, bridge: Bridge, event: Event, data: dict[str, str] | None = None) -> None:

@@ -12,7 +12,7 @@ from gateway.lab.capture import Capture
 from gateway.lab.lab import ONEKEY, Lab
 from gateway.lab.process import wait_until
 from gateway.lab.rtp import RATE, envelope, likeness, rtp_frames, tone_share, windows
-from gateway.records.ticket_changes import epoch
+from gateway.schema import epoch
 from tests.e2e.helpers import (
     TIMEOUT,
     answering,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from gateway.lab.calls import one_key_call
 from gateway.lab.lab import LEASE_TTL, ONEKEY, Lab
 from gateway.lab.process import wait_until
-from gateway.records.ticket_changes import epoch
+from gateway.schema import epoch
 from tests.e2e.helpers import (
     TIMEOUT,
     answering,

@@ -179,6 +179,6 @@ def test_emergency_then_a_restart_then_the_key_is_still_refused(lab: Lab) -> Non
 
 
 def _epoch(iso_time: str) -> float:
-    from gateway.records.ticket_changes import epoch
+    from gateway.schema import epoch
 
     return epoch(iso_time)

@@ -16,7 +16,7 @@ from gateway.lab.calls import one_key_call
 from gateway.lab.lab import ONEKEY, Lab
 from gateway.lab.process import wait_until
 from gateway.records.periods import today
-from gateway.records.ticket_changes import epoch
+from gateway.schema import epoch
 from tests.e2e.helpers import (
     TIMEOUT,
     answering,

@@ -14,6 +14,7 @@ import time
 from datetime import datetime
 from typing import Any, cast
 
+from gateway.catalogue import Catalogue
 from gateway.lab.lab import ONEKEY, TRUNK, Lab
 from gateway.lab.peer import (
     AGENTS,
@@ -35,7 +36,6 @@ from gateway.lab.sipp import (
     requests_received,
 )
 from gateway.records.tickets import TicketDesk
-from gateway.transfer.categories import Catalogue
 from gateway.transfer.invite import parse_uui
 from tests.e2e.helpers import (
     TIMEOUT,

@@ -12,6 +12,7 @@ import pytest
 
 from gateway.bridge.change import Change
 from gateway.bridge.redis_store import apply_sync
+from gateway.catalogue import Catalogue
 from gateway.config import RedisConfig, TicketConfig
 from gateway.lab.ports import free_ports
 from gateway.lab.process import wait_until
@@ -19,7 +20,6 @@ from gateway.lab.services import RedisServer
 from gateway.records.desk import durability
 from gateway.records.errors import Unavailable
 from gateway.records.tickets import TicketDesk
-from gateway.transfer.categories import Catalogue
 
 P = "durable"
 BID = "20261203120000abcdef"

@@ -20,6 +20,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from gateway.bridge.redis_store import apply_sync
 from gateway.bridge.store import Change, Index
+from gateway.catalogue import load_categories
 from gateway.config import TicketConfig
 from gateway.lab.fakes import null_log
 from gateway.lab.services import RedisServer
@@ -33,7 +34,6 @@ from gateway.records.roles import ALLOWED, ApiRole
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
 from gateway.schema import bridge_record
-from gateway.transfer.categories import load_categories
 
 P = "t"
 T0 = 1_795_895_437.0  # 2026-11-28T19:50:37Z

@@ -36,6 +36,7 @@ from twisted.web.server import Site
 
 from gateway.bridge.redis_store import apply_sync
 from gateway.bridge.store import Change, Index
+from gateway.catalogue import load_categories
 from gateway.config import TicketConfig
 from gateway.lab.fakes import null_log
 from gateway.lab.services import RedisServer
@@ -55,7 +56,6 @@ from gateway.schema import (
     idx_day,
     idx_seat,
 )
-from gateway.transfer.categories import load_categories
 
 CATALOGUE = load_categories(Path(__file__).resolve().parents[2] / "config/categories.yaml")
 T0 = 1_795_895_437.0  # 2026-11-28T19:50:37Z

@@ -18,13 +18,13 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
+from gateway.catalogue import load_categories
 from gateway.config import Config
 from gateway.lab.services import RedisServer
 from gateway.records.chain import verify_day
 from gateway.records.check import RecordCheck
 from gateway.records.queries import Records
 from gateway.records.tickets import TicketDesk
-from gateway.transfer.categories import load_categories
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = json.loads((REPO / "tests/fixtures/records-0f24973.json").read_text("utf-8"))

@@ -7,8 +7,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.bridge.state import iso
 from gateway.lab.fakes import ChannelDouble
+from gateway.schema import iso
 from gateway.transfer.arrival import HEADERS, Handover, arrival_id, arrived, read_handover
 from gateway.transfer.model import Party
 from tests.unit.test_transfer import T0, Rig

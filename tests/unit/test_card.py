@@ -8,8 +8,8 @@ import re
 import shutil
 from pathlib import Path
 
+from gateway.catalogue import Catalogue, Category, Item, load_categories
 from gateway.transfer.card import print_pdf, render_card
-from gateway.transfer.categories import Catalogue, Category, Item, load_categories
 
 REPO = Path(__file__).resolve().parents[2]
 GOLDEN = REPO / "tests/golden/card.html"

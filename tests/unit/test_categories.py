@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.transfer.categories import (
+from gateway.catalogue import (
     Category,
     CategoryError,
     Item,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from gateway.ami.codec import AmiMessage
-from gateway.bridge.state import Role
 from gateway.transfer.correlate import FeatureReturned, PartyGone, correlate
+from gateway.transfer.phase import Role
 from gateway.transfer.recovery import bridge_of
 from gateway.transfer.registry import Registry, following
 

@@ -15,10 +15,10 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.web.http import HTTPChannel
 
+from gateway.catalogue import Catalogue, Category
 from gateway.lab.fakes import null_log
 from gateway.records.http import MAX_BODY, MAX_INFLIGHT, ApiResource, api_site
 from gateway.records.roles import ApiRole
-from gateway.transfer.categories import Catalogue, Category
 
 TOKEN = "t" * 24
 BID = "20261128195037abcdef"

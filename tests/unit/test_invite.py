@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.ami.codec import encode_action
-from gateway.bridge.state import Phase
 from gateway.config import ConfigError, TransferConfig, load_config
 from gateway.transfer import invite
 from gateway.transfer.actions import originate_headers
 from gateway.transfer.model import Bridge, Party
+from gateway.transfer.phase import Phase
 
 BID = "20261202201224bd1edf"
 CONFIG = TransferConfig(centre_id="110-lab",

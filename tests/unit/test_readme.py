@@ -8,7 +8,7 @@ import ast
 import re
 from pathlib import Path
 
-from gateway.bridge.state import Outcome
+from gateway.outcome import Outcome
 from gateway.schema import fields_markdown
 
 REPO = Path(__file__).resolve().parents[2]

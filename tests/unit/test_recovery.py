@@ -7,20 +7,13 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from gateway.bridge.log import BridgeLog
-from gateway.bridge.state import (
-    AgentFailed,
-    DirectBridged,
-    Joined,
-    Left,
-    Mode,
-    Role,
-    State,
-)
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
 from gateway.lab.fakes import WireAsterisk, null_log
 from gateway.transfer.correlate import KeyDoneFact, NoticeFact, PartyGone
+from gateway.transfer.events import AgentFailed, DirectBridged, Joined, Left
 from gateway.transfer.legs import Leg
+from gateway.transfer.phase import Mode, Role, State
 from gateway.transfer.recovery import Recovery, bridge_of, journal_facts, phase_of
 from gateway.transfer.services import TransferService
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from gateway.catalogue import Catalogue
 from gateway.config import Config, load_config_file
 from gateway.reload import Reloader, changed, plan
-from gateway.transfer.categories import Catalogue
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {"LINKGW_AMI_SECRET": "s3", "LINKGW_API_TOKEN": "t" * 32}

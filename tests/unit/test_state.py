@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.bridge.state import (
+from gateway.outcome import Outcome
+from gateway.schema import iso
+from gateway.transfer.events import (
     Abandon,
     AgentAnswered,
     AgentFailed,
@@ -23,20 +25,15 @@ from gateway.bridge.state import (
     Joined,
     KeyDone,
     Left,
-    Mode,
     Move,
-    Outcome,
-    Phase,
     RecordCallback,
     RecordWorkOrderNeeded,
     Redirected,
     RedirectFailed,
     ReturnCitizen,
-    Role,
-    State,
-    iso,
-    transition,
 )
+from gateway.transfer.phase import Mode, Phase, Role, State
+from gateway.transfer.table import transition
 
 T = 1_795_895_437.25
 AT = iso(T)

@@ -17,12 +17,12 @@ from twisted.internet import defer
 from twisted.internet.task import Clock
 
 from gateway.bridge.log import BridgeLog
-from gateway.bridge.state import iso
 from gateway.bridge.store import MemoryStore
+from gateway.catalogue import load_categories
 from gateway.config import TransferConfig
 from gateway.lab.fakes import ChannelDouble, WireAsterisk, null_log
 from gateway.metrics import TransferMeter, exposition
-from gateway.transfer.categories import load_categories
+from gateway.schema import iso
 from gateway.transfer.scripts import make_scripts
 from gateway.transfer.services import TransferService
 

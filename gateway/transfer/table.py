@@ -32,228 +32,36 @@ agent in the reverse direction); ``agent`` is the line being dialled in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from enum import StrEnum
-from typing import ClassVar
+from dataclasses import replace
+
+from gateway.outcome import Outcome
+from gateway.schema import attempt_failed_at, attempt_failure, iso, joined_at, left_at
+from gateway.transfer.events import (
+    Abandon,
+    AgentAnswered,
+    AgentFailed,
+    BridgeDirect,
+    CancelAgent,
+    Command,
+    ConferenceEnded,
+    DialAgent,
+    DirectBridged,
+    Event,
+    IllegalTransition,
+    Joined,
+    KeyDone,
+    Left,
+    Move,
+    RecordCallback,
+    RecordWorkOrderNeeded,
+    Redirected,
+    RedirectFailed,
+    Release,
+    ReturnCitizen,
+    Transition,
+)
+from gateway.transfer.phase import LIVE, Mode, Phase, Role, State
 
-from gateway.schema import attempt_failed_at, attempt_failure, joined_at, left_at
-
-
-class State(StrEnum):
-    REQUESTED = "requested"  # the other line rings; citizen + key-presser in their call
-    ANSWERED = "answered"  # the other line answered and waits in the conference
-    DIALING = "dialing"  # the citizen is in the conference, the other line rings
-    THREE_PARTY = "three_party"  # citizen, key-presser and the other line together
-    HANDED_OFF = "handed_off"  # the key-presser left; citizen and the other line talk on
-    RETURNED = "returned_to_110"  # the other line not reached, or declined in consult mode
-    ENDED = "ended"
-
-
-class Outcome(StrEnum):
-    HANDED_OFF = "handed_off"  # the other line took the call, the key-presser left
-    THREE_PARTY_ENDED = "three_party_ended"  # ended with the key-presser still present
-    KEPT_BY_110 = "kept_by_110"  # not reached / declined: the first line keeps it
-    ABANDONED = "abandoned"  # the citizen hung up before the other line answered
-    FAILED = "failed"  # the call could not be moved into the conference
-    REFUSED = "refused"  # never-transfer item, emergency, unknown code: no transfer
-    UNKNOWN = "unknown"  # it ended while no gateway watched and nothing tells how
-
-
-class Role(StrEnum):
-    CITIZEN = "citizen"
-    SEAT = "seat"
-    AGENT = "agent"
-
-
-class Mode(StrEnum):
-    TRANSFER = "transfer"  # one key: the key-presser may leave once the other line answers
-    CONSULT = "consult"  # the key-presser stays until one side takes the matter
-
-
-class IllegalTransition(Exception):
-    code = "illegal_transition"
-
-    def __init__(self, state: State, event: Event) -> None:
-        super().__init__(f"no transition from {state} on {event.kind}")
-        self.state = state
-        self.event = event
-
-
-@dataclass(frozen=True)
-class Phase:
-    """Everything the table decides on; only :func:`transition` makes a new one."""
-
-    state: State = State.REQUESTED
-    mode: Mode = Mode.TRANSFER
-    plan: tuple[str, ...] = ("PJSIP/12345",)  # dial strings, one per attempt, in order
-    retry_delay: float = 0.0
-    attempt: int = 0  # index into plan of the leg ringing (or answered)
-    key_done: bool = False  # the key's feature has returned (the code is known)
-    joined: frozenset[Role] = frozenset()  # who has been in the conference
-    gone: frozenset[Role] = frozenset()  # who has left (the conference or the call)
-    directed: bool = False  # the citizen was sent into a plain call (or back)
-
-    @property
-    def seat_present(self) -> bool:
-        return Role.SEAT not in self.gone
-
-
-# -- events ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Event:
-    at: float  # epoch seconds, from the injected clock (or the journal, when recovered)
-    kind: ClassVar[str] = "event"
-
-
-@dataclass(frozen=True)
-class KeyDone(Event):
-    """The key's feature returned: the code typed (``fields``: code, category, item…)
-    and, when the code is refused, why (``refusal``)."""
-
-    fields: tuple[tuple[str, str], ...] = ()
-    refusal: str = ""
-    detail: str = ""
-    kind = "key_done"
-
-
-@dataclass(frozen=True)
-class Redirected(Event):
-    """Asterisk accepted the move into the conference."""
-
-    kind = "redirected"
-
-
-@dataclass(frozen=True)
-class RedirectFailed(Event):
-    reason: str = ""
-    kind = "redirect_failed"
-
-
-@dataclass(frozen=True)
-class AgentAnswered(Event):
-    channel: str = ""
-    uniqueid: str = ""
-    kind = "agent_answered"
-
-
-@dataclass(frozen=True)
-class AgentFailed(Event):
-    reason: str = ""
-    kind = "agent_failed"
-
-
-@dataclass(frozen=True)
-class Joined(Event):
-    role: Role = Role.CITIZEN
-    channel: str = ""
-    linkedid: str = ""
-    kind = "joined"
-
-
-@dataclass(frozen=True)
-class Left(Event):
-    """A party left the conference, or its channel is gone (whichever came first)."""
-
-    role: Role = Role.CITIZEN
-    channel: str = ""
-    kind = "left"
-
-
-@dataclass(frozen=True)
-class DirectBridged(Event):
-    """The citizen is in a plain two-party call again (the dialplan's [linkgw-direct])."""
-
-    role: Role = Role.SEAT
-    kind = "direct_bridged"
-
-
-@dataclass(frozen=True)
-class ConferenceEnded(Event):
-    kind = "conference_ended"
-
-
-@dataclass(frozen=True)
-class Abandon(Event):
-    """Close a bridge nobody can follow any more (recovery found no trace of it)."""
-
-    reason: str = ""
-    kind = "closed_unknown"
-
-
-# -- commands ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DialAgent:
-    """Originate ``plan[attempt]`` into the conference, after ``delay`` seconds."""
-
-    attempt: int
-    delay: float = 0.0
-
-
-@dataclass(frozen=True)
-class CancelAgent:
-    """Hang up the other line's leg (still ringing, or answered into an ended bridge)."""
-
-
-@dataclass(frozen=True)
-class Move:
-    """Citizen and key-presser into the conference (one dual Redirect)."""
-
-
-@dataclass(frozen=True)
-class Release:
-    """Hang up ``role``'s channel: it waits in a conference nobody else will join."""
-
-    role: Role
-
-
-@dataclass(frozen=True)
-class ReturnCitizen:
-    """The key-presser is gone and nobody took the call: ring the first line again."""
-
-
-@dataclass(frozen=True)
-class RecordCallback:
-    """The citizen hung up before the hand-over: someone must call back."""
-
-
-@dataclass(frozen=True)
-class RecordWorkOrderNeeded:
-    """The other line was not reached: its side must push a work order itself."""
-
-
-@dataclass(frozen=True)
-class BridgeDirect:
-    """Two parties are left with the matter: take the citizen and ``role`` into a plain
-    two-party call (out of the conference, or out of their first call to hear a tone),
-    where either hanging up ends it as usual and the keys work again."""
-
-    role: Role
-
-
-Command = DialAgent | CancelAgent | Move | ReturnCitizen | RecordCallback \
-    | RecordWorkOrderNeeded | BridgeDirect | Release
-
-
-@dataclass(frozen=True)
-class Transition:
-    phase: Phase
-    fields: dict[str, str] = field(default_factory=dict)
-    commands: tuple[Command, ...] = ()
-    outcome: Outcome | None = None
-
-    @property
-    def state(self) -> State:
-        return self.phase.state
-
-
-def iso(at: float) -> str:
-    """Epoch seconds → ``2026-11-28T19:45:12.345Z`` (sorts as text)."""
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] \
-        .replace(" ", "T") + "Z"
-
-
-LIVE = frozenset(State) - {State.ENDED}
 _BEFORE_CONFERENCE = (State.REQUESTED, State.ANSWERED)
 
 
