@@ -25,7 +25,8 @@ from gateway.bridge.spool import Spool
 from gateway.catalogue import load_categories
 from gateway.config import Config
 from gateway.schema import Keys
-from gateway.transfer.cluster import Cluster, Leases
+from gateway.transfer.cluster import Cluster
+from gateway.transfer.leases import Leases
 from gateway.transfer.recovery import Recovery
 from gateway.transfer.services import Meter, TransferService
 

@@ -16,7 +16,7 @@ from twisted.internet import defer
 from gateway.lab.fakes import null_log
 from gateway.lab.services import RedisServer
 from gateway.schema import IDX_LIVE, Keys
-from gateway.transfer.cluster import Leases
+from gateway.transfer.leases import Leases
 
 KEYS = Keys("lt")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from gateway.ami.codec import AmiMessage
 from gateway.transfer.correlate import FeatureReturned, PartyGone, correlate
+from gateway.transfer.journal import bridge_of
 from gateway.transfer.phase import Role
-from gateway.transfer.recovery import bridge_of
 from gateway.transfer.registry import Registry, following
 
 FIRST, SECOND = "20261128195037abcdef", "20261128195112fedcba"

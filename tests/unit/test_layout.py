@@ -80,3 +80,10 @@ def test_the_records_never_import_the_transfer_feature() -> None:
     graph = part_graph(ROOT)
     assert "gateway.transfer" not in graph["gateway.records"]
     assert "gateway.catalogue" in graph["gateway.records"]  # what both use, beside both
+
+
+def test_no_module_of_the_transfer_feature_is_over_250_lines_but_the_state_table() -> None:
+    sizes = {path.name: len(path.read_text(encoding="utf-8").splitlines())
+             for path in (ROOT / "transfer").glob("*.py")}
+    assert "services.py" in sizes and "table.py" in sizes
+    assert {name: n for name, n in sizes.items() if n > 250 and name != "table.py"} == {}

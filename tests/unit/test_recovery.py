@@ -12,9 +12,10 @@ from gateway.config import TransferConfig
 from gateway.lab.fakes import WireAsterisk, null_log
 from gateway.transfer.correlate import KeyDoneFact, NoticeFact, PartyGone
 from gateway.transfer.events import AgentFailed, DirectBridged, Joined, Left
+from gateway.transfer.journal import bridge_of, journal_facts, phase_of
 from gateway.transfer.legs import Leg
 from gateway.transfer.phase import Mode, Role, State
-from gateway.transfer.recovery import Recovery, bridge_of, journal_facts, phase_of
+from gateway.transfer.recovery import Recovery
 from gateway.transfer.services import TransferService
 
 BID = "20261128195037abcdef"

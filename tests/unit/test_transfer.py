@@ -23,6 +23,7 @@ from gateway.config import TransferConfig
 from gateway.lab.fakes import ChannelDouble, WireAsterisk, null_log
 from gateway.metrics import TransferMeter, exposition
 from gateway.schema import iso
+from gateway.transfer.commands import Commands
 from gateway.transfer.scripts import make_scripts
 from gateway.transfer.services import TransferService
 
@@ -211,7 +212,7 @@ def test_the_move_waits_until_the_keys_feature_has_returned() -> None:
     quiet = Rig()
     quiet.opened()
     quiet.key_done(returned=False)
-    quiet.clock.advance(TransferService.MOVE_FALLBACK)
+    quiet.clock.advance(Commands.MOVE_FALLBACK)
     quiet.asterisk.expect("Redirect")
 
 
