@@ -101,7 +101,10 @@ class RedisSentinels:
 
     def restart(self, server: RedisServer) -> None:
         """Start a killed server again on its port; the sentinels make it a replica."""
-        server.extra_args = [*SYNC_AT_ONCE, "--replicaof", "127.0.0.1", str(self.master_port())]
+        # with the lab's ACL file, as at the first start: ACL users are not replicated,
+        # so a server started without it would refuse the gateway once promoted
+        server.extra_args = [*self.extra_args, *SYNC_AT_ONCE,
+                             "--replicaof", "127.0.0.1", str(self.master_port())]
         server.start()
 
     def stop(self) -> None:
