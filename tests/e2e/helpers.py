@@ -9,7 +9,7 @@ from gateway.lab.calls import Observed, read_bridge
 from gateway.lab.lab import Lab
 from gateway.lab.process import LabError, wait_until
 from gateway.lab.sipp import SippPhone, answer_scenario, citizen_scenario
-from gateway.schema import known_field
+from gateway.schema import Keys, idx_seat, known_field
 
 TIMEOUT = 30.0
 
@@ -110,7 +110,12 @@ def finish(*phones: SippPhone) -> dict[str, int]:
 def bridges_of_seat(lab: Lab, seat: str) -> list[str]:
     """Bridge ids opened by a key-presser, oldest first (Redis index)."""
     r = lab.redis_client()
-    return [str(m) for m in r.zrange(f"linkgw:idx:seat:{seat}", 0, -1)]
+    return [str(m) for m in r.zrange(redis_keys(lab).index(idx_seat(seat)), 0, -1)]
+
+
+def redis_keys(lab: Lab) -> Keys:
+    """The lab's Redis keys: gateway.schema's, under the configured prefix."""
+    return Keys(lab.config.redis.prefix)
 
 
 def redis_hash(lab: Lab, key: str) -> dict[str, str]:
@@ -210,7 +215,7 @@ def check_handoff(lab: Lab, seen: Observed) -> None:
     assert set(kinds) >= {"joined:seat", "joined:agent", "left:citizen"}
     assert [int(e["seq"]) for e in seen.events] == list(range(1, len(seen.events) + 1))
 
-    call = redis_hash(lab, f"linkgw:call:{r['citizen_uniqueid']}")
+    call = redis_hash(lab, redis_keys(lab).call(r["citizen_uniqueid"]))
     assert call["number"] == "13800138000"
     assert call["channel"] == r["citizen_channel"]
     assert call["registered_at"] < r["requested_at"]

@@ -15,6 +15,7 @@ from tests.e2e.helpers import (
     finish,
     mark,
     redis_hash,
+    redis_keys,
     settled,
     wait_event,
 )
@@ -29,12 +30,12 @@ def test_the_owner_dies_and_the_other_gateway_finishes_its_bridge(two_gateways: 
     caller = citizen(lab, hold_ms=18000)
     bridge_id = wait_event(lab, since, "the citizen in a conference", Event="ConfbridgeJoin",
                            Channel="PJSIP/citizen").get("Conference").removeprefix("linkgw-")
-    owner = redis_hash(lab, f"linkgw:bridge:{bridge_id}")["owner"]
+    owner = redis_hash(lab, redis_keys(lab).bridge(bridge_id))["owner"]
     assert owner.startswith("lab-gw1/")
-    assert lab.redis_client().get(f"linkgw:lease:{bridge_id}") == owner
+    assert lab.redis_client().get(redis_keys(lab).lease(bridge_id)) == owner
     first.kill()
     try:
-        wait_until(lambda: str(lab.redis_client().get(f"linkgw:lease:{bridge_id}") or "")
+        wait_until(lambda: str(lab.redis_client().get(redis_keys(lab).lease(bridge_id)) or "")
                    .startswith("lab-gw2/"), LEASE_TTL + TIMEOUT, "the second gateway's lease")
         assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
         record, _ = settled(lab, bridge_id, "citizen_hangup")
@@ -48,7 +49,7 @@ def test_the_owner_dies_and_the_other_gateway_finishes_its_bridge(two_gateways: 
         assert seen.record["owner"].startswith("lab-gw2/")
     finally:
         first.start()
-    assert lab.redis_client().get(f"linkgw:lease:{bridge_id}") is None  # released at end
+    assert lab.redis_client().get(redis_keys(lab).lease(bridge_id)) is None  # released at end
 
 
 def test_a_killed_process_mode_follower_is_replaced_by_the_next_one(process_lab: Lab) -> None:
@@ -82,7 +83,7 @@ def test_a_killed_process_mode_follower_is_replaced_by_the_next_one(process_lab:
     seat_left = wait_event(lab, since, "the call-taker leaving", Event="ConfbridgeLeave",
                            Channel="PJSIP/seat1")
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
-    stranded = redis_hash(lab, f"linkgw:bridge:{bridge_id}")
+    stranded = redis_hash(lab, redis_keys(lab).bridge(bridge_id))
     assert stranded["state"] != "ended"  # nobody watched its end
     second = one_key_call(lab, number="13800138010")  # its follower adopts the orphan
     assert second.record["outcome"] == "handed_off"

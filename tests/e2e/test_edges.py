@@ -24,6 +24,7 @@ from tests.e2e.helpers import (
     new_bridge,
     played,
     redis_hash,
+    redis_keys,
     settled,
     wait_event,
 )
@@ -66,7 +67,7 @@ def test_gateway_killed_in_three_party_then_restarted(lab: Lab) -> None:
     seat = answering(lab, "seat1", hold_ms=6000, key=ONEKEY)
     caller = citizen(lab, hold_ms=16000)
     bridge_id = _joined(lab, since, "citizen")
-    wait_until(lambda: redis_hash(lab, f"linkgw:bridge:{bridge_id}").get("state")
+    wait_until(lambda: redis_hash(lab, redis_keys(lab).bridge(bridge_id)).get("state")
                == "three_party", TIMEOUT, "three parties on record")
     lab.gateway.kill()
     left = wait_event(lab, since, "the call-taker leaving", Event="ConfbridgeLeave",
@@ -92,7 +93,7 @@ def test_gateway_killed_after_the_call_taker_left_then_restarted(lab: Lab) -> No
     bridge_id = _joined(lab, since, "citizen")
     wait_event(lab, since, "the plain call", Event="UserEvent", UserEvent="LinkgwDirect",
                Bridge=bridge_id)
-    wait_until(lambda: redis_hash(lab, f"linkgw:bridge:{bridge_id}").get("state")
+    wait_until(lambda: redis_hash(lab, redis_keys(lab).bridge(bridge_id)).get("state")
                == "ended", TIMEOUT, "ended on record")
     _restart(lab)
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
@@ -114,7 +115,7 @@ def test_ami_cut_for_3_seconds_during_three_party(any_lab: Lab) -> None:
     seat = answering(lab, "seat1", hold_ms=6500, key=ONEKEY)
     caller = citizen(lab, hold_ms=15000)
     bridge_id = _joined(lab, since, "citizen")
-    wait_until(lambda: redis_hash(lab, f"linkgw:bridge:{bridge_id}").get("state")
+    wait_until(lambda: redis_hash(lab, redis_keys(lab).bridge(bridge_id)).get("state")
                == "three_party", TIMEOUT, "three parties on record")
     cut_at = time.monotonic()
     lab.ami_relay.block()
@@ -173,7 +174,7 @@ def test_emergency_then_a_restart_then_the_key_is_still_refused(lab: Lab) -> Non
     record, _ = settled(lab, bridge_id, "transfer_refused")
     assert finish(caller, seat) == {"citizen": 0, "seat1": 0}
     assert (record["outcome"], record["refusal"]) == ("refused", "emergency")
-    call = redis_hash(lab, f"linkgw:call:{record['citizen_uniqueid']}")
+    call = redis_hash(lab, redis_keys(lab).call(record["citizen_uniqueid"]))
     assert call["emergency_by"] == "seat1" and call["emergency_at"] < record["requested_at"]
     assert events(lab, since, "Newchannel", Channel="PJSIP/12345") == []
 

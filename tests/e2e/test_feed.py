@@ -14,7 +14,7 @@ import redis
 from gateway.lab.calls import one_key_call
 from gateway.lab.lab import Lab
 from gateway.lab.process import wait_until
-from gateway.schema import Keys
+from gateway.schema import Keys, bridge_record, idx_calls_caller
 from tests.e2e.helpers import TIMEOUT, answering, citizen, finish, settled
 
 HIDDEN = {"citizen_channel", "citizen_uniqueid", "seat_channel", "seat_uniqueid",
@@ -37,15 +37,15 @@ def test_a_call_110_keeps_leaves_nothing_12345_can_read(any_lab: Lab) -> None:
     caller = citizen(lab, hold_ms=2500, number=number, name="李四\u2028")
     assert finish(caller, seat) == {"citizen": 0, "seat1": 0}
     admin = lab.redis_client()
-    wait_until(lambda: admin.zcard(keys.index(f"calls:caller:{number}")) == 1, TIMEOUT,
+    wait_until(lambda: admin.zcard(keys.index(idx_calls_caller(number))) == 1, TIMEOUT,
                "the call registered")
-    [uniqueid] = cast(list[str], admin.zrange(keys.index(f"calls:caller:{number}"), 0, -1))
+    [uniqueid] = cast(list[str], admin.zrange(keys.index(idx_calls_caller(number)), 0, -1))
     assert admin.hgetall(keys.call(uniqueid))["name"] == "李四\u2028"  # it is on record
     assert not any(number in json.dumps(e, ensure_ascii=False) for e in feed_of_12345(lab))
     twelve = lab.redis_as("linkgw-12345")
     for forbidden in (lambda: twelve.hgetall(keys.call(uniqueid)),
                       lambda: twelve.xrange(keys.events, count=1),
-                      lambda: twelve.zrange(keys.index(f"calls:caller:{number}"), 0, -1)):
+                      lambda: twelve.zrange(keys.index(idx_calls_caller(number)), 0, -1)):
         with pytest.raises(redis.exceptions.NoPermissionError):
             forbidden()
 
@@ -55,7 +55,7 @@ def test_a_transferred_call_is_in_12345s_feed_once(any_lab: Lab) -> None:
     number = "1391" + "".join(secrets.choice("0123456789") for _ in range(7))
     seen = one_key_call(lab, number=number, name="张三")
     _, stream = settled(lab, seen.bridge_id, "transfer_requested", "citizen_hangup")
-    ours = [e for e in feed_of_12345(lab) if e["record"] == f"bridge:{seen.bridge_id}"]
+    ours = [e for e in feed_of_12345(lab) if e["record"] == bridge_record(seen.bridge_id)]
     assert [e["event"] for e in ours].count("transfer_requested") == 1
     # every change of the bridge, in order, each once; the full stream has the same
     assert [(e["event"], e["at"]) for e in ours] == [(e["event"], e["at"]) for e in stream]

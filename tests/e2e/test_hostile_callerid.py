@@ -12,6 +12,7 @@ from tests.e2e.helpers import (
     finish,
     mark,
     redis_hash,
+    redis_keys,
     settled,
     wait_event,
 )
@@ -26,7 +27,7 @@ def transfer(lab: Lab, number: str, name: str) -> tuple[dict[str, str], dict[str
                             Channel="PJSIP/seat1").get("Conference")
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
     record, _ = settled(lab, conference.removeprefix("linkgw-"))
-    return record, redis_hash(lab, f"linkgw:call:{record['citizen_uniqueid']}")
+    return record, redis_hash(lab, redis_keys(lab).call(record["citizen_uniqueid"]))
 
 
 def agi_commands(lab: Lab, since: int) -> list[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from gateway.lab.lab import CONSULT_KEY, EMERGENCY_KEY, ONEKEY, Lab
 from gateway.lab.process import wait_until
 from gateway.lab.sipp import answer_scenario, noanswer_scenario, refuse_scenario
+from gateway.schema import IDX_CALLBACKS_OPEN
 from tests.e2e.helpers import (
     TIMEOUT,
     answering,
@@ -29,6 +30,7 @@ from tests.e2e.helpers import (
     new_bridge,
     played,
     redis_hash,
+    redis_keys,
     settled,
     wait_bridged,
     wait_event,
@@ -143,10 +145,11 @@ def test_citizen_hangs_up_while_12345_rings(any_lab: Lab) -> None:
     seat.wait(TIMEOUT)  # released by Asterisk, or hung up itself: not left waiting
     record, _ = settled(lab, bridge_id, "callback_needed")
     assert (record["state"], record["outcome"]) == ("ended", "abandoned")
-    callback = redis_hash(lab, f"linkgw:callback:{bridge_id}")
+    callback = redis_hash(lab, redis_keys(lab).callback(bridge_id))
     assert callback["number"] == "13800138000" and callback["seat"] == "seat1"
     assert callback["status"] == "open"
-    assert lab.redis_client().zscore("linkgw:idx:callbacks:open", bridge_id) is not None
+    open_callbacks = redis_keys(lab).index(IDX_CALLBACKS_OPEN)
+    assert lab.redis_client().zscore(open_callbacks, bridge_id) is not None
     wait_until(lambda: live_channels(lab) == [], TIMEOUT, "no channel left")
 
 
@@ -227,7 +230,7 @@ def test_emergency_key_then_the_one_key_is_refused(any_lab: Lab) -> None:
     record, _ = settled(lab, bridge_id, "transfer_refused")
     assert finish(caller, seat) == {"citizen": 0, "seat1": 0}
     assert (record["outcome"], record["refusal"]) == ("refused", "emergency")
-    call = redis_hash(lab, f"linkgw:call:{record['citizen_uniqueid']}")
+    call = redis_hash(lab, redis_keys(lab).call(record["citizen_uniqueid"]))
     assert call["emergency_by"] == "seat1"
     assert call["registered_at"] < call["emergency_at"] < record["requested_at"]
     assert events(lab, since, "Newchannel", Channel="PJSIP/12345") == []

@@ -16,7 +16,7 @@ from gateway.lab.calls import one_key_call
 from gateway.lab.lab import ONEKEY, Lab
 from gateway.lab.process import wait_until
 from gateway.records.periods import today
-from gateway.schema import epoch
+from gateway.schema import epoch, workorder_record
 from tests.e2e.helpers import (
     TIMEOUT,
     answering,
@@ -24,6 +24,7 @@ from tests.e2e.helpers import (
     finish,
     mark,
     redis_hash,
+    redis_keys,
     settled,
     wait_event,
 )
@@ -67,7 +68,7 @@ def reverse_call(lab: Lab) -> str:
 def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> None:
     forward = one_key_call(lab, number="13700137000").bridge_id
     backward = reverse_call(lab)
-    requested = redis_hash(lab, f"linkgw:bridge:{forward}")["requested_at"]
+    requested = redis_hash(lab, redis_keys(lab).bridge(forward))["requested_at"]
     day = requested[:10]  # the UTC day: the hash chain's
     local = today(epoch(requested), ZoneInfo(lab.config.tickets.time_zone))  # the figures'
 
@@ -85,18 +86,18 @@ def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> N
     # 12345 -> 110: the ticket and the loop arrive over the Redis stream, written by the
     # 12345 system's own Redis user
     r = lab.redis_as("linkgw-12345")
-    r.xadd("linkgw:tickets:in", {"bridge_id": backward, "ticket": "2026112800018",
-                                 "status": "accepted"})
-    wait_until(lambda: redis_hash(lab, f"linkgw:ticket:{backward}").get("status")
+    stream = redis_keys(lab).inbound(lab.config.tickets.inbound_stream)
+    r.xadd(stream, {"bridge_id": backward, "ticket": "2026112800018", "status": "accepted"})
+    wait_until(lambda: redis_hash(lab, redis_keys(lab).ticket(backward)).get("status")
                == "accepted", TIMEOUT, "the stream's ticket applied")
     for step in ("assigned", "feedback"):
-        r.xadd("linkgw:tickets:in", {"bridge_id": backward, "status": step,
-                                     "note": "民警已到场处置" if step == "feedback" else ""})
-    wait_until(lambda: redis_hash(lab, f"linkgw:ticket:{backward}").get("status")
+        r.xadd(stream, {"bridge_id": backward, "status": step,
+                        "note": "民警已到场处置" if step == "feedback" else ""})
+    wait_until(lambda: redis_hash(lab, redis_keys(lab).ticket(backward)).get("status")
                == "feedback", TIMEOUT, "feedback from the stream")
     for step in ("accepted", "assigned"):
         assert http(lab, "POST", f"bridges/{forward}/status", {"status": step})[0] == 200
-    back = redis_hash(lab, f"linkgw:ticket:{backward}")
+    back = redis_hash(lab, redis_keys(lab).ticket(backward))
     assert (back["attached_via"], back["on_time"], back["feedback_note"]) == \
         ("stream", "yes", "民警已到场处置")
     assert back["accepted_at"] <= back["assigned_at"] <= back["feedback_at"]
@@ -130,7 +131,7 @@ def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> N
 
 def test_api_refusals_change_nothing(lab: Lab) -> None:
     bridge_id = one_key_call(lab).bridge_id
-    before = lab.redis_client().xlen("linkgw:events")
+    before = lab.redis_client().xlen(redis_keys(lab).events)
     assert http(lab, "PUT", f"bridges/{bridge_id}/ticket", {"ticket": "2026112800099"},
                 token="")[0] == 401
     assert http(lab, "PUT", f"bridges/{bridge_id}/ticket", {"ticket": "2026112800099"},
@@ -141,8 +142,8 @@ def test_api_refusals_change_nothing(lab: Lab) -> None:
     status, body = http(lab, "PUT", "bridges/20991231000000abcdef/ticket",
                         {"ticket": "2026112800099"})
     assert (status, body["error"]) == (404, "bridge_not_found")
-    assert lab.redis_client().xlen("linkgw:events") == before
-    assert not lab.redis_client().exists(f"linkgw:ticket:{bridge_id}")
+    assert lab.redis_client().xlen(redis_keys(lab).events) == before
+    assert not lab.redis_client().exists(redis_keys(lab).ticket(bridge_id))
 
 
 def test_calls_flow_while_redis_is_down_and_nothing_is_lost(lab: Lab) -> None:
@@ -169,7 +170,7 @@ def test_calls_flow_while_redis_is_down_and_nothing_is_lost(lab: Lab) -> None:
                "the spool replayed")
     log = lab.gateway.log_path.read_text()
     assert '"bridge_log.store_unavailable"' in log and '"bridge_log.store_back"' in log
-    day = redis_hash(lab, f"linkgw:bridge:{during[0]}")["requested_at"][:10]
+    day = redis_hash(lab, redis_keys(lab).bridge(during[0]))["requested_at"][:10]
     assert cli(lab, "verify-chain", "--day", day).returncode == 0
 
 
@@ -233,7 +234,8 @@ def test_a_work_order_without_a_call_goes_round_the_loop_on_the_running_gateway(
         "ticket": ticket, "category": "noise", "summary": "施工噪声\u2028夜间", "number":
         "13600136000"}, as_12345)
     assert (status, got["status"]) == (200, "received")
-    lab.redis_as("linkgw-12345").xadd("linkgw:tickets:in", {
+    keys = redis_keys(lab)
+    lab.redis_as("linkgw-12345").xadd(keys.inbound(lab.config.tickets.inbound_stream), {
         "type": "workorder", "ticket": streamed, "category": "vehicle", "summary": "挪车"})
     wait_until(lambda: http(lab, "GET", f"workorders/{streamed}")[0] == 200, TIMEOUT,
                "the streamed work order received")
@@ -244,8 +246,8 @@ def test_a_work_order_without_a_call_goes_round_the_loop_on_the_running_gateway(
     done = http(lab, "GET", f"workorders/{ticket}", token=as_12345)[1]
     assert (done["unit"], done["on_time"], done["summary"]) == \
         ("城关派出所一中队", "yes", "施工噪声\u2028夜间")
-    feed = lab.redis_as("linkgw-12345").xrange("linkgw:feed:12345")
+    feed = lab.redis_as("linkgw-12345").xrange(keys.feed("12345"))
     mine = [e["event"] for _, e in cast(list[tuple[str, dict[str, str]]], feed)
-            if e["record"] == f"workorder:{ticket}"]
+            if e["record"] == workorder_record(ticket)]
     assert mine == ["workorder_received", "workorder_accepted", "workorder_assigned",
                     "workorder_answered"]

@@ -1,17 +1,21 @@
 """Redis Sentinel failover on the real lab: the master is killed while transfers run;
 every change of every bridge is in Redis exactly once, in order, and the day's chain
-holds."""
+holds. A ticket the API said was attached survives the master killed right after."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from typing import Any
 
 from gateway.lab.calls import one_key_call, read_bridge
 from gateway.lab.lab import Lab
+from gateway.lab.process import LabError, wait_until
 from gateway.lab.sipp import answer_scenario, citizen_scenario
 from gateway.records.chain import verify_day
+from gateway.schema import Keys
 from tests.e2e.helpers import finish, mark, settled, wait_event
+from tests.e2e.test_records import http
 
 
 def test_master_killed_during_transfers_every_change_lands_once(sentinel_lab: Lab) -> None:
@@ -47,3 +51,37 @@ def test_master_killed_during_transfers_every_change_lands_once(sentinel_lab: La
     day = record["requested_at"][:10]
     report = verify_day(lab.redis_client(), "linkgw", day)
     assert report.ok, report
+
+
+def test_a_ticket_attached_just_before_the_master_is_killed_is_still_there(
+        sentinel_lab: Lab) -> None:
+    """The ticket desk answers 200 only once a replica has the change (``WAIT``), as
+    transfer changes do: the master SIGKILLed right after the answer loses nothing."""
+    lab = sentinel_lab
+    assert lab.sentinels is not None
+    assert lab.config.redis.min_replicas == 1  # what makes the 200 mean "on a replica"
+    bridge_id = one_key_call(lab, number="13700000004").bridge_id
+    status, body = http(lab, "PUT", f"bridges/{bridge_id}/ticket",
+                        {"ticket": "2026120300042"}, lab.role_tokens["12345"])
+    assert (status, body["status"]) == (200, "attached"), body
+    old = lab.sentinels.kill_master()  # at once: nothing else was written meanwhile
+    try:
+        ticket = lab.redis_client().hgetall(Keys(lab.config.redis.prefix).ticket(bridge_id))
+        assert (ticket.get("ticket"), ticket.get("status")) == ("2026120300042", "attached")
+        # the API reads it back from the new master too, once its client has found it
+        as_12345 = lab.role_tokens["12345"]
+        answers: list[tuple[int, Any]] = []
+
+        def read() -> bool:
+            answers.append(http(lab, "GET", f"bridges/{bridge_id}", token=as_12345))
+            return answers[-1][0] == 200
+
+        try:
+            wait_until(read, 30, "the API reading from the new master")
+        except LabError as exc:
+            raise AssertionError(f"{exc}; its last answers: {answers[-3:]}") from None
+        shown = answers[-1][1]
+        assert shown["ticket"]["ticket"] == "2026120300042", shown
+        assert "ticket_attached" in [e["event"] for e in shown["events"]], shown["events"]
+    finally:
+        lab.sentinels.restart(old)  # back as a replica, for the tests after this one

@@ -19,6 +19,7 @@ from tests.e2e.helpers import (
     finish,
     mark,
     redis_hash,
+    redis_keys,
     settled,
     wait_event,
 )
@@ -67,7 +68,7 @@ def test_a_reload_during_a_live_call_changes_the_code_window_of_the_next_key(
     caller = citizen(lab, hold_ms=12000)
     live = wait_event(lab, since, "the citizen in a conference", Event="ConfbridgeJoin",
                       Channel="PJSIP/citizen").get("Conference").removeprefix("linkgw-")
-    wait_until(lambda: redis_hash(lab, f"linkgw:bridge:{live}").get("state")
+    wait_until(lambda: redis_hash(lab, redis_keys(lab).bridge(live)).get("state")
                == "three_party", TIMEOUT, "three parties on record")
     lab.edit_config(f"code_timeout: {CODE_TIMEOUT}", f"code_timeout: {LONGER}")
     try:

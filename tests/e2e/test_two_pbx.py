@@ -36,6 +36,7 @@ from gateway.lab.sipp import (
     requests_received,
 )
 from gateway.records.tickets import TicketDesk
+from gateway.schema import bridge_record
 from gateway.transfer.invite import parse_uui
 from tests.e2e.helpers import (
     TIMEOUT,
@@ -48,6 +49,7 @@ from tests.e2e.helpers import (
     new_bridge,
     played,
     redis_hash,
+    redis_keys,
     settled,
     wait_bridged,
     wait_event,
@@ -92,8 +94,8 @@ def pushed_events(lab: Lab, bridge_id: str, last: str) -> list[dict[str, Any]]:
 
 def feed_events(lab: Lab, bridge_id: str) -> list[dict[str, str]]:
     entries = cast(list[tuple[str, dict[str, str]]],
-                   lab.redis_client().xrange(f"{lab.config.redis.prefix}:feed:12345"))
-    return [e for _, e in entries if e.get("record") == f"bridge:{bridge_id}"]
+                   lab.redis_client().xrange(redis_keys(lab).feed("12345")))
+    return [e for _, e in entries if e.get("record") == bridge_record(bridge_id)]
 
 
 def back_with_the_call_taker(lab: Lab, since: int, bridge_id: str) -> None:
@@ -324,7 +326,7 @@ def test_a_12345_agent_hands_a_matter_to_110_over_the_trunk_and_hears_110s_answe
         lab.transfer.response_deadline
     assert iso_epoch(record["agent_answered_at"]) - iso_epoch(record["requested_at"]) >= 1.1
     assert [e["event"] for e in events] == ["handover_arrived", "handover_taken"]
-    order = redis_hash(lab, f"linkgw:ticket:{bridge_id}")
+    order = redis_hash(lab, redis_keys(lab).ticket(bridge_id))
     assert (order["ticket"], order["attached_via"], order["deadline_at"]) == \
         (ticket, "trunk", record["response_due_at"])
     assert finish(resident, agent, liaison_110) == {RESIDENT: 0, "agent2": 0, "seat2": 0}

@@ -20,6 +20,7 @@ from gateway.lab.services import RedisServer
 from gateway.records.desk import durability
 from gateway.records.errors import Unavailable
 from gateway.records.tickets import TicketDesk
+from gateway.schema import Keys, bridge_record
 
 P = "durable"
 BID = "20261203120000abcdef"
@@ -36,16 +37,19 @@ def master(tmp_path: Path) -> Iterator[RedisServer]:
         server.stop()
 
 
-def desk(server: RedisServer) -> TicketDesk:
+def desk(server: RedisServer, replica_timeout: float = 0.3) -> TicketDesk:
+    """``replica_timeout``: short where no replica can answer, long where one will (WAIT
+    returns as soon as it has)."""
     return TicketDesk(server.client(), P, TicketConfig(pattern=r"^\d{8,20}$"),
                       Catalogue(()), lambda: T0 + 60,
-                      **durability(RedisConfig(min_replicas=1, replica_timeout=0.3)))
+                      **durability(RedisConfig(min_replicas=1,
+                                               replica_timeout=replica_timeout)))
 
 
 def test_an_attach_no_replica_confirmed_is_not_done_and_one_confirmed_is_on_the_replica(
         master: RedisServer, tmp_path: Path) -> None:
     apply_sync(master.client(), P, Change(
-        f"bridge:{BID}", "transfer_requested", T0,
+        bridge_record(BID), "transfer_requested", T0,
         {"bridge_id": BID, "direction": "110->12345", "dialing_target": "PJSIP/12345"}))
     with pytest.raises(Unavailable, match="reached 0 of 1 replicas"):
         desk(master).attach(BID, "20261203000001", "api")
@@ -58,12 +62,15 @@ def test_an_attach_no_replica_confirmed_is_not_done_and_one_confirmed_is_on_the_
     replica.extra_args = ["--replicaof", "127.0.0.1", str(master.port)]
     replica.start()
     try:
-        wait_until(lambda: replica.client().info("replication")["master_link_status"] == "up",
-                   10, "the replica in sync")
-        done = desk(master).attach(BID, "20261203000001", "api")
+        # in sync as the master counts it for WAIT: the replica's own "link up" comes
+        # before the master has marked it online (its first acknowledgement)
+        wait_until(lambda: replica.client().info("replication")["master_link_status"] == "up"
+                   and master.client().info("replication").get("slave0", {}).get("state")
+                   == "online", 10, "the replica in sync")
+        done = desk(master, replica_timeout=10.0).attach(BID, "20261203000001", "api")
         assert done["ticket"] == "20261203000001"
         # done means the replica has it: a master lost now loses nothing said done
-        on_replica = replica.client().hgetall(f"{P}:ticket:{BID}")
+        on_replica = replica.client().hgetall(Keys(P).ticket(BID))
         assert on_replica["ticket"] == "20261203000001"
     finally:
         replica.stop()

@@ -23,6 +23,7 @@ from gateway.lab.process import wait_until
 from gateway.lab.services import PushProcess, ReceiverProcess, RedisServer
 from gateway.lab.tls import ServerFiles, make_ca_and_server
 from gateway.push.outbox import GROUP
+from gateway.schema import Keys, bridge_record
 
 SECRET = secrets.token_urlsafe(24)
 
@@ -68,11 +69,11 @@ class Push:
         """One change of a bridge handed to 12345: the gateway's own Lua step writes the
         record and 12345's feed (the outbox) together."""
         apply_sync(self.redis, self.prefix, Change(
-            f"bridge:{bridge}", f"step_{n}", time.time(),
+            bridge_record(bridge), f"step_{n}", time.time(),
             {"citizen_name": name, "attempt": str(n)}, feed="12345"))
 
     def group(self) -> dict[str, Any]:
-        groups = self.redis.xinfo_groups(f"{self.prefix}:feed:12345")
+        groups = self.redis.xinfo_groups(Keys(self.prefix).feed("12345"))
         return next((g for g in groups if g["name"] == GROUP), {})
 
     def close(self) -> None:
@@ -166,7 +167,7 @@ def test_an_event_given_up_on_is_listed_and_can_be_sent_again(
         wait_until(lambda: len(good.events()) == 1, 20, "the dead letter delivered")
         again = good.events()[0]
         entries = cast(list[tuple[str, dict[str, str]]],
-                       push.redis.xrange(f"{push.prefix}:feed:12345"))
+                       push.redis.xrange(Keys(push.prefix).feed("12345")))
         first = entries[0][0]
         assert (again["outbox_id"], again["redelivered"]) == (first, True)
         assert "dead letters (0):" in _outbox(push, "list")
@@ -216,21 +217,20 @@ def test_a_dead_letter_given_up_on_twice_keeps_its_first_place(
 
     from gateway.push.codec import Entry
     from gateway.push.outbox import RedisOutbox
-    from gateway.schema import Keys
 
-    prefix = f"t{secrets.token_hex(4)}"
+    keys = Keys(f"t{secrets.token_hex(4)}")
 
     async def twice() -> list[Any]:
         client = aredis.Redis(host="127.0.0.1", port=redis_server.port)
-        outbox = RedisOutbox(client, asyncio.get_running_loop(), Keys(prefix), "12345")
-        first = Entry("1796240000000-0", {b"record": b"bridge:b", b"id": b"c1",
-                                          b"event": b"x"})
+        outbox = RedisOutbox(client, asyncio.get_running_loop(), keys, "12345")
+        first = Entry("1796240000000-0", {b"record": bridge_record("b").encode(),
+                                          b"id": b"c1", b"event": b"x"})
         await outbox._dead(first, "answered 413", 3)
         again = Entry("retry:1796249999000-0",
-                      {b"record": b"bridge:b", b"id": b"c1", b"event": b"x",
+                      {b"record": bridge_record("b").encode(), b"id": b"c1", b"event": b"x",
                        b"outbox_id": b"1796240000000-0"})
         await outbox._dead(again, "answered 413", 3)
-        got = await client.xrange(f"{prefix}:push:dead")
+        got = await client.xrange(keys.push("dead"))
         await client.aclose()
         return cast(list[Any], got)
 

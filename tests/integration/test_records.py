@@ -33,13 +33,26 @@ from gateway.records.queries import FINDERS, Records
 from gateway.records.roles import ALLOWED, ApiRole
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
-from gateway.schema import bridge_record
+from gateway.schema import (
+    IDX_CALLBACKS_OPEN,
+    IDX_DEADLINE,
+    Keys,
+    bridge_record,
+    callback_record,
+    idx_caller,
+    idx_day,
+    idx_ticket,
+    ticket_record,
+    workorder_record,
+)
 
 P = "t"
 T0 = 1_795_895_437.0  # 2026-11-28T19:50:37Z
 DAY = "2026-11-28"
 B1, B2, B3 = "20261128195037aaaaaa", "20261128195100bbbbbb", "20261128195200cccccc"
 B4, B5, B6 = "20261128195300dddddd", "20261128195400eeeeee", "20261128195230ffffff"
+KEYS = Keys(P)
+INBOUND = KEYS.inbound(TicketConfig.inbound_stream)  # the 12345 side's stream
 CATALOGUE = load_categories(Path(__file__).resolve().parents[2] / "config/categories.yaml")
 
 
@@ -63,8 +76,8 @@ def bridge(client: redis.Redis, bridge_id: str, at: float, **fields: str) -> Non
             "state": "ended" if "outcome" in fields else "requested"}
     apply_sync(client, P, Change(bridge_record(bridge_id), "transfer_requested", at,
                                  base | fields,
-                                 (Index("day:" + DAY, bridge_id, at),
-                                  Index("caller:" + fields.get("citizen_number", ""),
+                                 (Index(idx_day(DAY), bridge_id, at),
+                                  Index(idx_caller(fields.get("citizen_number", "")),
                                         bridge_id, at))))
 
 
@@ -93,7 +106,7 @@ def test_attach_is_checked_idempotent_and_indexed(client: redis.Redis,
     assert first["deadline_at"] == "2026-11-29T20:00:37.000Z"  # utilities: 24 h
     with pytest.raises(Conflict):
         d.attach(B1, "20261128000002", "api")
-    assert cast(list[str], client.zrange(f"{P}:idx:ticket:20261128000001", 0, -1)) == [B1]
+    assert cast(list[str], client.zrange(KEYS.index(idx_ticket("20261128000001")), 0, -1)) == [B1]
 
 
 @pytest.mark.parametrize(
@@ -104,7 +117,7 @@ def test_a_ticket_is_the_whole_value_in_ascii_digits(
     bridge(client, B1, T0, direction="110->12345")
     with pytest.raises(Malformed):
         d.attach(B1, ticket, "api")
-    assert client.exists(f"{P}:ticket:{B1}") == 0
+    assert client.exists(KEYS.ticket(B1)) == 0
 
 
 def test_fifty_writers_attaching_different_tickets_at_once_one_wins(
@@ -133,14 +146,14 @@ def test_fifty_writers_attaching_different_tickets_at_once_one_wins(
         thread.start()
     for thread in threads:
         thread.join()
-    winner = cast(dict[str, str], client.hgetall(f"{P}:ticket:{B1}"))["ticket"]
+    winner = cast(dict[str, str], client.hgetall(KEYS.ticket(B1)))["ticket"]
     assert sorted(results) == sorted([winner] + ["conflict"] * 49)
     events = [e for _, e in cast(list[tuple[str, dict[str, str]]],
-                                 client.xrange(f"{P}:events"))
-              if e["record"] == f"ticket:{B1}"]
+                                 client.xrange(KEYS.events))
+              if e["record"] == ticket_record(B1)]
     assert [e["event"] for e in events] == ["ticket_attached"]
-    assert [k for k in cast(list[str], client.keys(f"{P}:idx:ticket:*"))] == \
-        [f"{P}:idx:ticket:{winner}"]
+    assert [k for k in cast(list[str], client.keys(KEYS.index(idx_ticket("*"))))] == \
+        [KEYS.index(idx_ticket(winner))]
 
 
 def test_loop_in_order_once_each(client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
@@ -164,7 +177,7 @@ def test_loop_in_order_once_each(client: redis.Redis, desk: tuple[TicketDesk, Cl
     assert (done["status"], done["on_time"], done["feedback_note"]) == \
         ("feedback", "yes", "已处理")
     assert done["accepted_at"] < done["assigned_at"] < done["feedback_at"]
-    assert client.zscore(f"{P}:idx:deadline", B1) is None
+    assert client.zscore(KEYS.index(IDX_DEADLINE), B1) is None
 
 
 def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
@@ -189,8 +202,8 @@ def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Cl
     bridge(client, B4, T0 + 180, direction="110->12345", outcome="unknown", recovered="yes",
            outcome_reason="ended while no gateway watched")
     bridge(client, B5, T0 + 240, direction="110->12345", state="three_party")
-    apply_sync(client, P, Change(f"bridge:{B3}", "x", T0 + 121, {},
-                                 (Index("deadline", B3, 1_795_896_000.0),)))
+    apply_sync(client, P, Change(bridge_record(B3), "x", T0 + 121, {},
+                                 (Index(IDX_DEADLINE, B3, 1_795_896_000.0),)))
     d.attach(B1, "20261128000001", "api")
     records = Records(client, P)
     clock.now = T0 + 73 * 3600
@@ -267,12 +280,12 @@ def test_chain_holds_and_an_edited_event_breaks_it_there(client: redis.Redis,
     bridge(client, B2, T0 + 1, direction="110->12345")
     d.attach(B1, "20261128000001", "api")
     assert verify_day(client, P, DAY).ok and verify_day(client, P, DAY).checked == 3
-    entries = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{P}:events"))
-    client.delete(f"{P}:events")
+    entries = cast(list[tuple[str, dict[str, str]]], client.xrange(KEYS.events))
+    client.delete(KEYS.events)
     for entry_id, entry in entries:
         if entry_id == entries[1][0]:
             entry = entry | {"fields": entry["fields"].replace(B2, B3)}
-        client.xadd(f"{P}:events", cast(Any, entry), id=entry_id)
+        client.xadd(KEYS.events, cast(Any, entry), id=entry_id)
     report = verify_day(client, P, DAY)
     assert (report.ok, report.broken_at, report.checked) == (False, entries[1][0], 2)
     assert "does not match its hash" in report.reason
@@ -281,8 +294,8 @@ def test_chain_holds_and_an_edited_event_breaks_it_there(client: redis.Redis,
 def test_removing_the_newest_event_is_caught(client: redis.Redis) -> None:
     bridge(client, B1, T0)
     bridge(client, B2, T0 + 1)
-    last = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{P}:events"))[-1][0]
-    client.xdel(f"{P}:events", last)
+    last = cast(list[tuple[str, dict[str, str]]], client.xrange(KEYS.events))[-1][0]
+    client.xdel(KEYS.events, last)
     report = verify_day(client, P, DAY)
     assert (report.ok, report.broken_at) == (False, "(end)")
 
@@ -291,21 +304,21 @@ def test_inbound_stream_applies_acks_and_reports_refusals(
         client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
-    inbound = InboundTickets(client, d, f"{P}:tickets:in", "c1", null_log(),
-                             f"{P}:feed:12345", "12345")
+    inbound = InboundTickets(client, d, INBOUND, "c1", null_log(),
+                             KEYS.feed("12345"), "12345")
     inbound.ensure_groups()
-    good = client.xadd(f"{P}:tickets:in", {"bridge_id": B1, "ticket": "20261128000009",
-                                           "status": "accepted"})
-    bad = client.xadd(f"{P}:tickets:in", {"bridge_id": B1, "ticket": "nope"})
-    got = cast(Any, client.xreadgroup(GROUP, "c1", {f"{P}:tickets:in": ">"}))
+    good = client.xadd(INBOUND, {"bridge_id": B1, "ticket": "20261128000009",
+                                 "status": "accepted"})
+    bad = client.xadd(INBOUND, {"bridge_id": B1, "ticket": "nope"})
+    got = cast(Any, client.xreadgroup(GROUP, "c1", {INBOUND: ">"}))
     for entry_id, fields in got[0][1]:
         inbound.handle(entry_id, fields)
-    assert d._hash(f"ticket:{B1}")["status"] == "accepted"
-    assert client.xpending(f"{P}:tickets:in", GROUP)["pending"] == 0
-    errors = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{P}:tickets:in:errors"))
+    assert d._hash(ticket_record(B1))["status"] == "accepted"
+    assert client.xpending(INBOUND, GROUP)["pending"] == 0
+    errors = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{INBOUND}:errors"))
     assert [(e["entry"], e["error"]) for _, e in errors] == [(bad, "ticket_malformed")]
     assert good != bad
-    groups = client.xinfo_groups(f"{P}:feed:12345")
+    groups = client.xinfo_groups(KEYS.feed("12345"))
     assert [g["name"] for g in groups] == ["12345"]
 
 
@@ -345,7 +358,7 @@ def test_api_refuses_without_changing_anything(client: redis.Redis,
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345")
     resource = api(client, d)
-    before = cast(list[Any], client.xrange(f"{P}:events"))
+    before = cast(list[Any], client.xrange(KEYS.events))
     cases = [
         (dict(token=None), 401, "unauthorized"),
         (dict(token="wrong"), 403, "forbidden"),
@@ -357,8 +370,8 @@ def test_api_refuses_without_changing_anything(client: redis.Redis,
         assert got == (status, {"error": code, "message": got[1]["message"]}), kw
     assert call(resource, "PUT", f"bridges/{B2}/ticket", {"ticket": "20261128000001"}) \
         [0] == 404
-    assert cast(list[Any], client.xrange(f"{P}:events")) == before
-    assert not client.exists(f"{P}:ticket:{B1}")
+    assert cast(list[Any], client.xrange(KEYS.events)) == before
+    assert not client.exists(KEYS.ticket(B1))
 
 
 def test_api_attach_loop_and_look_up(client: redis.Redis,
@@ -395,14 +408,14 @@ def test_inbound_loop_survives_redis_failing_mid_entry(
             super().handle(entry_id, fields)
             self.stop()
 
-    inbound = FlakyAck(client, d, f"{P}:tickets:in", "c1", null_log())
-    client.xadd(f"{P}:tickets:in", {"bridge_id": B1, "ticket": "20261128000009"})
+    inbound = FlakyAck(client, d, INBOUND, "c1", null_log())
+    client.xadd(INBOUND, {"bridge_id": B1, "ticket": "20261128000009"})
     thread = threading.Thread(target=inbound.run, daemon=True)
     thread.start()
     thread.join(10)
     assert not thread.is_alive() and inbound.applied == 1
-    assert d._hash(f"ticket:{B1}")["ticket"] == "20261128000009"
-    assert client.xpending(f"{P}:tickets:in", GROUP)["pending"] == 0
+    assert d._hash(ticket_record(B1))["ticket"] == "20261128000009"
+    assert client.xpending(INBOUND, GROUP)["pending"] == 0
 
 
 def _raw_client(redis_server: RedisServer) -> redis.Redis:
@@ -432,7 +445,7 @@ def test_an_entry_that_is_not_utf8_or_too_large_is_refused_and_the_next_applied(
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
     raw = _raw_client(redis_server)
-    stream = f"{P}:tickets:in"
+    stream = INBOUND
     torn = cast(bytes, raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"77777777",
                              b"note": "张".encode()[:2]}))
     huge = cast(bytes, raw.xadd(stream, {b"bridge_id": B1.encode(), b"note": b"x" * 70000}))
@@ -440,7 +453,7 @@ def test_an_entry_that_is_not_utf8_or_too_large_is_refused_and_the_next_applied(
     inbound = InboundTickets(raw, d, stream, "gw-test", null_log())
     _run_until(inbound, lambda: inbound.applied + inbound.refused == 3)
     assert (inbound.applied, inbound.refused) == (1, 2)
-    assert d._hash(f"ticket:{B1}")["ticket"] == "20261128000009"
+    assert d._hash(ticket_record(B1))["ticket"] == "20261128000009"
     errors = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{stream}:errors"))
     assert [(e["entry"], e["error"]) for _, e in errors] == [
         (torn.decode(), "entry_not_utf8"), (huge.decode(), "entry_too_large")]
@@ -456,7 +469,7 @@ def test_an_entry_left_pending_by_a_gone_consumer_is_claimed_and_applied(
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
     raw = _raw_client(redis_server)
-    stream = f"{P}:tickets:in"
+    stream = INBOUND
     InboundTickets(raw, d, stream, "gw-old", null_log()).ensure_groups()
     raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"20261128000010"})
     raw.xreadgroup(GROUP, "gw-old", {stream: ">"})  # delivered, never acknowledged
@@ -465,7 +478,7 @@ def test_an_entry_left_pending_by_a_gone_consumer_is_claimed_and_applied(
     time.sleep(0.1)  # the entry has been idle longer than claim_idle
     _run_until(inbound, lambda: inbound.applied == 1)
     assert (inbound.claimed, inbound.applied) == (1, 1)
-    assert d._hash(f"ticket:{B1}")["ticket"] == "20261128000010"
+    assert d._hash(ticket_record(B1))["ticket"] == "20261128000010"
     assert client.xpending(stream, GROUP)["pending"] == 0
 
 
@@ -478,7 +491,7 @@ def test_an_entry_left_by_a_gateway_that_died_meanwhile_is_claimed_without_a_res
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
     raw = _raw_client(redis_server)
-    stream = f"{P}:tickets:in"
+    stream = INBOUND
     now = [1000.0]
     inbound = InboundTickets(raw, d, stream, "gw-running", null_log(), claim_idle=0.5,
                              clock=lambda: now[0])
@@ -492,7 +505,7 @@ def test_an_entry_left_by_a_gateway_that_died_meanwhile_is_claimed_without_a_res
 
     _run_until(inbound, time_passes)
     assert (inbound.claimed, inbound.applied) == (1, 1)
-    assert d._hash(f"ticket:{B1}")["ticket"] == "20261128000012"
+    assert d._hash(ticket_record(B1))["ticket"] == "20261128000012"
     assert client.xpending(stream, GROUP)["pending"] == 0
 
 
@@ -502,7 +515,7 @@ def test_a_restarted_gateway_reads_its_own_pending_entries_first(
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
     raw = _raw_client(redis_server)
-    stream = f"{P}:tickets:in"
+    stream = INBOUND
     InboundTickets(raw, d, stream, "gw-a", null_log()).ensure_groups()
     raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"20261128000011"})
     raw.xreadgroup(GROUP, "gw-a", {stream: ">"})  # the first life crashed here
@@ -519,9 +532,9 @@ def test_each_route_checks_the_role_of_its_token(client: redis.Redis,
     bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000",
            dialing_target="PJSIP/12345", seat_channel="PJSIP/seat1-1",
            work_order_push_needed="yes")
-    apply_sync(client, P, Change(f"callback:{B1}", "callback_needed", T0, {
+    apply_sync(client, P, Change(callback_record(B1), "callback_needed", T0, {
         "bridge_id": B1, "status": "open", "direction": "110->12345"},
-        (Index("callbacks:open", B1, T0),)))
+        (Index(IDX_CALLBACKS_OPEN, B1, T0),)))
     resource = api(client, d)
     day = {b"day": [DAY.encode()]}
     order = {"ticket": "2026112900001", "category": "noise", "summary": "噪声"}
@@ -566,8 +579,8 @@ def test_each_route_checks_the_role_of_its_token(client: redis.Redis,
                 assert status in (200, 409), (role, route, answer)  # 409: done already
             else:
                 assert (status, answer["error"]) == (403, "role_forbidden"), (role, route)
-    assert client.hget(f"{P}:workorder:2026112900001", "status") == "accepted"
-    assert client.hget(f"{P}:callback:{B1}", "status") == "done"
+    assert client.hget(KEYS.record(workorder_record("2026112900001")), "status") == "accepted"
+    assert client.hget(KEYS.callback(B1), "status") == "done"
 
 
 def test_12345_sees_only_what_was_handed_to_it_and_no_110_internals(
@@ -588,7 +601,7 @@ def test_12345_sees_only_what_was_handed_to_it_and_no_110_internals(
         "bridge_not_found"  # as if it did not exist
     assert call(resource, "PUT", f"bridges/{B2}/ticket", {"ticket": "20261128000002"},
                 token)[0] == 404
-    assert not client.exists(f"{P}:ticket:{B2}")
+    assert not client.exists(KEYS.ticket(B2))
     _, found = call(resource, "GET", "bridges", token=token,
                     args={b"number": [b"13800138000"]})
     assert [b["bridge_id"] for b in found["bridges"]] == [B1]
@@ -640,7 +653,7 @@ def indexed(client: redis.Redis, bridge_id: str, stamp: str, **fields: str) -> N
     base = {"bridge_id": bridge_id, "requested_at": stamp, "direction": "110->12345",
             "state": "ended" if "outcome" in fields else "requested"}
     apply_sync(client, P, Change(bridge_record(bridge_id), "transfer_requested", at,
-                                 base | fields, (Index("day:" + stamp[:10], bridge_id, at),)))
+                                 base | fields, (Index(idx_day(stamp[:10]), bridge_id, at),)))
 
 
 def test_days_months_and_years_are_the_centres_own(client: redis.Redis) -> None:
@@ -714,13 +727,13 @@ def test_a_handoff_without_a_ticket_falls_overdue_and_a_late_ticket_keeps_the_de
     apply_sync(client, P, Change(bridge_record(B1), "transfer_requested", T0, {
         "bridge_id": B1, "direction": "110->12345", "state": "ended",
         "outcome": "handed_off", "feedback_due_at": "2026-12-01T19:50:37.000Z"},
-        (Index("deadline", B1, due),)))
+        (Index(IDX_DEADLINE, B1, due),)))
     records = Records(client, P)
     assert records.overdue(due - 1) == []
     assert [r["bridge_id"] for r in records.overdue(due + 1)] == [B1]
     clock.now = T0 + 48 * 3600
     assert d.attach(B1, "20261128000001", "api")["deadline_at"] == "2026-12-01T19:50:37.000Z"
-    assert client.zscore(f"{P}:idx:deadline", B1) == due
+    assert client.zscore(KEYS.index(IDX_DEADLINE), B1) == due
 
 
 class CountingClient:
@@ -740,7 +753,7 @@ def _crowd_the_stream(client: redis.Redis, count: int) -> None:
     """``count`` events of other records after B1's start, as a busy centre has."""
     pipe = client.pipeline(transaction=False)
     for n in range(count):
-        pipe.xadd(f"{P}:events", {"record": f"bridge:other{n}", "event": "x", "at": "y"})
+        pipe.xadd(KEYS.events, {"record": bridge_record(f"other{n}"), "event": "x", "at": "y"})
     pipe.execute()
 
 
@@ -776,7 +789,7 @@ def test_a_bridge_look_up_reads_a_bounded_part_of_the_stream(client: redis.Redis
     code, text = run_cli(argparse.Namespace(command="show", bridge_id=B1, json=False),
                          Records(client, P))
     assert code == 0 and "more may follow" in text
-    client.delete(f"{P}:events")
+    client.delete(KEYS.events)
     bridge(client, B2, T0, direction="110->12345")
     assert Records(client, P).bridge(B2)["events_complete"] is True
 
@@ -793,7 +806,7 @@ def test_the_inbound_stream_has_exactly_the_12345_roles_rules(
     bridge(client, B2, T0 + 60, direction="110->12345", outcome="refused",
            refusal="emergency")  # 110 kept it: never dialled, not 12345's
     d.incident(B1, "110-2026-000123", "api")
-    inbound = InboundTickets(client, d, f"{P}:tickets:in", "c1", null_log())
+    inbound = InboundTickets(client, d, INBOUND, "c1", null_log())
     inbound.ensure_groups()
     entries = [
         {"bridge_id": B1, "incident": "110-2026-999999"},
@@ -804,12 +817,12 @@ def test_the_inbound_stream_has_exactly_the_12345_roles_rules(
         {"bridge_id": B1, "ticket": "20261128000002"},
     ]
     for fields in entries:
-        client.xadd(f"{P}:tickets:in", dict(fields.items()))
-    got = cast(Any, client.xreadgroup(GROUP, "c1", {f"{P}:tickets:in": ">"}))
+        client.xadd(INBOUND, dict(fields.items()))
+    got = cast(Any, client.xreadgroup(GROUP, "c1", {INBOUND: ">"}))
     for entry_id, fields in got[0][1]:
         inbound.handle(entry_id, fields)
     errors = [e for _, e in cast(list[tuple[str, dict[str, str]]],
-                                 client.xrange(f"{P}:tickets:in:errors"))]
+                                 client.xrange(f"{INBOUND}:errors"))]
     assert [(e["error"], e["message"]) for e in errors] == [
         ("role_forbidden", "the 12345 role may not use PUT /bridges/<id>/incident"),
         ("bridge_not_found", f"no bridge {B2}"),
@@ -817,7 +830,7 @@ def test_the_inbound_stream_has_exactly_the_12345_roles_rules(
         ("bridge_not_found", "no bridge 20261128195999ffffff"),
         ("ticket_conflict", f"bridge {B1} already has another ticket"),
     ]
-    assert d._hash(f"ticket:{B1}")["incident"] == "110-2026-000123"
-    assert d._hash(f"ticket:{B1}")["ticket"] == "20261128000001"
-    assert not d._hash(f"ticket:{B2}")
+    assert d._hash(ticket_record(B1))["incident"] == "110-2026-000123"
+    assert d._hash(ticket_record(B1))["ticket"] == "20261128000001"
+    assert not d._hash(ticket_record(B2))
     assert all("110-2026" not in v for e in errors for k, v in e.items() if k != "in_incident")

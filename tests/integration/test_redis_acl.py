@@ -16,11 +16,14 @@ import redis
 from gateway.bridge.acl import AclError, render
 from gateway.bridge.change import Change
 from gateway.bridge.redis_store import apply_sync
-from gateway.config import load_config_file
+from gateway.config import TicketConfig, load_config_file
 from gateway.lab.ports import free_ports
 from gateway.lab.services import RedisServer
 from gateway.records.retention import Retention
+from gateway.schema import Keys, bridge_record, call_record, idx_day
 
+KEYS = Keys("linkgw")  # the shipped prefix, that of config/redis.acl
+INBOUND = KEYS.inbound(TicketConfig.inbound_stream)  # the stream 12345 may write to
 ACL = Path(__file__).resolve().parents[2] / "config/redis.acl"
 PASSWORDS = {"linkgw-gateway": "gw-pass-0123456789", "linkgw-12345": "张 三\r\n pass 12345",
              "linkgw-supervisor": "sup-pass-0123456789",
@@ -31,7 +34,7 @@ PASSWORDS = {"linkgw-gateway": "gw-pass-0123456789", "linkgw-12345": "张 三\r\
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     workdir: Path = tmp_path_factory.mktemp("redis-acl")
     acl = workdir / "users.acl"
-    acl.write_text(render(ACL.read_text(encoding="utf-8"), "linkgw", PASSWORDS),
+    acl.write_text(render(ACL.read_text(encoding="utf-8"), KEYS.prefix, PASSWORDS),
                    encoding="utf-8")
     server = RedisServer(free_ports(1)[0], workdir, workdir, appendonly=False)
     server.extra_args = ["--aclfile", str(acl)]
@@ -58,22 +61,22 @@ def written(server: RedisServer) -> redis.Redis:
     """What the gateway wrote as its own user: a registered call (never handed over) and
     a bridge handed to 12345, through the real Lua script."""
     gateway = as_user(server, "linkgw-gateway")
-    apply_sync(gateway, "linkgw", Change("call:u-1", "call_registered", 1000.0,
-                                         {"number": "13900000001", "name": "王五"}, id="a"))
-    apply_sync(gateway, "linkgw", Change(
-        "bridge:b1", "transfer_requested", 1001.0,
+    apply_sync(gateway, KEYS.prefix, Change(call_record("u-1"), "call_registered", 1000.0,
+                                             {"number": "13900000001", "name": "王五"}, id="a"))
+    apply_sync(gateway, KEYS.prefix, Change(
+        bridge_record("b1"), "transfer_requested", 1001.0,
         {"citizen_number": "13800138000", "seat_channel": "PJSIP/seat1-1",
          "direction": "110->12345"}, id="b", feed="12345"))
-    gateway.xgroup_create("linkgw:feed:12345", "12345", id="0", mkstream=True)
-    gateway.xgroup_create("linkgw:tickets:in", "linkgw", id="0", mkstream=True)
+    gateway.xgroup_create(KEYS.feed("12345"), "12345", id="0", mkstream=True)
+    gateway.xgroup_create(INBOUND, "linkgw", id="0", mkstream=True)
     return gateway
 
 
 def test_the_gateway_user_works_its_own_keys_and_nothing_else(
         server: RedisServer, written: redis.Redis) -> None:
-    assert written.hgetall("linkgw:call:u-1")["name"] == "王五"
-    assert written.xlen("linkgw:events") == 2
-    assert written.xreadgroup("linkgw", "gw-1", {"linkgw:tickets:in": ">"}) == []
+    assert written.hgetall(KEYS.call("u-1"))["name"] == "王五"
+    assert written.xlen(KEYS.events) == 2
+    assert written.xreadgroup("linkgw", "gw-1", {INBOUND: ">"}) == []
     noperm(lambda: written.set("other:key", "x"))
     noperm(lambda: written.flushall())
     noperm(lambda: written.keys("*"))
@@ -95,12 +98,12 @@ def test_retention_and_check_records_log_in_as_the_maintenance_user(
         server: RedisServer, written: redis.Redis, tmp_path: Path) -> None:
     """They list keys (SCAN), which the gateway's user may not: the CLI logs in as the
     user retention.redis_username names, with its own password."""
-    written.zadd("linkgw:idx:day:2026-01-05", {"b1": 1.0})
+    written.zadd(KEYS.index(idx_day("2026-01-05")), {"b1": 1.0})
     maintenance = as_user(server, "linkgw-maintenance")
-    days = Retention(maintenance, "linkgw", tmp_path / "export").days()
+    days = Retention(maintenance, KEYS.prefix, tmp_path / "export").days()
     assert days == ["2026-01-05"]
     with pytest.raises(redis.exceptions.NoPermissionError):
-        Retention(written, "linkgw", tmp_path / "export").days()
+        Retention(written, KEYS.prefix, tmp_path / "export").days()
     noperm(lambda: maintenance.flushall())
     noperm(lambda: maintenance.keys("*"))
     noperm(lambda: maintenance.get("other:key"))
@@ -148,32 +151,32 @@ def test_12345_reads_its_feed_and_writes_work_orders_and_nothing_more(
         server: RedisServer, written: redis.Redis) -> None:
     twelve = as_user(server, "linkgw-12345")
     got = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]],
-               twelve.xreadgroup("12345", "ts-1", {"linkgw:feed:12345": ">"}))
+               twelve.xreadgroup("12345", "ts-1", {KEYS.feed("12345"): ">"}))
     [(_, entries)] = got
     assert [(e["record"], e["event"]) for _, e in entries] == \
-        [("bridge:b1", "transfer_requested")]
+        [(bridge_record("b1"), "transfer_requested")]
     assert "13800138000" in entries[0][1]["fields"]
     assert "seat_channel" not in entries[0][1]["fields"]
-    assert twelve.xack("linkgw:feed:12345", "12345", entries[0][0]) == 1
-    assert twelve.xadd("linkgw:tickets:in", {"bridge_id": "b1", "ticket": "12345678"})
-    assert twelve.xrange("linkgw:tickets:in:errors") == []
-    noperm(lambda: twelve.hgetall("linkgw:call:u-1"))  # calls never handed over
-    noperm(lambda: twelve.hgetall("linkgw:bridge:b1"))
-    noperm(lambda: twelve.xrange("linkgw:events"))  # the full stream
-    noperm(lambda: twelve.xrange("linkgw:tickets:in"))  # what others wrote there
-    noperm(lambda: twelve.xadd("linkgw:feed:12345", {"forged": "x"}))
-    noperm(lambda: twelve.delete("linkgw:feed:12345"))
+    assert twelve.xack(KEYS.feed("12345"), "12345", entries[0][0]) == 1
+    assert twelve.xadd(INBOUND, {"bridge_id": "b1", "ticket": "12345678"})
+    assert twelve.xrange(f"{INBOUND}:errors") == []
+    noperm(lambda: twelve.hgetall(KEYS.call("u-1")))  # calls never handed over
+    noperm(lambda: twelve.hgetall(KEYS.bridge("b1")))
+    noperm(lambda: twelve.xrange(KEYS.events))  # the full stream
+    noperm(lambda: twelve.xrange(INBOUND))  # what others wrote there
+    noperm(lambda: twelve.xadd(KEYS.feed("12345"), {"forged": "x"}))
+    noperm(lambda: twelve.delete(KEYS.feed("12345")))
     noperm(lambda: twelve.scan())
 
 
 def test_the_supervisor_reads_everything_and_changes_nothing(
         server: RedisServer, written: redis.Redis) -> None:
     supervisor = as_user(server, "linkgw-supervisor")
-    assert supervisor.hgetall("linkgw:bridge:b1")["citizen_number"] == "13800138000"
-    assert len(cast(list[object], supervisor.xrange("linkgw:events"))) == 2
-    noperm(lambda: supervisor.hset("linkgw:bridge:b1", "state", "ended"))
-    noperm(lambda: supervisor.xadd("linkgw:tickets:in", {"bridge_id": "b1"}))
-    noperm(lambda: supervisor.delete("linkgw:bridge:b1"))
+    assert supervisor.hgetall(KEYS.bridge("b1"))["citizen_number"] == "13800138000"
+    assert len(cast(list[object], supervisor.xrange(KEYS.events))) == 2
+    noperm(lambda: supervisor.hset(KEYS.bridge("b1"), "state", "ended"))
+    noperm(lambda: supervisor.xadd(INBOUND, {"bridge_id": "b1"}))
+    noperm(lambda: supervisor.delete(KEYS.bridge("b1")))
     noperm(lambda: supervisor.keys("*"))
     noperm(lambda: supervisor.get("other:key"))
     noperm(lambda: supervisor.scan())  # other applications' key names
@@ -192,6 +195,7 @@ def test_a_wrong_password_or_no_password_logs_nobody_in(server: RedisServer) -> 
 
 def test_the_file_follows_the_sites_prefix_and_refuses_what_redis_would_misread() -> None:
     text = render(ACL.read_text(encoding="utf-8"), "city-a", {})
+    # literals: the rendered rules' text (key patterns for Redis's ACL), not keys
     assert "~city-a:feed:12345" in text and "%W~city-a:tickets:in" in text
     assert "linkgw:" not in text
     for prefix in ("a b", "x*", "", "lab\n"):

@@ -22,8 +22,22 @@ from gateway.bridge.store import Change, Index
 from gateway.lab.services import RedisServer
 from gateway.records.chain import verify_day
 from gateway.records.retention import Retention, RetentionError
+from gateway.schema import (
+    IDX_LIVE,
+    Keys,
+    bridge_record,
+    call_record,
+    idx_caller,
+    idx_calls_caller,
+    idx_calls_day,
+    idx_day,
+    idx_seat,
+    idx_ticket,
+    ticket_record,
+)
 
 P = "r"
+KEYS = Keys(P)
 KEY = b"k" * 32
 NAME = "张\u2028三\x85"
 
@@ -41,19 +55,19 @@ def a_day(client: redis.Redis) -> tuple[str, float]:
     day = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
     b = "20261128195037aaaaaa"
     changes = [
-        Change("call:u-1", "call_registered", now, {"number": "13800138000", "name": NAME},
-               (Index(f"calls:day:{day}", "u-1", now),
-                Index("calls:caller:13800138000", "u-1", now)), id="c1"),
-        Change(f"bridge:{b}", "transfer_requested", now + 1, {
+        Change(call_record("u-1"), "call_registered", now, {"number": "13800138000", "name": NAME},
+               (Index(idx_calls_day(day), "u-1", now),
+                Index(idx_calls_caller("13800138000"), "u-1", now)), id="c1"),
+        Change(bridge_record(b), "transfer_requested", now + 1, {
             "bridge_id": b, "citizen_number": "13800138000", "citizen_name": NAME,
             "seat": "seat1", "direction": "110->12345", "state": "requested"},
-            (Index(f"day:{day}", b, now + 1), Index("caller:13800138000", b, now + 1),
-             Index("seat:seat1", b, now + 1), Index("live", b, now + 1)), id="c2",
+            (Index(idx_day(day), b, now + 1), Index(idx_caller("13800138000"), b, now + 1),
+             Index(idx_seat("seat1"), b, now + 1), Index(IDX_LIVE, b, now + 1)), id="c2",
             feed="12345"),
-        Change(f"bridge:{b}", "ended", now + 2, {"state": "ended", "outcome": "handed_off"},
-               (Index("live", b, -1),), id="c3", feed="12345"),
-        Change(f"ticket:{b}", "ticket_attached", now + 3, {"ticket": "20261128000001"},
-               (Index("ticket:20261128000001", b, now + 3),), id="c4"),
+        Change(bridge_record(b), "ended", now + 2, {"state": "ended", "outcome": "handed_off"},
+               (Index(IDX_LIVE, b, -1),), id="c3", feed="12345"),
+        Change(ticket_record(b), "ticket_attached", now + 3, {"ticket": "20261128000001"},
+               (Index(idx_ticket("20261128000001"), b, now + 3),), id="c4"),
     ]
     for change in changes:
         apply_sync(client, P, change)
@@ -67,7 +81,8 @@ def later(day: str, days: int) -> date:
 def test_a_day_is_exported_sealed_removed_and_its_chain_still_verifies(
         client: redis.Redis, tmp_path: Path) -> None:
     day, _ = a_day(client)
-    client.xgroup_create(f"{P}:feed:12345", "12345", id="0")
+    client.xgroup_create(KEYS.feed("12345"), "12345", id="0")
+    # "<stream>/<group>": spelt as retention.groups in a site's config
     retention = Retention(client, P, tmp_path / "export", ("feed:12345/12345",), KEY)
     done = retention.run(keep_days=1, today=later(day, 2))
     assert done["days"] == [day]
@@ -77,21 +92,21 @@ def test_a_day_is_exported_sealed_removed_and_its_chain_still_verifies(
     assert data.isascii() and stat.S_IMODE(path.stat().st_mode) == 0o600
     items = [json.loads(line) for line in data.split(b"\n") if line]
     records = {i["record"]: i["fields"] for i in items if i["kind"] == "record"}
-    assert records["call:u-1"]["name"] == NAME
-    assert records["bridge:20261128195037aaaaaa"]["outcome"] == "handed_off"
-    assert records["ticket:20261128195037aaaaaa"]["ticket"] == "20261128000001"
+    assert records[call_record("u-1")]["name"] == NAME
+    assert records[bridge_record("20261128195037aaaaaa")]["outcome"] == "handed_off"
+    assert records[ticket_record("20261128195037aaaaaa")]["ticket"] == "20261128000001"
     assert [i["entry"]["event"] for i in items if i["kind"] == "event"] == \
         ["call_registered", "transfer_requested", "ended", "ticket_attached"]
-    assert client.hget(f"{P}:exported:{day}", "sha256") == hashlib.sha256(data).hexdigest()
+    assert client.hget(KEYS.exported(day), "sha256") == hashlib.sha256(data).hexdigest()
     # removed: records, their day and look-up index entries
-    assert not client.exists(f"{P}:call:u-1", f"{P}:bridge:20261128195037aaaaaa",
-                             f"{P}:ticket:20261128195037aaaaaa", f"{P}:idx:day:{day}",
-                             f"{P}:idx:calls:day:{day}")
-    assert client.zcard(f"{P}:idx:caller:13800138000") == 0
-    assert client.zcard(f"{P}:idx:ticket:20261128000001") == 0
+    assert not client.exists(KEYS.call("u-1"), KEYS.bridge("20261128195037aaaaaa"),
+                             KEYS.ticket("20261128195037aaaaaa"), KEYS.index(idx_day(day)),
+                             KEYS.index(idx_calls_day(day)))
+    assert client.zcard(KEYS.index(idx_caller("13800138000"))) == 0
+    assert client.zcard(KEYS.index(idx_ticket("20261128000001"))) == 0
     # the event stream trimmed, the unread feed kept whole
-    assert client.xlen(f"{P}:events") == 0 and client.xlen(f"{P}:feed:12345") == 2
-    assert client.hgetall(f"{P}:checkpoint:{day}")["removed"] == "4"
+    assert client.xlen(KEYS.events) == 0 and client.xlen(KEYS.feed("12345")) == 2
+    assert client.hgetall(KEYS.checkpoint(day))["removed"] == "4"
     report = verify_day(client, P, day, key=KEY)
     assert (report.ok, report.checked, report.trimmed, report.sealed) == (True, 0, 4, "yes")
 
@@ -99,15 +114,15 @@ def test_a_day_is_exported_sealed_removed_and_its_chain_still_verifies(
 def test_the_feed_is_trimmed_only_once_its_group_has_read_and_acknowledged(
         client: redis.Redis, tmp_path: Path) -> None:
     day, _ = a_day(client)
-    client.xgroup_create(f"{P}:feed:12345", "12345", id="0")
-    retention = Retention(client, P, tmp_path, ("feed:12345/12345",), KEY)
+    client.xgroup_create(KEYS.feed("12345"), "12345", id="0")
+    retention = Retention(client, P, tmp_path, ("feed:12345/12345",), KEY)  # as config
     cutoff = later(day, 1).isoformat()
-    assert retention.trim(cutoff)[f"{P}:feed:12345"] == 0
-    read = cast(Any, client.xreadgroup("12345", "ts", {f"{P}:feed:12345": ">"}, count=1))
-    assert retention.trim(cutoff)[f"{P}:feed:12345"] == 0  # read, not acknowledged
-    client.xack(f"{P}:feed:12345", "12345", read[0][1][0][0])
-    assert retention.trim(cutoff)[f"{P}:feed:12345"] == 1  # the one acknowledged
-    assert client.xlen(f"{P}:feed:12345") == 1
+    assert retention.trim(cutoff)[KEYS.feed("12345")] == 0
+    read = cast(Any, client.xreadgroup("12345", "ts", {KEYS.feed("12345"): ">"}, count=1))
+    assert retention.trim(cutoff)[KEYS.feed("12345")] == 0  # read, not acknowledged
+    client.xack(KEYS.feed("12345"), "12345", read[0][1][0][0])
+    assert retention.trim(cutoff)[KEYS.feed("12345")] == 1  # the one acknowledged
+    assert client.xlen(KEYS.feed("12345")) == 1
 
 
 def test_a_day_cut_in_the_middle_verifies_from_its_checkpoint(
@@ -115,14 +130,14 @@ def test_a_day_cut_in_the_middle_verifies_from_its_checkpoint(
     """An audit group on the event stream has read two entries: trimming stops there;
     the rest of the day still chains, from the checkpoint."""
     day, _ = a_day(client)
-    client.xgroup_create(f"{P}:events", "audit", id="0")
-    got = cast(Any, client.xreadgroup("audit", "a", {f"{P}:events": ">"}, count=2))
-    client.xack(f"{P}:events", "audit", *[i for i, _ in got[0][1]])
+    client.xgroup_create(KEYS.events, "audit", id="0")
+    got = cast(Any, client.xreadgroup("audit", "a", {KEYS.events: ">"}, count=2))
+    client.xack(KEYS.events, "audit", *[i for i, _ in got[0][1]])
     retention = Retention(client, P, tmp_path, ("events/audit",), KEY)
-    assert retention.trim(later(day, 1).isoformat())[f"{P}:events"] == 2
+    assert retention.trim(later(day, 1).isoformat())[KEYS.events] == 2
     report = verify_day(client, P, day)
     assert (report.ok, report.checked, report.trimmed) == (True, 2, 2)
-    client.hset(f"{P}:checkpoint:{day}", "hash", "0" * 40)  # a writer edits the checkpoint
+    client.hset(KEYS.checkpoint(day), "hash", "0" * 40)  # a writer edits the checkpoint
     assert not verify_day(client, P, day).ok
 
 
@@ -135,19 +150,19 @@ def test_a_redis_writer_cannot_rewrite_a_sealed_day_unnoticed(
     assert verify_day(client, P, day).sealed == "unchecked"
     # rewrite the whole day consistently, as anyone with Redis write access could: a new
     # chain from scratch, a new head; the seal (made without the key) cannot follow
-    entries = cast(list[tuple[str, dict[str, str]]], client.xrange(f"{P}:events"))
-    client.delete(f"{P}:events", f"{P}:chain:{day}")
+    entries = cast(list[tuple[str, dict[str, str]]], client.xrange(KEYS.events))
+    client.delete(KEYS.events, KEYS.chain(day))
     for _, entry in entries:
         forged = Change(entry["record"], entry["event"], float(entry["at"]),
                         json.loads(entry["fields"]) | {"outcome": "refused"},
                         id=entry["id"] + "x")
         apply_sync(client, P, forged)
-    seal = client.hgetall(f"{P}:seal:{day}")
-    client.hset(f"{P}:seal:{day}", "hash", client.get(f"{P}:chain:{day}") or "")
+    seal = client.hgetall(KEYS.seal(day))
+    client.hset(KEYS.seal(day), "hash", client.get(KEYS.chain(day)) or "")
     assert verify_day(client, P, day).ok  # unkeyed, the rewrite holds together
     report = verify_day(client, P, day, key=KEY)
     assert not report.ok and report.broken_at == "(seal)"
-    assert seal["mac"] == client.hget(f"{P}:seal:{day}", "mac")
+    assert seal["mac"] == client.hget(KEYS.seal(day), "mac")
 
 
 def test_nothing_is_removed_when_the_export_is_gone_or_changed(
@@ -161,9 +176,9 @@ def test_nothing_is_removed_when_the_export_is_gone_or_changed(
     path.unlink()
     with pytest.raises(RetentionError):
         retention.remove(day)
-    assert client.exists(f"{P}:bridge:20261128195037aaaaaa")
+    assert client.exists(KEYS.bridge("20261128195037aaaaaa"))
     assert retention.run(keep_days=1, today=later(day, 2))["days"] == [day]  # exported anew
-    assert not client.exists(f"{P}:bridge:20261128195037aaaaaa")
+    assert not client.exists(KEYS.bridge("20261128195037aaaaaa"))
 
 
 def test_names_from_redis_never_become_paths_outside_the_export_folder(
@@ -175,9 +190,9 @@ def test_names_from_redis_never_become_paths_outside_the_export_folder(
     victim = tmp_path / "x" / "owned.jsonl"
     victim.parent.mkdir()
     victim.write_text("precious\n")
-    client.zadd(f"{P}:idx:day:../../x/owned", {"a": 1})
-    client.zadd(f"{P}:idx:day:2026-02-30", {"b": 1})  # not a date
-    client.zadd(f"{P}:idx:calls:day:２０２６-01-01", {"c": 1})  # not ASCII digits
+    client.zadd(KEYS.index(idx_day("../../x/owned")), {"a": 1})
+    client.zadd(KEYS.index(idx_day("2026-02-30")), {"b": 1})  # not a date
+    client.zadd(KEYS.index(idx_calls_day("２０２６-01-01")), {"c": 1})  # not ASCII digits
     said: list[str] = []
     retention = Retention(client, P, tmp_path / "export" / "inner", (), KEY, said.append)
     done = retention.run(keep_days=1, today=later(day, 2))
@@ -197,7 +212,7 @@ def test_an_export_path_in_redis_is_not_trusted_and_a_fifo_does_not_block(
     day, _ = a_day(client)
     fifo = tmp_path / "trap"
     os.mkfifo(fifo)
-    client.hset(f"{P}:exported:{day}", mapping={"file": str(fifo), "sha256": "0" * 64})
+    client.hset(KEYS.exported(day), mapping={"file": str(fifo), "sha256": "0" * 64})
     said: list[str] = []
     export = tmp_path / "export"
     retention = Retention(client, P, export, (), KEY, said.append)
@@ -205,7 +220,7 @@ def test_an_export_path_in_redis_is_not_trusted_and_a_fifo_does_not_block(
     assert any("not" in line and "trap" in line for line in said)
     export.mkdir(exist_ok=True)
     os.mkfifo(export / f"{day}.jsonl")
-    client.hset(f"{P}:exported:{day}", mapping={"file": str(export / f"{day}.jsonl")})
+    client.hset(KEYS.exported(day), mapping={"file": str(export / f"{day}.jsonl")})
     assert retention.export_intact(day) is False  # not a regular file: refused at once
     done = retention.run(keep_days=1, today=later(day, 2))
     assert done["days"] == [day]  # exported again, over the FIFO's name (replaced)
@@ -225,10 +240,10 @@ def test_a_deleted_seal_does_not_read_as_intact(client: redis.Redis, tmp_path: P
     retention = Retention(client, P, tmp_path, (), KEY)
     assert retention.seal(day)
     manifest = read_manifest(tmp_path, day)
-    assert manifest is not None and manifest["mac"] == client.hget(f"{P}:seal:{day}", "mac")
+    assert manifest is not None and manifest["mac"] == client.hget(KEYS.seal(day), "mac")
     assert stat.S_IMODE((tmp_path / f"{day}.seal").stat().st_mode) == 0o600
     assert verify_day(client, P, day, key=KEY, manifest=manifest).sealed == "yes"
-    client.delete(f"{P}:seal:{day}")
+    client.delete(KEYS.seal(day))
     for key in (KEY, b""):
         report = verify_day(client, P, day, key=key, manifest=read_manifest(tmp_path, day))
         assert (report.ok, report.broken_at) == (False, "(seal)")

@@ -50,6 +50,7 @@ from gateway.schema import (
     IDX_CALLBACKS_OPEN,
     IDX_DEADLINE,
     IDX_PUSH_NEEDED,
+    Keys,
     bridge_record,
     callback_record,
     idx_caller,
@@ -181,7 +182,7 @@ def gateway(world: World, prefix: str) -> Gateway:
     orders = WorkOrderDesk(world.text, prefix, config, CATALOGUE, clock)
 
     def live() -> list[dict[str, str]]:
-        return [cast(dict[str, str], world.text.hgetall(f"{prefix}:bridge:{TO}"))]
+        return [cast(dict[str, str], world.text.hgetall(Keys(prefix).bridge(TO)))]
 
     resource = ApiResource(desk, Records(world.text, prefix), TOKENS, defer.maybeDeferred,
                            lambda: {"redis": "up"}, lambda: "linkgw_redis_up 1\n", clock,
@@ -693,7 +694,7 @@ def records_of(world: World, prefix: str) -> dict[str, Any]:
     for key in world.text.scan_iter(match=f"{prefix}:*", count=1000):
         name = key[len(prefix) + 1:]
         kind = world.text.type(key)
-        if name.startswith("tickets:in"):
+        if name.startswith(TicketConfig.inbound_stream):
             continue
         if kind == "hash":
             out[name] = _way_in_unnamed(world.text.hgetall(key))
@@ -713,7 +714,7 @@ def told(world: World, prefix: str) -> set[str]:
     """What the 12345 user must not learn from a refusal: the values of the records
     (tickets, the incident number), 110's internals, the refused bridge."""
     values = {v for bridge_id in IDS for k, v in cast(dict[str, str], world.text.hgetall(
-        f"{prefix}:ticket:{bridge_id}")).items() if k in ("ticket", "incident")}
+        Keys(prefix).ticket(bridge_id))).items() if k in ("ticket", "incident")}
     return values | set(HIDDEN.values()) | set(REFUSED_MARKS) | set(NUMBERS) | set(NAMES)
 
 
@@ -730,7 +731,7 @@ def test_the_inbound_stream_answers_as_the_12345_role_does_over_http(
         by_stream, by_http = gateway(world, sp), gateway(world, hp)
         seed(world, by_stream, state)
         seed(world, by_http, state)
-        stream = f"{sp}:tickets:in"
+        stream = Keys(sp).inbound(TicketConfig.inbound_stream)
         inbound = InboundTickets(world.raw, by_stream.desk, stream, "gw-test", null_log(),
                                  workorders=by_stream.orders)  # as gateway/service.py
         inbound.ensure_groups()
@@ -813,7 +814,7 @@ def test_a_lone_surrogate_in_a_body_is_refused_as_malformed_and_changes_nothing(
         seed(world, gw, Seed(ticket_on_to=True))
         before = snapshot(world, prefix)
         if raw and entry is not None:  # the stream's answer to the same bytes
-            stream = f"{prefix}:tickets:in"
+            stream = Keys(prefix).inbound(TicketConfig.inbound_stream)
             inbound = InboundTickets(world.raw, gw.desk, stream, "gw-test", null_log(),
                                      workorders=gw.orders)
             inbound.ensure_groups()

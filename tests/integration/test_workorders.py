@@ -31,8 +31,17 @@ from gateway.records.queries import Records
 from gateway.records.roles import ApiRole
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
-from gateway.schema import bridge_record, callback_record
-from tests.integration.test_records import CATALOGUE, T0, TOKENS, Clock, P, call
+from gateway.schema import IDX_CALLBACKS_OPEN, IDX_PUSH_NEEDED, bridge_record, callback_record
+from tests.integration.test_records import (
+    CATALOGUE,
+    INBOUND,
+    KEYS,
+    T0,
+    TOKENS,
+    Clock,
+    P,
+    call,
+)
 
 B1, B2 = "20261128195037aaaaaa", "20261128195100bbbbbb"
 ORDER = {"ticket": "2026112900001", "category": "noise", "summary": "广场舞音响扰民\u2028深夜",
@@ -82,7 +91,7 @@ def test_a_work_order_goes_round_the_loop_once_each_step_in_order(
     records = Records(client, P)
     assert records.workorders() == []  # none open
     feed = [e for _, e in cast(list[tuple[str, dict[str, str]]],
-                               client.xrange(f"{P}:feed:12345"))]
+                               client.xrange(KEYS.feed("12345")))]
     assert [e["event"] for e in feed] == ["workorder_received", "workorder_accepted",
                                           "workorder_assigned", "workorder_answered"]
 
@@ -178,12 +187,12 @@ def test_a_work_order_arrives_on_the_stream(client: redis.Redis,
                                             desk: tuple[WorkOrderDesk, Clock]) -> None:
     d, _ = desk
     tickets = TicketDesk(client, P, TicketConfig(), CATALOGUE, d.clock)
-    inbound = InboundTickets(client, tickets, f"{P}:tickets:in", "c1", null_log(),
+    inbound = InboundTickets(client, tickets, INBOUND, "c1", null_log(),
                              workorders=d)
     inbound.ensure_groups()
     entry: dict[Any, Any] = dict(ORDER, type="workorder")
-    client.xadd(f"{P}:tickets:in", entry)
-    got = cast(Any, client.xreadgroup(GROUP, "c1", {f"{P}:tickets:in": ">"}))
+    client.xadd(INBOUND, entry)
+    got = cast(Any, client.xreadgroup(GROUP, "c1", {INBOUND: ">"}))
     for entry_id, fields in got[0][1]:
         inbound.handle(entry_id, fields)
     assert Records(client, P).workorder(ORDER["ticket"])["received_via"] == "stream"
@@ -193,7 +202,7 @@ def _bridge(client: redis.Redis, bridge_id: str, **fields: str) -> None:
     apply_sync(client, P, Change(bridge_record(bridge_id), "transfer_requested", T0,
                                  {"bridge_id": bridge_id, "direction": "110->12345",
                                   "state": "ended"} | fields,
-                                 (Index("workorders:push_needed", bridge_id, T0),)
+                                 (Index(IDX_PUSH_NEEDED, bridge_id, T0),)
                                  if fields.get("work_order_push_needed") else ()))
 
 
@@ -203,7 +212,7 @@ def test_callbacks_and_pushes_owed_are_listed_and_closed_once(
     _bridge(client, B1, outcome="abandoned", callback_needed="yes")
     apply_sync(client, P, Change(callback_record(B1), "callback_needed", T0, {
         "bridge_id": B1, "number": "13800138000", "seat": "seat1", "status": "open",
-        "direction": "110->12345"}, (Index("callbacks:open", B1, T0),)))
+        "direction": "110->12345"}, (Index(IDX_CALLBACKS_OPEN, B1, T0),)))
     _bridge(client, B2, outcome="kept_by_110", work_order_push_needed="yes")
     records = Records(client, P)
     assert [c["bridge_id"] for c in records.callbacks()] == [B1]

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway.lab.fakes import ChannelDouble
-from gateway.schema import iso
+from gateway.schema import IDX_DEADLINE, IDX_LIVE, bridge_record, iso, ticket_record
 from gateway.transfer.arrival import HEADERS, Handover, arrival_id, arrived, read_handover
 from gateway.transfer.model import Party
 from tests.unit.test_transfer import T0, Rig
@@ -41,7 +41,7 @@ def test_a_hand_over_is_registered_with_its_ticket_and_110s_deadline() -> None:
     session = arrival(code="301")
     assert rig.run("handed", session).called
     assert session.reads == 1 and session.set == {"LINKGW_ANSWER": f"OK|{BID}|||0"}
-    record = rig.store.records[f"bridge:{BID}"]
+    record = rig.store.records[bridge_record(BID)]
     assert {k: record[k] for k in ("direction", "mode", "state", "seat", "dialed",
                                    "citizen_number", "citizen_name", "citizen_channel",
                                    "code", "category", "requested_at", "response_due_at")
@@ -50,13 +50,13 @@ def test_a_hand_over_is_registered_with_its_ticket_and_110s_deadline() -> None:
                   "citizen_name": "李四", "citizen_channel": TRUNK, "code": "301",
                   "category": "utilities", "requested_at": iso(T0),
                   "response_due_at": iso(T0 + 1800)}
-    assert rig.store.indexes["deadline"] == {BID: T0 + 1800}
-    assert "live" not in rig.store.indexes  # Asterisk rings on its own: nothing to adopt
-    ticket = rig.store.records[f"ticket:{BID}"]
+    assert rig.store.indexes[IDX_DEADLINE] == {BID: T0 + 1800}
+    assert IDX_LIVE not in rig.store.indexes  # Asterisk rings on its own: nothing to adopt
+    ticket = rig.store.records[ticket_record(BID)]
     assert (ticket["ticket"], ticket["attached_via"], ticket["deadline_at"],
             ticket["direction"]) == ("2026120300042", "trunk", iso(T0 + 1800), "12345->110")
     assert [(e["record"], e["event"]) for e in rig.store.feeds["12345"]] == [
-        (f"bridge:{BID}", "handover_arrived"), (f"ticket:{BID}", "ticket_attached")]
+        (bridge_record(BID), "handover_arrived"), (ticket_record(BID), "ticket_attached")]
 
 
 def test_a_seat_takes_it_once_and_a_late_end_changes_nothing() -> None:
@@ -67,12 +67,12 @@ def test_a_seat_takes_it_once_and_a_late_end_changes_nothing() -> None:
                           {"CHANNEL(endpoint)": "seat2"})
     assert rig.run("taken", taker).called and taker.set["LINKGW_ANSWER"] == f"OK|{BID}|||0"
     rig.run("handed_end", ChannelDouble(TRUNK, UNIQUEID, (BID, "CANCEL"), {}))
-    record = rig.store.records[f"bridge:{BID}"]
+    record = rig.store.records[bridge_record(BID)]
     assert (record["state"], record["outcome"], record["agent"]) == \
         ("ended", "handed_off", "seat2")
     assert record["agent_answered_at"] == iso(T0 + 3.5)
-    assert BID in rig.store.indexes["deadline"]  # 110's answer is still due
-    assert [e["event"] for e in rig.store.events if e["record"] == f"bridge:{BID}"] == \
+    assert BID in rig.store.indexes[IDX_DEADLINE]  # 110's answer is still due
+    assert [e["event"] for e in rig.store.events if e["record"] == bridge_record(BID)] == \
         ["handover_arrived", "handover_taken"]
 
 
@@ -80,10 +80,10 @@ def test_the_citizen_hanging_up_first_owes_no_answer() -> None:
     rig = Rig()
     rig.run("handed", arrival())
     rig.run("handed_end", ChannelDouble(TRUNK, UNIQUEID, (BID, "CANCEL"), {}))
-    record = rig.store.records[f"bridge:{BID}"]
+    record = rig.store.records[bridge_record(BID)]
     assert (record["outcome"], record["agent_failure"]) == \
         ("abandoned", "the citizen hung up while 110 rang")
-    assert rig.store.indexes["deadline"] == {}
+    assert rig.store.indexes[IDX_DEADLINE] == {}
 
 
 def test_a_replayed_hand_over_writes_nothing_twice() -> None:
@@ -94,7 +94,7 @@ def test_a_replayed_hand_over_writes_nothing_twice() -> None:
     rig.clock.advance(1.0)
     rig.run("handed", arrival())
     assert [e["event"] for e in rig.store.events] == ["handover_arrived", "ticket_attached"]
-    assert rig.store.records[f"bridge:{BID}"]["requested_at"] == iso(T0)
+    assert rig.store.records[bridge_record(BID)]["requested_at"] == iso(T0)
 
 
 def test_a_bridge_argument_that_is_not_one_is_refused_without_a_record() -> None:
@@ -111,9 +111,9 @@ def test_hostile_headers_are_refused_by_name_and_never_stored() -> None:
     session = arrival(ticket="2026120300042\r\nX-Evil: 1", agent='agent2" <sip:x>',
                       code="３０１")  # full-width digits are not the code "301"
     rig.run("handed", session)
-    record = rig.store.records[f"bridge:{BID}"]
+    record = rig.store.records[bridge_record(BID)]
     assert record["seat"] == "12345" and "code" not in record
-    assert f"ticket:{BID}" not in rig.store.records
+    assert ticket_record(BID) not in rig.store.records
     problems = next(e for e in rig.store.events if e["event"] == "handover_arrived")["data"]
     assert "X-Linkgw-Ticket of 24 characters does not match" in problems
     assert "X-Evil" not in problems and "sip:x" not in problems
@@ -137,6 +137,6 @@ def test_any_header_values_give_a_checked_hand_over(ticket: str, agent: str, cod
 def test_the_first_record_of_a_hand_over_without_a_ticket() -> None:
     changes = arrived(BID, Party(TRUNK, UNIQUEID, number="110"), Handover(), "110", T0,
                       60.0, {}, "gw1")
-    assert [c.record for c in changes] == [f"bridge:{BID}"]
+    assert [c.record for c in changes] == [bridge_record(BID)]
     assert changes[0].fields["seat"] == "12345" and changes[0].feed == "12345"
     assert changes[0].id == f"arrived:{BID}"

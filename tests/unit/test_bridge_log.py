@@ -12,10 +12,11 @@ from gateway.bridge.change import Change
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.spool import Spool
 from gateway.lab.fakes import FlakyStore, null_log
+from gateway.schema import bridge_record
 
 
 def change(n: int, name: str = "") -> Change:
-    return Change("bridge:b1", f"e{n}", float(n), {"n": str(n), "name": name}, id=f"c{n}")
+    return Change(bridge_record("b1"), f"e{n}", float(n), {"n": str(n), "name": name}, id=f"c{n}")
 
 
 def test_changes_reach_the_store_in_order() -> None:
@@ -67,7 +68,7 @@ def test_outage_spools_to_disk_and_a_restart_replays_once(tmp_path: Path) -> Non
     second = BridgeLog(store, clock=clock, log=null_log(), spool=second_spool)
     second.start()
     assert [e["id"] for e in store.events] == ["c1", "c2", "c3"]
-    assert store.records["bridge:b1"]["name"] == "张三\u2028李\u0085四"
+    assert store.records[bridge_record("b1")]["name"] == "张三\u2028李\u0085四"
     assert second.status()["spooled"] == 0 and second_spool.load() == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gw-a_2.jsonl"]
     # the same changes spooled again (say the file was copied back): nothing new

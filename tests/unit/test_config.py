@@ -201,6 +201,7 @@ def test_an_undelivered_push_is_never_trimmed() -> None:
     from gateway.config import retention_groups
 
     off = load_config(BASE, "gw.yaml", ENV)
+    # literals: retention.groups as a site's config spells them ("<stream>/<group>")
     assert "feed:12345/push" not in retention_groups(off)
     on = load_config(BASE + 'push:\n  url: "https://x.example/in"\n'
                      '  secret_env: LINKGW_PUSH_SECRET\n', "gw.yaml", PUSH_ENV)

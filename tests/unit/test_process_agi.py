@@ -14,6 +14,7 @@ from pathlib import Path
 from gateway.bridge.change import Change
 from gateway.lab.fakes import ChannelDouble, agi_env
 from gateway.lab.ports import free_ports
+from gateway.schema import call_record
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -79,7 +80,7 @@ def test_incoming_reads_once_answers_once_and_spools_the_call_when_redis_is_down
             spooled += [Change.from_json(x) for x in path.read_text().splitlines() if x]
         time.sleep(0.05)
     assert [(c.record, c.fields["number"], c.fields["name"]) for c in spooled] == \
-        [("call:u-1", exact, "张三")]
+        [(call_record("u-1"), exact, "张三")]
 
 
 def test_an_unknown_script_or_a_broken_config_is_a_clear_exit(tmp_path: Path) -> None:

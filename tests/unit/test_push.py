@@ -21,6 +21,7 @@ from gateway.push.codec import BadEntry, Entry, backoff, body, signature, verify
 from gateway.push.http import make_post
 from gateway.push.outbox import MemoryOutbox
 from gateway.push.services import Pusher
+from gateway.schema import bridge_record, workorder_record
 
 SECRET = "k3y-shared-with-12345"
 T0 = 1_796_240_000.0
@@ -31,7 +32,7 @@ CONFIG = PushConfig(url="https://12345.example/linkgw", secret=SECRET, retry_ini
 def entry(n: int, bridge: str = "b1", event: str = "agent_answered", at_ms: int = 0,
           **extra: bytes | str) -> Entry:
     fields: dict[bytes | str, bytes | str] = {
-        b"record": f"bridge:{bridge}".encode(), b"id": f"c{n}".encode(),
+        b"record": bridge_record(bridge).encode(), b"id": f"c{n}".encode(),
         b"event": event.encode(), b"at": b"2026-12-02T20:00:00.000Z",
         b"data": b"{}", b"fields": json.dumps({"n": n}).encode()}
     fields.update({k.encode(): v for k, v in extra.items()})
@@ -57,7 +58,7 @@ def test_a_receiver_refuses_a_tampered_body_an_old_time_and_garbage() -> None:
 
 def test_the_body_is_exactly_this_json() -> None:
     e = entry(7, data='{"recovered": "yes"}', schema="1")
-    assert body(e) == (
+    assert body(e) == (  # literal: the exact wire bytes
         b'{"at":"2026-12-02T20:00:00.000Z","bridge_id":"b1","data":{"recovered":"yes"},'
         b'"event":"agent_answered","fields":{"n":7},"id":"c7",'
         b'"outbox_id":"1796240000000-7","record":"bridge:b1","schema":1}')
@@ -65,7 +66,7 @@ def test_the_body_is_exactly_this_json() -> None:
     assert json.loads(body(entry(7)))["schema"] == 0
     for schema in ("", "\u00b2", "1" * 7, "-1"):
         assert json.loads(body(entry(7, schema=schema)))["schema"] == 0
-    work = Entry("1-1", {"record": "workorder:2026120200001", "id": "w1",
+    work = Entry("1-1", {"record": workorder_record("2026120200001"), "id": "w1",
                          "event": "workorder_accepted", "data": "{}", "fields": "{}"})
     assert json.loads(body(work))["ticket"] == "2026120200001"
 
@@ -220,7 +221,7 @@ def test_too_old_or_unpushable_entries_go_to_the_dead_letters_and_the_rest_flows
     """An entry older than ``dead_after`` is tried first (this pusher may have been the
     one that was down); failed, it is given up on with the receiver's answer."""
     old = entry(1, at_ms=int((T0 - 3601) * 1000))
-    broken = Entry(f"{int(T0 * 1000)}-2", {b"record": b"bridge:b", b"id": b"c2",
+    broken = Entry(f"{int(T0 * 1000)}-2", {b"record": bridge_record("b").encode(), b"id": b"c2",
                                            b"event": b"x", b"fields": b"\xff"})
     rig = Rig([old, broken, entry(3)], statuses=[500])
     rig.pusher.start()

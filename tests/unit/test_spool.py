@@ -15,14 +15,15 @@ from structlog.testing import capture_logs
 from gateway.bridge.change import Change, Index
 from gateway.bridge.spool import Spool, parse_lines
 from gateway.lab.fakes import null_log
+from gateway.schema import call_record, idx_calls_caller
 
 NAMES = ["Zhang\u2028San", "Li\u0085Si", "王\u2029五", "赵六", 'q"uote\\', "cr\r\nlf", "\x00nul"]
 
 
 def change(n: int, name: str) -> Change:
-    return Change(f"call:u{n}", "call_registered", 1_795_895_437.5 + n,
+    return Change(call_record(f"u{n}"), "call_registered", 1_795_895_437.5 + n,
                   {"name": name, "number": "13800138000"},
-                  (Index(f"calls:caller:{name}", f"u{n}", 1.0),), {"why": name}, id=f"c{n}")
+                  (Index(idx_calls_caller(name), f"u{n}", 1.0),), {"why": name}, id=f"c{n}")
 
 
 def test_every_name_comes_back_exactly_and_the_file_is_ascii(tmp_path: Path) -> None:
