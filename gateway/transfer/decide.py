@@ -6,14 +6,13 @@ same channel variables and the same config, so every one of them decides the sam
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from gateway.catalogue import Catalogue, Category, Item
 from gateway.config import TransferConfig
-from gateway.outcome import Outcome
 from gateway.schema import iso
+from gateway.transfer.events import RefusedAtKey
 from gateway.transfer.model import DIRECTIONS, Bridge, KeyPress, Refused
-from gateway.transfer.phase import Phase, State
+from gateway.transfer.phase import Phase
+from gateway.transfer.table import transition
 
 
 def refusal_at_key(press: KeyPress, config: TransferConfig, ami_up: bool) -> Refused | None:
@@ -100,12 +99,8 @@ def new_bridge(press: KeyPress, bridge_id: str, now: float, config: TransferConf
 
 
 def refused(bridge: Bridge, refusal: Refused, now: float) -> Bridge:
-    """The same bridge as a refusal: over as it opens, on record for the figures."""
-    bridge.phase = replace(bridge.phase, state=State.ENDED)
-    bridge.fields |= {"state": State.ENDED.value,
-                      "outcome": (Outcome.FAILED if refusal.reason == "ami_down"
-                                  else Outcome.REFUSED).value,
-                      "ended_at": iso(now), "refusal": refusal.reason,
-                      "refusal_detail": refusal.detail}
+    """The same bridge as a refusal: over as it opens (the table's edge), on record for
+    the figures."""
+    bridge.take(transition(bridge.phase, RefusedAtKey(now, refusal.reason, refusal.detail)))
     bridge.fields.pop("response_due_at", None)  # nothing was handed over
     return bridge

@@ -85,6 +85,16 @@ class ConferenceEnded(Event):
 
 
 @dataclass(frozen=True)
+class RefusedAtKey(Event):
+    """The key was refused as it was pressed (never-transfer item, emergency, AMI down…):
+    the bridge ends as it opens, on record for the figures and the joint meetings."""
+
+    reason: str = ""
+    detail: str = ""
+    kind = "refused_at_key"
+
+
+@dataclass(frozen=True)
 class Abandon(Event):
     """Close a bridge nobody can follow any more (recovery found no trace of it)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
+from gateway.transfer.events import Transition
 from gateway.transfer.phase import Mode, Phase, Role, State
 
 CONFERENCE_PREFIX = "linkgw-"
@@ -88,6 +89,16 @@ class Bridge:
     @property
     def conference(self) -> str:
         return CONFERENCE_PREFIX + self.id
+
+    def take(self, edge: Transition) -> dict[str, str]:
+        """An edge of the table, kept: the new phase, and the fields it sets with the
+        state and (when it ends the bridge) the outcome. Returns those fields."""
+        self.phase = edge.phase
+        fields = dict(edge.fields) | {"state": edge.state.value}
+        if edge.outcome is not None:
+            fields["outcome"] = edge.outcome.value
+        self.fields.update(fields)
+        return fields
 
     def agent_id(self, attempt: int | None = None) -> str:
         """The ChannelId (uniqueid) given to the other line's leg of one attempt."""

@@ -98,11 +98,7 @@ class Stepper:
         before = bridge.state
         if edge.phase == bridge.phase and not edge.fields and not edge.commands:
             return  # nothing new (a leave counted once, late news of an earlier attempt)
-        bridge.phase = edge.phase
-        fields = dict(edge.fields) | {"state": edge.state.value}
-        if edge.outcome is not None:
-            fields["outcome"] = edge.outcome.value
-        bridge.fields.update(fields)
+        fields = bridge.take(edge)
         name = f"{event.kind}:{event.role}" if isinstance(event, Joined | Left) else event.kind
         ended = edge.state is State.ENDED and before is not State.ENDED
         self.persist.edge(bridge, name, event.at, fields, ended, data)

@@ -56,6 +56,7 @@ from gateway.transfer.events import (
     RecordWorkOrderNeeded,
     Redirected,
     RedirectFailed,
+    RefusedAtKey,
     Release,
     ReturnCitizen,
     Transition,
@@ -214,6 +215,10 @@ def transition(p: Phase, event: Event) -> Transition:
                               {joined_at(Role.SEAT): at}, (Release(Role.SEAT),))
         case State.ENDED, _:
             return Transition(p)
+        # -- refused at the key: over as it opens (AMI down: it could not be tried)
+        case State.REQUESTED, RefusedAtKey(reason=reason, detail=detail) if not p.joined:
+            outcome = Outcome.FAILED if reason == "ami_down" else Outcome.REFUSED
+            return _end(p, at, outcome, {"refusal": reason, "refusal_detail": detail})
         # -- the key's feature returned
         case _, KeyDone() as done:
             return _key_done(p, done, at)

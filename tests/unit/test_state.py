@@ -30,6 +30,7 @@ from gateway.transfer.events import (
     RecordWorkOrderNeeded,
     Redirected,
     RedirectFailed,
+    RefusedAtKey,
     ReturnCitizen,
 )
 from gateway.transfer.phase import Mode, Phase, Role, State
@@ -199,6 +200,25 @@ def test_edge(phase: Phase, event: Event, to: Phase, fields: dict[str, str],
     edge = transition(phase, event)
     assert (edge.phase, edge.fields, edge.commands, edge.outcome) == \
         (to, fields, commands, outcome)
+
+
+@pytest.mark.parametrize(("reason", "outcome"), [
+    ("never_transfer", Outcome.REFUSED), ("emergency", Outcome.REFUSED),
+    ("ami_down", Outcome.FAILED)])
+def test_a_refusal_at_the_key_is_an_edge_that_ends_the_bridge_as_it_opens(
+        reason: str, outcome: Outcome) -> None:
+    edge = transition(START, RefusedAtKey(T, reason, "why"))
+    assert (edge.phase, edge.fields, edge.commands, edge.outcome) == (
+        at(S.ENDED), {"ended_at": AT, "refusal": reason, "refusal_detail": "why"}, (),
+        outcome)
+
+
+def test_a_refusal_at_the_key_comes_before_anyone_joined_or_not_at_all() -> None:
+    with pytest.raises(IllegalTransition, match="from requested on refused_at_key"):
+        transition(at(S.REQUESTED, joined=frozenset({SEAT})), RefusedAtKey(T, "x"))
+    with pytest.raises(IllegalTransition, match="from dialing on refused_at_key"):
+        transition(at(S.DIALING), RefusedAtKey(T, "x"))
+    assert transition(at(S.ENDED), RefusedAtKey(T, "x")) == transition(at(S.ENDED), Event(T))
 
 
 def test_an_event_the_table_does_not_know_is_illegal() -> None:
