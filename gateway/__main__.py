@@ -12,15 +12,15 @@ import sys
 import time
 from pathlib import Path
 from typing import cast
-from zoneinfo import ZoneInfo
 
 import redis
 from twisted.internet.interfaces import IReactorThreads
 
+from gateway.app import build_queries, build_records, build_retention, load_catalogue
 from gateway.bridge.acl import USERS, AclError, render
 from gateway.bridge.connect import MaintenanceLogin, maintenance_redis, sync_client
-from gateway.catalogue import CategoryError, load_categories
-from gateway.config import Config, ConfigError, load_config_file, retention_groups
+from gateway.catalogue import CategoryError
+from gateway.config import Config, ConfigError, load_config_file
 from gateway.install.cli import add_command as add_install_command
 from gateway.install.cli import run as run_install
 from gateway.push.cli import add_outbox_command
@@ -32,12 +32,8 @@ from gateway.records.cli import (
     run_retention,
 )
 from gateway.records.cli import run as run_record_command
-from gateway.records.desk import durability
 from gateway.records.errors import RecordError
-from gateway.records.queries import Records
-from gateway.records.retention import Retention
 from gateway.records.shown import printable
-from gateway.records.workorders import WorkOrderDesk
 
 
 def _push(config_path: Path) -> int:
@@ -85,7 +81,7 @@ def _outbox(args: argparse.Namespace) -> int:
 
 def _run(config_path: Path) -> int:
     config = load_config_file(config_path)
-    load_categories(Path(config.transfer.categories))  # a broken list stops the start
+    load_catalogue(config)  # a broken list stops the start
     from twisted.internet import asyncioreactor
 
     asyncioreactor.install(asyncio.new_event_loop())
@@ -125,20 +121,14 @@ def _records(args: argparse.Namespace) -> int:
         except MaintenanceLogin as exc:
             print(f"linkgw {args.command}: {exc}", file=sys.stderr)
             return 2
-    client = sync_client(config.redis)
-    records = Records(client, config.redis.prefix, ZoneInfo(config.tickets.time_zone))
+    records = build_queries(config)
     try:
         if args.command in RETENTION_COMMANDS:
-            retention = Retention(sync_client(maintenance_redis(config)), config.redis.prefix,
-                                  Path(config.retention.export_dir), retention_groups(config),
-                                  config.retention.chain_key.encode(),
-                                  lambda line: print(line, file=sys.stderr))
+            retention = build_retention(config, lambda line: print(line, file=sys.stderr))
             code, text = run_retention(args, retention, config.retention.days)
         elif args.command in LOOP_COMMANDS:
-            desk = WorkOrderDesk(client, config.redis.prefix, config.tickets,
-                                 load_categories(Path(config.transfer.categories)),
-                                 time.time, **durability(config.redis))
-            code, text = run_loop(args, records, desk)
+            parts = build_records(config, time.time, load_catalogue(config))
+            code, text = run_loop(args, parts.records, parts.workorders)
         else:
             code, text = run_record_command(args, records,
                                             config.retention.chain_key.encode(),
@@ -159,7 +149,7 @@ def _items(args: argparse.Namespace) -> int:
     from gateway.transfer.card import print_pdf, render_card
 
     config = load_config_file(args.config, secrets=False)
-    catalogue = load_categories(Path(config.transfer.categories))
+    catalogue = load_catalogue(config)
     args.card.write_text(render_card(catalogue, config.transfer.onekey,
                                      config.transfer.code_digits), encoding="utf-8")
     print(f"{printable(args.card)}: {len(catalogue.categories)} categories, "
@@ -269,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
             return _items(args)
         config = load_config_file(args.config)
         if args.command == "check-config":
-            catalogue = load_categories(Path(config.transfer.categories))
+            catalogue = load_catalogue(config)
             print(f"{args.config}: ok ({len(catalogue.categories)} categories, "
                   f"{len(catalogue.items)} items)")
             return 0

@@ -1,6 +1,15 @@
-"""The composition root of the transfer feature: one place builds its parts from the
-config, for the gateway service (:mod:`gateway.service`) and for process mode's follower
-(:mod:`gateway.process.follower`) alike.
+"""The composition root: one place builds the parts from the config.
+
+- :func:`build_transfer`: the transfer feature, for the gateway service
+  (:mod:`gateway.service`) and for process mode's follower (:mod:`gateway.process.follower`);
+- :func:`build_records`: the record desks (tickets, work orders) and the queries, for the
+  service's API and the CLI; the desks write with the durability of transfer changes
+  (``redis.min_replicas``: done only once replicas have it);
+- :func:`build_retention`: the operator's retention jobs, as the maintenance user;
+- :func:`load_catalogue`: the item catalogue the config names.
+
+Process mode's AGI program builds its own small desk (:mod:`gateway.process.desk`): it
+must start without Twisted or an asyncio Redis client, which this module imports.
 
 Addresses are Twisted endpoint strings; the Redis clients come from
 :mod:`gateway.bridge.connect` (one URL or Sentinel).
@@ -9,21 +18,29 @@ Addresses are Twisted endpoint strings; the Redis clients come from
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import redis
 from redis.asyncio import Redis
 from twisted.internet import defer
 from twisted.internet.endpoints import clientFromString
 
 from gateway.ami.client import AmiClient
-from gateway.bridge.connect import async_client
+from gateway.bridge.connect import async_client, maintenance_redis, sync_client
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.redis_store import RedisStore
 from gateway.bridge.spool import Spool
-from gateway.catalogue import load_categories
-from gateway.config import Config
+from gateway.catalogue import Catalogue, load_categories
+from gateway.config import Config, retention_groups
+from gateway.records.desk import durability
+from gateway.records.queries import Records
+from gateway.records.retention import Retention
+from gateway.records.tickets import TicketDesk
+from gateway.records.workorders import WorkOrderDesk
 from gateway.schema import Keys
 from gateway.transfer.cluster import Cluster
 from gateway.transfer.leases import Leases
@@ -67,7 +84,7 @@ def build_transfer(config: Config, reactor: Any, log: Any, name: str,
                     auth=config.ami.auth)
     service = TransferService(ami, bridge_log, config.transfer, clock=reactor,
                               log=log.bind(part="transfer"),
-                              catalogue=load_categories(Path(config.transfer.categories)),
+                              catalogue=load_catalogue(config),
                               ownership=leases, meter=meter,
                               feedback_hours=config.tickets.feedback_hours,
                               ticket_pattern=config.tickets.pattern)
@@ -77,3 +94,42 @@ def build_transfer(config: Config, reactor: Any, log: Any, name: str,
                       config.cluster.stale_after)
     ami.on_login.append(lambda: defer.ensureDeferred(cluster.resync()))
     return TransferParts(redis, bridge_log, ami, leases, service, recovery, cluster)
+
+
+def load_catalogue(config: Config) -> Catalogue:
+    """The item catalogue (``transfer.categories``); raises ``CategoryError``."""
+    return load_categories(Path(config.transfer.categories))
+
+
+@dataclass
+class RecordParts:
+    client: redis.Redis
+    desk: TicketDesk
+    workorders: WorkOrderDesk
+    records: Records
+
+
+def build_queries(config: Config, client: redis.Redis | None = None) -> Records:
+    """The look-ups and figures, on ``client`` (else a new blocking client)."""
+    return Records(client if client is not None else sync_client(config.redis),
+                   config.redis.prefix, ZoneInfo(config.tickets.time_zone))
+
+
+def build_records(config: Config, clock: Callable[[], float],
+                  catalogue: Catalogue) -> RecordParts:
+    """The ticket and work-order desks and the queries, on one blocking client."""
+    client = sync_client(config.redis)
+    prefix, written_as = config.redis.prefix, durability(config.redis)
+    return RecordParts(
+        client,
+        TicketDesk(client, prefix, config.tickets, catalogue, clock, **written_as),
+        WorkOrderDesk(client, prefix, config.tickets, catalogue, clock, **written_as),
+        build_queries(config, client))
+
+
+def build_retention(config: Config, say: Callable[[str], None]) -> Retention:
+    """``linkgw retention|export|seal``: as the maintenance user when configured (raises
+    ``MaintenanceLogin`` when its password is missing)."""
+    return Retention(sync_client(maintenance_redis(config)), config.redis.prefix,
+                     Path(config.retention.export_dir), retention_groups(config),
+                     config.retention.chain_key.encode(), say)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.catalogue import Catalogue, CategoryError, load_categories
+from gateway.app import load_catalogue
+from gateway.catalogue import Catalogue, CategoryError
 from gateway.config import Config, ConfigError, load_config_file
 from gateway.dialplan import render_features, render_globals, render_moh
 
@@ -73,7 +74,7 @@ class Reloader:
         """One reload; returns the outcome in a few words (for systemd's status)."""
         try:
             config = load_config_file(self.path, self.environ)
-            catalogue = load_categories(Path(config.transfer.categories))
+            catalogue = load_catalogue(config)
         except (ConfigError, CategoryError, OSError) as exc:
             self.log.error("reload.refused", reason="unreadable", error=str(exc))
             return "reload refused: the config or categories are broken (old config kept)"

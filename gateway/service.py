@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -19,21 +18,17 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.threads import deferToThreadPool
 
 from gateway.agi.server import FastAgiFactory
-from gateway.app import build_transfer, instance_name
+from gateway.app import build_records, build_transfer, instance_name
 from gateway.bridge.connect import sync_client
 from gateway.catalogue import Catalogue
 from gateway.config import Config
 from gateway.listener import Listener
 from gateway.metrics import Figure, Snapshot, TransferMeter, exposition
 from gateway.push.plugin import PushService, build_push
-from gateway.records.desk import durability
 from gateway.records.http import ApiResource, api_site
 from gateway.records.inbound import InboundTickets
 from gateway.records.overdue import OverdueCount
-from gateway.records.queries import Records
 from gateway.records.roles import ApiRole
-from gateway.records.tickets import TicketDesk
-from gateway.records.workorders import WorkOrderDesk
 from gateway.reload import Reloader
 from gateway.schema import Keys
 from gateway.systemd.notify import Notifier, watchdog_interval
@@ -117,13 +112,10 @@ class Gateway(MultiService):
 
     def _records(self, config: Config, reactor: Any, log: Any, catalogue: Catalogue) -> None:
         """Ticket desk, HTTP API and the inbound ticket stream (blocking Redis, threads)."""
-        self.sync_redis = sync_client(config.redis)
+        parts = build_records(config, reactor.seconds, catalogue)
+        self.sync_redis, self.desk, self.records, self.workorders = \
+            parts.client, parts.desk, parts.records, parts.workorders
         prefix = config.redis.prefix
-        self.desk = TicketDesk(self.sync_redis, prefix, config.tickets, catalogue,
-                               reactor.seconds, **durability(config.redis))
-        self.records = Records(self.sync_redis, prefix, ZoneInfo(config.tickets.time_zone))
-        self.workorders = WorkOrderDesk(self.sync_redis, prefix, config.tickets, catalogue,
-                                        reactor.seconds, **durability(config.redis))
         # its own client, reading bytes: what the other system wrote is checked entry by
         # entry; the name is stable, so a restart reads its own pending entries first
         self.inbound = InboundTickets(
