@@ -153,7 +153,7 @@ def _items(args: argparse.Namespace) -> int:
     args.card.write_text(render_card(catalogue, config.transfer.onekey,
                                      config.transfer.code_digits), encoding="utf-8")
     print(f"{printable(args.card)}: {len(catalogue.categories)} categories, "
-          f"{len(catalogue.items)} items")
+          f"{len(catalogue.items)} items, {len(catalogue.police)} police matters")
     if args.pdf:
         why = print_pdf(args.card, args.pdf)
         if why:
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check-config":
             catalogue = load_catalogue(config)
             print(f"{args.config}: ok ({len(catalogue.categories)} categories, "
-                  f"{len(catalogue.items)} items)")
+                  f"{len(catalogue.items)} items, {len(catalogue.police)} police matters)")
             return 0
         from gateway.dialplan import install
 

@@ -4,16 +4,24 @@ Category lists are local (each city publishes its own), so they are configuratio
 holds categories, each with items; every category and item has a stable ``id``, Chinese
 and English names and a numeric ``code`` the call-taker may type after the key (one
 digit for a category, three for an item: ``101`` is item 01 of category 1). An item may
-be ``transfer: never`` (it stays with 110 whatever happens) and may name related items in
-``see_also``. Each category lists when it ``stays_with_110_if``.
+name related items in ``see_also``. Each category lists when it ``stays_with_110_if``.
 
-Loading rejects, with the file and line: duplicate ids or codes, an item code that does
-not start with its category's code, an unknown ``see_also`` id, unknown keys.
+Police matters are a list of their own (``police_matters``): 110 keeps them whatever is
+typed (the key is refused), and a work order 12345 dispatches to the police may name
+one. Each has the item's keys and may say which category it is ``near`` (the seat's card
+lists it there; its code then starts with that category's code). An item of a category
+marked ``transfer: never``, as files of earlier releases have them, is read as a police
+matter near its category.
+
+Loading rejects, with the file and line: duplicate ids or codes (across both lists), an
+item code that does not start with its category's code, an unknown ``see_also`` or
+``near`` id, unknown keys.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,20 +63,30 @@ class Category:
 @dataclass(frozen=True)
 class Catalogue:
     categories: tuple[Category, ...]
+    police: tuple[Item, ...] = ()  # never handed over (``never_transfer``)
 
     def lookup(self, code: str) -> Category | Item | None:
-        """The item (three digits) or category (one digit) a typed code names."""
+        """The item (three digits), police matter or category (one digit) a typed code
+        names."""
         for category in self.categories:
             if category.code == code:
                 return category
             for item in category.items:
                 if item.code == code:
                     return item
-        return None
+        return next((m for m in self.police if m.code == code), None)
 
     @property
     def items(self) -> list[Item]:
+        """The items that may be handed over."""
         return [i for c in self.categories for i in c.items]
+
+    def police_near(self, category_id: str) -> list[Item]:
+        """The police matters the card lists beside a category."""
+        return [m for m in self.police if m.category == category_id]
+
+    def police_matter(self, matter_id: str) -> Item | None:
+        return next((m for m in self.police if m.id == matter_id), None)
 
     def category(self, category_id: str) -> Category | None:
         return next((c for c in self.categories if c.id == category_id), None)
@@ -77,6 +95,9 @@ class Catalogue:
 _CATEGORY_KEYS = {"id", "code", "name_zh", "name_en", "stays_with_110_if", "items",
                   "feedback_hours", "response_hours"}
 _ITEM_KEYS = {"id", "code", "name_zh", "name_en", "transfer", "see_also"}
+_POLICE_KEYS = {"id", "code", "name_zh", "name_en", "near", "see_also"}
+#: The ``category`` of a police matter near no category.
+POLICE = "police"
 
 
 def _mapping(node: yaml.Node, source: str, what: str) -> dict[str, tuple[Any, int]]:
@@ -140,6 +161,7 @@ def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
     codes: dict[str, int] = {}
     refs: list[tuple[str, int]] = []
     categories = []
+    police: list[Item] = []
 
     def claim(table: dict[str, int], value: str, line: int, what: str) -> None:
         if value in table:
@@ -156,7 +178,7 @@ def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
         cid, ccode = _scalar(cat, "id", source, line), _scalar(cat, "code", source, line)
         claim(ids, cid, line, "id")
         claim(codes, ccode, line, "code")
-        items = []
+        items: list[Item] = []
         items_node = cat.get("items", (yaml.SequenceNode("", []), line))[0]
         for item_node in items_node.value:
             iline = item_node.start_mark.line + 1
@@ -175,18 +197,59 @@ def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
                 raise CategoryError(source, item["transfer"][1], "transfer must be yes or never")
             see_also = _strings(item, "see_also", source)
             refs += [(ref, item["see_also"][1]) for ref in see_also]
-            items.append(Item(iid, icode, _scalar(item, "name_zh", source, iline),
-                              _scalar(item, "name_en", source, iline), cid,
-                              transfer == "never", see_also))
+            read = Item(iid, icode, _scalar(item, "name_zh", source, iline),
+                        _scalar(item, "name_en", source, iline), cid,
+                        transfer == "never", see_also)
+            # an earlier release's `transfer: never`: a police matter near its category
+            (police if read.never_transfer else items).append(read)
         categories.append(Category(cid, ccode, _scalar(cat, "name_zh", source, line),
                                    _scalar(cat, "name_en", source, line),
                                    _strings(cat, "stays_with_110_if", source), tuple(items),
                                    _hours(cat, "feedback_hours", source, line),
                                    _hours(cat, "response_hours", source, line)))
+    if "police_matters" in top:
+        police += _police_matters(
+            top["police_matters"], source, categories,
+            lambda what, value, line: claim(ids if what == "id" else codes, value, line, what),
+            refs)
     for ref, line in refs:
         if ref not in ids:
             raise CategoryError(source, line, f"see_also names unknown id {ref!r}")
-    return Catalogue(tuple(categories))
+    return Catalogue(tuple(categories), tuple(police))
+
+
+#: Takes an id or a code (``what``) for one entry, refusing one taken before.
+Claim = Callable[[str, str, int], None]
+
+
+def _police_matters(entry: tuple[Any, int], source: str, categories: list[Category],
+                    claim: Claim, refs: list[tuple[str, int]]) -> list[Item]:
+    node, line = entry
+    if not isinstance(node, yaml.SequenceNode):
+        raise CategoryError(source, line, "expected a list under `police_matters:`")
+    codes = {c.id: c.code for c in categories}
+    out = []
+    for matter_node in node.value:
+        mline = matter_node.start_mark.line + 1
+        matter = _mapping(matter_node, source, "a police matter")
+        for key, (_, key_line) in matter.items():
+            if key not in _POLICE_KEYS:
+                raise CategoryError(source, key_line, f"unknown key {key!r} in a police matter")
+        mid, mcode = _scalar(matter, "id", source, mline), _scalar(matter, "code", source, mline)
+        claim("id", mid, mline)
+        claim("code", mcode, mline)
+        near = _scalar(matter, "near", source, mline) if "near" in matter else POLICE
+        if near != POLICE and near not in codes:
+            raise CategoryError(source, matter["near"][1], f"near names unknown category "
+                                                           f"{near!r}")
+        if near != POLICE and not mcode.startswith(codes[near]):
+            raise CategoryError(source, mline, f"police matter code {mcode} does not start "
+                                               f"with the code {codes[near]} of {near}")
+        see_also = _strings(matter, "see_also", source)
+        refs += [(ref, matter["see_also"][1]) for ref in see_also]
+        out.append(Item(mid, mcode, _scalar(matter, "name_zh", source, mline),
+                        _scalar(matter, "name_en", source, mline), near, True, see_also))
+    return out
 
 
 def _hours(cat: dict[str, tuple[Any, int]], key: str, source: str, line: int

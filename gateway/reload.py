@@ -85,7 +85,8 @@ class Reloader:
             return f"reload refused: {', '.join(what.fixed)} need a restart (old config kept)"
         self.apply(config, catalogue)
         self.log.info("reload.applied", changed=list(what.live),
-                      categories=len(catalogue.categories), items=len(catalogue.items))
+                      categories=len(catalogue.categories), items=len(catalogue.items),
+                      police_matters=len(catalogue.police))
         if what.dialplan_stale:
             self.log.warning("reload.dialplan_stale",
                              hint="run linkgw dialplan, then 'dialplan reload' and "

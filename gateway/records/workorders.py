@@ -69,7 +69,9 @@ class WorkOrderDesk(Desk):
         return ticket
 
     def _response_hours(self, category_id: str) -> float:
-        category = self.catalogue.category(category_id)
+        """The category's (a police matter's: that of the category it is near)."""
+        matter = self.catalogue.police_matter(category_id)
+        category = self.catalogue.category(matter.category if matter else category_id)
         return category.response_hours if category and category.response_hours else \
             self.config.workorder_response_hours
 
@@ -78,7 +80,9 @@ class WorkOrderDesk(Desk):
         """A work order from 12345 (idempotent: the same ticket again changes nothing)."""
         ticket = self._ticket(fields.get("ticket"))
         category = _text(fields.get("category"), "category", required=True)
-        if self.catalogue.category(category) is None:
+        # a police matter names the order best (what 110 keeps is what 12345 sends it)
+        if self.catalogue.category(category) is None and \
+                self.catalogue.police_matter(category) is None:
             raise Malformed(f"unknown category {category[:40]!r}", "category_unknown")
         summary = _text(fields.get("summary"), "summary", required=True)
         number = _text(fields.get("number"), "number")

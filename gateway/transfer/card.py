@@ -11,7 +11,7 @@ import subprocess
 from html import escape
 from pathlib import Path
 
-from gateway.catalogue import Catalogue, Category
+from gateway.catalogue import POLICE, Catalogue, Category, Item
 
 STYLE = """
 @page{size:A4;margin:10mm}
@@ -36,22 +36,35 @@ def _conditions(category: Category) -> str:
     return f'<div class="stay">以下情形仍由110处置：<ul>{items}</ul></div>'
 
 
-def _section(category: Category) -> str:
-    rows = "".join(
+def _rows(items: list[Item]) -> str:
+    """Items in code order; the police matters among them in red."""
+    return "".join(
         f'<tr class="{"never" if item.never_transfer else "item"}">'
         f'<td class="code">{escape(item.code)}</td>'
         f'<td class="name">{escape(item.name_zh)}</td></tr>'
-        for item in category.items)
+        for item in sorted(items, key=lambda i: i.code))
+
+
+def _section(category: Category, police: list[Item]) -> str:
     return (f'<section data-category="{escape(category.id)}">'
             f'<h2><span class="code">{escape(category.code)}</span> '
-            f"{escape(category.name_zh)}</h2><table>{rows}</table>"
+            f"{escape(category.name_zh)}</h2><table>{_rows([*category.items, *police])}</table>"
             f"{_conditions(category)}</section>")
+
+
+def _other_police(police: list[Item]) -> str:
+    """Police matters near no category, in a section of their own."""
+    if not police:
+        return ""
+    return (f'<section data-category="{POLICE}"><h2>其他警情（110处置）</h2>'
+            f"<table>{_rows(police)}</table></section>")
 
 
 def render_card(catalogue: Catalogue, one_key: str = "*1", code_digits: int = 3) -> str:
     """The card as one HTML page."""
     digits = {1: "一", 2: "两", 3: "三", 4: "四"}.get(code_digits, str(code_digits))
-    sections = "".join(_section(c) for c in catalogue.categories)
+    sections = "".join(_section(c, catalogue.police_near(c.id)) for c in catalogue.categories) \
+        + _other_police(catalogue.police_near(POLICE))
     return (
         '<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
         f"<title>一键转接12345 事项代码卡</title><style>{STYLE}</style></head><body>"

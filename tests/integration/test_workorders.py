@@ -31,7 +31,7 @@ from gateway.records.queries import Records
 from gateway.records.roles import ApiRole
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
-from gateway.schema import IDX_CALLBACKS_OPEN, IDX_PUSH_NEEDED, bridge_record, callback_record
+from gateway.schema import IDX_CALLBACKS_OPEN, IDX_PUSH_NEEDED, bridge_record, callback_record, iso
 from tests.integration.test_records import (
     CATALOGUE,
     INBOUND,
@@ -94,6 +94,17 @@ def test_a_work_order_goes_round_the_loop_once_each_step_in_order(
                                client.xrange(KEYS.feed("12345")))]
     assert [e["event"] for e in feed] == ["workorder_received", "workorder_accepted",
                                           "workorder_assigned", "workorder_answered"]
+
+
+def test_a_work_order_may_name_a_police_matter_and_takes_its_categorys_deadline(
+        client: redis.Redis, desk: tuple[WorkOrderDesk, Clock]) -> None:
+    """12345 dispatches what 110 keeps: the police matters classify its orders too."""
+    d, clock = desk
+    order = dict(ORDER, ticket="2026112900002", category="vehicle.fire_lane")
+    assert d.receive(order, "api")["category"] == "vehicle.fire_lane"
+    accepted = d.step(order["ticket"], "accepted", {}, "api")
+    # near vehicle, whose response_hours is 1
+    assert accepted["due_at"] == iso(clock.now + 3600)
 
 
 def test_refused_input_writes_nothing(client: redis.Redis,

@@ -20,9 +20,19 @@ def test_the_card_is_the_golden_page() -> None:
     if os.environ.get("LINKGW_GOLDEN") == "write":
         GOLDEN.write_text(made, encoding="utf-8")
     assert made == GOLDEN.read_text(encoding="utf-8")
-    assert made.count("<section") == 9 and made.count('<td class="code">') == 50
-    assert made.count('<tr class="never">') == 7  # the items 110 keeps
+    # 50 items 110 may hand over, and beside them the 7 police matters 110 keeps
+    assert made.count("<section") == 9 and made.count('<tr class="item">') == 50
+    assert made.count('<tr class="never">') == 7 and made.count('<td class="code">') == 57
     assert "以下情形仍由110处置" in made and "*1101" in made
+
+
+def test_a_police_matter_near_no_category_has_a_section_of_its_own() -> None:
+    item = Item("x.y", "101", "甲", "y", "x")
+    catalogue = Catalogue((Category("x", "1", "类", "x", (), (item,)),),
+                          (Item("p.z", "002", "乙", "z", "police", True),))
+    made = render_card(catalogue)
+    assert made.count("<section") == 2 and '<section data-category="police">' in made
+    assert '<tr class="never"><td class="code">002</td><td class="name">乙</td></tr>' in made
 
 
 def test_every_text_is_escaped() -> None:

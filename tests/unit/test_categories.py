@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.catalogue import (
     Category,
@@ -17,15 +19,16 @@ from gateway.catalogue import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_shipped_list_has_9_categories_and_about_50_items() -> None:
+def test_shipped_list_has_9_categories_50_divertible_items_and_the_police_matters() -> None:
     catalogue = load_categories(REPO / "config/categories.yaml")
     assert len(catalogue.categories) == 9
-    assert len(catalogue.items) == 50
-    never = {i.id for i in catalogue.items if i.never_transfer}
-    assert {"vehicle.fire_lane", "utilities.gas_leak",
-            "civil_disputes.domestic_violence"} <= never
+    assert len(catalogue.items) == 50 and not any(i.never_transfer for i in catalogue.items)
+    police = {m.id: m.category for m in catalogue.police}
+    assert len(police) == 7 and all(m.never_transfer for m in catalogue.police)
+    assert {"vehicle.fire_lane": "vehicle", "utilities.gas_leak": "utilities",
+            "civil_disputes.domestic_violence": "civil_disputes"}.items() <= police.items()
     assert all(c.stays_with_110_if for c in catalogue.categories)
-    assert all(i.name_zh and i.name_en for i in catalogue.items)
+    assert all(i.name_zh and i.name_en for i in [*catalogue.items, *catalogue.police])
 
 
 def test_lookup_by_item_and_category_code() -> None:
@@ -33,11 +36,18 @@ def test_lookup_by_item_and_category_code() -> None:
     item = catalogue.lookup("302")
     assert isinstance(item, Item) and item.id == "utilities.burst_pipe"
     assert item.category == "utilities" and item.name_en == "Burst water pipe"
+    matter = catalogue.lookup("104")  # a police matter: its code is typed like an item's
+    assert isinstance(matter, Item) and matter.never_transfer and matter.category == "vehicle"
+    assert catalogue.police_matter("vehicle.fire_lane") == matter
+    assert catalogue.police_near("vehicle") == [matter]
     category = catalogue.lookup("8")
     assert isinstance(category, Category) and category.id == "labour"
     assert catalogue.lookup("999") is None
 
 
+POLICE = """police_matters:
+  - {id: a.p, near: a, code: "102", name_zh: 警, name_en: P}
+"""
 GOOD = """categories:
   - id: a
     code: "1"
@@ -75,6 +85,16 @@ GOOD = """categories:
      "name_en holds U+001B"),
     (GOOD + "      - {id: a.y, code: \"102\", name_zh: 丙, name_en: Y, see_also: [\"\\u202e\"]}\n",
      8, "see_also holds U+202E"),
+    # police matters: a list of their own, checked as the items are
+    (GOOD + "police_matters: {}\n", 8, "expected a list under `police_matters:`"),
+    (GOOD + POLICE.replace("a.p", "a.x"), 9, "duplicate id 'a.x' (first at line 7)"),
+    (GOOD + POLICE.replace('"102"', '"101"'), 9, "duplicate code '101' (first at line 7)"),
+    (GOOD + POLICE.replace("near: a", "near: b"), 9, "near names unknown category 'b'"),
+    (GOOD + POLICE.replace('"102"', '"202"'), 9, "police matter code 202 does not start "
+     "with the code 1 of a"),
+    (GOOD + POLICE.replace("near: a", "transfer: never"), 9, "unknown key 'transfer'"),
+    (GOOD + POLICE.replace("name_zh: 警", "name_zh: \"警\\u0085\""), 9, "name_zh holds U+0085"),
+    (GOOD + POLICE.replace("}", ", see_also: [a.q]}"), 9, "see_also names unknown id 'a.q'"),
 ])
 def test_errors_name_the_line(text: str, line: int, message: str) -> None:
     with pytest.raises(CategoryError) as info:
@@ -82,6 +102,20 @@ def test_errors_name_the_line(text: str, line: int, message: str) -> None:
     assert info.value.line == line, str(info.value)
     assert str(info.value).startswith(f"cities.yaml:{line}: ")
     assert message in str(info.value)
+
+
+def test_a_police_matter_near_no_category_and_an_earlier_releases_never_item() -> None:
+    catalogue = parse_categories(GOOD + POLICE.replace("near: a, ", "").replace('"102"', '"007"')
+                                 + "  - {id: a.q, near: a, code: \"109\", name_zh: 丁, "
+                                   "name_en: Q, see_also: [a.x]}\n")
+    assert [(m.id, m.category) for m in catalogue.police] == [("a.p", "police"), ("a.q", "a")]
+    assert catalogue.lookup("007") == catalogue.police_matter("a.p")
+    # `transfer: never` as files of earlier releases have it: read as a police matter
+    old = parse_categories(GOOD + "      - {id: a.n, code: \"103\", name_zh: 丙, name_en: N, "
+                                  "transfer: never}\n")
+    assert [i.id for i in old.items] == ["a.x"]
+    assert [(m.id, m.category, m.never_transfer) for m in old.police] == [("a.n", "a", True)]
+    assert old.lookup("103") == old.police[0]
 
 
 def test_good_minimal_list() -> None:
@@ -96,3 +130,20 @@ def test_a_list_that_is_not_utf8_names_the_file_line_and_byte(tmp_path: Path) ->
     with pytest.raises(CategoryError) as caught:
         load_categories(path)
     assert str(caught.value) == f"{path}:3: not UTF-8 (byte 40: b'\\xff')"
+
+
+SHIPPED = (REPO / "config/categories.yaml").read_text(encoding="utf-8")
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(0, len(SHIPPED)), st.text(max_size=40))
+def test_a_torn_or_spliced_list_is_refused_with_its_line_or_loads(cut: int, junk: str) -> None:
+    """A file torn at any character, with anything (U+2028, U+0085, CR LF…) spliced in,
+    either loads or is refused as a CategoryError naming a line: never another error."""
+    for text in (SHIPPED[:cut], SHIPPED[:cut] + junk + SHIPPED[cut:]):
+        try:
+            catalogue = parse_categories(text, "torn.yaml")
+        except CategoryError as exc:
+            assert str(exc).startswith(f"torn.yaml:{exc.line}: ") and exc.line >= 1
+        else:
+            assert {i.code for i in catalogue.items}.isdisjoint(m.code for m in catalogue.police)
