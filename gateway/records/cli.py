@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.records.actor import Actor
 from gateway.records.chain import verify_day
 from gateway.records.periods import today
 from gateway.records.queries import FINDERS, Records
@@ -60,17 +62,23 @@ def add_commands(sub: Any) -> None:
     order.add_argument("step", choices=("accept", "assign", "answer"))
     order.add_argument("--unit", help="the unit it is assigned to (assign)")
     order.add_argument("--note")
+    order.add_argument("--operator", default=os.environ.get("LINKGW_OPERATOR"),
+                       help="your staff or police number (required; default: $LINKGW_OPERATOR)")
     handover = sub.add_parser("handover", help="what this shift hands over: work orders "
                               "open and overdue, feedback overdue, callbacks and pushes owed")
     sub.add_parser("callbacks", help="open callback tasks")
     callback = sub.add_parser("callback-done", help="a citizen was called back")
     callback.add_argument("bridge_id")
     callback.add_argument("--note")
+    callback.add_argument("--operator", default=os.environ.get("LINKGW_OPERATOR"),
+                          help="your staff or police number (required; default: $LINKGW_OPERATOR)")
     sub.add_parser("push-needed", help="work orders still to push to a line not reached")
     push = sub.add_parser("push-done", help="the owed work order was pushed")
     push.add_argument("bridge_id")
     push.add_argument("--ticket", help="its number at the other line")
     push.add_argument("--note")
+    push.add_argument("--operator", default=os.environ.get("LINKGW_OPERATOR"),
+                      help="your staff or police number (required; default: $LINKGW_OPERATOR)")
     retention = sub.add_parser("retention", help="export, seal and remove the UTC days "
                                "older than retention.days; trim the streams safely")
     retention.add_argument("--days", type=int, help="instead of retention.days")
@@ -117,13 +125,14 @@ def run_loop(args: argparse.Namespace, records: Records, desk: WorkOrderDesk
         return 0, _rows(records.callbacks(), CALLBACK_COLUMNS, args.json)
     if args.command == "push-needed":
         return 0, _rows(records.push_needed(), SUMMARY, args.json)
+    actor = Actor.human("cli", args.operator)  # operator_missing before anything is read
     if args.command == "workorder":
         done = desk.step(args.ticket, _STEP[args.step],
-                         {"unit": args.unit, "note": args.note}, "cli")
+                         {"unit": args.unit, "note": args.note}, actor)
     elif args.command == "callback-done":
-        done = desk.callback_done(args.bridge_id, args.note, "cli")
+        done = desk.callback_done(args.bridge_id, args.note, actor)
     else:
-        done = desk.push_done(args.bridge_id, args.ticket, args.note, "cli")
+        done = desk.push_done(args.bridge_id, args.ticket, args.note, actor)
     if args.json:
         return 0, json_for_terminal(json.dumps(done, ensure_ascii=False, sort_keys=True))
     return 0, "\n".join(f"{printable(k):<24} {printable(v)}" for k, v in sorted(done.items()))

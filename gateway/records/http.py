@@ -48,6 +48,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
+from gateway.records.actor import Actor
 from gateway.records.errors import (
     Busy,
     Malformed,
@@ -271,19 +272,22 @@ class ApiResource(Resource):
                     role, self.records.find(by[0], value), mask)}
             case "PUT", ["bridges", bridge_id, "ticket"]:
                 body = self._body(request)
+                actor = Actor.human("api", body.get("operator"))
                 return "PUT /bridges/<id>/ticket", lambda: self._as(
                     role, bridge_id, lambda: self.desk.attach(
-                        bridge_id, body.get("ticket", ""), "api"))
+                        bridge_id, body.get("ticket", ""), actor))
             case "PUT", ["bridges", bridge_id, "incident"]:
                 body = self._body(request)
+                actor = Actor.human("api", body.get("operator"))
                 return "PUT /bridges/<id>/incident", lambda: self.desk.incident(
-                    bridge_id, body.get("incident", ""), "api")
+                    bridge_id, body.get("incident", ""), actor)
             case "POST", ["bridges", bridge_id, "status"]:
                 body = self._body(request)
+                actor = Actor.human("api", body.get("operator"))
                 return "POST /bridges/<id>/status", lambda: self._as(
                     role, bridge_id, lambda: self.desk.status(
                         bridge_id, str(body.get("status")), str(body.get("note", "")),
-                        "api"))
+                        actor))
             case "GET", ["overdue"]:
                 return "GET /overdue", lambda: {
                     "overdue": shown_rows(role, self.records.overdue(self.clock()), mask),
@@ -312,7 +316,8 @@ class ApiResource(Resource):
         match method, path:
             case "POST", ["workorders"]:
                 body = self._body(request)
-                return "POST /workorders", lambda: desk.receive(body, "api")
+                actor = Actor.human("api", body.get("operator"))
+                return "POST /workorders", lambda: desk.receive(body, actor)
             case "GET", ["workorders"]:
                 label = _arg(request, b"day") or _arg(request, b"month") or \
                     _arg(request, b"year")
@@ -323,15 +328,17 @@ class ApiResource(Resource):
                     role, [records.workorder(ticket)], mask, own=True)[0]
             case "POST", ["workorders", ticket, "status"]:
                 body = self._body(request)
+                actor = Actor.human("api", body.get("operator"))
                 return "POST /workorders/<ticket>/status", lambda: desk.step(
-                    ticket, str(body.get("status")), body, "api")
+                    ticket, str(body.get("status")), body, actor)
             case "GET", ["callbacks"]:
                 return "GET /callbacks", lambda: {"callbacks": shown_rows(
                     role, records.callbacks(), mask)}
             case "POST", ["callbacks", bridge_id, "done"]:
                 body = self._body(request)
+                actor = Actor.human("api", body.get("operator"))
                 return "POST /callbacks/<id>/done", lambda: desk.callback_done(
-                    bridge_id, body.get("note"), "api")
+                    bridge_id, body.get("note"), actor)
             case "GET", ["push-needed"]:
                 return "GET /push-needed", lambda: {"push_needed": shown_rows(
                     role, records.push_needed(), mask)}
@@ -340,8 +347,9 @@ class ApiResource(Resource):
                     role, records.handover(self.clock(), self.shifts), mask)
             case "POST", ["push-needed", bridge_id, "done"]:
                 body = self._body(request)
+                actor = Actor.human("api", body.get("operator"))
                 return "POST /push-needed/<id>/done", lambda: desk.push_done(
-                    bridge_id, body.get("ticket"), body.get("note"), "api")
+                    bridge_id, body.get("ticket"), body.get("note"), actor)
         return None
 
     def _as(self, role: ApiRole, bridge_id: str, change: Callable[[], Any]) -> Any:

@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import redis
 
+from gateway.records.actor import Actor
 from gateway.records.errors import Malformed, RecordError
 from gateway.records.roles import ApiRole, check_allowed, check_visible
 from gateway.records.tickets import TicketDesk
@@ -166,11 +167,12 @@ class InboundTickets:
         fields: dict[str, str] = {}
         try:
             fields = decode_entry(raw)
+            actor = Actor.system("stream", fields.get("operator"))  # who, when it says
             if fields.get("type") == "workorder" and self.workorders is not None:
-                self.workorders.receive(dict(fields), "stream")  # a work order, no call
+                self.workorders.receive(dict(fields), actor)  # a work order, no call
             else:
                 self._as_12345(fields)
-                self.desk.apply_message(fields, "stream")
+                self.desk.apply_message(fields, actor)
             self.applied += 1
             self.log.info("inbound.applied", entry=entry_id, bridge_id=fields.get("bridge_id"))
         except RecordError as exc:

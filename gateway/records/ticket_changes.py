@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from gateway.bridge.change import Change, Index
+from gateway.records.actor import Actor
 from gateway.records.errors import Malformed
 from gateway.schema import IDX_DEADLINE, epoch, idx_ticket, iso, ticket_record
 
@@ -24,11 +25,11 @@ def feed_of(direction: str) -> str:
 
 
 def attached_change(bridge_id: str, ticket: str, direction: str, deadline: str, at: float,
-                    via: str, id: str = "") -> Change:
+                    actor: Actor, id: str = "") -> Change:
     """The ticket record's first change: the work order attached to the bridge, with the
     deadline of its loop (110 → 12345: 12345's feedback; 12345 → 110: 110's response)."""
     fields = {"bridge_id": bridge_id, "ticket": ticket, "attached_at": iso(at),
-              "attached_via": via, "status": "attached", "direction": direction}
+              **actor.fields("attached"), "status": "attached", "direction": direction}
     indexes = [Index(idx_ticket(ticket), bridge_id, at)]
     if deadline:
         fields["deadline_at"] = deadline
@@ -36,5 +37,5 @@ def attached_change(bridge_id: str, ticket: str, direction: str, deadline: str, 
             indexes.append(Index(IDX_DEADLINE, bridge_id, epoch(deadline)))
     extra = {"id": id} if id else {}
     return Change(ticket_record(bridge_id), "ticket_attached", at, fields, tuple(indexes),
-                  {"via": via}, guard=(("ticket", ("",)),), feed=feed_of(direction),
+                  actor.data, guard=(("ticket", ("",)),), feed=feed_of(direction),
                   **extra)

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from gateway.bridge.store import Change, Index
+from gateway.records.actor import Actor
 from gateway.records.desk import Desk
 from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.records.ticket_changes import attached_change, check_bridge_id, feed_of
@@ -61,7 +62,7 @@ class TicketDesk(Desk):
             self.config.feedback_hours
         return now + hours * 3600
 
-    def attach(self, bridge_id: str, ticket: str, via: str) -> dict[str, str]:
+    def attach(self, bridge_id: str, ticket: str, actor: Actor) -> dict[str, str]:
         """Attach a 12345 work-order number (idempotent for the same number)."""
         # the whole value, ASCII digits only: "$" alone lets a trailing LF through, and
         # "\d" alone full-width digits
@@ -81,7 +82,7 @@ class TicketDesk(Desk):
                 else iso(self._deadline(bridge, now))
         else:
             deadline = bridge.get("response_due_at", "")
-        change = attached_change(bridge_id, ticket, direction, deadline, now, via)
+        change = attached_change(bridge_id, ticket, direction, deadline, now, actor)
         return self._write_once(change, bridge_id, "ticket", ticket)
 
     def _write_once(self, change: Change, bridge_id: str, field: str, value: str
@@ -94,7 +95,8 @@ class TicketDesk(Desk):
             return self._confirmed(current)
         return self._hash(ticket_record(bridge_id))
 
-    def status(self, bridge_id: str, status: str, note: str, via: str) -> dict[str, str]:
+    def status(self, bridge_id: str, status: str, note: str, actor: Actor
+               ) -> dict[str, str]:
         """Move the loop on: accepted → assigned → feedback, each once, in order."""
         if status not in LOOP:
             raise Malformed(f"status must be one of {', '.join(LOOP)}", "status_malformed")
@@ -109,7 +111,7 @@ class TicketDesk(Desk):
         if LOOP.index(status) != position + 1:
             raise Conflict(f"ticket is {done}: cannot go to {status}", "loop_order")
         now = self.clock()
-        fields = {"status": status, f"{status}_at": iso(now), f"{status}_via": via}
+        fields = {"status": status, f"{status}_at": iso(now), **actor.fields(status)}
         indexes: tuple[Index, ...] = ()
         if note:
             fields[f"{status}_note"] = note
@@ -118,7 +120,7 @@ class TicketDesk(Desk):
             fields["on_time"] = "yes" if not due or now <= epoch(due) else "no"
             indexes = (Index(IDX_DEADLINE, bridge_id, -1), Index(IDX_FEEDBACK, bridge_id, now))
         change = Change(ticket_record(bridge_id), f"ticket_{status}", now, fields, indexes,
-                        {"via": via}, guard=(("status", (current.get("status", ""),)),),
+                        actor.data, guard=(("status", (current.get("status", ""),)),),
                         feed=feed_of(current.get("direction", "")))
         if not self._apply(change):  # another writer moved the loop meanwhile
             moved = self._hash(ticket_record(bridge_id))
@@ -128,7 +130,7 @@ class TicketDesk(Desk):
             return self._confirmed(moved)
         return self._hash(ticket_record(bridge_id))
 
-    def incident(self, bridge_id: str, incident: str, via: str) -> dict[str, str]:
+    def incident(self, bridge_id: str, incident: str, actor: Actor) -> dict[str, str]:
         """Attach the 110 incident number (idempotent for the same number)."""
         if not isinstance(incident, str) or not _INCIDENT.match(incident):
             raise Malformed(f"incident {str(incident)[:40]!r} is not 1-40 letters, digits "
@@ -140,12 +142,12 @@ class TicketDesk(Desk):
         now = self.clock()
         change = Change(ticket_record(bridge_id), "incident_attached", now,
                         {"bridge_id": bridge_id, "incident": incident,
-                         "incident_at": iso(now)},
-                        (Index(idx_incident(incident), bridge_id, now),), {"via": via},
+                         "incident_at": iso(now), **actor.fields("incident")},
+                        (Index(idx_incident(incident), bridge_id, now),), actor.data,
                         guard=(("incident", ("",)),))
         return self._write_once(change, bridge_id, "incident", incident)
 
-    def apply_message(self, fields: dict[str, Any], via: str) -> dict[str, str]:
+    def apply_message(self, fields: dict[str, Any], actor: Actor) -> dict[str, str]:
         """One message from the 12345 side's stream: bridge_id + ticket / incident /
         status (+ note), in that order when several are given."""
         bridge_id = str(fields.get("bridge_id", ""))
@@ -153,10 +155,10 @@ class TicketDesk(Desk):
         if not any(k in fields for k in ("ticket", "incident", "status")):
             raise Malformed("a message needs ticket, incident or status", "message_empty")
         if "ticket" in fields:
-            result = self.attach(bridge_id, str(fields["ticket"]), via)
+            result = self.attach(bridge_id, str(fields["ticket"]), actor)
         if "incident" in fields:
-            result = self.incident(bridge_id, str(fields["incident"]), via)
+            result = self.incident(bridge_id, str(fields["incident"]), actor)
         if "status" in fields:
             result = self.status(bridge_id, str(fields["status"]),
-                                 str(fields.get("note", "")), via)
+                                 str(fields.get("note", "")), actor)
         return result

@@ -26,6 +26,7 @@ import re
 from typing import Any
 
 from gateway.bridge.store import Change, Index
+from gateway.records.actor import Actor
 from gateway.records.desk import Desk
 from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.records.ticket_changes import check_bridge_id
@@ -76,7 +77,7 @@ class WorkOrderDesk(Desk):
             self.config.workorder_response_hours
 
     # -- work orders -------------------------------------------------------------------
-    def receive(self, fields: dict[str, Any], via: str) -> dict[str, str]:
+    def receive(self, fields: dict[str, Any], actor: Actor) -> dict[str, str]:
         """A work order from 12345 (idempotent: the same ticket again changes nothing)."""
         ticket = self._ticket(fields.get("ticket"))
         category = _text(fields.get("category"), "category", required=True)
@@ -92,7 +93,7 @@ class WorkOrderDesk(Desk):
         now = self.clock()
         accept_due = now + self.config.workorder_accept_minutes * 60
         record = {"ticket": ticket, "category": category, "summary": summary,
-                  "received_at": iso(now), "received_via": via, "status": "received",
+                  "received_at": iso(now), **actor.fields("received"), "status": "received",
                   "accept_due_at": iso(accept_due)}
         if number:
             record["number"] = number
@@ -100,11 +101,11 @@ class WorkOrderDesk(Desk):
                         (Index(idx_workorder_day(iso(now)[:10]), ticket, now),
                          Index(IDX_WORKORDERS_OPEN, ticket, now),
                          Index(IDX_WORKORDER_DEADLINE, ticket, accept_due)),
-                        {"via": via}, guard=(("status", ("",)),), feed="12345")
+                        actor.data, guard=(("status", ("",)),), feed="12345")
         self._apply(change)  # a writer that was first wrote the same ticket
         return self._hash(workorder_record(ticket))
 
-    def step(self, ticket: str, status: str, fields: dict[str, Any], via: str
+    def step(self, ticket: str, status: str, fields: dict[str, Any], actor: Actor
              ) -> dict[str, str]:
         """accepted → assigned (``unit`` named) → answered (``note``), each once, in
         order; repeating the current step changes nothing."""
@@ -122,7 +123,7 @@ class WorkOrderDesk(Desk):
         if order.index(status) != position + 1:
             raise Conflict(f"work order is {done}: cannot go to {status}", "loop_order")
         now = self.clock()
-        record = {"status": status, f"{status}_at": iso(now), f"{status}_via": via}
+        record = {"status": status, f"{status}_at": iso(now), **actor.fields(status)}
         indexes: tuple[Index, ...] = ()
         note = _text(fields.get("note"), "note")
         if note:
@@ -145,7 +146,7 @@ class WorkOrderDesk(Desk):
             indexes = (Index(IDX_WORKORDER_DEADLINE, ticket, -1),
                        Index(IDX_WORKORDERS_OPEN, ticket, -1))
         change = Change(workorder_record(ticket), f"workorder_{status}", now, record,
-                        indexes, {"via": via}, guard=(("status", (done,)),), feed="12345")
+                        indexes, actor.data, guard=(("status", (done,)),), feed="12345")
         if not self._apply(change):
             moved = self._hash(workorder_record(ticket))
             if moved.get("status") != status:
@@ -155,7 +156,7 @@ class WorkOrderDesk(Desk):
         return self._hash(workorder_record(ticket))
 
     # -- callbacks and pushes owed -----------------------------------------------------
-    def callback_done(self, bridge_id: str, note: Any, via: str) -> dict[str, str]:
+    def callback_done(self, bridge_id: str, note: Any, actor: Actor) -> dict[str, str]:
         """The citizen was called back: the task leaves the open list (once)."""
         check_bridge_id(bridge_id)
         current = self._hash(callback_record(bridge_id))
@@ -164,17 +165,18 @@ class WorkOrderDesk(Desk):
         if current.get("status") == "done":
             return self._confirmed(current)
         now = self.clock()
-        record = {"status": "done", "done_at": iso(now), "done_via": via}
+        record = {"status": "done", "done_at": iso(now), **actor.fields("done")}
         text = _text(note, "note")
         if text:
             record["done_note"] = text
         self._apply(Change(callback_record(bridge_id), "callback_done", now, record,
-                           (Index(IDX_CALLBACKS_OPEN, bridge_id, -1),), {"via": via},
+                           (Index(IDX_CALLBACKS_OPEN, bridge_id, -1),), actor.data,
                            guard=(("status", ("open",)),),
                            feed=_feed_of(current.get("direction", ""))))
         return self._hash(callback_record(bridge_id))
 
-    def push_done(self, bridge_id: str, ticket: Any, note: Any, via: str) -> dict[str, str]:
+    def push_done(self, bridge_id: str, ticket: Any, note: Any, actor: Actor
+                  ) -> dict[str, str]:
         """The work order the other line was never reached for has been pushed to it
         (``ticket``: its number there, optional): off the push-needed list (once)."""
         check_bridge_id(bridge_id)
@@ -186,14 +188,14 @@ class WorkOrderDesk(Desk):
         if bridge.get("work_order_pushed_at"):
             return bridge
         now = self.clock()
-        record = {"work_order_pushed_at": iso(now), "work_order_pushed_via": via}
+        record = {"work_order_pushed_at": iso(now), **actor.fields("work_order_pushed")}
         if ticket not in (None, ""):
             record["work_order_pushed_ref"] = self._ticket(ticket)
         text = _text(note, "note")
         if text:
             record["work_order_pushed_note"] = text
         self._apply(Change(bridge_record(bridge_id), "work_order_pushed", now, record,
-                           (Index(IDX_PUSH_NEEDED, bridge_id, -1),), {"via": via},
+                           (Index(IDX_PUSH_NEEDED, bridge_id, -1),), actor.data,
                            guard=(("work_order_pushed_at", ("",)),),
                            feed=_feed_of(bridge.get("direction", ""))))
         return self._hash(bridge_record(bridge_id))

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 from gateway.bridge.change import Change, Index
 from gateway.outcome import Outcome
+from gateway.records.actor import Actor
 from gateway.records.ticket_changes import attached_change
 from gateway.schema import IDX_DEADLINE, bridge_record, idx_caller, idx_day, idx_seat, iso
 from gateway.transfer.decide import code_digits
@@ -106,7 +107,8 @@ def arrived(bridge_id: str, citizen: Party, handover: Handover, dialed: str, at:
         data, id=f"arrived:{bridge_id}", guard=(("state", ("",)),), feed=FEED)]
     if handover.ticket:
         changes.append(attached_change(bridge_id, handover.ticket, DIRECTIONS["12345"],
-                                       iso(due), at, "trunk", id=f"ticket:{bridge_id}"))
+                                       iso(due), at, Actor.system("trunk"),
+                                       id=f"ticket:{bridge_id}"))
     return changes
 
 

@@ -31,8 +31,11 @@ from tests.e2e.helpers import (
 
 
 def http(lab: Lab, method: str, path: str, body: object = None,
-         token: str | None = None) -> tuple[int, Any]:
-    """One request to the gateway's API on loopback."""
+         token: str | None = None, operator: str | None = "J4201") -> tuple[int, Any]:
+    """One request to the gateway's API on loopback; a change (a dict body) names who
+    acts (``operator``) unless it is None."""
+    if isinstance(body, dict) and operator is not None:
+        body = {"operator": operator} | body
     request = urllib.request.Request(
         f"http://127.0.0.1:{lab.http_port}/{path}", method=method,
         data=json.dumps(body).encode() if body is not None else None)
@@ -77,8 +80,11 @@ def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> N
     status, ticket = http(lab, "PUT", f"bridges/{forward}/ticket", {"ticket": "2026112800017"},
                           as_12345)
     assert (status, ticket["ticket"], ticket["status"]) == (200, "2026112800017", "attached")
+    assert (ticket["attached_via"], ticket["attached_by"]) == ("api", "J4201")  # who did it
     assert http(lab, "PUT", f"bridges/{forward}/ticket", {"ticket": "2026112800017"},
                 as_12345) == (200, ticket)  # idempotent
+    assert http(lab, "POST", f"bridges/{forward}/status", {"status": "accepted"}, as_12345,
+                operator=None)[1]["error"] == "operator_missing"  # nobody: refused
     assert http(lab, "PUT", f"bridges/{forward}/incident", {"incident": "110-0042"},
                 as_12345)[1]["error"] == "role_forbidden"  # 110's number: the admin's
     status, _ = http(lab, "PUT", f"bridges/{forward}/incident", {"incident": "110-0042"})

@@ -35,6 +35,7 @@ from gateway.lab.sipp import (
     refuse_scenario,
     requests_received,
 )
+from gateway.records.actor import Actor
 from gateway.records.tickets import TicketDesk
 from gateway.schema import bridge_record
 from gateway.transfer.invite import parse_uui
@@ -54,6 +55,9 @@ from tests.e2e.helpers import (
     wait_bridged,
     wait_event,
 )
+
+#: who acts in these tests: a police number, through the API
+API = Actor("api", "J4201")
 
 
 def at_desk(lab: Lab, *present: str) -> None:
@@ -333,9 +337,9 @@ def test_a_12345_agent_hands_a_matter_to_110_over_the_trunk_and_hears_110s_answe
     # 110 answers the work order (its own system, through the records desk)
     desk = TicketDesk(lab.redis_client(), lab.config.redis.prefix, lab.config.tickets,
                       Catalogue(()), time.time)
-    desk.status(bridge_id, "accepted", "", "api")
-    desk.status(bridge_id, "assigned", "派出所", "api")
-    assert desk.status(bridge_id, "feedback", "已出警处理", "api")["on_time"] == "yes"
+    desk.status(bridge_id, "accepted", "", API)
+    desk.status(bridge_id, "assigned", "派出所", API)
+    assert desk.status(bridge_id, "feedback", "已出警处理", API)["on_time"] == "yes"
     pushed = pushed_events(lab, bridge_id, "ticket_feedback")
     assert [e["event"] for e in pushed] == [
         "handover_arrived", "ticket_attached", "handover_taken", "ticket_accepted",

@@ -17,6 +17,7 @@ from gateway.config import RedisConfig, TicketConfig
 from gateway.lab.ports import free_ports
 from gateway.lab.process import wait_until
 from gateway.lab.services import RedisServer
+from gateway.records.actor import Actor
 from gateway.records.desk import durability
 from gateway.records.errors import Unavailable
 from gateway.records.tickets import TicketDesk
@@ -25,6 +26,10 @@ from gateway.schema import Keys, bridge_record
 P = "durable"
 BID = "20261203120000abcdef"
 T0 = 1_796_300_000.0
+
+
+#: who acts in these tests: a police number, through the API
+API = Actor("api", "J4201")
 
 
 @pytest.fixture
@@ -52,11 +57,11 @@ def test_an_attach_no_replica_confirmed_is_not_done_and_one_confirmed_is_on_the_
         bridge_record(BID), "transfer_requested", T0,
         {"bridge_id": BID, "direction": "110->12345", "dialing_target": "PJSIP/12345"}))
     with pytest.raises(Unavailable, match="reached 0 of 1 replicas"):
-        desk(master).attach(BID, "20261203000001", "api")
+        desk(master).attach(BID, "20261203000001", API)
     # on the master all the same: the asker's retry finds it, and is not told done
     # before a replica has it either
     with pytest.raises(Unavailable, match="reached 0 of 1 replicas"):
-        desk(master).attach(BID, "20261203000001", "api")
+        desk(master).attach(BID, "20261203000001", API)
 
     replica = RedisServer(free_ports(1)[0], tmp_path / "replica", tmp_path, appendonly=False)
     replica.extra_args = ["--replicaof", "127.0.0.1", str(master.port)]
@@ -67,7 +72,7 @@ def test_an_attach_no_replica_confirmed_is_not_done_and_one_confirmed_is_on_the_
         wait_until(lambda: replica.client().info("replication")["master_link_status"] == "up"
                    and master.client().info("replication").get("slave0", {}).get("state")
                    == "online", 10, "the replica in sync")
-        done = desk(master, replica_timeout=10.0).attach(BID, "20261203000001", "api")
+        done = desk(master, replica_timeout=10.0).attach(BID, "20261203000001", API)
         assert done["ticket"] == "20261203000001"
         # done means the replica has it: a master lost now loses nothing said done
         on_replica = replica.client().hgetall(Keys(P).ticket(BID))

@@ -24,6 +24,7 @@ from gateway.catalogue import load_categories
 from gateway.config import TicketConfig
 from gateway.lab.fakes import null_log
 from gateway.lab.services import RedisServer
+from gateway.records.actor import Actor
 from gateway.records.chain import verify_day
 from gateway.records.cli import run as run_cli
 from gateway.records.errors import Conflict, Malformed, NotFound
@@ -54,6 +55,11 @@ B4, B5, B6 = "20261128195300dddddd", "20261128195400eeeeee", "20261128195230ffff
 KEYS = Keys(P)
 INBOUND = KEYS.inbound(TicketConfig.inbound_stream)  # the 12345 side's stream
 CATALOGUE = load_categories(Path(__file__).resolve().parents[2] / "config/categories.yaml")
+
+
+#: who acts in these tests: a police number, through the API
+API = Actor("api", "J4201")
+STREAM = Actor("stream")
 
 
 class Clock:
@@ -94,18 +100,18 @@ def test_attach_is_checked_idempotent_and_indexed(client: redis.Redis,
     bridge(client, B1, T0, direction="110->12345", category="utilities",
            citizen_number="13800138000")
     with pytest.raises(Malformed) as bad:
-        d.attach(B1, "GD-1", "api")
+        d.attach(B1, "GD-1", API)
     assert bad.value.code == "ticket_malformed"
     with pytest.raises(NotFound):
-        d.attach(B2, "20261128000001", "api")
+        d.attach(B2, "20261128000001", API)
     with pytest.raises(Malformed):
-        d.attach("../etc", "20261128000001", "api")
-    first = d.attach(B1, "20261128000001", "api")
-    again = d.attach(B1, "20261128000001", "stream")
+        d.attach("../etc", "20261128000001", API)
+    first = d.attach(B1, "20261128000001", API)
+    again = d.attach(B1, "20261128000001", STREAM)
     assert first == again and first["seq"] == "1"
     assert first["deadline_at"] == "2026-11-29T20:00:37.000Z"  # utilities: 24 h
     with pytest.raises(Conflict):
-        d.attach(B1, "20261128000002", "api")
+        d.attach(B1, "20261128000002", API)
     assert cast(list[str], client.zrange(KEYS.index(idx_ticket("20261128000001")), 0, -1)) == [B1]
 
 
@@ -116,7 +122,7 @@ def test_a_ticket_is_the_whole_value_in_ascii_digits(
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345")
     with pytest.raises(Malformed):
-        d.attach(B1, ticket, "api")
+        d.attach(B1, ticket, API)
     assert client.exists(KEYS.ticket(B1)) == 0
 
 
@@ -137,7 +143,7 @@ def test_fifty_writers_attaching_different_tickets_at_once_one_wins(
                          CATALOGUE, clock)
         go.wait()
         try:
-            results.append(own.attach(B1, f"{20261128000000 + n}", "api")["ticket"])
+            results.append(own.attach(B1, f"{20261128000000 + n}", API)["ticket"])
         except Conflict:
             results.append("conflict")
 
@@ -160,20 +166,20 @@ def test_loop_in_order_once_each(client: redis.Redis, desk: tuple[TicketDesk, Cl
     d, clock = desk
     bridge(client, B1, T0, direction="110->12345", category="noise")
     with pytest.raises(Conflict) as early:
-        d.status(B1, "accepted", "", "api")
+        d.status(B1, "accepted", "", API)
     assert early.value.code == "no_ticket"
-    d.attach(B1, "20261128000001", "api")
+    d.attach(B1, "20261128000001", API)
     with pytest.raises(Conflict) as skip:
-        d.status(B1, "assigned", "", "api")
+        d.status(B1, "assigned", "", API)
     assert skip.value.code == "loop_order"
     with pytest.raises(Malformed):
-        d.status(B1, "done", "", "api")
-    d.status(B1, "accepted", "", "api")
-    assert d.status(B1, "accepted", "", "api")["seq"] == "2"  # repeat: no change
+        d.status(B1, "done", "", API)
+    d.status(B1, "accepted", "", API)
+    assert d.status(B1, "accepted", "", API)["seq"] == "2"  # repeat: no change
     clock.now += 60
-    d.status(B1, "assigned", "区城管局", "stream")
+    d.status(B1, "assigned", "区城管局", STREAM)
     clock.now += 3600
-    done = d.status(B1, "feedback", "已处理", "api")
+    done = d.status(B1, "feedback", "已处理", API)
     assert (done["status"], done["on_time"], done["feedback_note"]) == \
         ("feedback", "yes", "已处理")
     assert done["accepted_at"] < done["assigned_at"] < done["feedback_at"]
@@ -204,7 +210,7 @@ def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Cl
     bridge(client, B5, T0 + 240, direction="110->12345", state="three_party")
     apply_sync(client, P, Change(bridge_record(B3), "x", T0 + 121, {},
                                  (Index(IDX_DEADLINE, B3, 1_795_896_000.0),)))
-    d.attach(B1, "20261128000001", "api")
+    d.attach(B1, "20261128000001", API)
     records = Records(client, P)
     clock.now = T0 + 73 * 3600
     assert [r["bridge_id"] for r in records.overdue(clock.now)] == [B3, B1]
@@ -232,8 +238,8 @@ def test_overdue_and_day_figures(client: redis.Redis, desk: tuple[TicketDesk, Cl
 def test_find_and_show(client: redis.Redis, desk: tuple[TicketDesk, Clock]) -> None:
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000")
-    d.attach(B1, "20261128000001", "api")
-    d.incident(B1, "110-2026-000123", "api")
+    d.attach(B1, "20261128000001", API)
+    d.incident(B1, "110-2026-000123", API)
     records = Records(client, P)
     for by, value in (("number", "13800138000"), ("ticket", "20261128000001"),
                       ("incident", "110-2026-000123"), ("day", DAY)):
@@ -278,7 +284,7 @@ def test_chain_holds_and_an_edited_event_breaks_it_there(client: redis.Redis,
     d, _ = desk
     bridge(client, B1, T0, direction="110->12345")
     bridge(client, B2, T0 + 1, direction="110->12345")
-    d.attach(B1, "20261128000001", "api")
+    d.attach(B1, "20261128000001", API)
     assert verify_day(client, P, DAY).ok and verify_day(client, P, DAY).checked == 3
     entries = cast(list[tuple[str, dict[str, str]]], client.xrange(KEYS.events))
     client.delete(KEYS.events)
@@ -335,7 +341,11 @@ def api(client: redis.Redis, desk: TicketDesk) -> ApiResource:
 
 def call(resource: ApiResource, method: str, path: str, body: object = None,
          token: str | None = "s3cret", args: dict[bytes, list[bytes]] | None = None,
-         client: str = "127.0.0.1", host: bytes = b"127.0.0.1:8645") -> tuple[int, Any]:
+         client: str = "127.0.0.1", host: bytes = b"127.0.0.1:8645",
+         operator: str | None = "J4201") -> tuple[int, Any]:
+    """One request; a change (a dict body) names ``operator`` unless it is None."""
+    if isinstance(body, dict) and operator is not None:
+        body = {"operator": operator} | body
     request = DummyRequest([p.encode() for p in path.strip("/").split("/")])
     request.client = IPv4Address("TCP", client, 40000)
     request.requestHeaders.setRawHeaders(b"host", [host])
@@ -380,7 +390,8 @@ def test_api_attach_loop_and_look_up(client: redis.Redis,
     bridge(client, B1, T0, direction="110->12345", citizen_number="13800138000")
     resource = api(client, d)
     status, body = call(resource, "PUT", f"bridges/{B1}/ticket", {"ticket": "20261128000001"})
-    assert (status, body["ticket"], body["attached_via"]) == (200, "20261128000001", "api")
+    assert (status, body["ticket"], body["attached_via"], body["attached_by"]) == \
+        (200, "20261128000001", "api", "J4201")
     for step in ("accepted", "assigned", "feedback"):
         assert call(resource, "POST", f"bridges/{B1}/status", {"status": step})[0] == 200
     status, found = call(resource, "GET", "bridges", args={b"number": [b"13800138000"]})
@@ -732,7 +743,7 @@ def test_a_handoff_without_a_ticket_falls_overdue_and_a_late_ticket_keeps_the_de
     assert records.overdue(due - 1) == []
     assert [r["bridge_id"] for r in records.overdue(due + 1)] == [B1]
     clock.now = T0 + 48 * 3600
-    assert d.attach(B1, "20261128000001", "api")["deadline_at"] == "2026-12-01T19:50:37.000Z"
+    assert d.attach(B1, "20261128000001", API)["deadline_at"] == "2026-12-01T19:50:37.000Z"
     assert client.zscore(KEYS.index(IDX_DEADLINE), B1) == due
 
 
@@ -805,7 +816,7 @@ def test_the_inbound_stream_has_exactly_the_12345_roles_rules(
     bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
     bridge(client, B2, T0 + 60, direction="110->12345", outcome="refused",
            refusal="emergency")  # 110 kept it: never dialled, not 12345's
-    d.incident(B1, "110-2026-000123", "api")
+    d.incident(B1, "110-2026-000123", API)
     inbound = InboundTickets(client, d, INBOUND, "c1", null_log())
     inbound.ensure_groups()
     entries = [

@@ -40,6 +40,7 @@ from gateway.catalogue import load_categories
 from gateway.config import TicketConfig
 from gateway.lab.fakes import null_log
 from gateway.lab.services import RedisServer
+from gateway.records.actor import Actor
 from gateway.records.http import ApiResource, api_site
 from gateway.records.inbound import GROUP, InboundTickets
 from gateway.records.queries import Records
@@ -119,6 +120,10 @@ LOOP = ("accepted", "assigned", "feedback")
 STEPS = ("received", "accepted", "assigned", "answered")
 SEED_TICKETS = {TO: "20261128000001", REFUSED: "20261128000077", BY: "20261128000055"}
 SEED_INCIDENT = "110-2026-000123"
+
+
+#: who acts in these tests: a police number, through the API
+API = Actor("api", "J4201")
 
 
 @dataclass(frozen=True)
@@ -229,16 +234,16 @@ def seed(world: World, gw: Gateway, state: Seed) -> Model:
         "direction": "110->12345", "at": requested, "status": "open"},
         (Index(IDX_CALLBACKS_OPEN, TO, T0 + 3),), feed="12345"))
     gw.orders.receive({"ticket": WO, "category": "vehicle", "summary": "挪车\u2028请求\r\n",
-                       "number": "13800138000"}, "api")
+                       "number": "13800138000"}, API)
     model = Model()
     for wanted, bridge_id in ((state.ticket_on_to, TO), (state.ticket_on_refused, REFUSED),
                               (state.ticket_on_by, BY)):
         if wanted:
-            gw.desk.attach(bridge_id, SEED_TICKETS[bridge_id], "api")
+            gw.desk.attach(bridge_id, SEED_TICKETS[bridge_id], API)
             model.ticket[bridge_id] = SEED_TICKETS[bridge_id]
             model.status[bridge_id] = "attached"
     if state.incident_on_to:
-        gw.desk.incident(TO, SEED_INCIDENT, "api")
+        gw.desk.incident(TO, SEED_INCIDENT, API)
         model.incident[TO] = SEED_INCIDENT
     return model
 
@@ -362,7 +367,9 @@ INCIDENTS = st.one_of(st.sampled_from([SEED_INCIDENT, "110-2026-000124"]),
 
 
 def body(ascii_only: bool, **fields: Any) -> bytes:
-    return json.dumps(fields, ensure_ascii=ascii_only).encode()
+    """A change's body; it names its operator (who acts is required over HTTP; the
+    refusal without one is tested in test_http and test_records)."""
+    return json.dumps({"operator": "J4201"} | fields, ensure_ascii=ascii_only).encode()
 
 
 #: Every route, the ones that change something twice as often; the bridges 12345 may see
@@ -675,9 +682,12 @@ SAME_CODE = {"entry_not_utf8": "body_malformed"}
 
 
 def _way_in_unnamed(value: Any) -> Any:
+    """The way in (``via``) and who acted (``operator``, ``<step>_by``: the HTTP requests
+    name one, the stream's entries here do not) taken out of a record or an event."""
     if isinstance(value, dict):
         return {k: "<way in>" if k == "via" or k.endswith("_via") else _way_in_unnamed(v)
-                for k, v in value.items() if k not in ("id", "prev", "hash")}
+                for k, v in value.items() if k not in ("id", "prev", "hash", "operator")
+                and not (k.endswith("_by") and k != "emergency_by")}
     if isinstance(value, str) and value.startswith("{"):
         try:
             return _way_in_unnamed(json.loads(value))

@@ -21,6 +21,7 @@ import redis
 from gateway.catalogue import load_categories
 from gateway.config import Config
 from gateway.lab.services import RedisServer
+from gateway.records.actor import Actor
 from gateway.records.chain import verify_day
 from gateway.records.check import RecordCheck
 from gateway.records.queries import Records
@@ -32,6 +33,10 @@ FIXTURE = json.loads((REPO / "tests/fixtures/records-0f24973.json").read_text("u
 # spelt as release 0f24973 wrote them, and a schema.py that spells them otherwise
 # must fail here (records already in Redis are not renamed).
 DB = 7  # a database of its own on the session's redis-server
+
+
+#: who acts in these tests: a police number, through the API
+API = Actor("api", "J4201")
 
 
 def restore(client: redis.Redis, keys: dict[str, Any]) -> None:
@@ -89,7 +94,7 @@ def test_this_releases_changes_land_beside_them_with_their_version(
         old: redis.Redis, redis_server: RedisServer) -> None:
     catalogue = load_categories(REPO / "config/categories.yaml")
     desk = TicketDesk(old, "linkgw", Config().tickets, catalogue, lambda: 1796300000.0)
-    desk.status(bridge_id(), "assigned", "城关派出所", "api")
+    desk.status(bridge_id(), "assigned", "城关派出所", API)
     assert "schema" not in old.hgetall(f"linkgw:ticket:{bridge_id()}")  # its creator's
     events = cast(list[tuple[str, dict[str, str]]], old.xrange("linkgw:events"))
     newest = events[-1][1]

@@ -21,6 +21,7 @@ from gateway.bridge.store import Change, Index
 from gateway.config import TicketConfig
 from gateway.lab.fakes import null_log
 from gateway.lab.services import RedisServer
+from gateway.records.actor import Actor
 from gateway.records.cli import handover_text, run_loop
 from gateway.records.cli import run as run_record_command
 from gateway.records.errors import Conflict, Malformed, NotFound
@@ -48,6 +49,10 @@ ORDER = {"ticket": "2026112900001", "category": "noise", "summary": "广场舞�
          "number": "13900139000"}
 
 
+#: who acts in these tests: a police number, through the API
+API = Actor("api", "J4201")
+
+
 @pytest.fixture
 def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     c = redis_server.client()
@@ -71,22 +76,22 @@ def api(client: redis.Redis, desk: WorkOrderDesk) -> ApiResource:
 def test_a_work_order_goes_round_the_loop_once_each_step_in_order(
         client: redis.Redis, desk: tuple[WorkOrderDesk, Clock]) -> None:
     d, clock = desk
-    received = d.receive(dict(ORDER), "api")
+    received = d.receive(dict(ORDER), API)
     assert (received["status"], received["summary"]) == ("received", ORDER["summary"])
-    assert d.receive(dict(ORDER, summary="other"), "api") == received  # idempotent
+    assert d.receive(dict(ORDER, summary="other"), API) == received  # idempotent
     with pytest.raises(Conflict):
-        d.step(ORDER["ticket"], "answered", {}, "api")  # not accepted yet
-    accepted = d.step(ORDER["ticket"], "accepted", {}, "api")
+        d.step(ORDER["ticket"], "answered", {}, API)  # not accepted yet
+    accepted = d.step(ORDER["ticket"], "accepted", {}, API)
     assert accepted["due_at"] == "2026-11-28T22:00:37.000Z"  # noise: 2 h from acceptance
     for unit in (None, "", "一中队\r\nX", "x" * 81):
         with pytest.raises(Malformed):
-            d.step(ORDER["ticket"], "assigned", {"unit": unit}, "api")
+            d.step(ORDER["ticket"], "assigned", {"unit": unit}, API)
     clock.now += 600
-    assigned = d.step(ORDER["ticket"], "assigned", {"unit": "城关派出所一中队"}, "api")
+    assigned = d.step(ORDER["ticket"], "assigned", {"unit": "城关派出所一中队"}, API)
     assert (assigned["status"], assigned["unit"]) == ("assigned", "城关派出所一中队")
-    assert d.step(ORDER["ticket"], "assigned", {"unit": "另一队"}, "api")["unit"] == \
+    assert d.step(ORDER["ticket"], "assigned", {"unit": "另一队"}, API)["unit"] == \
         "城关派出所一中队"  # the current step again changes nothing
-    answered = d.step(ORDER["ticket"], "answered", {"note": "已劝离"}, "api")
+    answered = d.step(ORDER["ticket"], "answered", {"note": "已劝离"}, API)
     assert (answered["on_time"], answered["answered_note"]) == ("yes", "已劝离")
     records = Records(client, P)
     assert records.workorders() == []  # none open
@@ -94,6 +99,10 @@ def test_a_work_order_goes_round_the_loop_once_each_step_in_order(
                                client.xrange(KEYS.feed("12345")))]
     assert [e["event"] for e in feed] == ["workorder_received", "workorder_accepted",
                                           "workorder_assigned", "workorder_answered"]
+    # who did each step: on the record and on every event
+    assert [json.loads(e["data"]) for e in feed] == [{"via": "api", "operator": "J4201"}] * 4
+    assert (answered["received_by"], answered["accepted_by"], answered["answered_by"]) == \
+        ("J4201",) * 3
 
 
 def test_a_work_order_may_name_a_police_matter_and_takes_its_categorys_deadline(
@@ -101,8 +110,8 @@ def test_a_work_order_may_name_a_police_matter_and_takes_its_categorys_deadline(
     """12345 dispatches what 110 keeps: the police matters classify its orders too."""
     d, clock = desk
     order = dict(ORDER, ticket="2026112900002", category="vehicle.fire_lane")
-    assert d.receive(order, "api")["category"] == "vehicle.fire_lane"
-    accepted = d.step(order["ticket"], "accepted", {}, "api")
+    assert d.receive(order, API)["category"] == "vehicle.fire_lane"
+    accepted = d.step(order["ticket"], "accepted", {}, API)
     # near vehicle, whose response_hours is 1
     assert accepted["due_at"] == iso(clock.now + 3600)
 
@@ -113,21 +122,21 @@ def test_refused_input_writes_nothing(client: redis.Redis,
     for bad in ({"ticket": "12\n345678"}, {"category": "weather"}, {"summary": ""},
                 {"summary": "长" * 2001}, {"number": 13900139000}):
         with pytest.raises(Malformed):
-            d.receive(dict(ORDER) | bad, "api")
+            d.receive(dict(ORDER) | bad, API)
     with pytest.raises(NotFound):
-        d.step("2026112900009", "accepted", {}, "api")
+        d.step("2026112900009", "accepted", {}, API)
     assert client.dbsize() == 0
 
 
 def test_late_answers_count_against_the_response_rate(
         client: redis.Redis, desk: tuple[WorkOrderDesk, Clock]) -> None:
     d, clock = desk
-    d.receive(dict(ORDER), "api")
-    d.receive(dict(ORDER, ticket="2026112900002", category="vehicle"), "api")
+    d.receive(dict(ORDER), API)
+    d.receive(dict(ORDER, ticket="2026112900002", category="vehicle"), API)
     for ticket in (ORDER["ticket"], "2026112900002"):
-        d.step(ticket, "accepted", {}, "api")
-    d.step(ORDER["ticket"], "assigned", {"unit": "一中队"}, "api")
-    d.step(ORDER["ticket"], "answered", {}, "api")
+        d.step(ticket, "accepted", {}, API)
+    d.step(ORDER["ticket"], "assigned", {"unit": "一中队"}, API)
+    d.step(ORDER["ticket"], "answered", {}, API)
     clock.now += 2 * 3600  # the vehicle order (1 h) is now late, unanswered
     records = Records(client, P)
     assert [r["ticket"] for r in records.overdue_workorders(clock.now)] == ["2026112900002"]
@@ -150,19 +159,19 @@ def test_the_response_rate_counts_from_dispatch_and_an_order_nobody_accepts_is_l
     on_time, late, ignored, fresh = ("2026112900011", "2026112900012", "2026112900013",
                                      "2026112900014")
     for ticket in (on_time, late, ignored):
-        d.receive(dict(ORDER, ticket=ticket), "api")
+        d.receive(dict(ORDER, ticket=ticket), API)
     clock.now = t0 + 600
-    assert d.step(on_time, "accepted", {}, "api")["accepted_on_time"] == "yes"
-    d.step(on_time, "assigned", {"unit": "一中队"}, "api")
+    assert d.step(on_time, "accepted", {}, API)["accepted_on_time"] == "yes"
+    d.step(on_time, "assigned", {"unit": "一中队"}, API)
     clock.now = t0 + 3600
-    assert d.step(on_time, "answered", {}, "api")["on_time"] == "yes"
+    assert d.step(on_time, "answered", {}, API)["on_time"] == "yes"
     clock.now = t0 + 5400
-    assert d.step(late, "accepted", {}, "api")["accepted_on_time"] == "no"
-    d.step(late, "assigned", {"unit": "二中队"}, "api")
+    assert d.step(late, "accepted", {}, API)["accepted_on_time"] == "no"
+    d.step(late, "assigned", {"unit": "二中队"}, API)
     clock.now = t0 + 7200
-    assert d.step(late, "answered", {}, "api")["on_time"] == "no"
+    assert d.step(late, "answered", {}, API)["on_time"] == "no"
     clock.now = t0 + 3 * 3600 - 600
-    d.receive(dict(ORDER, ticket=fresh), "api")
+    d.receive(dict(ORDER, ticket=fresh), API)
     clock.now = t0 + 3 * 3600
     records = Records(client, P)
     assert [r["ticket"] for r in records.overdue_workorders(clock.now)] == [ignored]
@@ -202,11 +211,22 @@ def test_a_work_order_arrives_on_the_stream(client: redis.Redis,
                              workorders=d)
     inbound.ensure_groups()
     entry: dict[Any, Any] = dict(ORDER, type="workorder")
-    client.xadd(INBOUND, entry)
+    client.xadd(INBOUND, entry)  # a system's entry: who sent it is optional…
+    client.xadd(INBOUND, cast(Any, dict(entry, ticket="2026112900007", operator="G12345-07")))
+    client.xadd(INBOUND, cast(Any, dict(entry, ticket="2026112900008", operator="G1\r\nX")))
     got = cast(Any, client.xreadgroup(GROUP, "c1", {INBOUND: ">"}))
     for entry_id, fields in got[0][1]:
         inbound.handle(entry_id, fields)
-    assert Records(client, P).workorder(ORDER["ticket"])["received_via"] == "stream"
+    records = Records(client, P)
+    first = records.workorder(ORDER["ticket"])
+    assert (first["received_via"], "received_by" in first) == ("stream", False)
+    named = records.workorder("2026112900007")  # …kept when given…
+    assert (named["received_via"], named["received_by"]) == ("stream", "G12345-07")
+    errors = [e for _, e in cast(list[tuple[str, dict[str, str]]],
+                                 client.xrange(f"{INBOUND}:errors"))]
+    assert [e["error"] for e in errors] == ["operator_malformed"]  # …and checked
+    with pytest.raises(NotFound):
+        records.workorder("2026112900008")
 
 
 def _bridge(client: redis.Redis, bridge_id: str, **fields: str) -> None:
@@ -229,18 +249,24 @@ def test_callbacks_and_pushes_owed_are_listed_and_closed_once(
     assert [c["bridge_id"] for c in records.callbacks()] == [B1]
     assert [p["bridge_id"] for p in records.push_needed()] == [B2]
     args = argparse.Namespace(command="callback-done", bridge_id=B1, note="已回访",
-                              json=True)
-    code, text = run_loop(args, records, d)
-    assert code == 0 and json.loads(text)["status"] == "done"
-    assert d.callback_done(B1, "again", "api")["done_note"] == "已回访"  # once
+                              json=True, operator=None)
+    with pytest.raises(Malformed, match="operator missing"):  # the CLI names who acts
+        run_loop(args, records, d)
+    assert [c["bridge_id"] for c in records.callbacks()] == [B1]  # nothing changed
+    code, text = run_loop(argparse.Namespace(**{**vars(args), "operator": "110-4201"}),
+                          records, d)
+    done = json.loads(text)
+    assert code == 0 and (done["status"], done["done_via"], done["done_by"]) == \
+        ("done", "cli", "110-4201")
+    assert d.callback_done(B1, "again", API)["done_note"] == "已回访"  # once
     assert records.callbacks() == []
     with pytest.raises(NotFound):
-        d.callback_done(B2, "", "api")
-    pushed = d.push_done(B2, "2026112900003", None, "api")
+        d.callback_done(B2, "", API)
+    pushed = d.push_done(B2, "2026112900003", None, API)
     assert pushed["work_order_pushed_ref"] == "2026112900003"
     assert records.push_needed() == []
     with pytest.raises(Conflict):
-        d.push_done(B1, None, None, "api")  # it owed no push
+        d.push_done(B1, None, None, API)  # it owed no push
 
 
 def test_the_handover_lists_what_the_shift_leaves_and_counts_what_it_saw(
@@ -248,12 +274,12 @@ def test_the_handover_lists_what_the_shift_leaves_and_counts_what_it_saw(
     """At 05:50 Beijing time the night shift (20:00–08:00) hands over: the order nobody
     accepted (overdue too), not the one answered; both were received in this shift."""
     d, clock = desk
-    d.receive(dict(ORDER), "api")  # 03:50 Beijing
+    d.receive(dict(ORDER), API)  # 03:50 Beijing
     done = dict(ORDER, ticket="2026112900002")
-    d.receive(done, "api")
-    d.step(done["ticket"], "accepted", {}, "api")
-    d.step(done["ticket"], "assigned", {"unit": "城关派出所一中队"}, "api")
-    d.step(done["ticket"], "answered", {"note": "已处理"}, "api")
+    d.receive(done, API)
+    d.step(done["ticket"], "accepted", {}, API)
+    d.step(done["ticket"], "assigned", {"unit": "城关派出所一中队"}, API)
+    d.step(done["ticket"], "answered", {"note": "已处理"}, API)
     clock.now = T0 + 2 * 3600
     records = Records(client, P, ZoneInfo("Asia/Shanghai"))
     got = records.handover(clock.now, ("08:00", "20:00"))

@@ -17,6 +17,7 @@ from twisted.web.http import HTTPChannel
 
 from gateway.catalogue import Catalogue, Category
 from gateway.lab.fakes import null_log
+from gateway.records.actor import Actor
 from gateway.records.http import MAX_BODY, MAX_INFLIGHT, ApiResource, api_site
 from gateway.records.roles import ApiRole
 
@@ -26,13 +27,13 @@ BID = "20261128195037abcdef"
 
 class Desk:
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
+        self.calls: list[tuple[str, str, str]] = []
         # a category whose name would end the page's data block, were it not escaped
         self.catalogue = Catalogue((Category("vehicle", "1", "挪车</script><script>x()",
                                              "Vehicles", (), ()),))
 
-    def attach(self, bridge_id: str, ticket: str, via: str) -> dict[str, str]:
-        self.calls.append((bridge_id, ticket))
+    def attach(self, bridge_id: str, ticket: str, actor: Actor) -> dict[str, str]:
+        self.calls.append((bridge_id, ticket, f"{actor.via}:{actor.operator}"))
         return {"bridge_id": bridge_id, "ticket": ticket}
 
 
@@ -100,14 +101,30 @@ def test_a_chunked_body_is_cut_off_past_the_limit() -> None:
 
 def test_a_good_request_goes_through() -> None:
     channel, transport, desk, _ = connect()
-    body = json.dumps({"ticket": "20261128000001"}).encode()
+    body = json.dumps({"ticket": "20261128000001", "operator": "J4201"}).encode()
     channel.dataReceived(put(len(body)) + body)
     status, headers, got = answer(transport)
     assert status == 200 and json.loads(got)["ticket"] == "20261128000001"
-    assert desk.calls == [(BID, "20261128000001")]
+    assert desk.calls == [(BID, "20261128000001", "api:J4201")]  # who, on the record
     assert headers["x-frame-options"] == "DENY"
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["content-security-policy"].startswith("default-src 'none'")
+
+
+@pytest.mark.parametrize(("operator", "code"), [
+    (None, "operator_missing"), ("", "operator_missing"), (4201, "operator_malformed"),
+    ("J42\r\n01", "operator_malformed"), ("警号4201", "operator_malformed"),
+    ("J4201\u2028", "operator_malformed"), ("J" * 33, "operator_malformed"),
+    ("-J4201", "operator_malformed")])
+def test_a_change_without_a_staff_or_police_number_is_refused_and_changes_nothing(
+        operator: Any, code: str) -> None:
+    channel, transport, desk, _ = connect()
+    fields = {"ticket": "20261128000001"} | ({} if operator is None else {"operator": operator})
+    body = json.dumps(fields).encode()
+    channel.dataReceived(put(len(body)) + body)
+    status, _, got = answer(transport)
+    assert (status, json.loads(got)["error"]) == (400, code)
+    assert desk.calls == []
 
 
 def request(raw: bytes, run: Any = defer.maybeDeferred, peer: str = "127.0.0.1"
@@ -158,7 +175,7 @@ def test_broken_input_is_a_json_400_never_an_html_page() -> None:
     assert len(nested) > MAX_BODY  # refused by size first; a nested one within the limit:
     deep = b"[" * 30_000 + b"]" * 30_000
     # nested just within what json reads (the surrogate check must not recurse past it)
-    within = b'{"ticket": ' + b"[" * 900 + b"]" * 900 + b"}"
+    within = b'{"operator": "J4201", "ticket": ' + b"[" * 900 + b"]" * 900 + b"}"
     assert request(put(len(within)) + within)[0] == 200  # read, checked, no 500
     raw_surrogate, escaped = b'{"a": "\xed\xa0\x80"}', b'{"ticket":"\\ud800"}'
     cases = [
@@ -189,7 +206,7 @@ def test_too_many_requests_at_once_are_refused_not_queued() -> None:
     resource = ApiResource(cast(Any, desk), cast(Any, Records()), {ApiRole.ADMIN: TOKEN}, never,
                            dict, str, lambda: 0.0, null_log())
     site = api_site(resource)
-    body = json.dumps({"ticket": "20261128000001"}).encode()
+    body = json.dumps({"ticket": "20261128000001", "operator": "J4201"}).encode()
     answers = []
     for n in range(MAX_INFLIGHT + 1):
         channel = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 6000 + n))
