@@ -121,7 +121,6 @@ def _records(args: argparse.Namespace) -> int:
         except MaintenanceLogin as exc:
             print(f"linkgw {args.command}: {exc}", file=sys.stderr)
             return 2
-    records = build_queries(config)
     try:
         if args.command in RETENTION_COMMANDS:
             retention = build_retention(config, lambda line: print(line, file=sys.stderr))
@@ -130,7 +129,7 @@ def _records(args: argparse.Namespace) -> int:
             parts = build_records(config, time.time, load_catalogue(config))
             code, text = run_loop(args, parts.records, parts.workorders)
         else:
-            code, text = run_record_command(args, records,
+            code, text = run_record_command(args, build_queries(config),
                                             config.retention.chain_key.encode(),
                                             Path(config.retention.export_dir),
                                             config.tickets.shifts)

@@ -20,6 +20,7 @@ item code that does not start with its category's code, an unknown ``see_also`` 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,6 +97,7 @@ _CATEGORY_KEYS = {"id", "code", "name_zh", "name_en", "stays_with_110_if", "item
                   "feedback_hours", "response_hours"}
 _ITEM_KEYS = {"id", "code", "name_zh", "name_en", "transfer", "see_also"}
 _POLICE_KEYS = {"id", "code", "name_zh", "name_en", "near", "see_also"}
+_TOP_KEYS = {"categories", "police_matters"}
 #: The ``category`` of a police matter near no category.
 POLICE = "police"
 
@@ -105,8 +107,31 @@ def _mapping(node: yaml.Node, source: str, what: str) -> dict[str, tuple[Any, in
         raise CategoryError(source, node.start_mark.line + 1, f"{what} must be a mapping")
     out: dict[str, tuple[Any, int]] = {}
     for key, value in node.value:
-        out[key.value] = (value, key.start_mark.line + 1)
+        line = key.start_mark.line + 1
+        if not isinstance(key, yaml.ScalarNode):
+            raise CategoryError(source, line, f"a key of {what} must be a text")
+        if key.value in out:  # YAML would keep the last one: a mistake, said
+            raise CategoryError(source, line, f"duplicate key {key.value!r} in {what} "
+                                              f"(first at line {out[key.value][1]})")
+        out[key.value] = (value, line)
     return out
+
+
+def _sequence(node: Any, source: str, line: int, what: str) -> list[Any]:
+    if not isinstance(node, yaml.SequenceNode):
+        raise CategoryError(source, line, f"{what} must be a list")
+    return list(node.value)
+
+
+_CODE = re.compile(r"[0-9]{1,4}\Z")
+
+
+def _code(entry: dict[str, tuple[Any, int]], source: str, line: int) -> str:
+    """A code the call-taker types: ASCII digits only."""
+    code = _scalar(entry, "code", source, line)
+    if not _CODE.match(code):
+        raise CategoryError(source, entry["code"][1], f"code {code!r} must be 1 to 4 digits")
+    return code
 
 
 def _scalar(entry: dict[str, tuple[Any, int]], key: str, source: str, line: int) -> str:
@@ -157,6 +182,10 @@ def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
     top = _mapping(root, source, "the file")
     if "categories" not in top or not isinstance(top["categories"][0], yaml.SequenceNode):
         raise CategoryError(source, 1, "expected a list under `categories:`")
+    for key, (_, key_line) in top.items():
+        if key not in _TOP_KEYS:  # a misspelt `police_matters:` would drop them all
+            raise CategoryError(source, key_line, f"unknown key {key!r} (expected "
+                                                  "`categories:` and `police_matters:`)")
     ids: dict[str, int] = {}
     codes: dict[str, int] = {}
     refs: list[tuple[str, int]] = []
@@ -175,18 +204,21 @@ def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
         for key, (_, key_line) in cat.items():
             if key not in _CATEGORY_KEYS:
                 raise CategoryError(source, key_line, f"unknown key {key!r} in a category")
-        cid, ccode = _scalar(cat, "id", source, line), _scalar(cat, "code", source, line)
+        cid, ccode = _scalar(cat, "id", source, line), _code(cat, source, line)
+        if cid == POLICE:
+            raise CategoryError(source, cat["id"][1], f"the id {POLICE!r} is reserved (police "
+                                                      "matters near no category)")
         claim(ids, cid, line, "id")
         claim(codes, ccode, line, "code")
         items: list[Item] = []
-        items_node = cat.get("items", (yaml.SequenceNode("", []), line))[0]
-        for item_node in items_node.value:
+        items_node, items_line = cat.get("items", (yaml.SequenceNode("", []), line))
+        for item_node in _sequence(items_node, source, items_line, "items"):
             iline = item_node.start_mark.line + 1
             item = _mapping(item_node, source, "an item")
             for key, (_, key_line) in item.items():
                 if key not in _ITEM_KEYS:
                     raise CategoryError(source, key_line, f"unknown key {key!r} in an item")
-            iid, icode = _scalar(item, "id", source, iline), _scalar(item, "code", source, iline)
+            iid, icode = _scalar(item, "id", source, iline), _code(item, source, iline)
             claim(ids, iid, iline, "id")
             claim(codes, icode, iline, "code")
             if not icode.startswith(ccode):
@@ -229,13 +261,13 @@ def _police_matters(entry: tuple[Any, int], source: str, categories: list[Catego
         raise CategoryError(source, line, "expected a list under `police_matters:`")
     codes = {c.id: c.code for c in categories}
     out = []
-    for matter_node in node.value:
+    for matter_node in _sequence(node, source, line, "police_matters"):
         mline = matter_node.start_mark.line + 1
         matter = _mapping(matter_node, source, "a police matter")
         for key, (_, key_line) in matter.items():
             if key not in _POLICE_KEYS:
                 raise CategoryError(source, key_line, f"unknown key {key!r} in a police matter")
-        mid, mcode = _scalar(matter, "id", source, mline), _scalar(matter, "code", source, mline)
+        mid, mcode = _scalar(matter, "id", source, mline), _code(matter, source, mline)
         claim("id", mid, mline)
         claim("code", mcode, mline)
         near = _scalar(matter, "near", source, mline) if "near" in matter else POLICE

@@ -272,22 +272,19 @@ class ApiResource(Resource):
                     role, self.records.find(by[0], value), mask)}
             case "PUT", ["bridges", bridge_id, "ticket"]:
                 body = self._body(request)
-                actor = Actor.human("api", body.get("operator"))
                 return "PUT /bridges/<id>/ticket", lambda: self._as(
                     role, bridge_id, lambda: self.desk.attach(
-                        bridge_id, body.get("ticket", ""), actor))
+                        bridge_id, body.get("ticket", ""), self._actor(body)))
             case "PUT", ["bridges", bridge_id, "incident"]:
                 body = self._body(request)
-                actor = Actor.human("api", body.get("operator"))
                 return "PUT /bridges/<id>/incident", lambda: self.desk.incident(
-                    bridge_id, body.get("incident", ""), actor)
+                    bridge_id, body.get("incident", ""), self._actor(body))
             case "POST", ["bridges", bridge_id, "status"]:
                 body = self._body(request)
-                actor = Actor.human("api", body.get("operator"))
                 return "POST /bridges/<id>/status", lambda: self._as(
                     role, bridge_id, lambda: self.desk.status(
                         bridge_id, str(body.get("status")), str(body.get("note", "")),
-                        actor))
+                        self._actor(body)))
             case "GET", ["overdue"]:
                 return "GET /overdue", lambda: {
                     "overdue": shown_rows(role, self.records.overdue(self.clock()), mask),
@@ -316,8 +313,7 @@ class ApiResource(Resource):
         match method, path:
             case "POST", ["workorders"]:
                 body = self._body(request)
-                actor = Actor.human("api", body.get("operator"))
-                return "POST /workorders", lambda: desk.receive(body, actor)
+                return "POST /workorders", lambda: desk.receive(body, self._actor(body))
             case "GET", ["workorders"]:
                 label = _arg(request, b"day") or _arg(request, b"month") or \
                     _arg(request, b"year")
@@ -328,17 +324,15 @@ class ApiResource(Resource):
                     role, [records.workorder(ticket)], mask, own=True)[0]
             case "POST", ["workorders", ticket, "status"]:
                 body = self._body(request)
-                actor = Actor.human("api", body.get("operator"))
                 return "POST /workorders/<ticket>/status", lambda: desk.step(
-                    ticket, str(body.get("status")), body, actor)
+                    ticket, str(body.get("status")), body, self._actor(body))
             case "GET", ["callbacks"]:
                 return "GET /callbacks", lambda: {"callbacks": shown_rows(
                     role, records.callbacks(), mask)}
             case "POST", ["callbacks", bridge_id, "done"]:
                 body = self._body(request)
-                actor = Actor.human("api", body.get("operator"))
                 return "POST /callbacks/<id>/done", lambda: desk.callback_done(
-                    bridge_id, body.get("note"), actor)
+                    bridge_id, body.get("note"), self._actor(body))
             case "GET", ["push-needed"]:
                 return "GET /push-needed", lambda: {"push_needed": shown_rows(
                     role, records.push_needed(), mask)}
@@ -347,10 +341,15 @@ class ApiResource(Resource):
                     role, records.handover(self.clock(), self.shifts), mask)
             case "POST", ["push-needed", bridge_id, "done"]:
                 body = self._body(request)
-                actor = Actor.human("api", body.get("operator"))
                 return "POST /push-needed/<id>/done", lambda: desk.push_done(
-                    bridge_id, body.get("ticket"), body.get("note"), actor)
+                    bridge_id, body.get("ticket"), body.get("note"), self._actor(body))
         return None
+
+    @staticmethod
+    def _actor(body: dict[str, Any]) -> Actor:
+        """Who acts (required): checked in the route's work, after the role's rules and
+        before anything is written."""
+        return Actor.human("api", body.get("operator"))
 
     def _as(self, role: ApiRole, bridge_id: str, change: Callable[[], Any]) -> Any:
         """A change the 12345 role may make only on a bridge it may see."""

@@ -167,12 +167,12 @@ class InboundTickets:
         fields: dict[str, str] = {}
         try:
             fields = decode_entry(raw)
-            actor = Actor.system("stream", fields.get("operator"))  # who, when it says
             if fields.get("type") == "workorder" and self.workorders is not None:
-                self.workorders.receive(dict(fields), actor)  # a work order, no call
+                # a work order, no call; who dispatched it, as over HTTP
+                self.workorders.receive(dict(fields), self._actor(fields))
             else:
                 self._as_12345(fields)
-                self.desk.apply_message(fields, actor)
+                self.desk.apply_message(fields, self._actor(fields))
             self.applied += 1
             self.log.info("inbound.applied", entry=entry_id, bridge_id=fields.get("bridge_id"))
         except RecordError as exc:
@@ -186,6 +186,12 @@ class InboundTickets:
                            error_type=type(exc).__name__)
             self._refuse(entry_id, raw, "internal", f"{type(exc).__name__}: {exc}")
         self.client.xack(self.stream, GROUP, entry_id)
+
+    @staticmethod
+    def _actor(fields: dict[str, str]) -> Actor:
+        """Who acts at 12345: required, as for the 12345 role over HTTP (checked after
+        the role's rules, as there)."""
+        return Actor.human("stream", fields.get("operator"))
 
     def _as_12345(self, fields: dict[str, str]) -> None:
         """The stream is the 12345 system's way in: exactly the rules its API role has.

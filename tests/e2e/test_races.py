@@ -72,8 +72,9 @@ def _code_101_on_record(lab: Lab, since: int, bridge_id: str) -> tuple[float, fl
     """Code 101 is on the bridge's record; when (Asterisk's time) its 12345 leg was
     created and the seat's last digit ended."""
     record, _ = settled(lab, bridge_id)
-    assert (record["code"], record["code_given"], record["item"]) == \
-        ("101", "yes", "vehicle.driveway")
+    got = {k: record.get(k) for k in ("code", "code_given", "item", "category")}
+    assert got == {"code": "101", "code_given": "yes", "item": "vehicle.driveway",
+                   "category": "vehicle"}, (got, record)  # what was typed, whole
     leg = events(lab, since, "Newchannel", Uniqueid=f"{bridge_id}-a0")[0]
     last_digit = events(lab, since, "DTMFEnd", Channel="PJSIP/seat1")[-1]
     return float(leg.get("Timestamp")), float(last_digit.get("Timestamp"))

@@ -93,11 +93,12 @@ def test_tickets_over_api_and_stream_through_the_loop_and_the_cli(lab: Lab) -> N
     # 12345 system's own Redis user
     r = lab.redis_as("linkgw-12345")
     stream = redis_keys(lab).inbound(lab.config.tickets.inbound_stream)
-    r.xadd(stream, {"bridge_id": backward, "ticket": "2026112800018", "status": "accepted"})
+    r.xadd(stream, {"operator": "G12345-07", "bridge_id": backward, "ticket": "2026112800018",
+                    "status": "accepted"})
     wait_until(lambda: redis_hash(lab, redis_keys(lab).ticket(backward)).get("status")
                == "accepted", TIMEOUT, "the stream's ticket applied")
     for step in ("assigned", "feedback"):
-        r.xadd(stream, {"bridge_id": backward, "status": step,
+        r.xadd(stream, {"operator": "G12345-07", "bridge_id": backward, "status": step,
                         "note": "民警已到场处置" if step == "feedback" else ""})
     wait_until(lambda: redis_hash(lab, redis_keys(lab).ticket(backward)).get("status")
                == "feedback", TIMEOUT, "feedback from the stream")
@@ -242,7 +243,8 @@ def test_a_work_order_without_a_call_goes_round_the_loop_on_the_running_gateway(
     assert (status, got["status"]) == (200, "received")
     keys = redis_keys(lab)
     lab.redis_as("linkgw-12345").xadd(keys.inbound(lab.config.tickets.inbound_stream), {
-        "type": "workorder", "ticket": streamed, "category": "vehicle", "summary": "挪车"})
+        "type": "workorder", "ticket": streamed, "category": "vehicle", "summary": "挪车",
+        "operator": "G12345-07"})
     wait_until(lambda: http(lab, "GET", f"workorders/{streamed}")[0] == 200, TIMEOUT,
                "the streamed work order received")
     for step, extra in (("accepted", {}), ("assigned", {"unit": "城关派出所一中队"}),

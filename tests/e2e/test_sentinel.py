@@ -4,6 +4,8 @@ holds. A ticket the API said was attached survives the master killed right after
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections import Counter
 from typing import Any
@@ -56,20 +58,35 @@ def test_master_killed_during_transfers_every_change_lands_once(sentinel_lab: La
 def test_a_ticket_attached_just_before_the_master_is_killed_is_still_there(
         sentinel_lab: Lab) -> None:
     """The ticket desk answers 200 only once a replica has the change (``WAIT``), as
-    transfer changes do: the master SIGKILLed right after the answer loses nothing."""
+    transfer changes do. With both replicas frozen it answers 503 (try again), though the
+    master has the change; the retry, with the replicas back, is 200; the master
+    SIGKILLed right after that answer loses nothing."""
     lab = sentinel_lab
     assert lab.sentinels is not None
     assert lab.config.redis.min_replicas == 1  # what makes the 200 mean "on a replica"
     bridge_id = one_key_call(lab, number="13700000004").bridge_id
-    status, body = http(lab, "PUT", f"bridges/{bridge_id}/ticket",
-                        {"ticket": "2026120300042"}, lab.role_tokens["12345"])
-    assert (status, body["status"]) == (200, "attached"), body
+    as_12345 = lab.role_tokens["12345"]
+    replicas = [s for s in lab.sentinels.servers if s.port != lab.sentinels.master_port()]
+    frozen = [s.proc for s in replicas if s.proc is not None]
+    assert len(frozen) == 2
+    for proc in frozen:
+        os.kill(proc.pid, signal.SIGSTOP)  # our own children, by pid
+    try:
+        status, body = http(lab, "PUT", f"bridges/{bridge_id}/ticket",
+                            {"ticket": "2026120300042"}, as_12345)
+    finally:
+        for proc in frozen:
+            os.kill(proc.pid, signal.SIGCONT)
+    assert (status, body["error"]) == (503, "store_unavailable"), body
+    assert "reached 0 of 1 replicas" in body["message"]
+    wait_until(lambda: http(lab, "PUT", f"bridges/{bridge_id}/ticket",
+                            {"ticket": "2026120300042"}, as_12345)[0] == 200,
+               30, "the retry confirmed by a replica")
     old = lab.sentinels.kill_master()  # at once: nothing else was written meanwhile
     try:
         ticket = lab.redis_client().hgetall(Keys(lab.config.redis.prefix).ticket(bridge_id))
         assert (ticket.get("ticket"), ticket.get("status")) == ("2026120300042", "attached")
         # the API reads it back from the new master too, once its client has found it
-        as_12345 = lab.role_tokens["12345"]
         answers: list[tuple[int, Any]] = []
 
         def read() -> bool:

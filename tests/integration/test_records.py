@@ -59,6 +59,8 @@ CATALOGUE = load_categories(Path(__file__).resolve().parents[2] / "config/catego
 
 #: who acts in these tests: a police number, through the API
 API = Actor("api", "J4201")
+#: who acts at 12345, on an inbound stream entry (required, as over HTTP)
+BY_12345: dict[Any, Any] = {b"operator": b"G12345-07"}
 STREAM = Actor("stream")
 
 
@@ -313,9 +315,9 @@ def test_inbound_stream_applies_acks_and_reports_refusals(
     inbound = InboundTickets(client, d, INBOUND, "c1", null_log(),
                              KEYS.feed("12345"), "12345")
     inbound.ensure_groups()
-    good = client.xadd(INBOUND, {"bridge_id": B1, "ticket": "20261128000009",
-                                 "status": "accepted"})
-    bad = client.xadd(INBOUND, {"bridge_id": B1, "ticket": "nope"})
+    good = client.xadd(INBOUND, {"operator": "G12345-07", "bridge_id": B1,
+                                 "ticket": "20261128000009", "status": "accepted"})
+    bad = client.xadd(INBOUND, {"operator": "G12345-07", "bridge_id": B1, "ticket": "nope"})
     got = cast(Any, client.xreadgroup(GROUP, "c1", {INBOUND: ">"}))
     for entry_id, fields in got[0][1]:
         inbound.handle(entry_id, fields)
@@ -420,7 +422,8 @@ def test_inbound_loop_survives_redis_failing_mid_entry(
             self.stop()
 
     inbound = FlakyAck(client, d, INBOUND, "c1", null_log())
-    client.xadd(INBOUND, {"bridge_id": B1, "ticket": "20261128000009"})
+    client.xadd(INBOUND, {"operator": "G12345-07", "bridge_id": B1,
+                          "ticket": "20261128000009"})
     thread = threading.Thread(target=inbound.run, daemon=True)
     thread.start()
     thread.join(10)
@@ -457,10 +460,11 @@ def test_an_entry_that_is_not_utf8_or_too_large_is_refused_and_the_next_applied(
     bridge(client, B1, T0, direction="110->12345", dialing_target="PJSIP/12345")
     raw = _raw_client(redis_server)
     stream = INBOUND
-    torn = cast(bytes, raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"77777777",
-                             b"note": "张".encode()[:2]}))
-    huge = cast(bytes, raw.xadd(stream, {b"bridge_id": B1.encode(), b"note": b"x" * 70000}))
-    raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"20261128000009"})
+    torn = cast(bytes, raw.xadd(stream, {**BY_12345, b"bridge_id": B1.encode(),
+                                         b"ticket": b"77777777", b"note": "张".encode()[:2]}))
+    huge = cast(bytes, raw.xadd(stream, {**BY_12345, b"bridge_id": B1.encode(),
+                                         b"note": b"x" * 70000}))
+    raw.xadd(stream, {**BY_12345, b"bridge_id": B1.encode(), b"ticket": b"20261128000009"})
     inbound = InboundTickets(raw, d, stream, "gw-test", null_log())
     _run_until(inbound, lambda: inbound.applied + inbound.refused == 3)
     assert (inbound.applied, inbound.refused) == (1, 2)
@@ -482,7 +486,7 @@ def test_an_entry_left_pending_by_a_gone_consumer_is_claimed_and_applied(
     raw = _raw_client(redis_server)
     stream = INBOUND
     InboundTickets(raw, d, stream, "gw-old", null_log()).ensure_groups()
-    raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"20261128000010"})
+    raw.xadd(stream, {**BY_12345, b"bridge_id": B1.encode(), b"ticket": b"20261128000010"})
     raw.xreadgroup(GROUP, "gw-old", {stream: ">"})  # delivered, never acknowledged
     inbound = InboundTickets(raw, d, stream, "gw-new", null_log(), claim_idle=0.05)
     import time
@@ -507,7 +511,7 @@ def test_an_entry_left_by_a_gateway_that_died_meanwhile_is_claimed_without_a_res
     inbound = InboundTickets(raw, d, stream, "gw-running", null_log(), claim_idle=0.5,
                              clock=lambda: now[0])
     inbound.ensure_groups()
-    raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"20261128000012"})
+    raw.xadd(stream, {**BY_12345, b"bridge_id": B1.encode(), b"ticket": b"20261128000012"})
     raw.xreadgroup(GROUP, "gw-dead", {stream: ">"})  # it dies here
 
     def time_passes() -> bool:
@@ -528,7 +532,7 @@ def test_a_restarted_gateway_reads_its_own_pending_entries_first(
     raw = _raw_client(redis_server)
     stream = INBOUND
     InboundTickets(raw, d, stream, "gw-a", null_log()).ensure_groups()
-    raw.xadd(stream, {b"bridge_id": B1.encode(), b"ticket": b"20261128000011"})
+    raw.xadd(stream, {**BY_12345, b"bridge_id": B1.encode(), b"ticket": b"20261128000011"})
     raw.xreadgroup(GROUP, "gw-a", {stream: ">"})  # the first life crashed here
     again = InboundTickets(raw, d, stream, "gw-a", null_log())  # same name, long idle
     _run_until(again, lambda: again.applied == 1)
@@ -828,7 +832,7 @@ def test_the_inbound_stream_has_exactly_the_12345_roles_rules(
         {"bridge_id": B1, "ticket": "20261128000002"},
     ]
     for fields in entries:
-        client.xadd(INBOUND, dict(fields.items()))
+        client.xadd(INBOUND, cast(Any, {"operator": "G12345-07", **fields}))
     got = cast(Any, client.xreadgroup(GROUP, "c1", {INBOUND: ">"}))
     for entry_id, fields in got[0][1]:
         inbound.handle(entry_id, fields)

@@ -367,9 +367,12 @@ INCIDENTS = st.one_of(st.sampled_from([SEED_INCIDENT, "110-2026-000124"]),
 
 
 def body(ascii_only: bool, **fields: Any) -> bytes:
-    """A change's body; it names its operator (who acts is required over HTTP; the
-    refusal without one is tested in test_http and test_records)."""
-    return json.dumps({"operator": "J4201"} | fields, ensure_ascii=ascii_only).encode()
+    """A change's body. It names its operator (who acts is required) unless the fields
+    say otherwise: ``operator=None`` leaves it out."""
+    fields = {"operator": "J4201"} | fields
+    if fields["operator"] is None:
+        del fields["operator"]
+    return json.dumps(fields, ensure_ascii=ascii_only).encode()
 
 
 #: Every route, the ones that change something twice as often; the bridges 12345 may see
@@ -628,6 +631,11 @@ def an_entry(draw: st.DrawFn) -> Entry:
             fields["status"] = draw(st.sampled_from(LOOP) | STATUSES)
         if draw(st.booleans()):
             fields["note"] = draw(hostile())
+    # who acts at 12345: mostly a staff number; now and then none, or one that is not
+    operator = draw(st.sampled_from(("G12345-07", "G12345-07", "G12345-07", None, "",
+                                     "G1\r\nX", "张三", "G1\u2028", "-G1", "G" * 33)))
+    if operator is not None:
+        fields["operator"] = operator
     torn = None
     if draw(st.integers(0, 9)) == 0:
         torn = (draw(st.sampled_from(torn_in)), draw(st.sampled_from(NOT_UTF8)))
@@ -641,39 +649,40 @@ def mirror(entry: Entry) -> list[Req]:
     ``POST /workorders``. An entry that is not UTF-8 is a body that is not either: the
     one request that carries the torn value, with the same bytes in it."""
     f = entry.fields
+    op = {"operator": f.get("operator")}  # the entry's, or none: the same on both sides
     if entry.workorder:
-        order = {k: v for k, v in f.items() if k != "type"}
-        return [Req("POST /workorders", "POST", "workorders", torn_body(entry, order))]
+        order: dict[str, str | None] = {k: v for k, v in f.items() if k != "type"}
+        return [Req("POST /workorders", "POST", "workorders", torn_body(entry, order | op))]
     b = f["bridge_id"]
     if entry.torn is not None:
         if entry.torn[0] == "ticket":
             return [Req("PUT /bridges/<id>/ticket", "PUT", f"bridges/{b}/ticket",
-                        torn_body(entry, {"ticket": f.get("ticket", "")}), target=b)]
-        step = {"status": f.get("status", ""), "note": f.get("note", "")}
+                        torn_body(entry, {"ticket": f.get("ticket", ""), **op}), target=b)]
+        step = {"status": f.get("status", ""), "note": f.get("note", "")} | op
         return [Req("POST /bridges/<id>/status", "POST", f"bridges/{b}/status",
                     torn_body(entry, step), target=b)]
     out = []
     if "incident" in f:
         out.append(Req("PUT /bridges/<id>/incident", "PUT", f"bridges/{b}/incident",
-                       body(False, incident=f["incident"]), target=b))
+                       body(False, incident=f["incident"], **op), target=b))
     if "ticket" in f:
         out.append(Req("PUT /bridges/<id>/ticket", "PUT", f"bridges/{b}/ticket",
-                       body(False, ticket=f["ticket"]), target=b))
+                       body(False, ticket=f["ticket"], **op), target=b))
     if "status" in f:
         fields = {"status": f["status"]} | ({"note": f["note"]} if "note" in f else {})
         out.append(Req("POST /bridges/<id>/status", "POST", f"bridges/{b}/status",
-                       body(True, **fields), target=b))
+                       body(True, **fields, **op), target=b))
     return out
 
 
-def torn_body(entry: Entry, fields: dict[str, str]) -> bytes:
+def torn_body(entry: Entry, fields: dict[str, str | None]) -> bytes:
     """``fields`` as a JSON body, the entry's bytes that are not UTF-8 (if any) where
     the entry has them: at the end of the torn value, before an "x"."""
     if entry.torn is None:
         return body(False, **fields)
     name, junk = entry.torn
     mark = "@@torn@@"
-    text = body(False, **(fields | {name: fields.get(name, "") + mark + "x"}))
+    text = body(False, **(fields | {name: (fields.get(name) or "") + mark + "x"}))
     return text.replace(mark.encode(), junk)
 
 
@@ -682,12 +691,11 @@ SAME_CODE = {"entry_not_utf8": "body_malformed"}
 
 
 def _way_in_unnamed(value: Any) -> Any:
-    """The way in (``via``) and who acted (``operator``, ``<step>_by``: the HTTP requests
-    name one, the stream's entries here do not) taken out of a record or an event."""
+    """The way in (``via``) taken out of a record or an event; who acted (``operator``,
+    ``<step>_by``) stays: both ways in must keep the same."""
     if isinstance(value, dict):
         return {k: "<way in>" if k == "via" or k.endswith("_via") else _way_in_unnamed(v)
-                for k, v in value.items() if k not in ("id", "prev", "hash", "operator")
-                and not (k.endswith("_by") and k != "emergency_by")}
+                for k, v in value.items() if k not in ("id", "prev", "hash")}
     if isinstance(value, str) and value.startswith("{"):
         try:
             return _way_in_unnamed(json.loads(value))

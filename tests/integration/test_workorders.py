@@ -10,6 +10,7 @@ import re
 import time
 from collections.abc import Iterator
 from typing import Any, cast
+from unittest.mock import ANY
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -182,6 +183,46 @@ def test_the_response_rate_counts_from_dispatch_and_an_order_nobody_accepts_is_l
         "due": 3, "answered_on_time": 1, "response_rate": 0.3333}
 
 
+CHANGES = [  # every route that changes a record, with a body that is good but for who acts
+    ("PUT", f"bridges/{B1}/ticket", {"ticket": "20261128000001"}),
+    ("PUT", f"bridges/{B1}/incident", {"incident": "110-2026-000123"}),
+    ("POST", f"bridges/{B1}/status", {"status": "accepted"}),
+    ("POST", "workorders", ORDER),
+    ("POST", f"workorders/{ORDER['ticket']}/status", {"status": "accepted"}),
+    ("POST", f"callbacks/{B1}/done", {"note": "已回访"}),
+    ("POST", f"push-needed/{B2}/done", {"ticket": "2026112900003"}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), CHANGES)
+@pytest.mark.parametrize(("operator", "code"), [
+    (None, "operator_missing"), ("J42\r\n01", "operator_malformed"),
+    ("警号4201", "operator_malformed")])
+def test_every_change_route_refuses_a_change_without_who_and_writes_nothing(
+        client: redis.Redis, desk: tuple[WorkOrderDesk, Clock], method: str, path: str,
+        body: dict[str, str], operator: str | None, code: str) -> None:
+    d, _ = desk
+    resource = api(client, d)
+    wanted = body if operator is None else {"operator": operator} | body
+    assert call(resource, method, path, wanted, operator=None) == (
+        400, {"error": code, "message": ANY})
+    assert client.dbsize() == 0  # nothing read as done, nothing written
+
+
+@pytest.mark.parametrize("command", [
+    {"command": "workorder", "ticket": ORDER["ticket"], "step": "accept", "unit": None},
+    {"command": "callback-done", "bridge_id": B1},
+    {"command": "push-done", "bridge_id": B2, "ticket": None}])
+def test_every_cli_change_refuses_without_who_and_writes_nothing(
+        client: redis.Redis, desk: tuple[WorkOrderDesk, Clock], command: dict[str, Any]
+        ) -> None:
+    d, _ = desk
+    args = argparse.Namespace(**command, note=None, json=False, operator=None)
+    with pytest.raises(Malformed, match="operator missing"):
+        run_loop(args, Records(client, P), d)
+    assert client.dbsize() == 0
+
+
 def test_12345_dispatches_and_reads_110_moves_the_loop(
         client: redis.Redis, desk: tuple[WorkOrderDesk, Clock]) -> None:
     d, _ = desk
@@ -211,20 +252,20 @@ def test_a_work_order_arrives_on_the_stream(client: redis.Redis,
                              workorders=d)
     inbound.ensure_groups()
     entry: dict[Any, Any] = dict(ORDER, type="workorder")
-    client.xadd(INBOUND, entry)  # a system's entry: who sent it is optional…
+    client.xadd(INBOUND, entry)  # nobody named: refused, as over HTTP
     client.xadd(INBOUND, cast(Any, dict(entry, ticket="2026112900007", operator="G12345-07")))
     client.xadd(INBOUND, cast(Any, dict(entry, ticket="2026112900008", operator="G1\r\nX")))
     got = cast(Any, client.xreadgroup(GROUP, "c1", {INBOUND: ">"}))
     for entry_id, fields in got[0][1]:
         inbound.handle(entry_id, fields)
     records = Records(client, P)
-    first = records.workorder(ORDER["ticket"])
-    assert (first["received_via"], "received_by" in first) == ("stream", False)
-    named = records.workorder("2026112900007")  # …kept when given…
+    named = records.workorder("2026112900007")  # who dispatched it, kept
     assert (named["received_via"], named["received_by"]) == ("stream", "G12345-07")
     errors = [e for _, e in cast(list[tuple[str, dict[str, str]]],
                                  client.xrange(f"{INBOUND}:errors"))]
-    assert [e["error"] for e in errors] == ["operator_malformed"]  # …and checked
+    assert [e["error"] for e in errors] == ["operator_missing", "operator_malformed"]
+    with pytest.raises(NotFound):
+        records.workorder(ORDER["ticket"])
     with pytest.raises(NotFound):
         records.workorder("2026112900008")
 

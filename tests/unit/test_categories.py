@@ -95,6 +95,19 @@ GOOD = """categories:
     (GOOD + POLICE.replace("near: a", "transfer: never"), 9, "unknown key 'transfer'"),
     (GOOD + POLICE.replace("name_zh: 警", "name_zh: \"警\\u0085\""), 9, "name_zh holds U+0085"),
     (GOOD + POLICE.replace("}", ", see_also: [a.q]}"), 9, "see_also names unknown id 'a.q'"),
+    # what YAML would take silently: a misspelt list, a key twice, a key that is no text
+    (GOOD + POLICE.replace("police_matters:", "police_matter:"), 8,
+     "unknown key 'police_matter' (expected `categories:` and `police_matters:`)"),
+    (GOOD + POLICE + POLICE, 10, "duplicate key 'police_matters' in the file (first at line 8)"),
+    (GOOD + POLICE.replace("near: a, ", "near: a, near: b, "), 9, "duplicate key 'near'"),
+    (GOOD + "    ? [x]\n    : y\n", 8, "a key of a category must be a text"),
+    (GOOD.replace("    items:\n      - {id: a.x, code: \"101\", name_zh: 乙, name_en: X}\n",
+                  "    items: foo\n"), 6, "items must be a list"),
+    (GOOD.replace('code: "101"', 'code: "1O1"'), 7, "code '1O1' must be 1 to 4 digits"),
+    (GOOD.replace('code: "101"', 'code: "１０１"'), 7, "must be 1 to 4 digits"),
+    (GOOD + POLICE.replace('"102"', '"9a"'), 9, "code '9a' must be 1 to 4 digits"),
+    (GOOD.replace("  - id: a\n", "  - id: police\n").replace("a.x", "police.x"), 2,
+     "the id 'police' is reserved"),
 ])
 def test_errors_name_the_line(text: str, line: int, message: str) -> None:
     with pytest.raises(CategoryError) as info:
