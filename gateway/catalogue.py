@@ -117,6 +117,16 @@ def _mapping(node: yaml.Node, source: str, what: str) -> dict[str, tuple[Any, in
     return out
 
 
+def _entry(node: yaml.Node, source: str, what: str, allowed: set[str]
+           ) -> tuple[dict[str, tuple[Any, int]], int]:
+    """A category, an item or a police matter: its keys (only ``allowed``) and line."""
+    entry = _mapping(node, source, what)
+    for key, (_, key_line) in entry.items():
+        if key not in allowed:
+            raise CategoryError(source, key_line, f"unknown key {key!r} in {what}")
+    return entry, node.start_mark.line + 1
+
+
 def _sequence(node: Any, source: str, line: int, what: str) -> list[Any]:
     if not isinstance(node, yaml.SequenceNode):
         raise CategoryError(source, line, f"{what} must be a list")
@@ -199,11 +209,7 @@ def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
         table[value] = line
 
     for cat_node in top["categories"][0].value:
-        line = cat_node.start_mark.line + 1
-        cat = _mapping(cat_node, source, "a category")
-        for key, (_, key_line) in cat.items():
-            if key not in _CATEGORY_KEYS:
-                raise CategoryError(source, key_line, f"unknown key {key!r} in a category")
+        cat, line = _entry(cat_node, source, "a category", _CATEGORY_KEYS)
         cid, ccode = _scalar(cat, "id", source, line), _code(cat, source, line)
         if cid == POLICE:
             raise CategoryError(source, cat["id"][1], f"the id {POLICE!r} is reserved (police "
@@ -213,11 +219,7 @@ def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
         items: list[Item] = []
         items_node, items_line = cat.get("items", (yaml.SequenceNode("", []), line))
         for item_node in _sequence(items_node, source, items_line, "items"):
-            iline = item_node.start_mark.line + 1
-            item = _mapping(item_node, source, "an item")
-            for key, (_, key_line) in item.items():
-                if key not in _ITEM_KEYS:
-                    raise CategoryError(source, key_line, f"unknown key {key!r} in an item")
+            item, iline = _entry(item_node, source, "an item", _ITEM_KEYS)
             iid, icode = _scalar(item, "id", source, iline), _code(item, source, iline)
             claim(ids, iid, iline, "id")
             claim(codes, icode, iline, "code")
@@ -262,11 +264,7 @@ def _police_matters(entry: tuple[Any, int], source: str, categories: list[Catego
     codes = {c.id: c.code for c in categories}
     out = []
     for matter_node in _sequence(node, source, line, "police_matters"):
-        mline = matter_node.start_mark.line + 1
-        matter = _mapping(matter_node, source, "a police matter")
-        for key, (_, key_line) in matter.items():
-            if key not in _POLICE_KEYS:
-                raise CategoryError(source, key_line, f"unknown key {key!r} in a police matter")
+        matter, mline = _entry(matter_node, source, "a police matter", _POLICE_KEYS)
         mid, mcode = _scalar(matter, "id", source, mline), _code(matter, source, mline)
         claim("id", mid, mline)
         claim("code", mcode, mline)
