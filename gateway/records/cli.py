@@ -105,13 +105,17 @@ LOOP_COMMANDS = ("workorders", "workorder", "callbacks", "callback-done", "push-
 _STEP = {"accept": "accepted", "assign": "assigned", "answer": "answered"}
 
 
-def _rows(rows: list[dict[str, str]], columns: tuple[str, ...], as_json: bool) -> str:
+def _rows(rows: list[dict[str, str]], columns: tuple[str, ...], as_json: bool,
+          total: int | None = None) -> str:
+    """A table (or JSON); ``total``: how many there are, when more than the rows shown."""
     if as_json:
         return json_for_terminal(json.dumps(rows, ensure_ascii=False))
     if not rows:
         return "(none)"
     lines = ["  ".join(f"{c:<20}" for c in columns)]
     lines += ["  ".join(f"{printable(r.get(c, '')):<20}" for c in columns) for r in rows]
+    if total is not None and total > len(rows):
+        lines.append(f"… the first {len(rows)} of {total} shown, oldest first")
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -120,11 +124,14 @@ def run_loop(args: argparse.Namespace, records: Records, desk: WorkOrderDesk
     """The loop without a call: work orders, callbacks, pushes owed."""
     done: dict[str, str]
     if args.command == "workorders":
-        return 0, _rows(records.workorders(args.period or ""), WORKORDER_COLUMNS, args.json)
+        rows, total = records.workorder_list(args.period or "")
+        return 0, _rows(rows, WORKORDER_COLUMNS, args.json, total)
     if args.command == "callbacks":
-        return 0, _rows(records.callbacks(), CALLBACK_COLUMNS, args.json)
+        return 0, _rows(records.callbacks(), CALLBACK_COLUMNS, args.json,
+                        records.totals(time.time())["callbacks"])
     if args.command == "push-needed":
-        return 0, _rows(records.push_needed(), SUMMARY, args.json)
+        return 0, _rows(records.push_needed(), SUMMARY, args.json,
+                        records.totals(time.time())["push_needed"])
     actor = Actor.human("cli", args.operator)  # operator_missing before anything is read
     if args.command == "workorder":
         done = desk.step(args.ticket, _STEP[args.step],
@@ -179,7 +186,8 @@ def handover_text(got: dict[str, Any]) -> str:
                                  ("feedback overdue", "overdue_bridges", SUMMARY),
                                  ("callbacks owed", "callbacks", CALLBACK_COLUMNS),
                                  ("pushes owed", "push_needed", SUMMARY)):
-        out += ["", f"{title} ({len(got[name])})", _rows(got[name], columns, False)]
+        total = got.get("totals", {}).get(name, len(got[name]))
+        out += ["", f"{title} ({total})", _rows(got[name], columns, False, total)]
     return "\n".join(out)
 
 
@@ -217,7 +225,8 @@ def run(args: argparse.Namespace, records: Records, key: bytes = b"",
         rows = records.find(by, getattr(args, by))
         return 0, _rows(rows, SUMMARY, args.json)
     if args.command == "overdue":
-        return 0, _rows(records.overdue(now), SUMMARY, args.json)
+        return 0, _rows(records.overdue(now), SUMMARY, args.json,
+                        records.totals(now)["overdue_bridges"])
     if args.command == "report":
         got = records.report(args.month or args.year or args.day, now)
         if args.json:

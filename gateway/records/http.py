@@ -286,10 +286,7 @@ class ApiResource(Resource):
                         bridge_id, str(body.get("status")), str(body.get("note", "")),
                         self._actor(body)))
             case "GET", ["overdue"]:
-                return "GET /overdue", lambda: {
-                    "overdue": shown_rows(role, self.records.overdue(self.clock()), mask),
-                    "workorders": shown_rows(
-                        role, self.records.overdue_workorders(self.clock()), mask)}
+                return "GET /overdue", lambda: self._overdue(role)
             case "GET", ["stats"]:
                 month, year = (_arg(request, b"month"), _arg(request, b"year"))
                 if month or year:  # checked (period_malformed) in the thread
@@ -317,8 +314,8 @@ class ApiResource(Resource):
             case "GET", ["workorders"]:
                 label = _arg(request, b"day") or _arg(request, b"month") or \
                     _arg(request, b"year")
-                return "GET /workorders", lambda: {"workorders": shown_rows(
-                    role, records.workorders(label), mask, own=True)}
+                return "GET /workorders", lambda: self._listed(
+                    "workorders", *records.workorder_list(label), role, own=True)
             case "GET", ["workorders", ticket]:
                 return "GET /workorders/<ticket>", lambda: shown_rows(
                     role, [records.workorder(ticket)], mask, own=True)[0]
@@ -327,15 +324,17 @@ class ApiResource(Resource):
                 return "POST /workorders/<ticket>/status", lambda: desk.step(
                     ticket, str(body.get("status")), body, self._actor(body))
             case "GET", ["callbacks"]:
-                return "GET /callbacks", lambda: {"callbacks": shown_rows(
-                    role, records.callbacks(), mask)}
+                return "GET /callbacks", lambda: self._listed(
+                    "callbacks", records.callbacks(),
+                    records.totals(self.clock())["callbacks"], role)
             case "POST", ["callbacks", bridge_id, "done"]:
                 body = self._body(request)
                 return "POST /callbacks/<id>/done", lambda: desk.callback_done(
                     bridge_id, body.get("note"), self._actor(body))
             case "GET", ["push-needed"]:
-                return "GET /push-needed", lambda: {"push_needed": shown_rows(
-                    role, records.push_needed(), mask)}
+                return "GET /push-needed", lambda: self._listed(
+                    "push_needed", records.push_needed(),
+                    records.totals(self.clock())["push_needed"], role)
             case "GET", ["handover"]:
                 return "GET /handover", lambda: shown_handover(
                     role, records.handover(self.clock(), self.shifts), mask)
@@ -344,6 +343,20 @@ class ApiResource(Resource):
                 return "POST /push-needed/<id>/done", lambda: desk.push_done(
                     bridge_id, body.get("ticket"), body.get("note"), self._actor(body))
         return None
+
+    def _listed(self, name: str, rows: list[dict[str, str]], total: int, role: ApiRole,
+                own: bool = False) -> dict[str, Any]:
+        """A list (at most LIST_CAP rows, oldest first) and how many there are in all."""
+        return {name: shown_rows(role, rows, self.mask, own=own), "total": total}
+
+    def _overdue(self, role: ApiRole) -> dict[str, Any]:
+        now = self.clock()
+        totals = self.records.totals(now)
+        return {"overdue": shown_rows(role, self.records.overdue(now), self.mask),
+                "workorders": shown_rows(role, self.records.overdue_workorders(now),
+                                         self.mask),
+                "overdue_total": totals["overdue_bridges"],
+                "workorders_total": totals["overdue_workorders"]}
 
     @staticmethod
     def _actor(body: dict[str, Any]) -> Actor:

@@ -37,6 +37,9 @@ from gateway.schema import (
 )
 
 FINDERS = ("number", "ticket", "incident", "seat", "day")
+#: At most this many rows in one list (the API, the CLI, the handover), oldest first; how
+#: many there are in all is given beside it, so a backlog of thousands costs one page.
+LIST_CAP = 500
 UTC_ZONE = ZoneInfo("UTC")
 #: Outcomes in which the other line took the matter (a response to it is then due).
 _HANDED = HANDED | {""}  # "": still live
@@ -136,10 +139,30 @@ class Records:
         return out
 
     def overdue(self, now: float) -> list[dict[str, str]]:
-        """Bridges whose feedback (110→12345) or response (12345→110) is past due."""
-        ids = cast(list[str], self._call(self.client.zrangebyscore,
-                                         self.keys.index(IDX_DEADLINE), "-inf", now))
-        return self._summaries(ids)
+        """Bridges whose feedback (110→12345) or response (12345→110) is past due (the
+        first :data:`LIST_CAP`, longest overdue first)."""
+        return self._summaries(self._due(IDX_DEADLINE, now))
+
+    def _due(self, index: str, now: float) -> list[str]:
+        # ZRANGEBYSCORE's positional start and count (redis-py: min, max, start, num)
+        return cast(list[str], self._call(self.client.zrangebyscore, self.keys.index(index),
+                                          "-inf", now, 0, LIST_CAP))
+
+    def _open(self, index: str) -> list[str]:
+        return cast(list[str], self._call(self.client.zrange, self.keys.index(index), 0,
+                                          LIST_CAP - 1))
+
+    def totals(self, now: float) -> dict[str, int]:
+        """How many there are in each list, however many are shown."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(self.keys.index(IDX_WORKORDERS_OPEN))
+        pipe.zcount(self.keys.index(IDX_WORKORDER_DEADLINE), "-inf", now)
+        pipe.zcount(self.keys.index(IDX_DEADLINE), "-inf", now)
+        pipe.zcard(self.keys.index(IDX_CALLBACKS_OPEN))
+        pipe.zcard(self.keys.index(IDX_PUSH_NEEDED))
+        counts = cast(list[int], self._call(pipe.execute))
+        return dict(zip(("open_workorders", "overdue_workorders", "overdue_bridges",
+                         "callbacks", "push_needed"), map(int, counts), strict=True))
 
     def overdue_counts(self, now: float) -> tuple[int, int]:
         """How many bridges and how many work orders are past due (for alerts)."""
@@ -165,33 +188,33 @@ class Records:
 
     def workorders(self, label: str = "") -> list[dict[str, str]]:
         """Work orders not answered yet (oldest first), or those received in a period."""
+        return self.workorder_list(label)[0]
+
+    def workorder_list(self, label: str = "") -> tuple[list[dict[str, str]], int]:
+        """The first :data:`LIST_CAP` of :meth:`workorders`, and how many there are."""
         if label:
             tickets = self._ids_in(period(label, self.zone), idx_workorder_day)
+            total = len(tickets)
         else:
-            tickets = cast(list[str], self._call(
-                self.client.zrange, self.keys.index(IDX_WORKORDERS_OPEN), 0, -1))
-        return self._hashes([workorder_record(t) for t in tickets])
+            tickets = self._open(IDX_WORKORDERS_OPEN)
+            total = int(cast(int, self._call(self.client.zcard,
+                                             self.keys.index(IDX_WORKORDERS_OPEN))))
+        return self._hashes([workorder_record(t) for t in tickets[:LIST_CAP]]), total
 
     def overdue_workorders(self, now: float) -> list[dict[str, str]]:
         """Work orders past their running deadline: not accepted by their accept
         deadline, or accepted and not answered by their answer deadline."""
-        tickets = cast(list[str], self._call(self.client.zrangebyscore,
-                                             self.keys.index(IDX_WORKORDER_DEADLINE),
-                                             "-inf", now))
+        tickets = self._due(IDX_WORKORDER_DEADLINE, now)
         return self._hashes([workorder_record(t) for t in tickets])
 
     def callbacks(self) -> list[dict[str, str]]:
         """Callback tasks still open, oldest first."""
-        ids = cast(list[str], self._call(self.client.zrange,
-                                         self.keys.index(IDX_CALLBACKS_OPEN), 0, -1))
-        return self._hashes([callback_record(i) for i in ids])
+        return self._hashes([callback_record(i) for i in self._open(IDX_CALLBACKS_OPEN)])
 
     def push_needed(self) -> list[dict[str, str]]:
         """Bridges whose other line was never reached and whose work order is still to be
         pushed to it, oldest first."""
-        ids = cast(list[str], self._call(self.client.zrange,
-                                         self.keys.index(IDX_PUSH_NEEDED), 0, -1))
-        return self._summaries(ids)
+        return self._summaries(self._open(IDX_PUSH_NEEDED))
 
     def _workorder_figures(self, when: Period, now: float) -> dict[str, Any]:
         """Counted from dispatch: an order is due once it was answered or its running
@@ -240,6 +263,7 @@ class Records:
             "overdue_bridges": self.overdue(now),
             "callbacks": self.callbacks(),
             "push_needed": self.push_needed(),
+            "totals": self.totals(now),  # each list shows at most LIST_CAP of these
             "this_shift": {"keys": len(self._ids_in(so_far)),
                            "workorders_received": len(self._ids_in(
                                so_far, idx_workorder_day))},

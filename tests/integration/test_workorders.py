@@ -22,6 +22,7 @@ from gateway.bridge.store import Change, Index
 from gateway.config import TicketConfig
 from gateway.lab.fakes import null_log
 from gateway.lab.services import RedisServer
+from gateway.records import queries
 from gateway.records.actor import Actor
 from gateway.records.cli import handover_text, run_loop
 from gateway.records.cli import run as run_record_command
@@ -344,3 +345,33 @@ def test_the_handover_lists_what_the_shift_leaves_and_counts_what_it_saw(
     clock.now = T0 + 5 * 3600  # 08:50: the day shift saw nothing yet
     assert records.handover(clock.now, ("08:00", "20:00"))["this_shift"] == \
         {"keys": 0, "workorders_received": 0}
+
+
+def test_every_list_shows_at_most_its_cap_oldest_first_and_says_how_many_there_are(
+        client: redis.Redis, desk: tuple[WorkOrderDesk, Clock],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backlog of thousands costs one page: each list reads at most LIST_CAP rows (here
+    2 of 3), the oldest first, and says how many there are in all."""
+    monkeypatch.setattr(queries, "LIST_CAP", 2)
+    d, clock = desk
+    for n in range(3):
+        d.receive(dict(ORDER, ticket=f"202611290000{n + 1}"), API)
+        clock.now += 60
+        bridge_id = f"2026112819503{n}aaaaaa"
+        apply_sync(client, P, Change(callback_record(bridge_id), "callback_needed", T0 + n,
+                                     {"bridge_id": bridge_id, "status": "open"},
+                                     (Index(IDX_CALLBACKS_OPEN, bridge_id, T0 + n),)))
+    records = Records(client, P)
+    rows, total = records.workorder_list()
+    assert ([r["ticket"] for r in rows], total) == (["2026112900001", "2026112900002"], 3)
+    assert [c["bridge_id"] for c in records.callbacks()] == \
+        ["20261128195030aaaaaa", "20261128195031aaaaaa"]
+    status, listed = call(api(client, d), "GET", "callbacks")
+    assert (status, len(listed["callbacks"]), listed["total"]) == (200, 2, 3)
+    assert call(api(client, d), "GET", "workorders")[1]["total"] == 3
+    code, text = run_loop(argparse.Namespace(command="callbacks", json=False), records, d)
+    assert (code, text.splitlines()[-1]) == (0, "… the first 2 of 3 shown, oldest first")
+    got = records.handover(clock.now, ("08:00", "20:00"))
+    assert (len(got["open_workorders"]), got["totals"]["open_workorders"],
+            got["totals"]["callbacks"]) == (2, 3, 3)
+    assert "work orders open (3)" in handover_text(got)
