@@ -125,6 +125,13 @@ class Records:
         days = cast(list[list[str]], self._call(pipe.execute))
         return [bridge_id for ids in days for bridge_id in ids]
 
+    def _count_in(self, when: Period, index: Callable[[str], str] = idx_day) -> int:
+        """How many :meth:`_ids_in` would give, counted by Redis (``ZCOUNT``)."""
+        pipe = self.client.pipeline()
+        for utc_day in when.utc_days():
+            pipe.zcount(self.keys.index(index(utc_day)), when.start, f"({when.end}")
+        return sum(int(n) for n in cast(list[int], self._call(pipe.execute)))
+
     def _summaries(self, ids: list[str]) -> list[dict[str, str]]:
         pipe = self.client.pipeline()
         for bridge_id in ids:
@@ -264,9 +271,9 @@ class Records:
             "callbacks": self.callbacks(),
             "push_needed": self.push_needed(),
             "totals": self.totals(now),  # each list shows at most LIST_CAP of these
-            "this_shift": {"keys": len(self._ids_in(so_far)),
-                           "workorders_received": len(self._ids_in(
-                               so_far, idx_workorder_day))},
+            "this_shift": {"keys": self._count_in(so_far),
+                           "workorders_received": self._count_in(so_far,
+                                                                 idx_workorder_day)},
         }
 
     def report(self, label: str, now: float) -> dict[str, Any]:

@@ -34,7 +34,14 @@ from gateway.records.queries import Records
 from gateway.records.roles import ApiRole
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
-from gateway.schema import IDX_CALLBACKS_OPEN, IDX_PUSH_NEEDED, bridge_record, callback_record, iso
+from gateway.schema import (
+    IDX_CALLBACKS_OPEN,
+    IDX_PUSH_NEEDED,
+    bridge_record,
+    callback_record,
+    idx_day,
+    iso,
+)
 from tests.integration.test_records import (
     CATALOGUE,
     INBOUND,
@@ -323,6 +330,11 @@ def test_the_handover_lists_what_the_shift_leaves_and_counts_what_it_saw(
     d.step(done["ticket"], "assigned", {"unit": "城关派出所一中队"}, API)
     d.step(done["ticket"], "answered", {"note": "已处理"}, API)
     clock.now = T0 + 2 * 3600
+    # a key pressed in this shift, and one the day before (counted by ZCOUNT, per UTC day)
+    for bridge_id, at in ((B1, T0 + 3600), (B2, T0 - 86400)):
+        apply_sync(client, P, Change(bridge_record(bridge_id), "transfer_requested", at,
+                                     {"bridge_id": bridge_id},
+                                     (Index(idx_day(iso(at)[:10]), bridge_id, at),)))
     records = Records(client, P, ZoneInfo("Asia/Shanghai"))
     got = records.handover(clock.now, ("08:00", "20:00"))
     assert got["shift"] == {"from": "2026-11-28T12:00:00.000Z",
@@ -331,10 +343,10 @@ def test_the_handover_lists_what_the_shift_leaves_and_counts_what_it_saw(
     assert [w["ticket"] for w in got["open_workorders"]] == [ORDER["ticket"]]
     assert [w["ticket"] for w in got["overdue_workorders"]] == [ORDER["ticket"]]
     assert (got["overdue_bridges"], got["callbacks"], got["push_needed"]) == ([], [], [])
-    assert got["this_shift"] == {"keys": 0, "workorders_received": 2}
+    assert got["this_shift"] == {"keys": 1, "workorders_received": 2}
     text = handover_text(got).splitlines()
     assert text[0] == ("shift 2026-11-28 20:00 until 2026-11-29 08:00 (Asia/Shanghai): "
-                       "0 key(s) pressed, 2 work order(s) received")
+                       "1 key(s) pressed, 2 work order(s) received")
     assert [line for line in text if re.fullmatch(r"[a-z ]+ \([0-9]+\)", line)] == [
         "work orders open (1)", "work orders overdue (1)", "feedback overdue (0)",
         "callbacks owed (0)", "pushes owed (0)"]
