@@ -105,8 +105,8 @@ LOOP_COMMANDS = ("workorders", "workorder", "callbacks", "callback-done", "push-
 _STEP = {"accept": "accepted", "assign": "assigned", "answer": "answered"}
 
 
-def _rows(rows: list[dict[str, str]], columns: tuple[str, ...], as_json: bool,
-          total: int | None = None) -> str:
+def _rows(rows: list[dict[str, str]], total: int | None, columns: tuple[str, ...],
+          as_json: bool) -> str:
     """A table (or JSON); ``total``: how many there are, when more than the rows shown."""
     if as_json:
         return json_for_terminal(json.dumps(rows, ensure_ascii=False))
@@ -125,13 +125,11 @@ def run_loop(args: argparse.Namespace, records: Records, desk: WorkOrderDesk
     done: dict[str, str]
     if args.command == "workorders":
         rows, total = records.workorder_list(args.period or "")
-        return 0, _rows(rows, WORKORDER_COLUMNS, args.json, total)
+        return 0, _rows(rows, total, WORKORDER_COLUMNS, args.json)
     if args.command == "callbacks":
-        return 0, _rows(records.callbacks(), CALLBACK_COLUMNS, args.json,
-                        records.totals(time.time())["callbacks"])
+        return 0, _rows(*records.callback_list(), CALLBACK_COLUMNS, args.json)
     if args.command == "push-needed":
-        return 0, _rows(records.push_needed(), SUMMARY, args.json,
-                        records.totals(time.time())["push_needed"])
+        return 0, _rows(*records.push_list(), SUMMARY, args.json)
     actor = Actor.human("cli", args.operator)  # operator_missing before anything is read
     if args.command == "workorder":
         done = desk.step(args.ticket, _STEP[args.step],
@@ -187,7 +185,7 @@ def handover_text(got: dict[str, Any]) -> str:
                                  ("callbacks owed", "callbacks", CALLBACK_COLUMNS),
                                  ("pushes owed", "push_needed", SUMMARY)):
         total = got.get("totals", {}).get(name, len(got[name]))
-        out += ["", f"{title} ({total})", _rows(got[name], columns, False, total)]
+        out += ["", f"{title} ({total})", _rows(got[name], total, columns, False)]
     return "\n".join(out)
 
 
@@ -223,10 +221,10 @@ def run(args: argparse.Namespace, records: Records, key: bytes = b"",
     if args.command == "find":
         by = next(name for name in FINDERS if getattr(args, name))
         rows = records.find(by, getattr(args, by))
-        return 0, _rows(rows, SUMMARY, args.json)
+        return 0, _rows(rows, None, SUMMARY, args.json)
     if args.command == "overdue":
-        return 0, _rows(records.overdue(now), SUMMARY, args.json,
-                        records.totals(now)["overdue_bridges"])
+        return 0, _rows(records.overdue(now), records.totals(now)["overdue_bridges"],
+                        SUMMARY, args.json)
     if args.command == "report":
         got = records.report(args.month or args.year or args.day, now)
         if args.json:

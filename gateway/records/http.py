@@ -325,16 +325,14 @@ class ApiResource(Resource):
                     ticket, str(body.get("status")), body, self._actor(body))
             case "GET", ["callbacks"]:
                 return "GET /callbacks", lambda: self._listed(
-                    "callbacks", records.callbacks(),
-                    records.totals(self.clock())["callbacks"], role)
+                    "callbacks", *records.callback_list(), role)
             case "POST", ["callbacks", bridge_id, "done"]:
                 body = self._body(request)
                 return "POST /callbacks/<id>/done", lambda: desk.callback_done(
                     bridge_id, body.get("note"), self._actor(body))
             case "GET", ["push-needed"]:
                 return "GET /push-needed", lambda: self._listed(
-                    "push_needed", records.push_needed(),
-                    records.totals(self.clock())["push_needed"], role)
+                    "push_needed", *records.push_list(), role)
             case "GET", ["handover"]:
                 return "GET /handover", lambda: shown_handover(
                     role, records.handover(self.clock(), self.shifts), mask)

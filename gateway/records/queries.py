@@ -155,9 +155,13 @@ class Records:
         return cast(list[str], self._call(self.client.zrangebyscore, self.keys.index(index),
                                           "-inf", now, 0, LIST_CAP))
 
-    def _open(self, index: str) -> list[str]:
-        return cast(list[str], self._call(self.client.zrange, self.keys.index(index), 0,
-                                          LIST_CAP - 1))
+    def _open(self, index: str) -> tuple[list[str], int]:
+        """The first :data:`LIST_CAP` ids of an index, and how many it holds: one trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zrange(self.keys.index(index), 0, LIST_CAP - 1)
+        pipe.zcard(self.keys.index(index))
+        ids, total = cast(list[Any], self._call(pipe.execute))
+        return cast(list[str], ids), int(total)
 
     def totals(self, now: float) -> dict[str, int]:
         """How many there are in each list, however many are shown."""
@@ -203,9 +207,7 @@ class Records:
             tickets = self._ids_in(period(label, self.zone), idx_workorder_day)
             total = len(tickets)
         else:
-            tickets = self._open(IDX_WORKORDERS_OPEN)
-            total = int(cast(int, self._call(self.client.zcard,
-                                             self.keys.index(IDX_WORKORDERS_OPEN))))
+            tickets, total = self._open(IDX_WORKORDERS_OPEN)
         return self._hashes([workorder_record(t) for t in tickets[:LIST_CAP]]), total
 
     def overdue_workorders(self, now: float) -> list[dict[str, str]]:
@@ -216,12 +218,22 @@ class Records:
 
     def callbacks(self) -> list[dict[str, str]]:
         """Callback tasks still open, oldest first."""
-        return self._hashes([callback_record(i) for i in self._open(IDX_CALLBACKS_OPEN)])
+        return self.callback_list()[0]
+
+    def callback_list(self) -> tuple[list[dict[str, str]], int]:
+        """The first :data:`LIST_CAP` of :meth:`callbacks`, and how many there are."""
+        ids, total = self._open(IDX_CALLBACKS_OPEN)
+        return self._hashes([callback_record(i) for i in ids]), total
 
     def push_needed(self) -> list[dict[str, str]]:
         """Bridges whose other line was never reached and whose work order is still to be
         pushed to it, oldest first."""
-        return self._summaries(self._open(IDX_PUSH_NEEDED))
+        return self.push_list()[0]
+
+    def push_list(self) -> tuple[list[dict[str, str]], int]:
+        """The first :data:`LIST_CAP` of :meth:`push_needed`, and how many there are."""
+        ids, total = self._open(IDX_PUSH_NEEDED)
+        return self._summaries(ids), total
 
     def _workorder_figures(self, when: Period, now: float) -> dict[str, Any]:
         """Counted from dispatch: an order is due once it was answered or its running

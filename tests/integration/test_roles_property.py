@@ -633,7 +633,8 @@ def an_entry(draw: st.DrawFn) -> Entry:
             fields["note"] = draw(hostile())
     # who acts at 12345: mostly a staff number; now and then none, or one that is not
     operator = draw(st.sampled_from(("G12345-07", "G12345-07", "G12345-07", None, "",
-                                     "G1\r\nX", "张三", "G1\u2028", "-G1", "G" * 33)))
+                                     "G1\r\nX", "张三", "G1\u2028", "G1\u0085", "-G1",
+                                     "G" * 33)))
     if operator is not None:
         fields["operator"] = operator
     torn = None

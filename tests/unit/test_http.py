@@ -114,7 +114,8 @@ def test_a_good_request_goes_through() -> None:
 @pytest.mark.parametrize(("operator", "code"), [
     (None, "operator_missing"), ("", "operator_missing"), (4201, "operator_malformed"),
     ("J42\r\n01", "operator_malformed"), ("警号4201", "operator_malformed"),
-    ("J4201\u2028", "operator_malformed"), ("J" * 33, "operator_malformed"),
+    ("J4201\u2028", "operator_malformed"), ("J4201\u0085", "operator_malformed"),
+    ("J" * 33, "operator_malformed"),
     ("-J4201", "operator_malformed")])
 def test_a_change_without_a_staff_or_police_number_is_refused_and_changes_nothing(
         operator: Any, code: str) -> None:
