@@ -86,7 +86,7 @@ def build_transfer(config: Config, reactor: Any, log: Any, name: str,
                               log=log.bind(part="transfer"),
                               catalogue=load_catalogue(config),
                               ownership=leases, meter=meter,
-                              feedback_hours=config.tickets.feedback_hours,
+                              tickets=config.tickets,
                               ticket_pattern=config.tickets.pattern)
     recovery = Recovery(service, log.bind(part="recovery"))
     cluster = Cluster(service, recovery, leases, bridge_log, reactor,

@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml
 
+from gateway.deadlines import MAX_WORKING_DAYS
+
 
 class CategoryError(Exception):
     code = "categories_invalid"
@@ -59,6 +61,8 @@ class Category:
     items: tuple[Item, ...]
     feedback_hours: float | None = None  # deadline for 12345's feedback; None: default
     response_hours: float | None = None  # 110's answer to a work order; None: default
+    feedback_days: int | None = None  # the same in working days (before the hours)
+    response_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class Catalogue:
 
 
 _CATEGORY_KEYS = {"id", "code", "name_zh", "name_en", "stays_with_110_if", "items",
-                  "feedback_hours", "response_hours"}
+                  "feedback_hours", "response_hours", "feedback_days", "response_days"}
 _ITEM_KEYS = {"id", "code", "name_zh", "name_en", "transfer", "see_also"}
 _POLICE_KEYS = {"id", "code", "name_zh", "name_en", "near", "see_also"}
 _TOP_KEYS = {"categories", "police_matters"}
@@ -240,7 +244,9 @@ def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
                                    _scalar(cat, "name_en", source, line),
                                    _strings(cat, "stays_with_110_if", source), tuple(items),
                                    _hours(cat, "feedback_hours", source, line),
-                                   _hours(cat, "response_hours", source, line)))
+                                   _hours(cat, "response_hours", source, line),
+                                   _days(cat, "feedback", source, line),
+                                   _days(cat, "response", source, line)))
     if "police_matters" in top:
         police += _police_matters(
             top["police_matters"], source, categories,
@@ -295,6 +301,22 @@ def _hours(cat: dict[str, tuple[Any, int]], key: str, source: str, line: int
     if not hours > 0:
         raise CategoryError(source, cat[key][1], f"{key} must be greater than 0")
     return hours
+
+
+def _days(cat: dict[str, tuple[Any, int]], deadline: str, source: str, line: int
+          ) -> int | None:
+    """An optional whole number of working days (``<deadline>_days``), never beside
+    ``<deadline>_hours``: one deadline, counted one way."""
+    key = f"{deadline}_days"
+    if key not in cat:
+        return None
+    if f"{deadline}_hours" in cat:
+        raise CategoryError(source, cat[key][1], f"{key} and {deadline}_hours: give one")
+    text = _scalar(cat, key, source, line)
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_WORKING_DAYS):
+        raise CategoryError(source, cat[key][1],
+                            f"{key} must be 1 to {MAX_WORKING_DAYS} working days")
+    return int(text)
 
 
 def load_categories(path: Path) -> Catalogue:

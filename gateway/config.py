@@ -11,12 +11,15 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+
+from gateway.deadlines import MAX_WORKING_DAYS
 
 
 class ConfigError(Exception):
@@ -92,6 +95,17 @@ class TicketConfig:
     # a work order must be accepted (受理) this long after 12345 dispatched it; one never
     # accepted is overdue from then on and counts against the response rate
     workorder_accept_minutes: float = 60.0
+    # deadlines in working days instead of hours (0: hours): 110's answer to a work
+    # order, and 12345's feedback on a bridge handed to it; a category may set its own
+    # (response_days, feedback_days in categories.yaml)
+    workorder_response_days: int = 0
+    feedback_days: int = 0
+    # the site's own dates, before the official calendar (chinese-calendar): holidays it
+    # lacks and weekend days worked (调休), e.g. next year's before a release has them
+    days_off: tuple[str, ...] = ()
+    make_up_days: tuple[str, ...] = ()
+    # an extension (延期) may ask for at most this many working days (hours: ×24)
+    extension_max_days: int = 30
     inbound_stream: str = "tickets:in"  # the stream the 12345 side may write to
     # the centre's own time: where a day (of figures, reports, look-ups by day) begins
     time_zone: str = "Asia/Shanghai"
@@ -249,6 +263,22 @@ def _time_zone(value: Any) -> str | None:
     return None
 
 
+def _days(value: Any, least: int) -> str | None:
+    return None if least <= value <= MAX_WORKING_DAYS else \
+        f"must be {least} to {MAX_WORKING_DAYS} working days"
+
+
+def _dates(value: Any) -> str | None:
+    for text in value:
+        try:
+            if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+                raise ValueError
+            date.fromisoformat(text)
+        except ValueError:
+            return f"{str(text)[:20]!r} is not a date YYYY-MM-DD"
+    return None
+
+
 def _display(value: Any) -> str | None:
     """A display-name prefix: at most 16 printable characters, none that ends a SIP
     display name or an AMI value (quote, backslash, angle brackets, comma)."""
@@ -306,6 +336,11 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("tickets", "workorder_response_hours"): _positive,
     ("tickets", "workorder_accept_minutes"): _positive,
     ("tickets", "time_zone"): _time_zone,
+    ("tickets", "workorder_response_days"): lambda v: _days(v, 0),
+    ("tickets", "feedback_days"): lambda v: _days(v, 0),
+    ("tickets", "extension_max_days"): lambda v: _days(v, 1),
+    ("tickets", "days_off"): _dates,
+    ("tickets", "make_up_days"): _dates,
     ("log", "level"): _one_of("debug", "info", "warning", "error"),
     ("transfer", "centre_id"): lambda v: None if re.fullmatch(r"[A-Za-z0-9_.:+-]{1,32}", v)
     else "must be 1 to 32 of A-Z a-z 0-9 _ . : + -",
@@ -355,6 +390,9 @@ def _convert(expected: Any, value: Any) -> Any:
             raise TypeError("must be a whole number")
         return value
     if isinstance(expected, tuple):
+        # an unquoted date in YAML (2027-01-01) is read as a date: its text is meant
+        value = [v.isoformat() if isinstance(v, date) else v for v in value] \
+            if isinstance(value, list) else value
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise TypeError("must be a list of strings")
         return tuple(value)
@@ -414,6 +452,10 @@ def load_config(
         raise ConfigError(source, None, "transfer.require_code",
                           f"{config.transfer.require_code} never happens with a default_code "
                           f"({config.transfer.default_code}): a key without a code takes it")
+    both = set(config.tickets.days_off) & set(config.tickets.make_up_days)
+    if both:
+        raise ConfigError(source, None, "tickets.make_up_days",
+                          f"{min(both)} is also in tickets.days_off: a day is one or the other")
     if secrets and process_mode:
         if not config.ami.secret:
             raise ConfigError(source, None, "ami.secret_env", "the AMI secret is empty")
@@ -530,6 +572,9 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
         except yaml.YAMLError as exc:  # a tag SafeLoader does not know (!!python/...)
             raise ConfigError(source, _line(value_node), dotted,
                               f"not a plain value: {getattr(exc, 'problem', exc)}") from exc
+        except ValueError as exc:  # what YAML reads as a date or time but is none (2-30)
+            raise ConfigError(source, _line(value_node), dotted,
+                              f"not a valid value: {exc}") from exc
         try:
             value = _convert(getattr(defaults, key), raw)
         except (TypeError, ValueError) as exc:

@@ -18,6 +18,7 @@ from gateway.ami.sync import SyncAmi, endpoint_address
 from gateway.bridge.change import Change
 from gateway.catalogue import Catalogue
 from gateway.config import Config, TransferConfig
+from gateway.deadlines import Deadlines
 from gateway.process.keeper_client import KeeperFeed
 from gateway.schema import iso
 from gateway.transfer import decide
@@ -53,7 +54,9 @@ class ProcessDesk:
         self.owner = owner
         self.clock = clock
         self.work = Work()
-        self.persist = Persistor(self, config.transfer.response_deadline)
+        deadlines = Deadlines(config.tickets, catalogue)
+        self.persist = Persistor(self, config.transfer.response_deadline,
+                                 lambda category, at: deadlines.feedback(category, at).at)
         self.arrivals = Arrivals(self.record, clock, config.transfer.response_deadline,
                                  config.tickets.pattern,
                                  lambda code: self.classify(code, "12345")[0], owner)

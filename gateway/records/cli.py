@@ -19,6 +19,7 @@ from gateway.records.queries import FINDERS, Records
 from gateway.records.report_format import LANGS, report_csv, report_text, report_xlsx
 from gateway.records.retention import Retention, RetentionError, is_day, read_manifest
 from gateway.records.shown import json_for_terminal, printable
+from gateway.records.workorder_life import RESULTS, SATISFACTION
 from gateway.records.workorders import WorkOrderDesk
 
 WORKORDER_COLUMNS = ("ticket", "received_at", "category", "status", "accept_due_at",
@@ -57,10 +58,18 @@ def add_commands(sub: Any) -> None:
                             "ones, or those received in a period")
     orders.add_argument("--period", help="YYYY-MM-DD, YYYY-MM or YYYY")
     order = sub.add_parser("workorder", help="move a work order on: accept, assign to a "
-                           "unit, answer")
+                           "unit, answer; return it, hand it back, reassign it, ask for "
+                           "or decide an extension, reopen, close, record satisfaction")
     order.add_argument("ticket")
-    order.add_argument("step", choices=("accept", "assign", "answer"))
-    order.add_argument("--unit", help="the unit it is assigned to (assign)")
+    order.add_argument("step", choices=tuple(_ACTION))
+    order.add_argument("--unit", help="the unit it is assigned to (assign, reassign)")
+    order.add_argument("--reason", help="why (return, unit-return, reassign, extension, "
+                       "reopen)")
+    order.add_argument("--days", help="working days more (extension)")
+    order.add_argument("--hours", help="hours more (extension)")
+    order.add_argument("--result", choices=RESULTS, help="what it was closed with (close)")
+    order.add_argument("--satisfaction", choices=SATISFACTION,
+                       help="the citizen's, from 12345's follow-up call (satisfaction)")
     order.add_argument("--note")
     order.add_argument("--operator", default=os.environ.get("LINKGW_OPERATOR"),
                        help="your staff or police number (required; default: $LINKGW_OPERATOR)")
@@ -100,9 +109,17 @@ def _today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
 
 
+#: ``linkgw workorder <ticket> <step>``: the action and what the step itself says.
+_ACTION: dict[str, tuple[str, dict[str, str]]] = {
+    "accept": ("accept", {}), "assign": ("assign", {}), "answer": ("answer", {}),
+    "return": ("return", {}), "unit-return": ("unit_return", {}),
+    "reassign": ("reassign", {}), "extension": ("extension", {}),
+    "grant": ("extension_decision", {"decision": "granted"}),
+    "refuse": ("extension_decision", {"decision": "refused"}),
+    "reopen": ("reopen", {}), "close": ("close", {}), "satisfaction": ("satisfaction", {})}
+
 LOOP_COMMANDS = ("workorders", "workorder", "callbacks", "callback-done", "push-needed",
                  "push-done")
-_STEP = {"accept": "accepted", "assign": "assigned", "answer": "answered"}
 
 
 def _rows(rows: list[dict[str, str]], total: int | None, columns: tuple[str, ...],
@@ -132,8 +149,10 @@ def run_loop(args: argparse.Namespace, records: Records, desk: WorkOrderDesk
         return 0, _rows(*records.push_list(), SUMMARY, args.json)
     actor = Actor.human("cli", args.operator)  # operator_missing before anything is read
     if args.command == "workorder":
-        done = desk.step(args.ticket, _STEP[args.step],
-                         {"unit": args.unit, "note": args.note}, actor)
+        action, given = _ACTION[args.step]
+        done = desk.act(args.ticket, action, given | {
+            k: getattr(args, k) for k in ("unit", "reason", "days", "hours", "result",
+                                          "satisfaction", "note")}, actor)
     elif args.command == "callback-done":
         done = desk.callback_done(args.bridge_id, args.note, actor)
     else:

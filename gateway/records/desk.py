@@ -14,6 +14,7 @@ from gateway.bridge.redis_store import NotReplicated, apply_sync
 from gateway.bridge.store import Change, GuardFailed
 from gateway.catalogue import Catalogue
 from gateway.config import RedisConfig, TicketConfig
+from gateway.deadlines import Deadlines
 from gateway.records.errors import Unavailable
 from gateway.schema import Keys
 
@@ -30,6 +31,11 @@ class Desk:
     min_replicas: int = 0
     replica_timeout_ms: int = 1000
     events_maxlen: int = 0
+
+    @property
+    def deadlines(self) -> Deadlines:
+        """The site's deadlines on its calendar (the catalogue of the moment)."""
+        return Deadlines(self.config, self.catalogue)
 
     def _hash(self, name: str) -> dict[str, str]:
         """A record (``bridge:<id>``, ``ticket:<id>``, ``workorder:<n>``) as a dict."""

@@ -26,6 +26,11 @@ policy, ``X-Frame-Options: DENY`` and ``nosniff``.
     GET  /workorders[?day=|month=|year=]   open ones, or those of a period
     GET  /workorders/<ticket>
     POST /workorders/<ticket>/status  {"status": "accepted|assigned|answered", "unit", "note"}
+    POST /workorders/<ticket>/<action>  the rest of its life, each with "operator":
+         return {"reason"} · unit-return {"reason"} · reassign {"unit", "reason"} ·
+         extension {"reason", "days"|"hours"} · extension-decision {"decision":
+         "granted|refused", "note"?} (12345) · reopen {"reason"} (12345) ·
+         close {"result", "note"?} (12345) · satisfaction {"satisfaction", "note"?} (12345)
     GET  /callbacks                   open callback tasks
     POST /callbacks/<id>/done         {"note"?}
     GET  /push-needed                 work orders still to push to the line not reached
@@ -60,6 +65,7 @@ from gateway.records.page import CSP, render_page
 from gateway.records.periods import today
 from gateway.records.queries import FINDERS, Records
 from gateway.records.roles import (
+    LIFE_ROUTES,
     ApiRole,
     check_allowed,
     check_visible,
@@ -323,6 +329,10 @@ class ApiResource(Resource):
                 body = self._body(request)
                 return "POST /workorders/<ticket>/status", lambda: desk.step(
                     ticket, str(body.get("status")), body, self._actor(body))
+            case "POST", ["workorders", ticket, action] if action in LIFE_ROUTES:
+                body = self._body(request)
+                return f"POST /workorders/<ticket>/{action}", lambda: desk.act(
+                    ticket, LIFE_ROUTES[action], body, self._actor(body))
             case "GET", ["callbacks"]:
                 return "GET /callbacks", lambda: self._listed(
                     "callbacks", *records.callback_list(), role)

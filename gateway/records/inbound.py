@@ -2,6 +2,10 @@
 
 Each entry (``bridge_id`` plus ``ticket`` / ``incident`` / ``status`` / ``note``) is
 applied by the :class:`~gateway.records.tickets.TicketDesk` exactly as an API call is.
+An entry of ``type`` ``workorder`` dispatches a work order; ``workorder_close``,
+``workorder_satisfaction``, ``workorder_reopen`` and ``workorder_extension_decision``
+(with ``ticket`` and the route's fields) take 12345's steps of its life, by the same
+rules as its API role.
 The gateway reads with a consumer group, at least once: an entry is acknowledged only
 after it was applied or refused; a crash before that leaves it pending, and the
 consumer's name is stable across restarts (``gw-<instance>``), so a restarted gateway
@@ -29,7 +33,7 @@ import redis
 
 from gateway.records.actor import Actor
 from gateway.records.errors import Malformed, RecordError
-from gateway.records.roles import ApiRole, check_allowed, check_visible
+from gateway.records.roles import LIFE_ROUTES, ApiRole, check_allowed, check_visible
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
 
@@ -167,9 +171,12 @@ class InboundTickets:
         fields: dict[str, str] = {}
         try:
             fields = decode_entry(raw)
-            if fields.get("type") == "workorder" and self.workorders is not None:
+            kind = fields.get("type", "")
+            if kind == "workorder" and self.workorders is not None:
                 # a work order, no call; who dispatched it, as over HTTP
                 self.workorders.receive(dict(fields), self._actor(fields))
+            elif kind.startswith("workorder_") and self.workorders is not None:
+                self._life(kind.removeprefix("workorder_"), fields)
             else:
                 self._as_12345(fields)
                 self.desk.apply_message(fields, self._actor(fields))
@@ -186,6 +193,19 @@ class InboundTickets:
                            error_type=type(exc).__name__)
             self._refuse(entry_id, raw, "internal", f"{type(exc).__name__}: {exc}")
         self.client.xack(self.stream, GROUP, entry_id)
+
+    def _life(self, action: str, fields: dict[str, str]) -> None:
+        """A step of a work order's life that is 12345's (close, satisfaction, reopen,
+        an extension's decision), exactly as its API role may take it."""
+        segment = next((s for s, a in LIFE_ROUTES.items() if a == action), "")
+        if not segment:
+            raise Malformed(f"unknown type workorder_{action[:40]} (work order steps: "
+                            f"{', '.join('workorder_' + a for a in LIFE_ROUTES.values())})",
+                            "type_unknown")
+        check_allowed(f"POST /workorders/<ticket>/{segment}", ApiRole.LINE_12345)
+        assert self.workorders is not None
+        self.workorders.act(fields.get("ticket", ""), action, dict(fields),
+                            self._actor(fields))
 
     @staticmethod
     def _actor(fields: dict[str, str]) -> Actor:

@@ -70,7 +70,10 @@ const WORDS = {
     reverse_due: "12345转110应反馈", reverse_responded_on_time: "按时反馈",
     response_rate: "反馈率", workorders: "无来电工单", received: "收到", accepted: "已受理",
     accept_due: "应受理", accepted_on_time: "按时受理", accept_rate: "按时受理率",
-    due: "应答复", answered_on_time: "按时答复"},
+    due: "应答复", answered_on_time: "按时答复", returned: "退单", reassigned: "改派",
+    extensions_requested: "申请延期", extensions_granted: "同意延期", reopened: "重办",
+    closed: "办结", satisfaction: "回访满意度", satisfaction_rate: "满意率",
+    satisfied: "满意", basically_satisfied: "基本满意", dissatisfied: "不满意"},
   en: {title: "110 ⇄ 12345 live", updated: "updated", bridge: "bridge", direction: "direction",
     mode: "mode", state: "state", citizen: "citizen", seat: "seat", target: "target",
     matter: "matter", since: "since", hour: "transfers per hour, today (at the key)",
@@ -99,7 +102,8 @@ const category = (id) => (NAMES[id] || {})[LANG] || word(id);
 const HOURS = Array.from({length: 24}, (_, h) => String(h).padStart(2, "0"));
 const BANDS = ["0-5", "5-10", "10-15", "15-20", "20-30", "30+"];
 const SHARES = new Set(["answered_within_15s", "answered_within_20s", "queue_within_15s",
-  "queue_within_20s", "response_rate", "accept_rate", "within_15s", "within_20s"]);
+  "queue_within_20s", "response_rate", "accept_rate", "within_15s", "within_20s",
+  "satisfaction_rate"]);
 let zone = "Asia/Shanghai";
 // A link may carry the token in its fragment (#token=…), which never reaches a server.
 const fromLink = new URLSearchParams(location.hash.slice(1)).get("token");

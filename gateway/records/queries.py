@@ -236,32 +236,46 @@ class Records:
         return self._summaries(ids), total
 
     def _workorder_figures(self, when: Period, now: float) -> dict[str, Any]:
-        """Counted from dispatch: an order is due once it was answered or its running
-        deadline passed (the accept deadline while nobody accepted it, then the answer
-        deadline), so an order nobody accepts counts against the rate."""
+        """Counted from dispatch: an order is due once it was responded to (answered, or
+        returned to 12345) or its running deadline passed (the accept deadline while
+        nobody accepted it, then the answer deadline), so an order nobody accepts counts
+        against the rate. A reopened order's first response is the one counted."""
         rows = self._hashes([workorder_record(t)
                              for t in self._ids_in(when, idx_workorder_day)])
         due = on_time = accept_due = accepted_on_time = 0
         for row in rows:
             running = row.get("due_at") if row.get("accepted_at") else \
                 row.get("accept_due_at")
-            if row.get("answered_at"):
+            if row.get("on_time"):
                 due += 1
-                on_time += row.get("on_time") == "yes"
+                on_time += row["on_time"] == "yes"
             elif running and epoch(running) <= now:
                 due += 1  # not accepted, or not answered, in time
             if row.get("accepted_at"):
                 accept_due += 1
                 accepted_on_time += row.get("accepted_on_time", "yes") == "yes"
+            elif row.get("returned_at"):  # returned to 12345 at once: that was in time?
+                accept_due += 1
+                accepted_on_time += row.get("on_time") == "yes"
             elif row.get("accept_due_at") and epoch(row["accept_due_at"]) <= now:
                 accept_due += 1  # nobody accepted it in time
+        rated = Counter(r["satisfaction"] for r in rows if r.get("satisfaction"))
         return {"received": len(rows),
                 "accepted": sum("accepted_at" in r for r in rows),
                 "answered": sum("answered_at" in r for r in rows),
                 "accept_due": accept_due, "accepted_on_time": accepted_on_time,
                 "accept_rate": _share(accepted_on_time, accept_due),
                 "due": due, "answered_on_time": on_time,
-                "response_rate": _share(on_time, due)}
+                "response_rate": _share(on_time, due),
+                "returned": sum("returned_at" in r for r in rows),
+                "reassigned": sum("reassigned_at" in r for r in rows),
+                "extensions_requested": sum("extension_requested_at" in r for r in rows),
+                "extensions_granted": sum(r.get("extension") == "granted" for r in rows),
+                "reopened": sum("reopened_at" in r for r in rows),
+                "closed": sum(r.get("status") == "closed" for r in rows),
+                "satisfaction": dict(sorted(rated.items())),
+                "satisfaction_rate": _share(rated["satisfied"] + rated["basically_satisfied"],
+                                            sum(rated.values()))}
 
     def _hour(self, row: dict[str, str]) -> int:
         return datetime.fromtimestamp(epoch(row["requested_at"]), self.zone).hour

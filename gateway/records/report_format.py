@@ -53,6 +53,10 @@ VALUES_ZH = {
     "received": "收到", "accepted": "已受理", "answered": "已答复",
     "accept_due": "应受理", "accepted_on_time": "按时受理", "accept_rate": "按时受理率",
     "due": "应答复", "answered_on_time": "按时答复", "response_rate": "按时答复率",
+    "returned": "退单", "reassigned": "改派", "extensions_requested": "申请延期",
+    "extensions_granted": "同意延期", "reopened": "重办", "closed": "办结",
+    "satisfaction": "回访满意度", "satisfaction_rate": "满意率", "satisfied": "满意",
+    "basically_satisfied": "基本满意", "dissatisfied": "不满意",
 }
 
 
@@ -63,7 +67,7 @@ def _label(key: str, table: Mapping[str, str], lang: str) -> str:
 #: the figures that are shares (0 to 1), shown as percentages
 SHARES = frozenset({"answered_within_15s", "answered_within_20s", "queue_within_15s",
                     "queue_within_20s", "response_rate", "accept_rate", "within_15s",
-                    "within_20s"})
+                    "within_20s", "satisfaction_rate"})
 
 
 def _value(value: Any, lang: str, key: str = "") -> str:

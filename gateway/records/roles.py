@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.records.errors import Forbidden, NotFound, Unauthorized
+from gateway.records.workorder_life import ACTIONS
 from gateway.schema import feed_fields
 
 
@@ -29,6 +30,14 @@ class ApiRole(StrEnum):
 
 
 _ALL = frozenset(ApiRole)
+#: A work order's life: its URL's last part → the action
+#: (:data:`gateway.records.workorder_life.ACTIONS`). 110's steps are the admin's; 12345's,
+#: the 12345 system's (and the admin's).
+LIFE_ROUTES = {"return": "return", "unit-return": "unit_return", "reassign": "reassign",
+               "extension": "extension", "extension-decision": "extension_decision",
+               "reopen": "reopen", "close": "close", "satisfaction": "satisfaction"}
+_SIDES = {"110": frozenset({ApiRole.ADMIN}),
+          "12345": frozenset({ApiRole.ADMIN, ApiRole.LINE_12345})}
 _READERS = frozenset({ApiRole.ADMIN, ApiRole.SUPERVISOR})
 #: Each route (method and path shape) and the roles that may use it.
 ALLOWED: dict[str, frozenset[ApiRole]] = {
@@ -43,6 +52,8 @@ ALLOWED: dict[str, frozenset[ApiRole]] = {
     "GET /workorders": _ALL,
     "GET /workorders/<ticket>": _ALL,
     "POST /workorders/<ticket>/status": frozenset({ApiRole.ADMIN}),
+    **{f"POST /workorders/<ticket>/{segment}": _SIDES[ACTIONS[action].side]
+       for segment, action in LIFE_ROUTES.items()},
     "GET /callbacks": _READERS,
     "POST /callbacks/<id>/done": frozenset({ApiRole.ADMIN}),
     "GET /push-needed": _READERS,

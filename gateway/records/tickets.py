@@ -57,10 +57,7 @@ class TicketDesk(Desk):
         return None
 
     def _deadline(self, bridge: dict[str, str], now: float) -> float:
-        category = self.catalogue.category(bridge.get("category", ""))
-        hours = category.feedback_hours if category and category.feedback_hours else \
-            self.config.feedback_hours
-        return now + hours * 3600
+        return self.deadlines.feedback(bridge.get("category", ""), now).at
 
     def attach(self, bridge_id: str, ticket: str, actor: Actor) -> dict[str, str]:
         """Attach a 12345 work-order number (idempotent for the same number)."""

@@ -1,5 +1,9 @@
 """The loop without a call: 12345 → police work orders, callbacks, pushes owed.
 
+The steps of a work order past its arrival, and which may follow which, are one table
+(:mod:`gateway.records.workorder_life`); this desk reads the record, asks the table and
+writes the change, guarded by the record's revision.
+
 A **work order** (``workorder:<ticket>``) is a matter 12345 dispatches to the police
 that never was a call: it arrives by API or on the inbound stream with its 12345 ticket
 number, a category and a summary; 110's duty person accepts it (受理), assigns it to a
@@ -30,6 +34,7 @@ from gateway.records.actor import Actor
 from gateway.records.desk import Desk
 from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.records.ticket_changes import check_bridge_id
+from gateway.records.workorder_life import ACTIONS, STEP_ACTIONS, Context, plan, text
 from gateway.schema import (
     IDX_CALLBACKS_OPEN,
     IDX_PUSH_NEEDED,
@@ -37,28 +42,13 @@ from gateway.schema import (
     IDX_WORKORDERS_OPEN,
     bridge_record,
     callback_record,
-    epoch,
     idx_workorder_day,
     iso,
     workorder_record,
 )
 
 #: 受理 → 交办 → 反馈 of a work order without a call.
-STEPS = ("accepted", "assigned", "answered")
-MAX_TEXT = 2000  # characters of a summary, a note or a unit's name
-_UNIT = re.compile(r"[^\x00-\x1f\x7f\u2028\u2029\x85]{1,80}")
-
-
-def _text(value: Any, name: str, required: bool = False) -> str:
-    if value is None or value == "":
-        if required:
-            raise Malformed(f"{name} is required", f"{name}_missing")
-        return ""
-    if not isinstance(value, str):
-        raise Malformed(f"{name} must be text", f"{name}_malformed")
-    if len(value) > MAX_TEXT:
-        raise Malformed(f"{name} is over {MAX_TEXT} characters", f"{name}_malformed")
-    return value
+STEPS = tuple(STEP_ACTIONS)
 
 
 class WorkOrderDesk(Desk):
@@ -69,24 +59,17 @@ class WorkOrderDesk(Desk):
                             f"{self.config.pattern}", "ticket_malformed")
         return ticket
 
-    def _response_hours(self, category_id: str) -> float:
-        """The category's (a police matter's: that of the category it is near)."""
-        matter = self.catalogue.police_matter(category_id)
-        category = self.catalogue.category(matter.category if matter else category_id)
-        return category.response_hours if category and category.response_hours else \
-            self.config.workorder_response_hours
-
     # -- work orders -------------------------------------------------------------------
     def receive(self, fields: dict[str, Any], actor: Actor) -> dict[str, str]:
         """A work order from 12345 (idempotent: the same ticket again changes nothing)."""
         ticket = self._ticket(fields.get("ticket"))
-        category = _text(fields.get("category"), "category", required=True)
+        category = text(fields.get("category"), "category", required=True)
         # a police matter names the order best (what 110 keeps is what 12345 sends it)
         if self.catalogue.category(category) is None and \
                 self.catalogue.police_matter(category) is None:
             raise Malformed(f"unknown category {category[:40]!r}", "category_unknown")
-        summary = _text(fields.get("summary"), "summary", required=True)
-        number = _text(fields.get("number"), "number")
+        summary = text(fields.get("summary"), "summary", required=True)
+        number = text(fields.get("number"), "number")
         current = self._hash(workorder_record(ticket))
         if current:
             return self._confirmed(current)
@@ -108,50 +91,39 @@ class WorkOrderDesk(Desk):
     def step(self, ticket: str, status: str, fields: dict[str, Any], actor: Actor
              ) -> dict[str, str]:
         """accepted → assigned (``unit`` named) → answered (``note``), each once, in
-        order; repeating the current step changes nothing."""
+        order (``POST /workorders/<ticket>/status``); repeating the current step changes
+        nothing."""
+        if status not in STEP_ACTIONS:
+            raise Malformed(f"status must be one of {', '.join(STEP_ACTIONS)}",
+                            "status_malformed")
+        return self.act(ticket, STEP_ACTIONS[status], fields, actor)
+
+    def act(self, ticket: str, action: str, fields: dict[str, Any], actor: Actor
+            ) -> dict[str, str]:
+        """One step of the order's life (:data:`~gateway.records.workorder_life.ACTIONS`),
+        guarded by the record's revision: a writer that was first wins, the other is
+        told (or, when it made the same change, confirmed)."""
         self._ticket(ticket)
-        if status not in STEPS:
-            raise Malformed(f"status must be one of {', '.join(STEPS)}", "status_malformed")
+        if action not in ACTIONS:
+            raise Malformed(f"action must be one of {', '.join(ACTIONS)}", "action_malformed")
         current = self._hash(workorder_record(ticket))
         if not current:
             raise NotFound(f"no work order {ticket}", "workorder_not_found")
-        done = current.get("status", "received")
-        if status == done:
-            return self._confirmed(current)
-        order = ("received", *STEPS)
-        position = order.index(done) if done in order else -1
-        if order.index(status) != position + 1:
-            raise Conflict(f"work order is {done}: cannot go to {status}", "loop_order")
         now = self.clock()
-        record = {"status": status, f"{status}_at": iso(now), **actor.fields(status)}
-        indexes: tuple[Index, ...] = ()
-        note = _text(fields.get("note"), "note")
-        if note:
-            record[f"{status}_note"] = note
-        if status == "accepted":
-            due = now + self._response_hours(current.get("category", "")) * 3600
-            record["due_at"] = iso(due)
-            record["accepted_on_time"] = _by(now, current.get("accept_due_at", ""))
-            indexes = (Index(IDX_WORKORDER_DEADLINE, ticket, due),)
-        elif status == "assigned":
-            unit = _text(fields.get("unit"), "unit", required=True)
-            if _UNIT.fullmatch(unit) is None:
-                raise Malformed("unit: 1 to 80 characters, no control characters or "
-                                "line separators", "unit_malformed")
-            record["unit"] = unit
-        else:
-            accepted = current.get("accepted_on_time", "yes")  # orders from before it
-            record["on_time"] = "yes" if accepted == "yes" and \
-                _by(now, current.get("due_at", "")) == "yes" else "no"
-            indexes = (Index(IDX_WORKORDER_DEADLINE, ticket, -1),
-                       Index(IDX_WORKORDERS_OPEN, ticket, -1))
-        change = Change(workorder_record(ticket), f"workorder_{status}", now, record,
-                        indexes, actor.data, guard=(("status", (done,)),), feed="12345")
-        if not self._apply(change):
+        context = Context(ticket, now, self.deadlines, self.config.extension_max_days)
+        change = plan(action, current, fields, context)
+        if change is None:
+            return self._confirmed(current)
+        ok = self._apply(Change(
+            workorder_record(ticket), change.event, now,
+            change.fields | {f"{change.stamp}_at": iso(now), **actor.fields(change.stamp)},
+            change.indexes, actor.data, guard=(("revision", (current.get("revision", ""),)),),
+            feed="12345"))
+        if not ok:  # another writer moved it first: as if asked now
             moved = self._hash(workorder_record(ticket))
-            if moved.get("status") != status:
-                raise Conflict(f"work order is {moved.get('status')}: cannot go to "
-                               f"{status}", "loop_order")
+            if plan(action, moved, fields, context) is not None:
+                raise Conflict(f"work order {ticket} changed meanwhile "
+                               f"({moved.get('status')}): ask again", "loop_changed")
             return self._confirmed(moved)
         return self._hash(workorder_record(ticket))
 
@@ -166,9 +138,9 @@ class WorkOrderDesk(Desk):
             return self._confirmed(current)
         now = self.clock()
         record = {"status": "done", "done_at": iso(now), **actor.fields("done")}
-        text = _text(note, "note")
-        if text:
-            record["done_note"] = text
+        written = text(note, "note")
+        if written:
+            record["done_note"] = written
         self._apply(Change(callback_record(bridge_id), "callback_done", now, record,
                            (Index(IDX_CALLBACKS_OPEN, bridge_id, -1),), actor.data,
                            guard=(("status", ("open",)),),
@@ -191,19 +163,14 @@ class WorkOrderDesk(Desk):
         record = {"work_order_pushed_at": iso(now), **actor.fields("work_order_pushed")}
         if ticket not in (None, ""):
             record["work_order_pushed_ref"] = self._ticket(ticket)
-        text = _text(note, "note")
-        if text:
-            record["work_order_pushed_note"] = text
+        written = text(note, "note")
+        if written:
+            record["work_order_pushed_note"] = written
         self._apply(Change(bridge_record(bridge_id), "work_order_pushed", now, record,
                            (Index(IDX_PUSH_NEEDED, bridge_id, -1),), actor.data,
                            guard=(("work_order_pushed_at", ("",)),),
                            feed=_feed_of(bridge.get("direction", ""))))
         return self._hash(bridge_record(bridge_id))
-
-
-def _by(now: float, deadline: str) -> str:
-    """"yes" when ``now`` is not past the record's ``deadline`` (none: yes), else "no"."""
-    return "yes" if not deadline or now <= epoch(deadline) else "no"
 
 
 def _feed_of(direction: str) -> str:

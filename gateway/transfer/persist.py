@@ -46,13 +46,15 @@ class Sink(Protocol):
 
 
 class Persistor:
-    """``feedback_hours``: 12345's feedback deadline for a category (hours)."""
+    """``feedback_due``: when 12345's feedback on a bridge of a category handed over at
+    a moment is due (:class:`gateway.deadlines.Deadlines`; 72 h when not given)."""
 
     def __init__(self, sink: Sink, response_deadline: float,
-                 feedback_hours: Callable[[str], float] = lambda _: 72.0) -> None:
+                 feedback_due: Callable[[str, float], float] = lambda _, at: at + 72 * 3600
+                 ) -> None:
         self.sink = sink
         self.response_deadline = response_deadline
-        self.feedback_hours = feedback_hours
+        self.feedback_due = feedback_due
 
     def _bridge(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
                 indexes: tuple[Index, ...] = (), data: dict[str, str] | None = None,
@@ -88,7 +90,7 @@ class Persistor:
             indexes += (Index(IDX_DEADLINE, bridge.id, -1),)
         if ended and bridge.side == "110" and handed:
             # 12345 took the matter: its feedback is due from now, ticket or not
-            due = at + self.feedback_hours(bridge.fields.get("category", "")) * 3600
+            due = self.feedback_due(bridge.fields.get("category", ""), at)
             fields = fields | {"feedback_due_at": iso(due)}
             bridge.fields["feedback_due_at"] = iso(due)
             indexes += (Index(IDX_DEADLINE, bridge.id, due),)

@@ -27,7 +27,8 @@ from gateway.ami.codec import AmiMessage
 from gateway.ami.errors import AmiNotConnected, AmiTimeout
 from gateway.bridge.store import Index
 from gateway.catalogue import Catalogue
-from gateway.config import TransferConfig
+from gateway.config import TicketConfig, TransferConfig
+from gateway.deadlines import Deadlines
 from gateway.transfer import decide
 from gateway.transfer.arrival import Arrivals
 from gateway.transfer.commands import Commands
@@ -67,7 +68,7 @@ class TransferService:
         new_id: Callable[[float], str] = new_bridge_id,
         ownership: Ownership | None = None,
         meter: Meter | None = None,
-        feedback_hours: float = 72.0,
+        tickets: TicketConfig | None = None,
         ticket_pattern: str = r"^\d{8,20}$",
     ) -> None:
         self.ami = ami
@@ -78,8 +79,8 @@ class TransferService:
         self.new_id = new_id
         self.ownership = ownership or Ownership()
         self.effects = Effects(ami, config)
-        self.persist = Persistor(sink, config.response_deadline, self._feedback_hours)
-        self.feedback_hours = feedback_hours
+        self.persist = Persistor(sink, config.response_deadline, self._feedback_due)
+        self.tickets = tickets or TicketConfig()
         self.arrivals = Arrivals(sink.record, clock.seconds, config.response_deadline,
                                  ticket_pattern, lambda code: self.classify(code, "12345")[0],
                                  self.ownership.instance)
@@ -107,11 +108,10 @@ class TransferService:
             config.response_deadline
         self.codes.digits, self.codes.timeout = config.code_digits, config.code_timeout
 
-    def _feedback_hours(self, category_id: str) -> float:
-        """12345's feedback deadline for a category (categories.yaml), else the site's."""
-        category = self.catalogue.category(category_id)
-        return category.feedback_hours if category and category.feedback_hours else \
-            self.feedback_hours
+    def _feedback_due(self, category_id: str, at: float) -> float:
+        """12345's feedback deadline for a category (categories.yaml), else the site's,
+        on the catalogue of the moment (a reload changes it)."""
+        return Deadlines(self.tickets, self.catalogue).feedback(category_id, at).at
 
     def live(self) -> list[dict[str, str]]:
         """The bridges not yet ended, oldest first (for the supervisor's page)."""

@@ -539,6 +539,19 @@ def test_a_restarted_gateway_reads_its_own_pending_entries_first(
     assert (again.claimed, again.applied) == (0, 1)
 
 
+#: A body for each step of a work order's life (in an order where each may work).
+LIFE_BODIES: dict[str, dict[str, str]] = {
+    "extension": {"reason": "需调取监控", "days": "2"},
+    "extension-decision": {"decision": "granted"},
+    "reassign": {"unit": "二中队", "reason": "辖区调整"},
+    "unit-return": {"reason": "非本辖区"},
+    "return": {"reason": "非警务事项"},
+    "reopen": {"reason": "市民不满意"},
+    "close": {"result": "resolved"},
+    "satisfaction": {"satisfaction": "satisfied"},
+}
+
+
 def test_each_route_checks_the_role_of_its_token(client: redis.Redis,
                                                   desk: tuple[TicketDesk, Clock]) -> None:
     """Every route × every role: what each may do, and what it is refused (403
@@ -570,6 +583,9 @@ def test_each_route_checks_the_role_of_its_token(client: redis.Redis,
         ("GET /workorders/<ticket>", "GET", "workorders/2026112900001", None, None),
         ("POST /workorders/<ticket>/status", "POST", "workorders/2026112900001/status",
          {"status": "accepted"}, None),
+        *[(f"POST /workorders/<ticket>/{segment}", "POST",
+           f"workorders/2026112900001/{segment}", body, None)
+          for segment, body in LIFE_BODIES.items()],
         ("GET /callbacks", "GET", "callbacks", None, None),
         ("POST /callbacks/<id>/done", "POST", f"callbacks/{B1}/done", {}, None),
         ("GET /push-needed", "GET", "push-needed", None, None),
@@ -584,7 +600,9 @@ def test_each_route_checks_the_role_of_its_token(client: redis.Redis,
                              "GET /push-needed", "GET /handover"},
         ApiRole.LINE_12345: {"GET /bridges/<id>", "GET /bridges", "PUT /bridges/<id>/ticket",
                              "POST /bridges/<id>/status", "GET /stats", "POST /workorders",
-                             "GET /workorders", "GET /workorders/<ticket>"},
+                             "GET /workorders", "GET /workorders/<ticket>",
+                             *(f"POST /workorders/<ticket>/{segment}" for segment in
+                               ("extension-decision", "reopen", "close", "satisfaction"))},
         ApiRole.ADMIN: {r[0] for r in routes},
     }
     for role in (ApiRole.ADMIN, ApiRole.LINE_12345, ApiRole.SUPERVISOR):  # admin first:
@@ -594,7 +612,10 @@ def test_each_route_checks_the_role_of_its_token(client: redis.Redis,
                 assert status in (200, 409), (role, route, answer)  # 409: done already
             else:
                 assert (status, answer["error"]) == (403, "role_forbidden"), (role, route)
-    assert client.hget(KEYS.record(workorder_record("2026112900001")), "status") == "accepted"
+    # accepted, given more time, then returned to 12345 (the steps that found it moved
+    # on answered 409)
+    order_now = client.hgetall(KEYS.record(workorder_record("2026112900001")))
+    assert (order_now["status"], order_now["extension"]) == ("returned", "granted")
     assert client.hget(KEYS.callback(B1), "status") == "done"
 
 

@@ -95,6 +95,15 @@ TABLE: dict[str, frozenset[ApiRole]] = {
     "GET /workorders": EVERYONE,
     "GET /workorders/<ticket>": EVERYONE,
     "POST /workorders/<ticket>/status": frozenset({A}),
+    # the rest of a work order's life: 110's steps are the admin's, 12345's its own too
+    "POST /workorders/<ticket>/return": frozenset({A}),
+    "POST /workorders/<ticket>/unit-return": frozenset({A}),
+    "POST /workorders/<ticket>/reassign": frozenset({A}),
+    "POST /workorders/<ticket>/extension": frozenset({A}),
+    "POST /workorders/<ticket>/extension-decision": frozenset({A, L}),
+    "POST /workorders/<ticket>/reopen": frozenset({A, L}),
+    "POST /workorders/<ticket>/close": frozenset({A, L}),
+    "POST /workorders/<ticket>/satisfaction": frozenset({A, L}),
     "GET /callbacks": READERS,
     "POST /callbacks/<id>/done": frozenset({A}),
     "GET /push-needed": READERS,
@@ -144,6 +153,8 @@ class Model:
     status: dict[str, str] = field(default_factory=dict)
     incident: dict[str, str] = field(default_factory=dict)
     workorders: dict[str, str] = field(default_factory=lambda: {WO: "received"})
+    #: each order's other fields the life's answers depend on (unit, extension, …)
+    orders: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -437,6 +448,14 @@ def a_request(draw: st.DrawFn) -> Req:
         case "GET /workorders/<ticket>":
             ticket = draw(st.sampled_from((WO, WO_UNKNOWN, *NEW_WOS)))
             return Req(route, "GET", f"workorders/{ticket}", target=ticket)
+        case str() if route.startswith("POST /workorders/<ticket>/") and \
+                not route.endswith("/status"):
+            ticket = draw(st.sampled_from((WO, WO_UNKNOWN, *NEW_WOS)))
+            segment = route.rsplit("/", 1)[1]
+            given = {k: draw(st.sampled_from(v)) for k, v in LIFE_CHOICES[segment].items()}
+            return Req(route, "POST", f"workorders/{ticket}/{segment}",
+                       body(ascii_only, **given), target=ticket,
+                       value=json.dumps(given, sort_keys=True))
         case "POST /workorders/<ticket>/status":
             ticket = draw(st.sampled_from((WO, WO_UNKNOWN, *NEW_WOS)))
             status = draw(st.sampled_from(STEPS[1:]))
@@ -456,6 +475,88 @@ def a_request(draw: st.DrawFn) -> Req:
             query = draw(st.sampled_from(((), (("day", DAY),), (("month", "2026-11"),))))
             return Req(route, "GET", "stats", query=query)
     raise AssertionError(route)
+
+
+#: What each step of the life may say (a small choice, so that steps meet again).
+LIFE_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "return": {"reason": ("非警务", "重复工单")},
+    "unit-return": {"reason": ("非本辖区", "派错")},
+    "reassign": {"unit": ("派出所一组", "二中队"), "reason": ("辖区调整",)},
+    "extension": {"reason": ("需调取监控", "等待鉴定"), "days": ("1", "3")},
+    "extension-decision": {"decision": ("granted", "refused")},
+    "reopen": {"reason": ("市民不满意",)},
+    "close": {"result": ("resolved", "explained")},
+    "satisfaction": {"satisfaction": ("satisfied", "dissatisfied")},
+}
+#: Written out again from the issue: where each step may start, where it leads ("" stays).
+STEP_FROM = {"accepted": {"received"}, "assigned": {"accepted"},
+             "answered": {"assigned", "reopened"}}
+RUNNING = {"accepted", "assigned", "reopened"}
+LIFE: dict[str, tuple[set[str], str]] = {
+    "return": ({"received", *RUNNING}, "returned"),
+    "unit-return": ({"assigned"}, "accepted"),
+    "reassign": ({"assigned", "reopened"}, "assigned"),
+    "extension": (RUNNING, ""),
+    "extension-decision": (RUNNING, ""),
+    "reopen": ({"answered", "closed"}, "reopened"),
+    "close": ({"answered"}, "closed"),
+    "satisfaction": ({"closed"}, ""),
+}
+
+
+def _life_done(o: dict[str, str], status: str, step: str, given: dict[str, str]
+               ) -> tuple[int, str] | None:
+    """The answer when the step is already made (200) or cannot be made again (409);
+    None when it is to be made."""
+    match step:
+        case "return" | "reopen":
+            return (200, "") if status == LIFE[step][1] else None
+        case "unit-return":
+            back = status == "accepted" and o.get("back") == given["reason"] and \
+                not o.get("unit")
+            return (200, "") if back else None
+        case "reassign":
+            same = status == "assigned" and o.get("unit") == given["unit"]
+            return (200, "") if same else None
+        case "extension":
+            if o.get("extension") != "requested":
+                return None
+            return (200, "") if o.get("asked") == given["reason"] else \
+                (409, "extension_pending")
+        case "extension-decision":
+            if o.get("extension") in ("granted", "refused"):
+                return (200, "") if o["extension"] == given["decision"] else \
+                    (409, "extension_decided")
+            return None if o.get("extension") == "requested" else (409, "no_extension")
+    field_ = "result" if step == "close" else "satisfaction"
+    if not o.get(field_):
+        return None
+    return (200, "") if o[field_] == given[field_] else (409, f"{field_}_conflict")
+
+
+def life(m: Model, b: str, step: str, given: dict[str, str]) -> tuple[int, str]:
+    status, o = m.workorders[b], m.orders.setdefault(b, {})
+    done = _life_done(o, status, step, given)
+    if done is not None:
+        return done
+    if status not in LIFE[step][0]:
+        return 409, "loop_order"
+    m.workorders[b] = LIFE[step][1] or status
+    match step:
+        case "unit-return":
+            o.update(unit="", back=given["reason"])
+        case "reassign":
+            o["unit"] = given["unit"]
+        case "extension":
+            o.update(extension="requested", asked=given["reason"])
+        case "extension-decision":
+            o["extension"] = given["decision"]
+        case "reopen":
+            o.update(result="", satisfaction="", extension="")
+        case "close" | "satisfaction":
+            key = "result" if step == "close" else "satisfaction"
+            o[key] = given[key]
+    return 200, ""
 
 
 def _write_once(model: dict[str, str], bridge_id: str, value: str, code: str
@@ -501,9 +602,15 @@ def expect(role: ApiRole, req: Req, m: Model) -> tuple[int, str]:
                 return 404, "workorder_not_found"
             done = m.workorders[b]
             if req.value != done:
-                if STEPS.index(req.value) != STEPS.index(done) + 1:
+                if done not in STEP_FROM[req.value]:
                     return 409, "loop_order"
                 m.workorders[b] = req.value
+                if req.value == "assigned":
+                    m.orders.setdefault(b, {})["unit"] = json.loads(req.body or b"{}")["unit"]
+        case str() if req.route.startswith("POST /workorders/<ticket>/"):
+            if b not in m.workorders:
+                return 404, "workorder_not_found"
+            return life(m, b, req.route.rsplit("/", 1)[1], json.loads(req.value))
         case "POST /callbacks/<id>/done":
             if b != TO:  # the one callback task (done again: the same answer)
                 return 404, "callback_not_found"

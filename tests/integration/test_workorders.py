@@ -46,6 +46,7 @@ from tests.integration.test_records import (
     CATALOGUE,
     INBOUND,
     KEYS,
+    LIFE_BODIES,
     T0,
     TOKENS,
     Clock,
@@ -57,6 +58,11 @@ B1, B2 = "20261128195037aaaaaa", "20261128195100bbbbbb"
 ORDER = {"ticket": "2026112900001", "category": "noise", "summary": "广场舞音响扰民\u2028深夜",
          "number": "13900139000"}
 
+
+#: The figures of the rest of an order's life, when none of it happened.
+NOTHING_ELSE = {"returned": 0, "reassigned": 0, "extensions_requested": 0,
+                "extensions_granted": 0, "reopened": 0, "closed": 0, "satisfaction": {},
+                "satisfaction_rate": None}
 
 #: who acts in these tests: a police number, through the API
 API = Actor("api", "J4201")
@@ -152,7 +158,7 @@ def test_late_answers_count_against_the_response_rate(
     figures = records.figures("2026-11-28", clock.now)["workorders"]
     assert figures == {"received": 2, "accepted": 2, "answered": 1, "accept_due": 2,
                        "accepted_on_time": 2, "accept_rate": 1.0, "due": 2,
-                       "answered_on_time": 1, "response_rate": 0.5}
+                       "answered_on_time": 1, "response_rate": 0.5} | NOTHING_ELSE
 
 
 def test_the_response_rate_counts_from_dispatch_and_an_order_nobody_accepts_is_late(
@@ -188,7 +194,7 @@ def test_the_response_rate_counts_from_dispatch_and_an_order_nobody_accepts_is_l
     assert records.figures("2026-11-28", clock.now)["workorders"] == {
         "received": 4, "accepted": 2, "answered": 2,
         "accept_due": 3, "accepted_on_time": 1, "accept_rate": 0.3333,
-        "due": 3, "answered_on_time": 1, "response_rate": 0.3333}
+        "due": 3, "answered_on_time": 1, "response_rate": 0.3333} | NOTHING_ELSE
 
 
 CHANGES = [  # every route that changes a record, with a body that is good but for who acts
@@ -198,6 +204,8 @@ CHANGES = [  # every route that changes a record, with a body that is good but f
     ("POST", "workorders", ORDER),
     ("POST", f"workorders/{ORDER['ticket']}/status", {"status": "accepted"}),
     ("POST", f"callbacks/{B1}/done", {"note": "已回访"}),
+    *[("POST", f"workorders/{ORDER['ticket']}/{segment}", body)
+      for segment, body in LIFE_BODIES.items()],
     ("POST", f"push-needed/{B2}/done", {"ticket": "2026112900003"}),
 ]
 
