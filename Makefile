@@ -19,7 +19,7 @@ CACHE ?= $(or $(LINKGW_CACHE),$(HOME)/.cache/linkgw)
 PROMTOOL := $(CACHE)/prometheus-deb/usr/bin/promtool
 export LINKGW_PROMTOOL := $(PROMTOOL)
 
-.PHONY: demo demo-one-pbx test setup apt venv asterisk-root lint unit e2e prompts bench bench-wire bench-agi \
+.PHONY: demo demo-one-pbx demo-workorder test setup apt venv asterisk-root lint unit e2e prompts bench bench-wire bench-agi \
         bench-soak bench-keeper fuzz clean
 
 demo: setup          # 110 and 12345 as two PBXs joined by a trunk, 12345 told by push
@@ -27,6 +27,9 @@ demo: setup          # 110 and 12345 as two PBXs joined by a trunk, 12345 told b
 
 demo-one-pbx: setup  # 12345 as a phone of 110's own Asterisk
 	$(PY) -m gateway.lab demo
+
+demo-workorder: setup  # a work order from 12345 rings 110's duty phone; pressing 1 accepts it
+	$(PY) -m gateway.lab demo --workorder
 
 test: setup
 	@lint_out=$$(mktemp); \

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import redis
 from twisted.internet.interfaces import IReactorThreads
@@ -61,6 +61,46 @@ def _push(config_path: Path) -> int:
     reactor.callWhenRunning(service.startService)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     log.info("push.started", url=config.push.url)
+    reactor.run()
+    return 0
+
+
+def _duty(config_path: Path) -> int:
+    """The duty phone's ringer alone (a site in process mode runs no gateway service)."""
+    config = load_config_file(config_path)
+    if not config.duty.numbers:
+        print("linkgw: config error: duty.numbers is empty: no duty phone to ring",
+              file=sys.stderr)
+        return 2
+    from twisted.internet import asyncioreactor
+
+    asyncioreactor.install(asyncio.new_event_loop())
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import clientFromString
+    from twisted.internet.threads import deferToThreadPool
+
+    from gateway import logs
+    from gateway.ami.client import AmiClient
+    from gateway.duty.ringer import DutyRinger
+
+    logs.configure(config.log.format, config.log.level)
+    import structlog
+
+    log = structlog.get_logger("gateway")
+    ami = AmiClient(clientFromString(reactor, config.ami.endpoint), config.ami.username,
+                    config.ami.secret, clock=reactor, log=log.bind(part="ami"),
+                    auth=config.ami.auth)
+    orders = build_records(config, time.time, load_catalogue(config)).workorders
+    threads = cast(Any, reactor)  # the asyncio reactor runs threads and calls from them
+    pool = threads.getThreadPool()
+    ringer = DutyRinger(config.duty, orders, ami, reactor,
+                        lambda f, *a: deferToThreadPool(threads, pool, f, *a),
+                        log.bind(part="duty"))
+    reactor.callWhenRunning(ami.service.startService)
+    reactor.callWhenRunning(ringer.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", ringer.stopService)
+    reactor.addSystemEventTrigger("before", "shutdown", ami.service.stopService)
+    log.info("duty.started", numbers=list(config.duty.numbers))
     reactor.run()
     return 0
 
@@ -235,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
     push = sub.add_parser("push", help="run only the push to the 12345 system (process "
                           "mode has no gateway service)")
     push.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
+    duty = sub.add_parser("duty", help="run only the duty phone's ringer (process mode "
+                          "has no gateway service)")
+    duty.add_argument("--config", type=Path, default=Path("config/gateway.yaml"))
     add_outbox_command(sub)
     add_install_command(sub)
     add_commands(sub)
@@ -244,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args.config)
         if args.command == "push":
             return _push(args.config)
+        if args.command == "duty":
+            return _duty(args.config)
         if args.command == "outbox":
             return _outbox(args)
         if args.command in RECORD_COMMANDS:

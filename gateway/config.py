@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 
 from gateway.deadlines import MAX_WORKING_DAYS
+from gateway.pins import PinError, parse_pins
 
 
 class ConfigError(Exception):
@@ -213,6 +214,22 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class DutyConfig:
+    """The 24-hour duty phone (gateway/duty/): a new work order rings it until someone
+    accepts it by pressing 1."""
+
+    numbers: tuple[str, ...] = ()  # dial strings, first to last: ("PJSIP/duty1", …); ()= off
+    rings_per_number: int = 2  # rings of one number before the next one is rung
+    every: float = 300.0  # seconds between two rings of an order nobody accepted
+    max_rings: int = 12  # then the order is left to the lists (overdue, handover)
+    ring_timeout: float = 30.0  # seconds one ring may go unanswered
+    identity: str = "extension"  # who accepted: the extension, or "pin": a PIN's officer
+    pins: str = ""  # from pins_env: "J4201:4821,J4202:1937" (officer:PIN, comma separated)
+    caller_id: str = "12345"  # what the duty phone shows as the caller's number
+    poll: float = 2.0  # seconds between looks for an order whose ring is due
+
+
+@dataclass(frozen=True)
 class Config:
     fastagi: FastAgiConfig = FastAgiConfig()
     ami: AmiConfig = AmiConfig()
@@ -224,6 +241,7 @@ class Config:
     log: LogConfig = LogConfig()
     retention: RetentionConfig = RetentionConfig()
     push: PushConfig = PushConfig()
+    duty: DutyConfig = DutyConfig()
 
 
 _DTMF = re.compile(r"[0-9*#A-D]{1,8}\Z")
@@ -355,10 +373,21 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("push", "dead_after"): _positive,
     ("push", "poll"): _positive,
     ("push", "feed"): _one_of("12345", "110"),
+    ("duty", "numbers"): lambda v: None if len(v) <= 8 and all(
+        re.fullmatch(r"[A-Za-z0-9_./@:-]{1,80}", n) for n in v) else
+    "must be at most 8 dial strings of A-Z a-z 0-9 _ . / @ : - (PJSIP/duty1)",
+    ("duty", "rings_per_number"): _positive,
+    ("duty", "every"): _positive,
+    ("duty", "max_rings"): _positive,
+    ("duty", "ring_timeout"): _positive,
+    ("duty", "poll"): _positive,
+    ("duty", "identity"): _one_of("extension", "pin"),
+    ("duty", "caller_id"): lambda v: None if re.fullmatch(r"[0-9]{1,20}", v) else
+    "must be 1 to 20 digits",
 }
 
 _SECRETS = {"secret", "token", "token_12345", "token_supervisor", "password", "chain_key",
-            "redis_password"}
+            "redis_password", "pins"}
 MIN_TOKEN = 16  # characters of an API token
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -372,6 +401,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "log": LogConfig,
     "retention": RetentionConfig,
     "push": PushConfig,
+    "duty": DutyConfig,
 }
 
 
@@ -480,6 +510,11 @@ def _check_secrets(source: str, config: Config) -> None:
             raise ConfigError(source, None, f"http.{key}_env",
                               f"the API token is too short: at least {MIN_TOKEN} characters")
     _check_push(source, config.push)
+    if config.duty.identity == "pin":
+        try:
+            parse_pins(config.duty.pins)
+        except PinError as exc:
+            raise ConfigError(source, None, "duty.pins_env", str(exc)) from None
     given = [t for t in (config.http.token, *roles.values()) if t]
     if len(given) != len(set(given)):
         raise ConfigError(source, None, "http", "two roles have the same token: each role "

@@ -106,6 +106,7 @@ IDX_DEADLINE: Final = "deadline"  # scored by the deadline
 IDX_FEEDBACK: Final = "feedback"
 IDX_WORKORDERS_OPEN: Final = "workorders:open"  # work orders not answered yet
 IDX_WORKORDER_DEADLINE: Final = "workorders:deadline"  # scored by the answer's deadline
+IDX_DUTY_DUE: Final = "workorders:duty"  # orders nobody accepted, scored by the next ring
 
 
 def idx_workorder_day(day: str) -> str:

@@ -22,6 +22,9 @@ from gateway.app import build_records, build_transfer, instance_name
 from gateway.bridge.connect import sync_client
 from gateway.catalogue import Catalogue
 from gateway.config import Config
+from gateway.duty.index import postpone_ring
+from gateway.duty.ringer import DutyRinger
+from gateway.duty.scripts import make_duty_scripts
 from gateway.listener import Listener
 from gateway.metrics import Figure, Snapshot, TransferMeter, exposition
 from gateway.push.plugin import PushService, build_push
@@ -66,8 +69,13 @@ class Gateway(MultiService):
         self.transfers = parts.service
         reactor.callWhenRunning(self.bridge_log.start)
         reactor.callWhenRunning(parts.cluster.start)
+        pool = reactor.getThreadPool()
         self.agi = FastAgiFactory(
-            make_scripts(self.transfers),
+            make_scripts(self.transfers) | make_duty_scripts(
+                lambda: self.workorders, lambda: self.config.duty,
+                lambda f, *a: deferToThreadPool(reactor, pool, f, *a),
+                lambda ticket, until: postpone_ring(self.sync_redis, config.redis.prefix,
+                                                    ticket, until)),
             clock=reactor, log=log.bind(part="agi"), allow=frozenset(config.fastagi.allow),
             max_sessions=config.fastagi.max_sessions,
             session_timeout=config.fastagi.session_timeout)
@@ -77,6 +85,10 @@ class Gateway(MultiService):
                                    self.agi, log)]
         self.listeners[0].setServiceParent(self)
         self._records(config, reactor, log, self.transfers.catalogue)
+        if config.duty.numbers:  # the duty phone rings for each new work order
+            DutyRinger(config.duty, self.workorders, self.ami, reactor,
+                       lambda f, *a: deferToThreadPool(reactor, pool, f, *a),
+                       log.bind(part="duty")).setServiceParent(self)
         self.push: PushService | None = None
         if config.push.url:
             self.push = build_push(config, reactor, log, self.parts.leases.instance)

@@ -173,6 +173,44 @@ def demo(keep: bool, topology: str = "one-pbx", push_url: str = "") -> int:
     return 0 if ok else 1
 
 
+def demo_workorder(keep: bool) -> int:
+    """A work order from 12345 rings 110's duty phone; the officer presses 1."""
+    from gateway.lab.duty_call import duty_call
+    from gateway.lab.lab import Lab
+    from gateway.lab.process import LabError
+
+    workdir = Path(tempfile.mkdtemp(prefix="linkgw-demo-"))
+    print(f"linkgw demo --workorder: lab in {workdir} (logs in {workdir / 'logs'})")
+    try:
+        with Lab(workdir, name="demo") as lab:
+            print(f"lab up: Asterisk SIP 127.0.0.1:{lab.sip_port}, AMI :{lab.ami_port}, "
+                  f"API :{lab.http_port}, Redis :{lab.redis_port}")
+            print("12345 dispatches a work order (POST /workorders, its own token); the "
+                  f"gateway rings the duty phone {', '.join(lab.config.duty.numbers)}; "
+                  "duty1 answers, hears it and presses 1")
+            seen = duty_call(lab)
+    except LabError as exc:
+        print(f"linkgw demo failed: {exc}", file=sys.stderr)
+        return 1
+    print("\nwhat Asterisk ran on the duty phone's channel (Newexten from AMI)")
+    for m in seen.heard:
+        print(f"  {m.get('Application'):<9} {m.get('AppData')}"[:160])
+    print(f"\nwork order linkgw:workorder:{seen.ticket} (Redis hash)")
+    for key in sorted(seen.record):
+        print(f"  {key:<26} {seen.record[key]}")
+    print("\nits events on linkgw:events (Redis stream)")
+    for e in seen.events:
+        print(f"  {e['id']:<17} {e['event']:<24} {e['data']}")
+    print(f"\nSIPp exit code (duty1): {seen.exit}")
+    if not keep:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    ok = seen.record.get("accepted_via") == "duty" and seen.exit == 0
+    print("\ndemo " + ("passed: accepted on the duty phone" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway.lab")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -184,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--push-url", default="",
                    help="push this call's events to your own receiver (secret from "
                         "LINKGW_PUSH_SECRET; plain http only on loopback)")
+    d.add_argument("--workorder", action="store_true",
+                   help="a work order from 12345 rings 110's duty phone instead of a call")
     sub.add_parser("provision", help="build (or find) the cached Asterisk root")
     args = parser.parse_args(argv)
     if args.command == "provision":
@@ -194,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         print("linkgw demo: --push-url needs LINKGW_PUSH_SECRET (the key your receiver "
               "checks signatures with)", file=sys.stderr)
         return 2
+    if args.workorder:
+        return demo_workorder(args.keep)
     return demo(args.keep, args.topology, args.push_url)
 
 

@@ -46,7 +46,8 @@ from gateway.lab.tls import make_ca_and_server
 REPO = Path(__file__).resolve().parents[2]
 #: The lab's phones: name → the context its own calls land in.
 PHONES = {"citizen": "lab-citizen", "seat1": "lab-seat", "seat2": "lab-seat",
-          "12345": "lab-12345", "liaison": "lab-12345"}
+          "12345": "lab-12345", "liaison": "lab-12345",
+          "duty1": "lab-seat", "duty2": "lab-seat"}  # 110's 24-hour duty phones
 #: The two-PBX lab's 12345 PBX: its phones (agents in a queue, a police liaison seat).
 PEER_PHONES = {**{a: "lab-12345" for a in AGENTS}, LIAISON: "lab-12345",
                RESIDENT: "lab-12345-citizen"}
@@ -59,6 +60,9 @@ RING_TIMEOUT = 4.0
 CODE_TIMEOUT = 1.5
 LEASE_TTL = 2.0
 SWEEP_INTERVAL = 0.5
+#: The duty phone in the lab: each number rung twice, 6 s apart (an answered ring waits
+#: as long: the officer listens, then presses 1), 2.5 s each.
+DUTY_EVERY, DUTY_RING = 6.0, 2.5
 
 
 class Lab:
@@ -120,6 +124,7 @@ class Lab:
             self.receiver_port, workdir / "received.jsonl", self.push_secret, self.log_dir,
             self.tls.cert, self.tls.key) if self.tls is not None else None
         self.pusher: PushProcess | None = None  # process mode: the push runs alone
+        self.duty: PushProcess | None = None  # process mode: the duty ringer runs alone
         self.sentinels = RedisSentinels(workdir / "sentinel", self.log_dir) if sentinel \
             else None
         self.config_path = workdir / "gateway.yaml"
@@ -242,6 +247,9 @@ class Lab:
             "  seats: \"PJSIP/seat1&PJSIP/seat2\"\n"
             "  agents: \"PJSIP/12345\"\n"
             f"  recording_dir: {self.recording_dir}\n"
+            "duty:\n  numbers: [\"PJSIP/duty1\", \"PJSIP/duty2\"]\n"
+            f"  rings_per_number: 2\n  every: {DUTY_EVERY}\n  ring_timeout: {DUTY_RING}\n"
+            "  max_rings: 4\n  poll: 0.3\n"
             "log:\n  format: json\n  level: info\n"
             "retention:\n  redis_username: linkgw-maintenance\n"
             "  redis_password_env: LINKGW_REDIS_PASSWORD_MAINTENANCE\n"
@@ -287,7 +295,7 @@ class Lab:
         secrets_file.chmod(0o600)
         (base / "agi").mkdir()
         for script in ("incoming", "onekey", "code", "emergency", "handed", "taken",
-                       "handed_end"):
+                       "handed_end", "duty", "duty_accept"):
             wrapper = base / "agi" / script
             wrapper.write_text(
                 "#!/bin/sh\n"
@@ -381,10 +389,14 @@ class Lab:
             if self.agi == "fastagi":
                 for gateway in self.gateways:
                     gateway.start()
-            elif self.pushing:
-                self.pusher = PushProcess(self.config_path, self.secrets_env,
-                                          self.log_dir / "push.log")
-                self.pusher.start()
+            else:
+                self.duty = PushProcess(self.config_path, self.secrets_env,
+                                        self.log_dir / "duty.log", command="duty")
+                self.duty.start()
+                if self.pushing:
+                    self.pusher = PushProcess(self.config_path, self.secrets_env,
+                                              self.log_dir / "push.log")
+                    self.pusher.start()
             self.probe = AmiProbe(self.ami_port, PROBE_USER, self._probe_secret)
         except BaseException:
             self.stop()
@@ -455,8 +467,9 @@ class Lab:
             self.probe.close()
         for gateway in self.gateways:
             gateway.stop()
-        if self.pusher is not None:
-            self.pusher.stop()
+        for job in (self.pusher, self.duty):
+            if job is not None:
+                job.stop()
         if self.receiver is not None:
             self.receiver.stop()
         if self.ami_relay is not None:

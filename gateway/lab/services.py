@@ -192,16 +192,20 @@ class ReceiverProcess:
 
 
 class PushProcess:
-    """``python -m gateway push`` with a config; its secrets in its environment."""
+    """``python -m gateway push`` (or another job that runs alone in process mode:
+    ``command="duty"``) with a config; its secrets in its environment."""
 
-    def __init__(self, config_path: Path, secrets: dict[str, str], log_path: Path) -> None:
+    def __init__(self, config_path: Path, secrets: dict[str, str], log_path: Path,
+                 command: str = "push") -> None:
         self.config_path, self._secrets, self.log_path = config_path, secrets, log_path
+        self.command = command
         self.proc: Proc | None = None
 
     def start(self) -> None:
         env = dict(os.environ, PYTHONUNBUFFERED="1") | self._secrets
-        self.proc = Proc("push", [sys.executable, "-m", "gateway", "push", "--config",
-                                  str(self.config_path)], self.log_path, env=env)
+        self.proc = Proc(self.command, [sys.executable, "-m", "gateway", self.command,
+                                        "--config", str(self.config_path)],
+                         self.log_path, env=env)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -40,6 +40,7 @@ import redis
 from gateway.schema import (
     IDX_CALLBACKS_OPEN,
     IDX_DEADLINE,
+    IDX_DUTY_DUE,
     IDX_FEEDBACK,
     IDX_LIVE,
     IDX_PUSH_NEEDED,
@@ -169,7 +170,8 @@ class Retention:
             if order:
                 rows.append({"record": workorder_record(number), "fields": order})
                 held.records.append(workorder_record(number))
-            held.memberships += [(IDX_WORKORDERS_OPEN, number), (IDX_WORKORDER_DEADLINE, number)]
+            held.memberships += [(IDX_WORKORDERS_OPEN, number), (IDX_WORKORDER_DEADLINE, number),
+                                 (IDX_DUTY_DUE, number)]
         return held, rows
 
     def events(self, day: str) -> Iterator[tuple[str, dict[str, str]]]:

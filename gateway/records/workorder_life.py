@@ -29,7 +29,13 @@ from typing import Any
 from gateway.bridge.store import Index
 from gateway.deadlines import Deadlines, Due, Term
 from gateway.records.errors import Conflict, Malformed
-from gateway.schema import IDX_WORKORDER_DEADLINE, IDX_WORKORDERS_OPEN, epoch, iso
+from gateway.schema import (
+    IDX_DUTY_DUE,
+    IDX_WORKORDER_DEADLINE,
+    IDX_WORKORDERS_OPEN,
+    epoch,
+    iso,
+)
 
 MAX_TEXT = 2000  # characters of a summary, a note, a reason
 _UNIT = re.compile(r"[^\x00-\x1f\x7f\u2028\u2029\x85]{1,80}")
@@ -207,7 +213,8 @@ def _accept(current: dict[str, str], given: dict[str, Any], ctx: Context) -> Wor
     return ({"accepted_at": iso(ctx.now), **_due(due),
              "accepted_on_time": _by(ctx.now, current.get("accept_due_at", "")),
              **_note("accepted", given)},
-            (Index(IDX_WORKORDER_DEADLINE, ctx.ticket, due.at),))
+            (Index(IDX_WORKORDER_DEADLINE, ctx.ticket, due.at),
+             Index(IDX_DUTY_DUE, ctx.ticket, -1)))  # accepted: the duty phone stops
 
 
 def _assign(current: dict[str, str], given: dict[str, Any], ctx: Context) -> Work:
@@ -322,7 +329,8 @@ def _note(step: str, given: dict[str, Any]) -> dict[str, str]:
 
 
 def _closed_for_110(ticket: str) -> tuple[Index, ...]:
-    return (Index(IDX_WORKORDER_DEADLINE, ticket, -1), Index(IDX_WORKORDERS_OPEN, ticket, -1))
+    return (Index(IDX_WORKORDER_DEADLINE, ticket, -1), Index(IDX_WORKORDERS_OPEN, ticket, -1),
+            Index(IDX_DUTY_DUE, ticket, -1))
 
 
 _WORK: dict[str, Callable[[dict[str, str], dict[str, Any], Context], Work]] = {

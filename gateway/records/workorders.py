@@ -27,19 +27,23 @@ chain) with a guard, so two writers never both move a record.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
+
+import redis
 
 from gateway.bridge.store import Change, Index
 from gateway.records.actor import Actor
 from gateway.records.desk import Desk
-from gateway.records.errors import Conflict, Malformed, NotFound
+from gateway.records.errors import Conflict, Malformed, NotFound, Unavailable
 from gateway.records.ticket_changes import check_bridge_id
 from gateway.records.workorder_life import ACTIONS, STEP_ACTIONS, Context, plan, text
 from gateway.schema import (
     IDX_CALLBACKS_OPEN,
+    IDX_DUTY_DUE,
     IDX_PUSH_NEEDED,
     IDX_WORKORDER_DEADLINE,
     IDX_WORKORDERS_OPEN,
+    Keys,
     bridge_record,
     callback_record,
     idx_workorder_day,
@@ -83,7 +87,8 @@ class WorkOrderDesk(Desk):
         change = Change(workorder_record(ticket), "workorder_received", now, record,
                         (Index(idx_workorder_day(iso(now)[:10]), ticket, now),
                          Index(IDX_WORKORDERS_OPEN, ticket, now),
-                         Index(IDX_WORKORDER_DEADLINE, ticket, accept_due)),
+                         Index(IDX_WORKORDER_DEADLINE, ticket, accept_due),
+                         Index(IDX_DUTY_DUE, ticket, now)),  # the duty phone rings now
                         actor.data, guard=(("status", ("",)),), feed="12345")
         self._apply(change)  # a writer that was first wrote the same ticket
         return self._hash(workorder_record(ticket))
@@ -126,6 +131,30 @@ class WorkOrderDesk(Desk):
                                f"({moved.get('status')}): ask again", "loop_changed")
             return self._confirmed(moved)
         return self._hash(workorder_record(ticket))
+
+    # -- the duty phone (gateway/duty/) -----------------------------------------------
+    def order(self, ticket: str) -> dict[str, str]:
+        """The work order's record ({} when there is none)."""
+        return self._hash(workorder_record(self._ticket(ticket)))
+
+    def rings_due(self, now: float, limit: int = 20) -> list[str]:
+        """Orders whose duty phone ring is due, the longest waiting first."""
+        try:
+            return cast(list[str], self.client.zrangebyscore(
+                Keys(self.prefix).index(IDX_DUTY_DUE), "-inf", now, start=0, num=limit))
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis: {exc}") from exc
+
+    def stop_ringing(self, ticket: str) -> None:
+        """An order found no longer waiting (accepted by an older release, say)."""
+        try:
+            self.client.zrem(Keys(self.prefix).index(IDX_DUTY_DUE), ticket)
+        except redis.RedisError as exc:
+            raise Unavailable(f"Redis: {exc}") from exc
+
+    def write(self, change: Change) -> bool:
+        """A guarded change planned elsewhere (a ring's claim); False: another was first."""
+        return self._apply(change)
 
     # -- callbacks and pushes owed -----------------------------------------------------
     def callback_done(self, bridge_id: str, note: Any, actor: Actor) -> dict[str, str]:

@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis
 
-from gateway.config import TicketConfig
+from gateway.config import DutyConfig, TicketConfig
+from gateway.duty.ringer import claim_due
+from gateway.duty.schedule import plan_ring
 from gateway.lab.fakes import null_log
 from gateway.lab.services import RedisServer
 from gateway.records.actor import Actor
@@ -351,3 +353,27 @@ def test_the_cli_takes_every_step(client: redis.Redis) -> None:
         "received", "accepted", "assigned", "reassigned", "extension_requested",
         "extension_decided", "extension_requested", "extension_decided", "unit_returned",
         "assigned", "answered", "closed", "satisfaction", "reopened", "returned"]
+
+
+def test_two_gateways_claim_each_ring_once_and_accepting_stops_the_ringing(
+        client: redis.Redis) -> None:
+    """A new order waits for the duty phone at once; two gateways that both saw its ring
+    due write the claim guarded, and only one rings; accepting takes it off."""
+    duty = DutyConfig(numbers=("PJSIP/duty1", "PJSIP/duty2"), every=300)
+    d, clock = desk_on(client, "2026-11-30 09:00")
+    other = WorkOrderDesk(client, P, d.config, CATALOGUE, d.clock)
+    d.receive(dict(ORDER), AT_12345)
+    assert d.rings_due(clock.now) == [T]
+    seen_by_one = plan_ring(T, d.order(T), duty, clock.now)
+    seen_by_other = plan_ring(T, other.order(T), duty, clock.now)
+    assert seen_by_one is not None and seen_by_other is not None
+    assert (d.write(seen_by_one.change), other.write(seen_by_other.change)) == (True, False)
+    assert d.rings_due(clock.now) == [] and d.rings_due(clock.now + 300) == [T]
+    assert claim_due(other, duty, clock.now + 300)[0].attempt == 2
+    d.act(T, "accept", {}, POLICE)
+    assert d.rings_due(clock.now + 3600) == []
+    events = [e for _, e in cast(list[tuple[str, dict[str, str]]],
+                                 client.xrange(KEYS.events)) if e["record"].endswith(T)]
+    assert [e["event"] for e in events] == ["workorder_received", "workorder_duty_rang",
+                                            "workorder_duty_rang", "workorder_accepted"]
+    assert [e["event"] for e in feed(client)] == ["workorder_received", "workorder_accepted"]
