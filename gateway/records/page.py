@@ -2,7 +2,9 @@
 and ``/stats?month=`` (this month, in the centre's time zone) and draws the figures as
 plain SVG bar charts (no library, nothing from elsewhere): transfers per hour today, by
 category today and this month, the 12345 answer-time distribution this month, and the
-response rates.
+response rates. Below them, every 10 s, the shift's handover (``/handover``): the work
+orders overdue and open, feedback overdue, callbacks and pushes owed, the first rows of
+each and how many more.
 
 In Chinese by default (labels, states, modes, outcomes, category names), in English
 with ``?lang=en``. Every time is shown in the centre's time zone (the figures say
@@ -73,7 +75,13 @@ const WORDS = {
     due: "应答复", answered_on_time: "按时答复", returned: "退单", reassigned: "改派",
     extensions_requested: "申请延期", extensions_granted: "同意延期", reopened: "重办",
     closed: "办结", satisfaction: "回访满意度", satisfaction_rate: "满意率",
-    satisfied: "满意", basically_satisfied: "基本满意", dissatisfied: "不满意"},
+    satisfied: "满意", basically_satisfied: "基本满意", dissatisfied: "不满意",
+    handover: "交接班：本班移交事项", shift: "本班", until: "至", keysSeen: "本班按键",
+    ordersSeen: "本班收到工单", colKind: "事项类型", colId: "编号", colStatus: "状态",
+    colAt: "时间", colDue: "期限", more: "另有 {n} 项未列出", open_workorders: "未办结工单",
+    overdue_workorders: "超时工单", overdue_bridges: "反馈超时的转接",
+    callbacks: "待回拨市民", push_needed: "待推送工单", assigned: "已交办",
+    reopened: "重办", closed: "已办结", open: "待办"},
   en: {title: "110 ⇄ 12345 live", updated: "updated", bridge: "bridge", direction: "direction",
     mode: "mode", state: "state", citizen: "citizen", seat: "seat", target: "target",
     matter: "matter", since: "since", hour: "transfers per hour, today (at the key)",
@@ -83,7 +91,13 @@ const WORDS = {
     token: "API token", refused: "the token was refused ({s}): reload the page to enter it again",
     noToken: "no API token: reload the page to enter one",
     r15: "answered ≤15 s", r20: "answered ≤20 s", reply: "110 replied in time",
-    orders: "work orders answered in time", refused_o: "refused"},
+    orders: "work orders answered in time", refused_o: "refused",
+    handover: "handover: what this shift hands over", shift: "this shift", until: "to",
+    keysSeen: "keys pressed this shift", ordersSeen: "work orders received this shift",
+    colKind: "kind", colId: "id", colStatus: "status", colAt: "since", colDue: "due",
+    more: "{n} more not listed", open_workorders: "work orders open",
+    overdue_workorders: "work orders overdue", overdue_bridges: "feedback overdue",
+    callbacks: "citizens to call back", push_needed: "work orders to push"},
 }[LANG];
 const word = (k) => WORDS[k] ?? k;
 // a figure's own name where the same word is also a state or an outcome
@@ -190,6 +204,37 @@ function charts(today, month) {
     [word("reply"), month.response_rate],
     [word("orders"), (month.workorders || {}).response_rate]], {max: 1, rate: true});
 }
+// The handover: each list the shift hands over, its first rows and how many there are.
+const HANDOVER = ["overdue_workorders", "open_workorders", "overdue_bridges", "callbacks",
+  "push_needed"];
+const SHOWN_ROWS = 20;
+function handover(h) {
+  const seen = h.this_shift || {};
+  document.getElementById("shift").textContent = `${word("shift")} ${local(h.shift.from)} ` +
+    `${word("until")} ${h.shift.until}（${h.shift.time_zone}）: ${word("keysSeen")} ` +
+    `${seen.keys ?? 0}, ${word("ordersSeen")} ${seen.workorders_received ?? 0}`;
+  const rows = [];
+  for (const list of HANDOVER) {
+    const items = h[list] || [], total = (h.totals || {})[list] ?? items.length;
+    for (const r of items.slice(0, SHOWN_ROWS)) {
+      const tr = document.createElement("tr"); tr.dataset.list = list;
+      const matter = r.item_name || (r.category ? category(r.category) : "") || r.number;
+      [word(list), r.ticket || r.bridge_id, matter, word(r.status || r.state || ""),
+       local(r.received_at || r.requested_at || r.at),
+       local(r.due_at || r.accept_due_at || r.feedback_due_at || r.response_due_at)]
+        .forEach(v => tr.append(cell(v)));
+      rows.push(tr);
+    }
+    if (total > Math.min(items.length, SHOWN_ROWS)) {
+      const tr = document.createElement("tr"); tr.dataset.list = list;
+      tr.append(cell(word(list)), cell(word("more").replace("{n}",
+        total - Math.min(items.length, SHOWN_ROWS))));
+      rows.push(tr);
+    }
+  }
+  document.getElementById("handover").replaceChildren(...rows);
+}
+let ticks = 0;
 async function refresh() {
   try {
     const live = await get("live"), stats = await get("stats");
@@ -209,6 +254,7 @@ async function refresh() {
       const tr = document.createElement("tr");
       tr.append(cell(FIGURE[k] ?? word(k)), cell(shown(k, v))); return tr; });
     document.getElementById("stats").replaceChildren(...srows);
+    if (ticks++ % 5 === 0) handover(await get("handover"));  // every 10 s: lists cost more
     document.getElementById("when").textContent =
       word("updated") + " " + new Date().toLocaleTimeString("sv-SE", {timeZone: zone});
     document.getElementById("err").textContent = "";
@@ -257,6 +303,11 @@ PAGE = """<!doctype html>
 <figure><figcaption data-word="rates"></figcaption><div id="chart-rates"></div></figure>
 </div>
 <h2 data-word="today"></h2><table><tbody id="stats"></tbody></table>
+<h2 data-word="handover"></h2><p id="shift"></p>
+<table><thead><tr><th data-word="colKind"></th><th data-word="colId"></th>
+<th data-word="matter"></th><th data-word="colStatus"></th><th data-word="colAt"></th>
+<th data-word="colDue"></th></tr>
+</thead><tbody id="handover"></tbody></table>
 <script type="application/json" id="names">@NAMES@</script>
 <script>""" + SCRIPT + """</script></body></html>
 """

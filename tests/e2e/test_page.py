@@ -10,6 +10,7 @@ FastAGI only: process mode has no HTTP API (no page)."""
 from __future__ import annotations
 
 import re
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from gateway.lab.lab import ONEKEY, Lab
 from tests.e2e.helpers import TIMEOUT, answering, citizen, finish, settled
+from tests.e2e.test_records import http
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +96,7 @@ def test_the_page_shows_the_live_bridge_its_state_and_the_charts(
     assert [rates.nth(i).get_attribute("data-label") for i in range(4)] == \
         ["15秒内接听", "20秒内接听", "110按时反馈", "工单按时答复"]
     # in Chinese, both axes in order, nothing cut, no JSON, local times, a CJK font
-    assert page.locator("thead th").all_inner_texts() == [
+    assert page.locator("thead").first.locator("th").all_inner_texts() == [
         "转接编号", "方向", "方式", "状态", "市民号码", "席位", "对方", "事项", "开始时间"]
     assert [hours.nth(i).get_attribute("data-label") for i in range(24)] == \
         [f"{h:02d}" for h in range(24)]
@@ -124,6 +126,29 @@ def test_the_page_shows_the_live_bridge_its_state_and_the_charts(
     assert page.evaluate("sessionStorage.getItem('linkgw-token')") == \
         lab.role_tokens["supervisor"]
     assert errors == []  # no script error, nothing the content security policy blocked
+
+
+def test_the_page_shows_what_the_shift_hands_over(lab: Lab, browser: Browser,
+                                                  tmp_path: Path) -> None:
+    """A work order 12345 dispatched is on the handover section, in Chinese, with its
+    category's name, status and local times; the shift and what it saw above it."""
+    ticket = "20261203" + f"{secrets.randbelow(10 ** 5):05d}"
+    status, _ = http(lab, "POST", "workorders", {
+        "ticket": ticket, "category": "noise", "summary": "广场舞噪声"},
+        lab.role_tokens["12345"], operator="G12345-07")
+    assert status == 200
+    page, errors = open_page(browser, lab, lab.role_tokens["supervisor"])
+    row = page.locator("#handover tr[data-list=open_workorders]", has_text=ticket)
+    row.wait_for(timeout=TIMEOUT * 1000)
+    cells = row.locator("td").all_inner_texts()
+    assert cells[:4] == ["未办结工单", ticket, "噪声扰民", "收到"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", c) for c in cells[4:]), cells
+    assert page.locator("#handover").locator("xpath=..").locator("th").all_inner_texts() \
+        == ["事项类型", "编号", "事项", "状态", "时间", "期限"]
+    shift = page.locator("#shift").inner_text()
+    assert shift.startswith("本班 ") and "本班收到工单" in shift and "Asia/Shanghai" in shift
+    page.screenshot(path=str(tmp_path / "page-handover-1280x800.png"), full_page=True)
+    assert errors == []
 
 
 def test_a_wrong_token_is_refused_and_not_kept_and_no_token_asks_again(
