@@ -251,6 +251,11 @@ BRIDGE_FIELDS: Final = {
     "work_order_pushed_by": "the staff or police number of who marked it pushed",
     "work_order_pushed_ref": "its number there",
     "work_order_pushed_note": "",
+    "decline_reason": "consult mode, declined by the other line: why (its agent says, by "
+                      "API); the joint meeting's list shows it",
+    "decline_reason_at": "when it was given",
+    "decline_reason_via": "api or stream",
+    "decline_reason_by": "the staff number of who gave it",
     "callback_needed": "yes: the citizen hung up before the hand-over",
     "refusal": "emergency, never_transfer, unknown_code, code_required, already, ami_down",
     "unclassified": "yes: no item code typed (transfer.require_code: flag)",

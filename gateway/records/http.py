@@ -20,6 +20,8 @@ policy, ``X-Frame-Options: DENY`` and ``nosniff``.
     PUT  /bridges/<id>/ticket         {"ticket": "…"}
     POST /bridges/<id>/status         {"status": "accepted|assigned|feedback", "note": "…"}
     PUT  /bridges/<id>/incident       {"incident": "…"}
+    PUT  /bridges/<id>/decline-reason {"reason": "…"}: why 12345 declined a consult
+                                      transfer (the joint meeting's list)
     GET  /overdue                     past-deadline bridges and work orders
     POST /workorders                  {"ticket", "category", "summary", "number"?}: 12345
                                       dispatches a matter to the police, without a call
@@ -281,6 +283,11 @@ class ApiResource(Resource):
                 return "PUT /bridges/<id>/ticket", lambda: self._as(
                     role, bridge_id, lambda: self.desk.attach(
                         bridge_id, body.get("ticket", ""), self._actor(body)))
+            case "PUT", ["bridges", bridge_id, "decline-reason"]:
+                body = self._body(request)
+                return "PUT /bridges/<id>/decline-reason", lambda: self._as(
+                    role, bridge_id, lambda: self.desk.decline_reason(
+                        bridge_id, body.get("reason"), self._actor(body)))
             case "PUT", ["bridges", bridge_id, "incident"]:
                 body = self._body(request)
                 return "PUT /bridges/<id>/incident", lambda: self.desk.incident(

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import redis
 
 from gateway.outcome import HANDED, Outcome
+from gateway.records.city_report import by_unit, diverted, joint_meeting
 from gateway.records.errors import Malformed, NotFound, Unavailable
 from gateway.records.periods import Period, period, shift
 from gateway.records.ticket_changes import check_bridge_id
@@ -23,9 +24,11 @@ from gateway.schema import (
     IDX_WORKORDERS_OPEN,
     Keys,
     bridge_record,
+    call_record,
     callback_record,
     epoch,
     idx_caller,
+    idx_calls_day,
     idx_day,
     idx_incident,
     idx_seat,
@@ -306,7 +309,25 @@ class Records:
         """A period's figures and its transfers by item (refused, declined, not reached)."""
         when = period(label, self.zone)
         rows = self._summaries(self._ids_in(when))
-        return {"figures": self.figures(label, now), "items": item_rows(rows)}
+        orders = self._hashes([workorder_record(t)
+                               for t in self._ids_in(when, idx_workorder_day)])
+        return {"figures": self.figures(label, now),
+                "diverted": diverted(rows, self._calls_to(when, "110")),
+                "by_unit": by_unit(orders), "joint_meeting": joint_meeting(rows),
+                "items": item_rows(rows)}
+
+    def _calls_to(self, when: Period, dialed: str, chunk: int = 1000) -> int:
+        """Calls registered in ``when`` that dialled ``dialed`` (a year of a busy centre
+        is millions: read in chunks of ``chunk``)."""
+        ids = self._ids_in(when, idx_calls_day)
+        count = 0
+        for start in range(0, len(ids), chunk):
+            pipe = self.client.pipeline()
+            for uniqueid in ids[start:start + chunk]:
+                pipe.hget(self.keys.record(call_record(uniqueid)), "dialed")
+            count += sum(d == dialed for d in cast(list[str | None],
+                                                   self._call(pipe.execute)))
+        return count
 
     def day_figures(self, day: str, now: float) -> dict[str, Any]:
         return self.figures(day, now)

@@ -10,7 +10,9 @@ import csv
 import io
 import unicodedata
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
 
@@ -109,15 +111,84 @@ def report_text(report: Mapping[str, Any], lang: str) -> str:
     figures = [(printable(k), printable(v)) for k, v in figure_rows(report["figures"], lang)]
     label = max(width(k) for k, _ in figures) + 2
     lines = [_pad(k, label) + v for k, v in figures]
+    if "diverted" in report:
+        rows = [(printable(k), printable(v)) for k, v in diverted_rows(report, lang)]
+        lines += ["", _title("diverted", lang)] + [_pad(k, label) + v for k, v in rows]
+    if "by_unit" in report:
+        lines += ["", _title("by_unit", lang), *_table_lines(unit_table(report, lang), lang)]
+    if "joint_meeting" in report:
+        lines += ["", _title("joint_meeting", lang),
+                  *_table_lines(meeting_table(report, lang), lang)]
     lines += ["", "按事项（拒绝或未接收最多者在前）" if lang == "zh" else
               "by item (most refused or declined first)"]
-    table = [[printable(c) for c in row] for row in item_table(report["items"], lang)]
-    columns = [max(width(row[i]) for row in table) + 2 for i in range(len(table[0]))]
-    lines += ["".join(_pad(c, w) for c, w in zip(row, columns, strict=True)).rstrip()
-              for row in table]
-    if len(table) == 1:
-        lines.append("（无）" if lang == "zh" else "(none)")
+    lines += _table_lines(item_table(report["items"], lang), lang)
     return "\n".join(lines)
+
+
+#: The report to the city: its three sections (title, then the keys or columns).
+DIVERTED_ZH = {
+    "keys": "按键次数", "attempted": "转接尝试", "handed_off": "已移交", "refused": "拒绝转接",
+    "abandoned": "市民挂断", "declined": "12345未接收", "not_reached": "未接通",
+    "calls_110": "110登记来电", "non_police_share": "非警务来电占比",
+}
+UNIT_COLUMNS = ("unit", "assigned", "answered", "answered_on_time", "response_rate")
+UNIT_ZH = {"unit": "承办单位", "assigned": "交办", "answered": "已答复",
+           "answered_on_time": "按时答复", "response_rate": "按时答复率"}
+MEETING_COLUMNS = ("requested_at", "bridge_id", "item", "item_name", "reason")
+MEETING_ZH = {"requested_at": "时间", "bridge_id": "转接编号", "item": "事项",
+              "item_name": "事项名称", "reason": "未接收原因"}
+TITLES = {"diverted": ("110转12345（非警务来电分流）", "110 -> 12345 (non-police calls diverted)"),
+          "by_unit": ("按承办单位（无来电工单）", "by handling unit (work orders)"),
+          "joint_meeting": ("提交联席会议（12345未接收及原因）",
+                            "for the joint meeting (declined by 12345, and why)")}
+
+
+def _local(iso_time: str, zone: str) -> str:
+    """An ISO time as the centre's wall clock, ``YYYY-MM-DD HH:MM``."""
+    if not iso_time:
+        return ""
+    try:
+        moment = datetime.fromisoformat(iso_time.replace("Z", "+00:00"))
+        return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+    except (ValueError, KeyError):
+        return iso_time
+
+
+def _title(section: str, lang: str) -> str:
+    return TITLES[section][0 if lang == "zh" else 1]
+
+
+def diverted_rows(report: Mapping[str, Any], lang: str) -> list[tuple[str, str]]:
+    shown = report.get("diverted", {})
+    return [(_label(k, DIVERTED_ZH, lang),
+             f"{v * 100:.1f}%" if k == "non_police_share" and v is not None else
+             _value(v, lang)) for k, v in shown.items()]
+
+
+def unit_table(report: Mapping[str, Any], lang: str) -> list[list[str]]:
+    rows = [[_label(c, UNIT_ZH, lang) for c in UNIT_COLUMNS]]
+    rows += [[_value(u[c], lang, c) for c in UNIT_COLUMNS] for u in report.get("by_unit", [])]
+    return rows
+
+
+def meeting_table(report: Mapping[str, Any], lang: str) -> list[list[str]]:
+    zone = report.get("figures", {}).get("time_zone", "UTC")
+    rows = [[_label(c, MEETING_ZH, lang) for c in MEETING_COLUMNS]]
+    none = "（未说明原因）" if lang == "zh" else "(no reason given)"
+    rows += [[_local(m[c], zone) if c == "requested_at" else str(m[c]) or
+              (none if c == "reason" else "")
+              for c in MEETING_COLUMNS] for m in report.get("joint_meeting", [])]
+    return rows
+
+
+def _table_lines(table: list[list[str]], lang: str) -> list[str]:
+    shown = [[printable(c) for c in row] for row in table]
+    columns = [max(width(row[i]) for row in shown) + 2 for i in range(len(shown[0]))]
+    lines = ["".join(_pad(c, w) for c, w in zip(row, columns, strict=True)).rstrip()
+             for row in shown]
+    if len(shown) == 1:
+        lines.append("（无）" if lang == "zh" else "(none)")
+    return lines
 
 
 def _safe(cell: str) -> str:
@@ -144,6 +215,16 @@ def report_xlsx(report: Mapping[str, Any], lang: str) -> bytes:
         figures.append([label, _safe(value)])
     figures.column_dimensions["A"].width = 28
     figures.column_dimensions["B"].width = 60
+    if "diverted" in report:
+        sheet = book.create_sheet("分流" if lang == "zh" else "diverted")
+        for label, value in diverted_rows(report, lang):
+            sheet.append([label, _safe(value)])
+    for name, table, title in (("by_unit", unit_table, ("按承办单位", "units")),
+                               ("joint_meeting", meeting_table, ("联席会议", "joint meeting"))):
+        if name in report:
+            sheet = book.create_sheet(title[0] if lang == "zh" else title[1])
+            for row in table(report, lang):
+                sheet.append([_safe(c) for c in row])
     items = book.create_sheet("按事项" if lang == "zh" else "items")
     for row in item_table(report["items"], lang):
         items.append([_safe(c) for c in row])

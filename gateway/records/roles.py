@@ -47,6 +47,7 @@ ALLOWED: dict[str, frozenset[ApiRole]] = {
     "PUT /bridges/<id>/ticket": frozenset({ApiRole.ADMIN, ApiRole.LINE_12345}),
     "POST /bridges/<id>/status": frozenset({ApiRole.ADMIN, ApiRole.LINE_12345}),
     "PUT /bridges/<id>/incident": frozenset({ApiRole.ADMIN}),
+    "PUT /bridges/<id>/decline-reason": frozenset({ApiRole.ADMIN, ApiRole.LINE_12345}),
     "GET /overdue": _READERS,
     "POST /workorders": frozenset({ApiRole.ADMIN, ApiRole.LINE_12345}),
     "GET /workorders": _ALL,

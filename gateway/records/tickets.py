@@ -28,6 +28,7 @@ from gateway.schema import (
 )
 
 LOOP = ("accepted", "assigned", "feedback")  # 受理 → 交办 → 反馈
+MAX_REASON = 500  # characters of a decline's reason
 _INCIDENT = re.compile(r"[0-9A-Za-z-]{1,40}\Z")
 
 
@@ -144,13 +145,40 @@ class TicketDesk(Desk):
                         guard=(("incident", ("",)),))
         return self._write_once(change, bridge_id, "incident", incident)
 
+    def decline_reason(self, bridge_id: str, reason: Any, actor: Actor) -> dict[str, str]:
+        """Why the other line declined a consult transfer (the joint meeting reviews
+        it): only on a bridge it declined, once (the same reason again changes
+        nothing)."""
+        bridge = self._bridge(bridge_id)
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+            raise Malformed(f"reason: 1 to {MAX_REASON} characters of text",
+                            "reason_malformed")
+        if bridge.get("decision") != "kept_by_first_line":
+            raise Conflict(f"bridge {bridge_id} was not declined by the other line",
+                           "not_declined")
+        if bridge.get("decline_reason") == reason:
+            return self._confirmed(bridge)
+        if bridge.get("decline_reason"):
+            raise Conflict(f"bridge {bridge_id} already has a decline reason",
+                           "decline_reason_conflict")
+        now = self.clock()
+        change = Change(bridge_record(bridge_id), "decline_reason_given", now,
+                        {"decline_reason": reason, "decline_reason_at": iso(now),
+                         **actor.fields("decline_reason")}, (), actor.data,
+                        guard=(("decline_reason", ("",)),),
+                        feed=feed_of(bridge.get("direction", "")))
+        if not self._apply(change):
+            return self.decline_reason(bridge_id, reason, actor)  # told above which
+        return self._hash(bridge_record(bridge_id))
+
     def apply_message(self, fields: dict[str, Any], actor: Actor) -> dict[str, str]:
         """One message from the 12345 side's stream: bridge_id + ticket / incident /
-        status (+ note), in that order when several are given."""
+        status (+ note) / decline_reason, in that order when several are given."""
         bridge_id = str(fields.get("bridge_id", ""))
         result: dict[str, str] = {}
-        if not any(k in fields for k in ("ticket", "incident", "status")):
-            raise Malformed("a message needs ticket, incident or status", "message_empty")
+        if not any(k in fields for k in ("ticket", "incident", "status", "decline_reason")):
+            raise Malformed("a message needs ticket, incident, status or decline_reason",
+                            "message_empty")
         if "ticket" in fields:
             result = self.attach(bridge_id, str(fields["ticket"]), actor)
         if "incident" in fields:
@@ -158,4 +186,6 @@ class TicketDesk(Desk):
         if "status" in fields:
             result = self.status(bridge_id, str(fields["status"]),
                                  str(fields.get("note", "")), actor)
+        if "decline_reason" in fields:
+            result = self.decline_reason(bridge_id, fields["decline_reason"], actor)
         return result

@@ -90,6 +90,7 @@ TABLE: dict[str, frozenset[ApiRole]] = {
     "PUT /bridges/<id>/ticket": frozenset({A, L}),
     "POST /bridges/<id>/status": frozenset({A, L}),
     "PUT /bridges/<id>/incident": frozenset({A}),
+    "PUT /bridges/<id>/decline-reason": frozenset({A, L}),
     "GET /overdue": READERS,
     "POST /workorders": frozenset({A, L}),
     "GET /workorders": EVERYONE,
@@ -430,6 +431,11 @@ def a_request(draw: st.DrawFn) -> Req:
             return Req(route, "POST", f"bridges/{bridge_id}/status",
                        body(ascii_only, status=status, note=note), target=bridge_id,
                        value=status)
+        case "PUT /bridges/<id>/decline-reason":
+            return Req(route, "PUT", f"bridges/{bridge_id}/decline-reason",
+                       body(ascii_only, reason=draw(st.sampled_from(
+                           ("非12345受理范围", "需现场处置\r\n夜间", "noise 噪声\u2028")))),
+                       target=bridge_id)
         case "PUT /bridges/<id>/incident":
             incident = draw(INCIDENTS)
             return Req(route, "PUT", f"bridges/{bridge_id}/incident",
@@ -583,6 +589,8 @@ def expect(role: ApiRole, req: Req, m: Model) -> tuple[int, str]:
             return _write_once(m.ticket, b, req.value, "ticket_conflict")
         case "PUT /bridges/<id>/incident":
             return _write_once(m.incident, b, req.value, "incident_conflict")
+        case "PUT /bridges/<id>/decline-reason":
+            return 409, "not_declined"  # no seeded bridge was declined in consult mode
         case "POST /bridges/<id>/status":
             if b not in m.ticket:
                 return 409, "no_ticket"

@@ -200,6 +200,7 @@ def test_the_response_rate_counts_from_dispatch_and_an_order_nobody_accepts_is_l
 CHANGES = [  # every route that changes a record, with a body that is good but for who acts
     ("PUT", f"bridges/{B1}/ticket", {"ticket": "20261128000001"}),
     ("PUT", f"bridges/{B1}/incident", {"incident": "110-2026-000123"}),
+    ("PUT", f"bridges/{B1}/decline-reason", {"reason": "需现场处置"}),
     ("POST", f"bridges/{B1}/status", {"status": "accepted"}),
     ("POST", "workorders", ORDER),
     ("POST", f"workorders/{ORDER['ticket']}/status", {"status": "accepted"}),
