@@ -14,7 +14,7 @@ from twisted.internet.task import LoopingCall
 
 from gateway.config import DutyConfig
 from gateway.duty.schedule import Ring, originate, plan_ring
-from gateway.records.errors import Unavailable
+from gateway.records.errors import Malformed, Unavailable
 
 
 class Orders(Protocol):
@@ -30,19 +30,35 @@ class Orders(Protocol):
 
 
 class Ami(Protocol):
+    @property
+    def connected(self) -> bool: ...
+
     def action(self, action: str, headers: Any = ..., timeout: float = ...
                ) -> defer.Deferred[Any]: ...
 
 
-def claim_due(orders: Orders, config: DutyConfig, now: float) -> list[Ring]:
-    """The rings this process won (blocking: run it in a thread)."""
-    won = []
+def claim_due(orders: Orders, config: DutyConfig, now: float, log: Any = None
+              ) -> list[Ring]:
+    """The rings this process won (blocking: run it in a thread). An entry that is no
+    order number any more (the pattern changed) leaves the list; Redis failing midway
+    keeps the rings won so far (a claim it could not confirm is not rung: its attempt
+    is spent, the next one comes ``every`` later)."""
+    won: list[Ring] = []
     for ticket in orders.rings_due(now):
-        ring = plan_ring(ticket, orders.order(ticket), config, now)
-        if ring is None:
+        try:
+            ring = plan_ring(ticket, orders.order(ticket), config, now)
+            if ring is None:
+                orders.stop_ringing(ticket)
+            elif orders.write(ring.change):
+                won.append(ring)
+        except Malformed as exc:
+            if log is not None:
+                log.warning("duty.entry_dropped", ticket=ticket[:40], error=str(exc))
             orders.stop_ringing(ticket)
-        elif orders.write(ring.change):
-            won.append(ring)
+        except Unavailable:
+            if not won:
+                raise
+            break
     return won
 
 
@@ -52,6 +68,7 @@ class DutyRinger(Service):
         self.config, self.orders, self.ami, self.clock = config, orders, ami, clock
         self.in_thread, self.log = in_thread, log
         self.rung = self.failed = 0
+        self.waiting = False  # AMI is gone: no ring is claimed until it is back
         self._loop: LoopingCall | None = None
         self._busy = False
 
@@ -77,8 +94,14 @@ class DutyRinger(Service):
         return d
 
     async def _tick(self) -> None:
+        if not self.ami.connected:  # nothing could ring: no attempt is spent meanwhile
+            if not self.waiting:
+                self.log.warning("duty.waiting_for_ami")
+            self.waiting = True
+            return
+        self.waiting = False
         rings: list[Ring] = await self.in_thread(claim_due, self.orders, self.config,
-                                                 self.clock.seconds())
+                                                 self.clock.seconds(), self.log)
         for ring in rings:
             await self._ring(ring)
 

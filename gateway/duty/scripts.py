@@ -110,9 +110,12 @@ def make_duty_scripts(orders: Callable[[], Orders], config: Callable[[], DutyCon
         extension = _ENDPOINT.match(session.env_channel)
         note = f"值班电话 {extension.group(1)}" if extension else "值班电话"
         try:
-            await blocking(orders().act, ticket, "accept", {"note": note},
-                           Actor("duty", operator))
-            answer = f"OK|{SOUNDS}/duty_accepted"
+            done = await blocking(orders().act, ticket, "accept", {"note": note},
+                                  Actor("duty", operator))
+            # accepted before by someone else (the desk answers a repeat with the
+            # record as it stands): this officer is told it is taken
+            mine = (done.get("accepted_by"), done.get("accepted_via")) == (operator, "duty")
+            answer = f"OK|{SOUNDS}/duty_accepted" if mine else f"DONE|{SOUNDS}/duty_already"
         except (Conflict, NotFound):
             answer = f"DONE|{SOUNDS}/duty_already"
         except RecordError:  # Redis down: not accepted; the phone rings again later

@@ -19,6 +19,7 @@ hangup, and the script ends as in FastAGI.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 import time
@@ -163,6 +164,8 @@ class _Orders:
         from gateway.records.errors import Unavailable
         from gateway.schema import Keys, workorder_record
 
+        if not re.fullmatch(self.config.tickets.pattern, ticket, re.ASCII):
+            return {}  # no order of ours: said GONE
         key = Keys(self.config.redis.prefix).record(workorder_record(ticket))
         try:
             return cast(dict[str, str], sync_client(self.config.redis).hgetall(key))

@@ -7,7 +7,9 @@
 - ``by_unit``: the work orders of the period per handling unit: assigned, answered,
   answered on time.
 - ``joint_meeting``: what the two centres' joint meeting reviews: each consult transfer
-  12345 declined, with its reason (``PUT /bridges/<id>/decline-reason``), oldest first.
+  110 made that 12345 declined, with 12345's reason (``PUT /bridges/<id>/decline-reason``),
+  oldest first. (A 12345 → 110 consult that 110 declined is 110's own decision: not on
+  this list.)
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def by_unit(orders: list[dict[str, str]]) -> list[dict[str, Any]]:
 
 def joint_meeting(bridges: list[dict[str, str]]) -> list[dict[str, str]]:
     """Each transfer the other line declined in consult mode, with its reason."""
-    declined = [b for b in bridges if b.get("decision") == "kept_by_first_line"]
+    declined = [b for b in bridges if b.get("decision") == "kept_by_first_line" and
+                b.get("direction") == "110->12345"]
     return [{"bridge_id": b.get("bridge_id", ""), "requested_at": b.get("requested_at", ""),
              "direction": b.get("direction", ""), "item": b.get("item", ""),
              "item_name": b.get("item_name", ""), "category": b.get("category", ""),

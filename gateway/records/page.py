@@ -81,7 +81,7 @@ const WORDS = {
     colAt: "时间", colDue: "期限", more: "另有 {n} 项未列出", open_workorders: "未办结工单",
     overdue_workorders: "超时工单", overdue_bridges: "反馈超时的转接",
     callbacks: "待回拨市民", push_needed: "待推送工单", assigned: "已交办",
-    reopened: "重办", closed: "已办结", open: "待办"},
+    open: "待办"},
   en: {title: "110 ⇄ 12345 live", updated: "updated", bridge: "bridge", direction: "direction",
     mode: "mode", state: "state", citizen: "citizen", seat: "seat", target: "target",
     matter: "matter", since: "since", hour: "transfers per hour, today (at the key)",

@@ -272,8 +272,10 @@ class Records:
                 "response_rate": _share(on_time, due),
                 "returned": sum("returned_at" in r for r in rows),
                 "reassigned": sum("reassigned_at" in r for r in rows),
-                "extensions_requested": sum("extension_requested_at" in r for r in rows),
-                "extensions_granted": sum(r.get("extension") == "granted" for r in rows),
+                # every request and grant, a reopened order's earlier ones too
+                "extensions_requested": sum(_count(r, "extension_request_count",
+                                                   "extension_requested_at") for r in rows),
+                "extensions_granted": sum(_count(r, "extension_granted_count") for r in rows),
                 "reopened": sum("reopened_at" in r for r in rows),
                 "closed": sum(r.get("status") == "closed" for r in rows),
                 "satisfaction": dict(sorted(rated.items())),
@@ -457,6 +459,15 @@ def _bands(waits: list[float]) -> dict[str, int]:
         out[name] = sum(low < w <= high if high is not None else w > low for w in waits) \
             if low else sum(w <= (high or 0) for w in waits)
     return out
+
+
+def _count(row: dict[str, str], field: str, before: str = "") -> int:
+    """A running count on the record (an order of an earlier release: 1 when it has
+    ``before``, the field that marked it then)."""
+    value = row.get(field, "")
+    if value.isdigit():
+        return int(value)
+    return 1 if before and row.get(before) else 0
 
 
 def _share(part: int, whole: int) -> float | None:

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from gateway.records.queries import REPORT_COLUMNS
 from gateway.records.shown import printable
@@ -192,7 +193,9 @@ def _table_lines(table: list[list[str]], lang: str) -> list[str]:
 
 
 def _safe(cell: str) -> str:
-    """A cell a spreadsheet would run as a formula (= + - @ first) gets a leading '."""
+    """A cell a spreadsheet would run as a formula (= + - @ first) gets a leading ';
+    a control character no workbook may hold is written as its escape (\\x1b)."""
+    cell = ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", cell)
     return "'" + cell if cell[:1] in ("=", "+", "-", "@") else cell
 
 

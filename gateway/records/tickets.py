@@ -29,6 +29,8 @@ from gateway.schema import (
 
 LOOP = ("accepted", "assigned", "feedback")  # 受理 → 交办 → 反馈
 MAX_REASON = 500  # characters of a decline's reason
+#: Control characters but tab, CR and LF (a spreadsheet cannot hold them; the report is one)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _INCIDENT = re.compile(r"[0-9A-Za-z-]{1,40}\Z")
 
 
@@ -150,11 +152,13 @@ class TicketDesk(Desk):
         it): only on a bridge it declined, once (the same reason again changes
         nothing)."""
         bridge = self._bridge(bridge_id)
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
-            raise Malformed(f"reason: 1 to {MAX_REASON} characters of text",
-                            "reason_malformed")
-        if bridge.get("decision") != "kept_by_first_line":
-            raise Conflict(f"bridge {bridge_id} was not declined by the other line",
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON \
+                or _CONTROL.search(reason):
+            raise Malformed(f"reason: 1 to {MAX_REASON} characters of text (line breaks "
+                            "allowed, no other control characters)", "reason_malformed")
+        if bridge.get("decision") != "kept_by_first_line" or \
+                bridge.get("direction") != "110->12345":
+            raise Conflict(f"bridge {bridge_id} was not a transfer 12345 declined",
                            "not_declined")
         if bridge.get("decline_reason") == reason:
             return self._confirmed(bridge)

@@ -152,6 +152,16 @@ def _status_is(status: str) -> Callable[[dict[str, str], dict[str, Any]], bool]:
     return lambda current, _: current.get("status") == status
 
 
+def _assigned(current: dict[str, str], given: dict[str, Any]) -> bool:
+    """Assigned to this unit already (a retry); to another: told, never silently kept."""
+    if current.get("status") != "assigned":
+        return False
+    if given.get("unit") in (None, "", current.get("unit")):
+        return True
+    raise Conflict(f"work order is assigned to {current.get('unit', '')} already: "
+                   "reassign it (with a reason)", "already_assigned")
+
+
 def _same_unit(current: dict[str, str], given: dict[str, Any]) -> bool:
     return current.get("status") == "assigned" and current.get("unit") == given.get("unit")
 
@@ -176,9 +186,11 @@ def _decided(current: dict[str, str], given: dict[str, Any]) -> bool:
 
 
 def _handed_back(current: dict[str, str], given: dict[str, Any]) -> bool:
-    """The same hand-back again (a retry); a unit may hand back a later assignment."""
+    """The same hand-back again (a retry: the same unit, the same reason); a unit may
+    hand back a later assignment."""
     return current.get("status") == "accepted" and bool(current.get("unit_returned_at")) \
         and not current.get("unit") and \
+        current.get("unit_returned_from") == given.get("unit") and \
         current.get("unit_returned_reason") == given.get("reason")
 
 
@@ -194,7 +206,7 @@ def _set_once(field: str) -> Callable[[dict[str, str], dict[str, Any]], bool]:
 
 
 _DONE: dict[str, Callable[[dict[str, str], dict[str, Any]], bool]] = {
-    "accept": _status_is("accepted"), "assign": _status_is("assigned"),
+    "accept": _status_is("accepted"), "assign": _assigned,
     "answer": _status_is("answered"), "return": _status_is("returned"),
     "unit_return": _handed_back,
     "reassign": _same_unit, "extension": _extension_asked,
@@ -242,8 +254,13 @@ def _return(current: dict[str, str], given: dict[str, Any], ctx: Context) -> Wor
 
 
 def _unit_return(current: dict[str, str], given: dict[str, Any], ctx: Context) -> Work:
-    """The unit hands it back to the centre; its deadline keeps running."""
-    return {"unit_returned_at": iso(ctx.now), "unit_returned_from": current.get("unit", ""),
+    """The unit hands it back to the centre (only the unit it is assigned to: a late
+    retry by a unit it was taken from hands back nothing); its deadline keeps running."""
+    unit = _unit(given.get("unit"))
+    if unit != current.get("unit"):
+        raise Conflict(f"work order is assigned to {current.get('unit', '')}, not {unit}",
+                       "not_its_unit")
+    return {"unit_returned_at": iso(ctx.now), "unit_returned_from": unit,
             "unit_returned_reason": text(given.get("reason"), "reason", required=True),
             "unit": ""}, ()
 
@@ -279,6 +296,8 @@ def extension_term(given: dict[str, Any], max_days: int) -> Term:
 def _extension(current: dict[str, str], given: dict[str, Any], ctx: Context) -> Work:
     asked = extension_term(given, ctx.max_days)
     return {"extension": "requested", "extension_requested_at": iso(ctx.now),
+            "extension_request_count": str(int(current.get("extension_request_count") or 0)
+                                           + 1),
             "extension_requested_reason": text(given.get("reason"), "reason", required=True),
             "extension_days": str(asked.working_days) if asked.working_days else "",
             "extension_hours": f"{asked.hours:g}" if not asked.working_days else ""}, ()
@@ -294,9 +313,15 @@ def _decide(current: dict[str, str], given: dict[str, Any], ctx: Context) -> Wor
     asked = Term(working_days=int(current.get("extension_days") or 0),
                  hours=float(current.get("extension_hours") or 0))
     before = current.get("due_at", "")
-    due = ctx.deadlines.calendar.due(epoch(before) if before else ctx.now, asked)
-    return fields | {"due_before_extension": before, **_due(due)}, \
-        (Index(IDX_WORKORDER_DEADLINE, ctx.ticket, due.at),)
+    start = epoch(before) if before else ctx.now
+    if asked.working_days and before:
+        # a deadline in working days is midnight after its last day: N more working
+        # days are counted after that day, not after the day the midnight opens
+        start -= 1
+    due = ctx.deadlines.calendar.due(start, asked)
+    granted = str(int(current.get("extension_granted_count") or 0) + 1)
+    return fields | {"due_before_extension": before, "extension_granted_count": granted,
+                     **_due(due)}, (Index(IDX_WORKORDER_DEADLINE, ctx.ticket, due.at),)
 
 
 def _reopen(current: dict[str, str], given: dict[str, Any], ctx: Context) -> Work:

@@ -148,11 +148,16 @@ def test_12345_gives_a_decline_reason_once_and_only_for_a_declined_transfer(
         client: redis.Redis) -> None:
     seed(client)
     desk = TicketDesk(client, P, TicketConfig(), CATALOGUE, Clock(beijing("2026-11-16 11:05")))
-    for bad in ("", "   ", "长" * 501, 42):
+    for bad in ("", "   ", "长" * 501, 42, "ok\x1b[2J", "ok\x85"):
         with pytest.raises(Malformed):
             desk.decline_reason(DECLINED, bad, AT_12345)
-    with pytest.raises(Conflict, match="was not declined"):
+    with pytest.raises(Conflict, match="not a transfer 12345 declined"):
         desk.decline_reason(NOODLE, REASON, AT_12345)
+    # a 12345 -> 110 consult that 110 declined: 110's decision, not 12345's to explain
+    bridge(client, "20261116120000aaaa09", beijing("2026-11-16 12:00"),
+           direction="12345->110", outcome="kept_by_110", decision="kept_by_first_line")
+    with pytest.raises(Conflict, match="not a transfer 12345 declined"):
+        desk.decline_reason("20261116120000aaaa09", REASON, AT_12345)
     with pytest.raises(NotFound):
         desk.decline_reason("20261116110000ffffff", REASON, AT_12345)
     given = desk.decline_reason(DECLINED, REASON, AT_12345)

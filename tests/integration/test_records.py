@@ -544,7 +544,7 @@ LIFE_BODIES: dict[str, dict[str, str]] = {
     "extension": {"reason": "需调取监控", "days": "2"},
     "extension-decision": {"decision": "granted"},
     "reassign": {"unit": "二中队", "reason": "辖区调整"},
-    "unit-return": {"reason": "非本辖区"},
+    "unit-return": {"unit": "二中队", "reason": "非本辖区"},
     "return": {"reason": "非警务事项"},
     "reopen": {"reason": "市民不满意"},
     "close": {"result": "resolved"},

@@ -486,7 +486,7 @@ def a_request(draw: st.DrawFn) -> Req:
 #: What each step of the life may say (a small choice, so that steps meet again).
 LIFE_CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "return": {"reason": ("非警务", "重复工单")},
-    "unit-return": {"reason": ("非本辖区", "派错")},
+    "unit-return": {"unit": ("派出所一组", "二中队"), "reason": ("非本辖区", "派错")},
     "reassign": {"unit": ("派出所一组", "二中队"), "reason": ("辖区调整",)},
     "extension": {"reason": ("需调取监控", "等待鉴定"), "days": ("1", "3")},
     "extension-decision": {"decision": ("granted", "refused")},
@@ -519,7 +519,7 @@ def _life_done(o: dict[str, str], status: str, step: str, given: dict[str, str]
             return (200, "") if status == LIFE[step][1] else None
         case "unit-return":
             back = status == "accepted" and o.get("back") == given["reason"] and \
-                not o.get("unit")
+                o.get("back_from") == given["unit"] and not o.get("unit")
             return (200, "") if back else None
         case "reassign":
             same = status == "assigned" and o.get("unit") == given["unit"]
@@ -547,10 +547,12 @@ def life(m: Model, b: str, step: str, given: dict[str, str]) -> tuple[int, str]:
         return done
     if status not in LIFE[step][0]:
         return 409, "loop_order"
+    if step == "unit-return" and given["unit"] != o.get("unit"):
+        return 409, "not_its_unit"  # only the unit it is assigned to hands it back
     m.workorders[b] = LIFE[step][1] or status
     match step:
         case "unit-return":
-            o.update(unit="", back=given["reason"])
+            o.update(unit="", back=given["reason"], back_from=given["unit"])
         case "reassign":
             o["unit"] = given["unit"]
         case "extension":
@@ -609,12 +611,15 @@ def expect(role: ApiRole, req: Req, m: Model) -> tuple[int, str]:
             if b not in m.workorders:
                 return 404, "workorder_not_found"
             done = m.workorders[b]
+            unit = json.loads(req.body or b"{}")["unit"]
+            if req.value == done == "assigned" and unit != m.orders.get(b, {}).get("unit"):
+                return 409, "already_assigned"  # another unit: told, not kept silently
             if req.value != done:
                 if done not in STEP_FROM[req.value]:
                     return 409, "loop_order"
                 m.workorders[b] = req.value
                 if req.value == "assigned":
-                    m.orders.setdefault(b, {})["unit"] = json.loads(req.body or b"{}")["unit"]
+                    m.orders.setdefault(b, {})["unit"] = unit
         case str() if req.route.startswith("POST /workorders/<ticket>/"):
             if b not in m.workorders:
                 return 404, "workorder_not_found"

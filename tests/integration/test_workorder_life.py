@@ -100,16 +100,24 @@ def test_a_unit_hands_an_order_back_to_110_which_assigns_it_again(
     accepted = d.act(T, "accept", {}, POLICE)
     d.act(T, "assign", {"unit": "城关派出所"}, POLICE)
     clock.now += 600
-    back = d.act(T, "unit_return", {"reason": "不属本辖区"}, Actor("api", "P0771"))
+    with pytest.raises(Conflict, match="assigned to 城关派出所, not 东关派出所"):
+        d.act(T, "unit_return", {"unit": "东关派出所", "reason": "x"}, POLICE)
+    back = d.act(T, "unit_return", {"unit": "城关派出所", "reason": "不属本辖区"},
+                 Actor("api", "P0771"))
     assert (back["status"], back["unit"], back["unit_returned_from"],
             back["unit_returned_reason"], back["unit_returned_by"]) == (
         "accepted", "", "城关派出所", "不属本辖区", "P0771")
     assert running(client) == {T: epoch(accepted["due_at"])}  # its deadline still runs
-    assert d.act(T, "unit_return", {"reason": "不属本辖区"}, POLICE) == back  # a retry
+    assert d.act(T, "unit_return", {"unit": "城关派出所", "reason": "不属本辖区"},
+                 POLICE) == back  # a retry
     with pytest.raises(Conflict, match="cannot unit return"):
-        d.act(T, "unit_return", {"reason": "another"}, POLICE)
+        d.act(T, "unit_return", {"unit": "城关派出所", "reason": "another"}, POLICE)
     again = d.act(T, "assign", {"unit": "东关派出所"}, POLICE)
     assert (again["status"], again["unit"]) == ("assigned", "东关派出所")
+    # the first unit's hand-back, retried late, hands back nothing of the second's
+    with pytest.raises(Conflict, match="not 城关派出所") as late:
+        d.act(T, "unit_return", {"unit": "城关派出所", "reason": "不属本辖区"}, POLICE)
+    assert late.value.code == "not_its_unit"
     assert d.act(T, "answer", {"note": "已处理"}, POLICE)["status"] == "answered"
     assert [e["event"] for e in feed(client)] == [
         "workorder_received", "workorder_accepted", "workorder_assigned",
@@ -172,6 +180,20 @@ def test_an_extension_granted_moves_the_deadline_and_a_holiday_moves_it_further(
     d.act(T, "extension", {"reason": "鉴定未出", "hours": "12"}, POLICE)
     refused = d.act(T, "extension_decision", {"decision": "refused"}, AT_12345)
     assert (refused["extension"], refused["due_at"]) == ("refused", granted["due_at"])
+
+
+def test_working_days_granted_on_a_working_day_deadline_count_from_its_last_day(
+        client: redis.Redis) -> None:
+    """Due at the end of Tuesday 1 December (1 working day from Monday): one working
+    day more ends Wednesday, not Thursday."""
+    d, _ = desk_on(client, "2026-11-30 10:00", workorder_response_days=1)
+    d.receive(dict(ORDER, category="environment"), AT_12345)
+    accepted = d.act(T, "accept", {}, POLICE)
+    assert accepted["due_at"] == iso(beijing("2026-12-02 00:00"))
+    d.act(T, "extension", {"reason": "取证", "days": "1"}, POLICE)
+    granted = d.act(T, "extension_decision", {"decision": "granted"}, AT_12345)
+    assert (granted["due_at"], granted["extension_granted_count"]) == (
+        iso(beijing("2026-12-03 00:00")), "1")
 
 
 def test_a_deadline_in_working_days_skips_the_national_day_holiday(
@@ -342,7 +364,7 @@ def test_the_cli_takes_every_step(client: redis.Redis) -> None:
     assert cli("refuse")["extension"] == "refused"
     cli("extension", reason="再取证", hours="6")
     assert cli("grant")["extension"] == "granted"
-    cli("unit-return", reason="非本辖区")
+    cli("unit-return", unit="二中队", reason="非本辖区")
     cli("assign", unit="三中队")
     cli("answer", note="已处理")
     assert cli("close", result="partly_resolved")["result"] == "partly_resolved"

@@ -104,8 +104,10 @@ def test_a_work_order_goes_round_the_loop_once_each_step_in_order(
     clock.now += 600
     assigned = d.step(ORDER["ticket"], "assigned", {"unit": "城关派出所一中队"}, API)
     assert (assigned["status"], assigned["unit"]) == ("assigned", "城关派出所一中队")
-    assert d.step(ORDER["ticket"], "assigned", {"unit": "另一队"}, API)["unit"] == \
-        "城关派出所一中队"  # the current step again changes nothing
+    assert d.step(ORDER["ticket"], "assigned", {"unit": "城关派出所一中队"}, API) == \
+        assigned  # the current step again (a retry) changes nothing
+    with pytest.raises(Conflict, match="assigned to 城关派出所一中队 already: reassign"):
+        d.step(ORDER["ticket"], "assigned", {"unit": "另一队"}, API)  # never kept silently
     answered = d.step(ORDER["ticket"], "answered", {"note": "已劝离"}, API)
     assert (answered["on_time"], answered["answered_note"]) == ("yes", "已劝离")
     records = Records(client, P)

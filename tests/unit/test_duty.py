@@ -20,7 +20,7 @@ from gateway.duty.scripts import announcement, make_duty_scripts
 from gateway.lab.fakes import ChannelDouble, null_log
 from gateway.pins import PinError, officer_of, parse_pins
 from gateway.records.actor import Actor
-from gateway.records.errors import Conflict, Unavailable
+from gateway.records.errors import Conflict, Malformed, Unavailable
 from gateway.schema import IDX_DUTY_DUE
 
 CATALOGUE = load_categories(Path(__file__).resolve().parents[2] / "config/categories.yaml")
@@ -157,9 +157,15 @@ class Orders:
 
     def act(self, ticket: str, action: str, fields: dict[str, Any], actor: Actor
             ) -> dict[str, str]:
-        if self.orders[ticket].get("status") != "received":
-            raise Conflict("work order is accepted: cannot accept", "loop_order")
-        self.orders[ticket] |= {"status": "accepted", "accepted_note": fields["note"]}
+        """As the real desk: accepting an accepted order again is answered with the
+        record as it stands (a retry); a returned one is a conflict."""
+        status = self.orders[ticket].get("status")
+        if status == "accepted":
+            return self.orders[ticket]
+        if status != "received":
+            raise Conflict(f"work order is {status}: cannot accept", "loop_order")
+        self.orders[ticket] |= {"status": "accepted", "accepted_note": fields["note"],
+                                "accepted_by": actor.operator, "accepted_via": actor.via}
         self.accepted.append((ticket, actor))
         self.due.pop(ticket, None)
         return self.orders[ticket]
@@ -169,6 +175,7 @@ class Ami:
     def __init__(self, fail: Exception | None = None) -> None:
         self.sent: list[tuple[str, list[tuple[str, str]]]] = []
         self.fail = fail
+        self.connected = True
 
     def action(self, action: str, headers: Any = (), timeout: float = 5.0
                ) -> defer.Deferred[Any]:
@@ -198,6 +205,49 @@ def test_the_ringer_rings_a_new_order_then_again_each_interval_until_accepted() 
     clock.advance(600)
     assert len(ami.sent) == 2
     service.stopService()
+
+
+def test_no_attempt_is_spent_while_ami_is_gone() -> None:
+    clock = Clock()
+    clock.advance(NOW)
+    orders = Orders({T: {"status": "received"}})
+    ami = Ami()
+    ami.connected = False
+    service = ringer(orders, ami, clock)
+    service.startService()
+    clock.advance(3600)
+    assert (ami.sent, orders.orders[T].get("duty_rings"), service.waiting) == ([], None, True)
+    ami.connected = True
+    clock.advance(CONFIG.poll)
+    assert [dict(h)["Channel"] for _, h in ami.sent] == ["PJSIP/duty1"]
+    service.stopService()
+
+
+def test_an_entry_that_is_no_order_number_leaves_and_the_others_still_ring() -> None:
+    class Picky(Orders):
+        def order(self, ticket: str) -> dict[str, str]:
+            if not ticket.isdigit():
+                raise Malformed("ticket does not match", "ticket_malformed")
+            return super().order(ticket)
+
+    orders = Picky({"old-format-1": {"status": "received"}, T: {"status": "received"}})
+    orders.due["old-format-1"] = NOW - 10  # the oldest: first in the list
+    assert [r.ticket for r in claim_due(orders, CONFIG, NOW)] == [T]
+    assert "old-format-1" not in orders.due
+
+
+def test_redis_failing_midway_keeps_the_rings_already_won() -> None:
+    class Failing(Orders):
+        def write(self, change: Any) -> bool:
+            if change.record.endswith("2"):
+                raise Unavailable("Redis: reached 0 of 1 replicas")
+            return super().write(change)
+
+    orders = Failing({"2026120300011": {"status": "received"},
+                      "2026120300012": {"status": "received"}})
+    assert [r.ticket for r in claim_due(orders, CONFIG, NOW)] == ["2026120300011"]
+    with pytest.raises(Unavailable):  # nothing won: the ringer says Redis is gone
+        claim_due(orders, CONFIG, NOW)
 
 
 def test_a_ring_another_gateway_claimed_first_is_not_rung_twice() -> None:
@@ -298,11 +348,20 @@ def test_another_key_or_a_wrong_pin_accepts_nothing_and_a_good_pin_names_the_off
 
 
 def test_a_second_officer_too_late_hears_it_is_taken() -> None:
+    """The desk answers a second accept with the record as it stands: the officer whose
+    press did not make it is told it is taken, the one who did hears it again."""
     orders = Orders({T: {"status": "received"}})
     run(scripts(orders)["duty_accept"](channel(T, "1", "")))
     late = channel(T, "1", "", name="PJSIP/duty2-0000002b")
     run(scripts(orders)["duty_accept"](late))
     assert late.set == {"LINKGW_ANSWER": "DONE|linkgw/zh/duty_already"}
+    again = channel(T, "1", "")
+    run(scripts(orders)["duty_accept"](again))  # duty1's own press, retried
+    assert again.set == {"LINKGW_ANSWER": "OK|linkgw/zh/duty_accepted"}
+    orders.orders[T]["status"] = "returned"
+    gone = channel(T, "1", "", name="PJSIP/duty2-0000002c")
+    run(scripts(orders)["duty_accept"](gone))
+    assert gone.set == {"LINKGW_ANSWER": "DONE|linkgw/zh/duty_already"}
 
 
 def test_redis_down_at_the_press_accepts_nothing_and_says_so() -> None:
