@@ -62,7 +62,8 @@ def add_commands(sub: Any) -> None:
                            "or decide an extension, reopen, close, record satisfaction")
     order.add_argument("ticket")
     order.add_argument("step", choices=tuple(_ACTION))
-    order.add_argument("--unit", help="the unit it is assigned to (assign, reassign)")
+    order.add_argument("--unit", help="the unit it is assigned to (assign, reassign), or "
+                       "that hands it back (unit-return)")
     order.add_argument("--reason", help="why (return, unit-return, reassign, extension, "
                        "reopen)")
     order.add_argument("--days", help="working days more (extension)")

@@ -29,7 +29,7 @@ policy, ``X-Frame-Options: DENY`` and ``nosniff``.
     GET  /workorders/<ticket>
     POST /workorders/<ticket>/status  {"status": "accepted|assigned|answered", "unit", "note"}
     POST /workorders/<ticket>/<action>  the rest of its life, each with "operator":
-         return {"reason"} · unit-return {"reason"} · reassign {"unit", "reason"} ·
+         return {"reason"} · unit-return {"unit", "reason"} · reassign {"unit", "reason"} ·
          extension {"reason", "days"|"hours"} · extension-decision {"decision":
          "granted|refused", "note"?} (12345) · reopen {"reason"} (12345) ·
          close {"result", "note"?} (12345) · satisfaction {"satisfaction", "note"?} (12345)
