@@ -49,6 +49,7 @@ class Item:
     category: str
     never_transfer: bool = False
     see_also: tuple[str, ...] = ()
+    target: str = ""  # "liaison": handed to the police liaison seat at 12345, not its queue
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,10 @@ class Catalogue:
 
 _CATEGORY_KEYS = {"id", "code", "name_zh", "name_en", "stays_with_110_if", "items",
                   "feedback_hours", "response_hours", "feedback_days", "response_days"}
-_ITEM_KEYS = {"id", "code", "name_zh", "name_en", "transfer", "see_also"}
+_ITEM_KEYS = {"id", "code", "name_zh", "name_en", "transfer", "see_also", "target"}
+#: Where an item may be handed: the other line's queue ("" or "queue"), or its police
+#: liaison seat (``transfer.liaison``).
+TARGETS = ("queue", "liaison")
 _POLICE_KEYS = {"id", "code", "name_zh", "name_en", "near", "see_also"}
 _TOP_KEYS = {"categories", "police_matters"}
 #: The ``category`` of a police matter near no category.
@@ -235,9 +239,14 @@ def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
                 raise CategoryError(source, item["transfer"][1], "transfer must be yes or never")
             see_also = _strings(item, "see_also", source)
             refs += [(ref, item["see_also"][1]) for ref in see_also]
+            target = _scalar(item, "target", source, iline) if "target" in item else "queue"
+            if target not in TARGETS:
+                raise CategoryError(source, item["target"][1],
+                                    f"target must be one of {', '.join(TARGETS)}")
             read = Item(iid, icode, _scalar(item, "name_zh", source, iline),
                         _scalar(item, "name_en", source, iline), cid,
-                        transfer == "never", see_also)
+                        transfer == "never", see_also,
+                        "liaison" if target == "liaison" else "")
             # an earlier release's `transfer: never`: a police matter near its category
             (police if read.never_transfer else items).append(read)
         categories.append(Category(cid, ccode, _scalar(cat, "name_zh", source, line),

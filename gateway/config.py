@@ -134,6 +134,9 @@ class TransferConfig:
     # 110 -> 12345
     target: str = "PJSIP/12345"  # dial string of the 12345 hotline
     alternate: str = ""  # tried after `attempts` failures at target (e.g. a liaison seat)
+    # the police liaison seat at 12345: an item with `target: liaison` (categories.yaml)
+    # is handed there instead of the queue ("": no such seat, the queue takes them)
+    liaison: str = ""
     # 12345 -> 110 (a 12345 agent presses the key)
     reverse_target: str = "PJSIP/seat2"  # a 110 seat or the police liaison seat
     reverse_alternate: str = ""

@@ -251,6 +251,11 @@ BRIDGE_FIELDS: Final = {
     "work_order_pushed_by": "the staff or police number of who marked it pushed",
     "work_order_pushed_ref": "its number there",
     "work_order_pushed_note": "",
+    "route": "liaison: the item typed is the police liaison seat's (categories.yaml "
+             "target)",
+    "route_target": "the liaison seat's dial string (transfer.liaison)",
+    "rerouted_at": "the other line's queue was ringing when the code named a liaison item: "
+                   "that leg was cancelled and the liaison dialled next",
     "decline_reason": "consult mode, declined by the other line: why (its agent says, by "
                       "API); the joint meeting's list shows it",
     "decline_reason_at": "when it was given",

@@ -226,11 +226,13 @@ class Lab:
             "transfer:\n"
             + (f"  target: \"PJSIP/{QUEUE_NUMBER}@{TRUNK}\"\n"
                f"  alternate: \"PJSIP/{LIAISON_NUMBER}@{TRUNK}\"\n"
+               f"  liaison: \"PJSIP/{LIAISON_NUMBER}@{TRUNK}\"\n"
                f"  centre_id: \"110-lab\"\n"
                f"  call_info_url: \"https://110-gateway.lab/bridges/{{bridge_id}}\"\n"
                if self.two_pbx else
                "  target: \"PJSIP/12345\"\n"
-               "  alternate: \"PJSIP/liaison\"\n") +
+               "  alternate: \"PJSIP/liaison\"\n"
+               "  liaison: \"PJSIP/liaison\"\n") +
             "  reverse_target: \"PJSIP/seat2\"\n"
             "  attempts: 2\n"
             "  retry_delay: 0.5\n"

@@ -58,6 +58,8 @@ def classify(typed: str, catalogue: Catalogue, side: str, config: TransferConfig
         if side == "110" and what.never_transfer:
             return fields, Refused("never_transfer", f"{what.id} stays with 110",
                                    config.refusal_prompt)
+        if side == "110" and what.target == "liaison" and config.liaison:
+            fields |= {"route": "liaison", "route_target": config.liaison}
         return fields, None
     if isinstance(what, Category):
         return fields | {"category": what.id}, None

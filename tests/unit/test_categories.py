@@ -15,6 +15,8 @@ from gateway.catalogue import (
     load_categories,
     parse_categories,
 )
+from gateway.config import TransferConfig
+from gateway.transfer.decide import classify
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -160,3 +162,29 @@ def test_a_torn_or_spliced_list_is_refused_with_its_line_or_loads(cut: int, junk
             assert str(exc).startswith(f"torn.yaml:{exc.line}: ") and exc.line >= 1
         else:
             assert {i.code for i in catalogue.items}.isdisjoint(m.code for m in catalogue.police)
+
+
+def test_identity_documents_go_to_the_liaison_seat_when_one_is_configured() -> None:
+    """`target: liaison`: the classification carries the liaison seat's dial string, for
+    a key on 110's side only, and only where transfer.liaison is set."""
+    catalogue = load_categories(REPO / "config/categories.yaml")
+    assert sorted(i.id for i in catalogue.items if i.target == "liaison") == [
+        "consumer_and_government.certificates", "daily_help.lost_id_card"]
+    with_seat = TransferConfig(liaison="PJSIP/liaison")
+    fields, refused = classify("206", catalogue, "110", with_seat)
+    assert refused is None
+    assert (fields["route"], fields["route_target"]) == ("liaison", "PJSIP/liaison")
+    assert "route" not in classify("206", catalogue, "110", TransferConfig())[0]
+    assert "route" not in classify("206", catalogue, "12345", with_seat)[0]
+    assert "route" not in classify("101", catalogue, "110", with_seat)[0]
+
+
+@pytest.mark.parametrize("target", ["police", "Liaison", "''"])
+def test_an_unknown_target_is_refused_with_its_line(tmp_path: Path, target: str) -> None:
+    text = (REPO / "config/categories.yaml").read_text(encoding="utf-8").replace(
+        "target: liaison}", f"target: {target}}}", 1)
+    path = tmp_path / "categories.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CategoryError, match=r"categories.yaml:\d+: target must be one of "
+                                            "queue, liaison|must be a non-empty text"):
+        load_categories(path)

@@ -43,6 +43,8 @@ S = State
 C, SEAT, AG = Role.CITIZEN, Role.SEAT, Role.AGENT
 START = Phase(plan=PLAN, retry_delay=2.0)
 CODE = (("code", "101"), ("code_given", "yes"), ("category", "vehicle"))
+LIAISON_CODE = (("code", "206"), ("item", "daily_help.lost_id_card"), ("route", "liaison"),
+                ("route_target", "PJSIP/duty-liaison"))
 
 
 def at(state: State, **changes: object) -> Phase:
@@ -66,6 +68,24 @@ EDGES: list[tuple[Phase, Event, Phase, dict[str, str], tuple[object, ...],
      dict(CODE) | {"key_done_at": AT, "ended_at": AT, "refusal": "never_transfer",
                    "refusal_detail": "vehicle.fire_lane stays with 110"},
      (CancelAgent(),), Outcome.REFUSED),
+    # a liaison item while 12345's queue rings: that leg is cancelled, the liaison is
+    # the next (and last) attempt; its failure dials it
+    (START, KeyDone(T, LIAISON_CODE),
+     at(S.REQUESTED, key_done=True, plan=("PJSIP/12345", "PJSIP/duty-liaison")),
+     dict(LIAISON_CODE) | {"key_done_at": AT, "plan": "PJSIP/12345,PJSIP/duty-liaison",
+                           "rerouted_at": AT}, (CancelAgent(), Move()), None),
+    (at(S.REQUESTED, key_done=True, plan=("PJSIP/12345", "PJSIP/duty-liaison")),
+     AgentFailed(T, "cancelled"),
+     at(S.REQUESTED, key_done=True, attempt=1, plan=("PJSIP/12345", "PJSIP/duty-liaison")),
+     {"attempt_1_failure": "cancelled", "attempt_1_failed_at": AT,
+      "agent_failure": "cancelled"}, (DialAgent(1, 2.0),), None),
+    # … but 12345 answered before the code: the agent is on, nobody is cancelled
+    (at(S.ANSWERED), KeyDone(T, LIAISON_CODE), at(S.ANSWERED, key_done=True),
+     dict(LIAISON_CODE) | {"key_done_at": AT}, (Move(),), None),
+    # … and a liaison already ringing (its own attempt) is not rung again
+    (at(S.REQUESTED, attempt=2), KeyDone(T, (("route_target", "PJSIP/liaison"),)),
+     at(S.REQUESTED, attempt=2, key_done=True),
+     {"route_target": "PJSIP/liaison", "key_done_at": AT}, (Move(),), None),
     (START, Redirected(T), START, {"redirected_at": AT}, (), None),
     (START, RedirectFailed(T, "boom"), at(S.ENDED), {"ended_at": AT, "error": "boom"},
      (CancelAgent(),), Outcome.FAILED),
