@@ -83,6 +83,8 @@ class HttpConfig:
     token: str = ""  # the admin role's, from token_env; required when listen is set
     token_12345: str = ""  # the 12345 system's role, from token_12345_env ("": no such role)
     token_supervisor: str = ""  # read only, from token_supervisor_env ("": no such role)
+    # the police liaison seat at 12345: work orders only (read, accept, assign, answer)
+    token_liaison: str = ""
     mask_numbers: bool = True  # the supervisor role sees citizens' numbers and names masked
 
 
@@ -389,8 +391,8 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     "must be 1 to 20 digits",
 }
 
-_SECRETS = {"secret", "token", "token_12345", "token_supervisor", "password", "chain_key",
-            "redis_password", "pins"}
+_SECRETS = {"secret", "token", "token_12345", "token_supervisor", "token_liaison",
+            "password", "chain_key", "redis_password", "pins"}
 MIN_TOKEN = 16  # characters of an API token
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -507,7 +509,8 @@ def _check_secrets(source: str, config: Config) -> None:
         raise ConfigError(source, None, "http.token_env",
                           f"the API token is too short: at least {MIN_TOKEN} characters")
     roles = {"token_12345": config.http.token_12345,
-             "token_supervisor": config.http.token_supervisor}
+             "token_supervisor": config.http.token_supervisor,
+             "token_liaison": config.http.token_liaison}
     for key, token in roles.items():
         if token and len(token) < MIN_TOKEN:
             raise ConfigError(source, None, f"http.{key}_env",

@@ -145,7 +145,8 @@ class Gateway(MultiService):
             pool = reactor.getThreadPool()
             tokens = {ApiRole.ADMIN: config.http.token,
                       ApiRole.LINE_12345: config.http.token_12345,
-                      ApiRole.SUPERVISOR: config.http.token_supervisor}
+                      ApiRole.SUPERVISOR: config.http.token_supervisor,
+                      ApiRole.LIAISON: config.http.token_liaison}
             api = ApiResource(
                 self.desk, self.records, tokens,
                 lambda f: deferToThreadPool(reactor, pool, f), self.health, self.metrics,

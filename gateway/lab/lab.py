@@ -110,7 +110,8 @@ class Lab:
         self._probe_secret = secrets.token_urlsafe(16)
         self.api_token = secrets.token_urlsafe(16)
         self.role_tokens = {"12345": secrets.token_urlsafe(16),
-                            "supervisor": secrets.token_urlsafe(16)}
+                            "supervisor": secrets.token_urlsafe(16),
+                            "liaison": secrets.token_urlsafe(16)}
         # Redis runs with the shipped users (config/redis.acl); the gateway logs in as
         # linkgw-gateway; the tests' own client is Redis's `default` user (the admin)
         self.redis_passwords = {user: secrets.token_urlsafe(16) for user in ACL_USERS}
@@ -169,7 +170,8 @@ class Lab:
                 "LINKGW_REDIS_PASSWORD_MAINTENANCE": self.redis_passwords["linkgw-maintenance"],
                 **({"LINKGW_PUSH_SECRET": self.push_secret} if self.pushing else {}),
                 "LINKGW_API_TOKEN_12345": self.role_tokens["12345"],
-                "LINKGW_API_TOKEN_SUPERVISOR": self.role_tokens["supervisor"]}
+                "LINKGW_API_TOKEN_SUPERVISOR": self.role_tokens["supervisor"],
+                "LINKGW_API_TOKEN_LIAISON": self.role_tokens["liaison"]}
 
     def _write_acl(self) -> list[str]:
         """The lab's Redis users file; redis-server arguments that load it."""
@@ -198,6 +200,7 @@ class Lab:
                "  token_env: LINKGW_API_TOKEN\n"
                "  token_12345_env: LINKGW_API_TOKEN_12345\n"
                "  token_supervisor_env: LINKGW_API_TOKEN_SUPERVISOR\n"
+               "  token_liaison_env: LINKGW_API_TOKEN_LIAISON\n"
                ) if http_port else "http:\n  listen: \"\"\n"
         return (
             "fastagi:\n"

@@ -1,6 +1,6 @@
 """Who may do what over the HTTP API, and what each role sees (pure, no I/O).
 
-Three roles, each with its own bearer token:
+Four roles, each with its own bearer token:
 
 - ``admin``: the 110 centre's own systems; everything.
 - ``12345``: the 12345 ticket system; the bridges handed to it or by it (a transfer
@@ -8,6 +8,8 @@ Three roles, each with its own bearer token:
   the figures; the fields it sees are :func:`gateway.schema.feed_fields`, as in its feed.
 - ``supervisor``: read only (live bridges, look-ups, overdue, figures); citizens'
   numbers and names masked unless the site turns that off.
+- ``liaison``: the police liaison seat at 12345 (公安驻12345联络员): work orders only;
+  it reads them and accepts, assigns and answers them as 110's duty person does.
 """
 
 from __future__ import annotations
@@ -27,9 +29,14 @@ class ApiRole(StrEnum):
     ADMIN = "admin"
     LINE_12345 = "12345"
     SUPERVISOR = "supervisor"
+    LIAISON = "liaison"
 
 
-_ALL = frozenset(ApiRole)
+_ALL = frozenset(ApiRole) - {ApiRole.LIAISON}  # the liaison sees work orders only
+_ANYONE = frozenset(ApiRole)
+#: Work orders: everyone reads them; the police liaison seat at 12345 takes 110's steps
+#: of accepting, assigning and answering them, as the admin does.
+_ORDERS = frozenset({ApiRole.ADMIN, ApiRole.LIAISON})
 #: A work order's life: its URL's last part → the action
 #: (:data:`gateway.records.workorder_life.ACTIONS`). 110's steps are the admin's; 12345's,
 #: the 12345 system's (and the admin's).
@@ -50,9 +57,9 @@ ALLOWED: dict[str, frozenset[ApiRole]] = {
     "PUT /bridges/<id>/decline-reason": frozenset({ApiRole.ADMIN, ApiRole.LINE_12345}),
     "GET /overdue": _READERS,
     "POST /workorders": frozenset({ApiRole.ADMIN, ApiRole.LINE_12345}),
-    "GET /workorders": _ALL,
-    "GET /workorders/<ticket>": _ALL,
-    "POST /workorders/<ticket>/status": frozenset({ApiRole.ADMIN}),
+    "GET /workorders": _ANYONE,
+    "GET /workorders/<ticket>": _ANYONE,
+    "POST /workorders/<ticket>/status": _ORDERS,
     **{f"POST /workorders/<ticket>/{segment}": _SIDES[ACTIONS[action].side]
        for segment, action in LIFE_ROUTES.items()},
     "GET /callbacks": _READERS,
@@ -61,8 +68,8 @@ ALLOWED: dict[str, frozenset[ApiRole]] = {
     "GET /handover": _READERS,
     "POST /push-needed/<id>/done": frozenset({ApiRole.ADMIN}),
     "GET /stats": _ALL,
-    "GET /health": _ALL,  # without a token from loopback
-    "GET /metrics": _ALL,  # without a token from loopback
+    "GET /health": _ANYONE,  # without a token from loopback
+    "GET /metrics": _ANYONE,  # without a token from loopback
 }
 
 

@@ -6,6 +6,8 @@ modes, on one PBX and between the two PBXs (the liaison behind the trunk)."""
 
 from __future__ import annotations
 
+import secrets
+
 from gateway.lab.lab import ONEKEY, TRUNK, Lab
 from gateway.lab.peer import AGENTS, LIAISON, LIAISON_NUMBER, QUEUE
 from gateway.lab.sipp import noanswer_scenario, requests_received
@@ -20,6 +22,7 @@ from tests.e2e.helpers import (
     settled,
     wait_event,
 )
+from tests.e2e.test_records import http
 
 CODE = "206"  # daily_help.lost_id_card: target liaison
 
@@ -78,3 +81,27 @@ def test_a_liaison_item_rings_12345s_liaison_seat_over_the_trunk(two_pbx: Lab) -
         target, target, "handed_off")
     assert record["plan"] == f"PJSIP/12345@{TRUNK},{target}"
     assert "INVITE" in requests_received(desk.received())
+
+
+def test_the_liaison_seat_accepts_and_answers_a_police_work_order_with_its_own_token(
+        lab: Lab) -> None:
+    """Its role works on work orders only: it accepts, assigns and answers them; the
+    bridges and the figures are not its own (403)."""
+    ticket = "20261203" + f"{secrets.randbelow(10 ** 5):05d}"
+    status, _ = http(lab, "POST", "workorders", {
+        "ticket": ticket, "category": "daily_help", "summary": "身份证遗失，询问补办地点"},
+        lab.role_tokens["12345"], operator="G12345-07")
+    assert status == 200
+    desk = lab.role_tokens["liaison"]
+    for step, extra in (("accepted", {}), ("assigned", {"unit": "城关派出所户籍室"}),
+                        ("answered", {"note": "已告知补办地点和材料"})):
+        status, got = http(lab, "POST", f"workorders/{ticket}/status",
+                           {"status": step} | extra, desk, operator="L1201")
+        assert (status, got["status"], got[f"{step}_by"]) == (200, step, "L1201"), got
+    assert http(lab, "GET", f"workorders/{ticket}", token=desk)[0] == 200
+    for path in ("bridges?day=2026-12-03", "stats", "live", "handover"):
+        status, got = http(lab, "GET", path, token=desk)
+        assert (status, got["error"]) == (403, "role_forbidden"), path
+    status, got = http(lab, "POST", f"workorders/{ticket}/return", {"reason": "x"}, desk,
+                       operator="L1201")
+    assert (status, got["error"]) == (403, "role_forbidden")  # 110's own decision

@@ -331,7 +331,7 @@ def test_inbound_stream_applies_acks_and_reports_refusals(
 
 
 TOKENS = {ApiRole.ADMIN: "s3cret", ApiRole.LINE_12345: "twelve-345-token",
-          ApiRole.SUPERVISOR: "supervisor-token"}
+          ApiRole.SUPERVISOR: "supervisor-token", ApiRole.LIAISON: "liaison-desk-token"}
 
 
 def api(client: redis.Redis, desk: TicketDesk) -> ApiResource:
@@ -606,9 +606,12 @@ def test_each_route_checks_the_role_of_its_token(client: redis.Redis,
                              "GET /workorders", "GET /workorders/<ticket>",
                              *(f"POST /workorders/<ticket>/{segment}" for segment in
                                ("extension-decision", "reopen", "close", "satisfaction"))},
+        ApiRole.LIAISON: {"GET /workorders", "GET /workorders/<ticket>",
+                          "POST /workorders/<ticket>/status"},
         ApiRole.ADMIN: {r[0] for r in routes},
     }
-    for role in (ApiRole.ADMIN, ApiRole.LINE_12345, ApiRole.SUPERVISOR):  # admin first:
+    for role in (ApiRole.ADMIN, ApiRole.LINE_12345, ApiRole.SUPERVISOR,  # admin first:
+                 ApiRole.LIAISON):
         for route, method, path, body, args in routes:  # it makes what others read
             status, answer = call(resource, method, path, body, TOKENS[role], args)
             if route in allowed[role]:

@@ -77,12 +77,14 @@ WO = "2026112900001"  # a work order 12345 dispatched (seeded)
 WO_UNKNOWN = "2026112999999"
 NEW_WOS = ("2026112900002", "2026112900003")
 
-A, L, S = ApiRole.ADMIN, ApiRole.LINE_12345, ApiRole.SUPERVISOR
+A, L, S, P = ApiRole.ADMIN, ApiRole.LINE_12345, ApiRole.SUPERVISOR, ApiRole.LIAISON
 TOKENS = {A: "admin-token-0123456789", L: "line-12345-token-abcdef",
-          S: "supervisor-token-ghijkl"}
+          S: "supervisor-token-ghijkl", P: "liaison-token-mnopqrst"}
 
 #: Who each route is for, written out again (the issue's table), not read from the code.
 EVERYONE, READERS = frozenset({A, L, S}), frozenset({A, S})
+#: the police liaison seat at 12345 (P) works on work orders only
+ANYONE, ORDERS = EVERYONE | {P}, frozenset({A, P})
 TABLE: dict[str, frozenset[ApiRole]] = {
     "GET /live": READERS,
     "GET /bridges/<id>": EVERYONE,
@@ -93,9 +95,9 @@ TABLE: dict[str, frozenset[ApiRole]] = {
     "PUT /bridges/<id>/decline-reason": frozenset({A, L}),
     "GET /overdue": READERS,
     "POST /workorders": frozenset({A, L}),
-    "GET /workorders": EVERYONE,
-    "GET /workorders/<ticket>": EVERYONE,
-    "POST /workorders/<ticket>/status": frozenset({A}),
+    "GET /workorders": ANYONE,
+    "GET /workorders/<ticket>": ANYONE,
+    "POST /workorders/<ticket>/status": ORDERS,
     # the rest of a work order's life: 110's steps are the admin's, 12345's its own too
     "POST /workorders/<ticket>/return": frozenset({A}),
     "POST /workorders/<ticket>/unit-return": frozenset({A}),
@@ -111,8 +113,8 @@ TABLE: dict[str, frozenset[ApiRole]] = {
     "GET /handover": READERS,
     "POST /push-needed/<id>/done": frozenset({A}),
     "GET /stats": EVERYONE,
-    "GET /health": EVERYONE,
-    "GET /metrics": EVERYONE,
+    "GET /health": ANYONE,
+    "GET /metrics": ANYONE,
 }
 
 #: Who the citizens are: the supervisor (masking on) never sees these whole.
@@ -397,7 +399,7 @@ BRIDGES = st.sampled_from((TO, TO, BY, BY, REFUSED, UNKNOWN))
 def a_step(draw: st.DrawFn) -> tuple[ApiRole, Req]:
     """A request and whose token it carries: any role, or one the table allows."""
     req = draw(a_request())
-    anyone = st.sampled_from((A, L, S))
+    anyone = st.sampled_from((A, L, S, P))
     return draw(anyone | st.sampled_from(sorted(TABLE[req.route]))), req
 
 
@@ -637,7 +639,7 @@ def expect(role: ApiRole, req: Req, m: Model) -> tuple[int, str]:
 
 #: After the random steps, each role reads each bridge and each list, whatever the steps
 #: left in the records.
-SWEEP = [(role, req) for role in (A, L, S) for req in (
+SWEEP = [(role, req) for role in (A, L, S, P) for req in (
     *(Req("GET /bridges/<id>", "GET", f"bridges/{b}", target=b) for b in IDS),
     Req("GET /bridges", "GET", "bridges", query=(("number", NUMBERS[0]),)),
     Req("GET /bridges", "GET", "bridges", query=(("day", DAY),)),
