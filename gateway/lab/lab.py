@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 from pathlib import Path
 from types import TracebackType
 
@@ -42,6 +43,7 @@ from gateway.lab.sentinel import RedisSentinels
 from gateway.lab.services import GatewayProcess, PushProcess, ReceiverProcess, RedisServer
 from gateway.lab.sipp import SIPP_MEDIA_PORTS, SippPhone
 from gateway.lab.tls import make_ca_and_server
+from gateway.process.keeper_wire import paths as keeper_paths
 
 REPO = Path(__file__).resolve().parents[2]
 #: The lab's phones: name → the context its own calls land in.
@@ -337,6 +339,20 @@ class Lab:
             delay.write_text(f"{seconds:.3f}\n", encoding="ascii")
         else:
             delay.unlink(missing_ok=True)
+
+    def keeper_listening(self) -> bool:
+        """Process mode: a digit keeper answers on its socket in the programs' spool."""
+        assert self.asterisk is not None and self.agi == "process"
+        _, path = keeper_paths(str(self.asterisk.base / "gw/spool"))
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.settimeout(1.0)
+            probe.connect(str(path))
+            return True
+        except OSError:
+            return False
+        finally:
+            probe.close()
 
     @property
     def process_log(self) -> Path:
