@@ -56,8 +56,10 @@ class Due:
 def official_workday(day: date) -> bool | None:
     """Whether ``day`` is a working day by China's official calendar; None for a year the
     installed ``chinese-calendar`` has no data for."""
-    import chinese_calendar  # type: ignore[import-untyped]  # no stubs; imported when used
-
+    try:  # no stubs; imported when used (process mode's Python may lack it: weekdays)
+        import chinese_calendar  # type: ignore[import-untyped]
+    except ImportError:
+        return None
     try:
         return bool(chinese_calendar.is_workday(day))
     except NotImplementedError:  # "no available data for year ..."

@@ -22,7 +22,6 @@ from gateway.app import build_records, build_transfer, instance_name
 from gateway.bridge.connect import sync_client
 from gateway.catalogue import Catalogue
 from gateway.config import Config
-from gateway.duty.index import postpone_ring
 from gateway.duty.ringer import DutyRinger
 from gateway.duty.scripts import make_duty_scripts
 from gateway.listener import Listener
@@ -73,9 +72,7 @@ class Gateway(MultiService):
         self.agi = FastAgiFactory(
             make_scripts(self.transfers) | make_duty_scripts(
                 lambda: self.workorders, lambda: self.config.duty,
-                lambda f, *a: deferToThreadPool(reactor, pool, f, *a),
-                lambda ticket, until: postpone_ring(self.sync_redis, config.redis.prefix,
-                                                    ticket, until)),
+                lambda f, *a: deferToThreadPool(reactor, pool, f, *a)),
             clock=reactor, log=log.bind(part="agi"), allow=frozenset(config.fastagi.allow),
             max_sessions=config.fastagi.max_sessions,
             session_timeout=config.fastagi.session_timeout)

@@ -12,13 +12,17 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 
+from gateway.catalogue import Catalogue
 from gateway.config import DutyConfig
+from gateway.duty.say import announcement
 from gateway.duty.schedule import Ring, originate, plan_ring
 from gateway.records.errors import Malformed, Unavailable
 
 
 class Orders(Protocol):
     """What the ringer needs of the work-order desk (blocking)."""
+
+    catalogue: Catalogue
 
     def rings_due(self, now: float, limit: int = 20) -> list[str]: ...
 
@@ -46,7 +50,9 @@ def claim_due(orders: Orders, config: DutyConfig, now: float, log: Any = None
     won: list[Ring] = []
     for ticket in orders.rings_due(now):
         try:
-            ring = plan_ring(ticket, orders.order(ticket), config, now)
+            order = orders.order(ticket)
+            ring = plan_ring(ticket, order, config, now,
+                             announcement(ticket, order, orders.catalogue))
             if ring is None:
                 orders.stop_ringing(ticket)
             elif orders.write(ring.change):

@@ -24,6 +24,7 @@ class Ring:
     number: str  # the dial string rung
     attempt: int  # 1 for the first ring of this order
     change: Change  # the claim: written first, guarded
+    say: str = ""  # what the officer hears: a "&" list of prompts
 
 
 def number_for(attempt: int, config: DutyConfig) -> str:
@@ -32,8 +33,8 @@ def number_for(attempt: int, config: DutyConfig) -> str:
     return config.numbers[index]
 
 
-def plan_ring(ticket: str, order: dict[str, str], config: DutyConfig, now: float
-              ) -> Ring | None:
+def plan_ring(ticket: str, order: dict[str, str], config: DutyConfig, now: float,
+              say: str = "") -> Ring | None:
     """The next ring of an order whose ring is due; None when it is no longer rung
     (accepted, returned, gone, or no number configured)."""
     if not config.numbers or order.get("status", "") != "received":
@@ -47,17 +48,24 @@ def plan_ring(ticket: str, order: dict[str, str], config: DutyConfig, now: float
     change = Change(
         workorder_record(ticket), "workorder_duty_rang", now,
         {"duty_rings": str(attempt), "duty_rang_at": iso(now), "duty_number": number},
-        (Index(IDX_DUTY_DUE, ticket, -1 if last else now + config.every),),
+        # the next ring ``every`` after this one has ended (rung out, or the officer
+        # heard the order and did not press 1)
+        (Index(IDX_DUTY_DUE, ticket, -1 if last else
+               now + config.ring_timeout + config.every),),
         {"via": "duty", "number": number, "attempt": str(attempt)},
         guard=(("status", ("received",)), ("duty_rings", (order.get("duty_rings", ""),))))
-    return Ring(ticket, number, attempt, change)
+    return Ring(ticket, number, attempt, change, say)
 
 
 def originate(ring: Ring, config: DutyConfig) -> list[tuple[str, str]]:
     """The AMI Originate that rings the duty phone: answered, it runs ``[linkgw-duty]``
-    with the order's number in ``LINKGW_WORKORDER``."""
+    with the order's number, what to say and whether a PIN follows the 1 on the
+    channel, so the officer hears the order at once and a 1 pressed early is kept (no
+    AGI program runs before the Read that hears it)."""
     return [("Channel", ring.number), ("Context", "linkgw-duty"), ("Exten", "s"),
             ("Priority", "1"), ("Timeout", str(int(config.ring_timeout * 1000))),
             ("CallerID", f'"12345工单" <{config.caller_id}>'),
             ("Variable", f"LINKGW_WORKORDER={ring.ticket}"),
+            ("Variable", f"LINKGW_DUTY_SAY={ring.say}"),
+            ("Variable", f"LINKGW_DUTY_IDENTITY={config.identity}"),
             ("Variable", f"LINKGW_DUTY_NUMBER={ring.number}"), ("Async", "true")]

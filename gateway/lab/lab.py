@@ -302,7 +302,7 @@ class Lab:
         secrets_file.chmod(0o600)
         (base / "agi").mkdir()
         for script in ("incoming", "onekey", "code", "emergency", "handed", "taken",
-                       "handed_end", "duty", "duty_accept"):
+                       "handed_end", "duty_accept"):
             wrapper = base / "agi" / script
             wrapper.write_text(
                 "#!/bin/sh\n"

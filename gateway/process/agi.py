@@ -9,7 +9,7 @@ left, it detaches (double fork) a process that writes the changes
 (:mod:`gateway.process.follower`). Asterisk waits for the program to exit, so nothing on
 the way to the answer imports Twisted, a Redis client or structlog.
 
-    linkgw-agi incoming|onekey|code|emergency|handed|taken|handed_end|duty|duty_accept …
+    linkgw-agi incoming|onekey|code|emergency|handed|taken|handed_end|duty_accept …
     (config: $LINKGW_CONFIG)
 
 Asterisk sends SIGHUP when the channel hangs up: the next command then fails with a
@@ -19,13 +19,12 @@ hangup, and the script ends as in FastAGI.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 from gateway.agi.codec import HANGUP, AgiEnv, AgiReply, EnvReader, ReplyParser, format_command
 from gateway.agi.errors import AgiCommandError, AgiDeadChannel, AgiError, AgiHangup
@@ -150,33 +149,11 @@ def finish(config: Config, work: Work) -> None:
 
 
 class _Orders:
-    """The work orders, for a duty phone's call only (never on the key's path). Saying
-    the order is one read on a plain client, so the officer hears it at once; accepting
-    it brings the record desk, built by the composition root (Twisted and all)."""
+    """The work orders, for a duty phone's call only (never on the key's path): the
+    record desk, built by the composition root (Twisted and all) when 1 is pressed."""
 
     def __init__(self, config: Config, catalogue: Catalogue) -> None:
         self.config, self.catalogue = config, catalogue
-
-    def order(self, ticket: str) -> dict[str, str]:
-        import redis
-
-        from gateway.bridge.connect import sync_client
-        from gateway.records.errors import Unavailable
-        from gateway.schema import Keys, workorder_record
-
-        if not re.fullmatch(self.config.tickets.pattern, ticket, re.ASCII):
-            return {}  # no order of ours: said GONE
-        key = Keys(self.config.redis.prefix).record(workorder_record(ticket))
-        try:
-            return cast(dict[str, str], sync_client(self.config.redis).hgetall(key))
-        except redis.RedisError as exc:  # said as the desk says it: rung again later
-            raise Unavailable(f"Redis: {exc}") from exc
-
-    def postpone_ring(self, ticket: str, until: float) -> None:
-        from gateway.bridge.connect import sync_client
-        from gateway.duty.index import postpone_ring
-
-        postpone_ring(sync_client(self.config.redis), self.config.redis.prefix, ticket, until)
 
     def act(self, ticket: str, action: str, fields: dict[str, Any], actor: Any
             ) -> dict[str, str]:
@@ -184,8 +161,6 @@ class _Orders:
 
         desk = build_records(self.config, time.time, self.catalogue).workorders
         return desk.act(ticket, action, fields, actor)
-
-
 
 
 async def _at_once(call: Callable[..., Any], *args: Any) -> Any:
@@ -213,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     desk = ProcessDesk(config, catalogue, f"{owner}/{os.urandom(4).hex()}")
     orders = _Orders(config, catalogue)
     scripts = make_scripts(desk) | make_duty_scripts(
-        lambda: orders, lambda: config.duty, _at_once, orders.postpone_ring)
+        lambda: orders, lambda: config.duty, _at_once)
     if name not in scripts:
         print(f"linkgw-agi: no script {name!r}", file=sys.stderr)
         return 2

@@ -32,6 +32,18 @@ def answering(lab: Lab, endpoint: str, hold_ms: int, key: str = "", key_after_ms
     return phone
 
 
+def keeper_running(lab: Lab) -> None:
+    """Process mode: a site that has taken calls before has a digit keeper (an earlier
+    program's detached part started it); a lab whose first call this is starts one with
+    a short call first, so that a code typed in one go with the key is kept (without a
+    keeper the key's program may lose it: docs/not-built-yet.md)."""
+    if lab.agi != "process" or lab.keeper_listening():
+        return
+    warm_up = citizen(lab, hold_ms=1500, released_ok=True)
+    warm_up.wait(TIMEOUT)
+    wait_until(lab.keeper_listening, TIMEOUT, "the digit keeper listening")
+
+
 def mark(lab: Lab) -> int:
     """Index of the next AMI event: later waits only look at what happens from now on."""
     assert lab.probe is not None

@@ -17,6 +17,7 @@ from tests.e2e.helpers import (
     channels,
     citizen,
     finish,
+    keeper_running,
     mark,
     new_bridge,
     settled,
@@ -29,6 +30,7 @@ CODE = "206"  # daily_help.lost_id_card: target liaison
 
 def test_a_liaison_item_rings_the_liaison_seat_instead_of_the_queue(any_lab: Lab) -> None:
     lab = any_lab
+    keeper_running(lab)  # process mode: the code typed with the key is kept
     since = mark(lab)
     before = bridges_of_seat(lab, "seat1")
     queue = lab.phone("12345")
@@ -59,6 +61,7 @@ def test_a_liaison_item_rings_12345s_liaison_seat_over_the_trunk(two_pbx: Lab) -
     cancels it over the trunk and 110 dials 12345's liaison number, which 12345's PBX
     rings at its police desk."""
     lab = two_pbx
+    keeper_running(lab)
     probe = lab.peer_probe
     assert probe is not None
     for agent in AGENTS:

@@ -13,6 +13,7 @@ from tests.e2e.helpers import (
     citizen,
     events,
     finish,
+    keeper_running,
     live_channels,
     mark,
     new_bridge,
@@ -86,12 +87,7 @@ def test_a_code_typed_before_a_slow_program_could_listen_is_kept(process_lab: La
     The digit keeper, started by the detached process of an earlier program, had every
     digit: code 101 on the record."""
     lab = process_lab
-    if not lab.keeper_listening():
-        # the first call of this lab (the tests' order varies): an earlier program's
-        # detached part starts the keeper, as on a site that has taken calls before
-        warm_up = citizen(lab, hold_ms=1500, released_ok=True)
-        warm_up.wait(TIMEOUT)
-        wait_until(lab.keeper_listening, TIMEOUT, "the digit keeper listening")
+    keeper_running(lab)  # the premise: a keeper started by an earlier program
     since = mark(lab)
     before = bridges_of_seat(lab, "seat1")
     lab.slow_program_start(0.6)
