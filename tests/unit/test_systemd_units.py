@@ -11,7 +11,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "config" / "systemd"
-NAMES = ("linkgw.service", "linkgw-retention.service", "linkgw-retention.timer")
+NAMES = ("linkgw.service", "linkgw-retention.service", "linkgw-retention.timer",
+         "linkgw-duty.service")
 INSTALLED = "/opt/linkgw/bin/linkgw"
 
 
@@ -61,3 +62,14 @@ def test_retention_runs_nightly_and_catches_up() -> None:
     timer = (UNITS / "linkgw-retention.timer").read_text(encoding="utf-8").splitlines()
     assert "Persistent=true" in timer
     assert any(line.startswith("OnCalendar=*-*-* 03:") for line in timer)
+
+
+def test_the_duty_ringer_runs_alone_restarted_and_hardened() -> None:
+    """Process mode's duty phone ringer: `linkgw duty`, restarted when it fails, with
+    the gateway's secrets file and hardening."""
+    text = (UNITS / "linkgw-duty.service").read_text(encoding="utf-8")
+    lines = set(text.splitlines())
+    assert {"ExecStart=/opt/linkgw/bin/linkgw duty --config /etc/linkgw/gateway.yaml",
+            "Restart=on-failure", "EnvironmentFile=/etc/linkgw/secrets.env",
+            "User=linkgw", "ProtectSystem=strict", "NoNewPrivileges=yes",
+            "CapabilityBoundingSet="} <= lines
