@@ -95,7 +95,8 @@ def test_a_new_work_order_rings_the_duty_phone_and_pressing_1_accepts_it(
     since = mark(lab)
     duty = lab.phone("duty1")
     # the officer presses 1 while the order is still being said
-    duty.start(answer_scenario("duty1", ring_ms=300, hold_ms=5000, key="1",
+    # it stays on until the gateway hangs up (it hears "accepted" first)
+    duty.start(answer_scenario("duty1", ring_ms=300, hold_ms=20000, key="1",
                                key_after_ms=2500))
     ticket = new_ticket()
     dispatch(lab, ticket, "noise")
@@ -122,7 +123,7 @@ def test_a_duty_phone_that_never_answers_is_rung_again_then_the_second_number(
     first = lab.phone("duty1")
     first.start(noanswer_scenario("duty1"), calls=2)
     second = lab.phone("duty2")
-    second.start(answer_scenario("duty2", ring_ms=300, hold_ms=5000, key="1",
+    second.start(answer_scenario("duty2", ring_ms=300, hold_ms=20000, key="1",
                                  key_after_ms=2500))
     ticket = new_ticket()
     started = time.monotonic()
