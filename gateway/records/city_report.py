@@ -18,10 +18,7 @@ from collections import Counter
 from typing import Any
 
 from gateway.outcome import HANDED, Outcome
-
-
-def _share(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
+from gateway.records.shares import share
 
 
 def diverted(bridges: list[dict[str, str]], calls_110: int) -> dict[str, Any]:
@@ -38,7 +35,7 @@ def diverted(bridges: list[dict[str, str]], calls_110: int) -> dict[str, Any]:
         "not_reached": sum(b.get("outcome") == Outcome.KEPT_BY_110 and
                            b.get("decision") != "kept_by_first_line" for b in out),
         "calls_110": calls_110,
-        "non_police_share": _share(attempted, calls_110),
+        "non_police_share": share(attempted, calls_110),
     }
 
 
@@ -57,7 +54,7 @@ def by_unit(orders: list[dict[str, str]]) -> list[dict[str, Any]]:
             bool(order.get("answered_at"))
     rows = [{"unit": unit, "assigned": c["assigned"], "answered": c["answered"],
              "answered_on_time": c["answered_on_time"],
-             "response_rate": _share(c["answered_on_time"], c["answered"])}
+             "response_rate": share(c["answered_on_time"], c["answered"])}
             for unit, c in units.items()]
     return sorted(rows, key=lambda r: (-r["assigned"], r["unit"]))
 

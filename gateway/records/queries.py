@@ -15,6 +15,7 @@ from gateway.outcome import HANDED, Outcome
 from gateway.records.city_report import by_unit, diverted, joint_meeting
 from gateway.records.errors import Malformed, NotFound, Unavailable
 from gateway.records.periods import Period, period, shift
+from gateway.records.shares import share
 from gateway.records.ticket_changes import check_bridge_id
 from gateway.schema import (
     IDX_CALLBACKS_OPEN,
@@ -267,9 +268,9 @@ class Records:
                 "accepted": sum("accepted_at" in r for r in rows),
                 "answered": sum("answered_at" in r for r in rows),
                 "accept_due": accept_due, "accepted_on_time": accepted_on_time,
-                "accept_rate": _share(accepted_on_time, accept_due),
+                "accept_rate": share(accepted_on_time, accept_due),
                 "due": due, "answered_on_time": on_time,
-                "response_rate": _share(on_time, due),
+                "response_rate": share(on_time, due),
                 "returned": sum("returned_at" in r for r in rows),
                 "reassigned": sum("reassigned_at" in r for r in rows),
                 # every request and grant, a reopened order's earlier ones too
@@ -279,7 +280,7 @@ class Records:
                 "reopened": sum("reopened_at" in r for r in rows),
                 "closed": sum(r.get("status") == "closed" for r in rows),
                 "satisfaction": dict(sorted(rated.items())),
-                "satisfaction_rate": _share(rated["satisfied"] + rated["basically_satisfied"],
+                "satisfaction_rate": share(rated["satisfied"] + rated["basically_satisfied"],
                                             sum(rated.values()))}
 
     def _hour(self, row: dict[str, str]) -> int:
@@ -397,17 +398,17 @@ class Records:
             "dialled": dialled, "answered": len(waits),
             "answer_p50_s": round(statistics.median(waits), 2) if waits else None,
             "answer_p90_s": round(_percentile(waits, 0.9), 2) if waits else None,
-            "answered_within_15s": _share(sum(w <= 15 for w in waits), dialled),
-            "answered_within_20s": _share(sum(w <= 20 for w in waits), dialled),
+            "answered_within_15s": share(sum(w <= 15 for w in waits), dialled),
+            "answered_within_20s": share(sum(w <= 20 for w in waits), dialled),
             # seconds a person of the other line took from the INVITE of the attempt
             # they answered (its queue), against emergency centres' answering standard:
             # 90 % within 15 s, 95 % within 20 s
             "queue_p50_s": round(statistics.median(queued), 2) if queued else None,
-            "queue_within_15s": _share(sum(w <= 15 for w in queued), len(queued)),
-            "queue_within_20s": _share(sum(w <= 20 for w in queued), len(queued)),
+            "queue_within_15s": share(sum(w <= 15 for w in queued), len(queued)),
+            "queue_within_20s": share(sum(w <= 20 for w in queued), len(queued)),
             "queue_standard": {"within_15s": 0.9, "within_20s": 0.95},
             "reverse_due": due, "reverse_responded_on_time": responded,
-            "response_rate": _share(responded, due),
+            "response_rate": share(responded, due),
             # 12345 -> police work orders without a call, counted from their acceptance
             "workorders": self._workorder_figures(when, now),
         }
@@ -468,10 +469,6 @@ def _count(row: dict[str, str], field: str, before: str = "") -> int:
     if value.isdigit():
         return int(value)
     return 1 if before and row.get(before) else 0
-
-
-def _share(part: int, whole: int) -> float | None:
-    return round(part / whole, 4) if whole else None
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:

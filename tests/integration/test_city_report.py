@@ -7,6 +7,7 @@ prints it. A changed figure or label shows as a changed golden file (regenerate 
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from datetime import datetime
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis
+from openpyxl import load_workbook
 
 from gateway.bridge.redis_store import apply_sync
 from gateway.bridge.store import Change, Index
@@ -26,7 +28,7 @@ from gateway.records.actor import Actor
 from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.records.inbound import GROUP, InboundTickets
 from gateway.records.queries import Records
-from gateway.records.report_format import report_text
+from gateway.records.report_format import report_text, report_xlsx
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
 from gateway.schema import bridge_record, call_record, idx_calls_day, idx_day, iso
@@ -213,3 +215,27 @@ def test_12345_may_give_the_reason_on_its_stream_too(client: redis.Redis) -> Non
         inbound.handle(entry_id, fields)
     assert desk.bridge(SILENT)["decline_reason"] == "车主已自行挪车"
     assert desk.bridge(SILENT)["decline_reason_via"] == "stream"
+
+
+def test_the_city_report_workbook_opens_with_its_sections_in_chinese(
+        client: redis.Redis) -> None:
+    """The workbook as a spreadsheet reads it back: one sheet per section, Chinese
+    labels, the reason's line break kept, an escape for any other control character."""
+    seed(client)
+    work_orders(client)
+    TicketDesk(client, P, TicketConfig(), CATALOGUE, Clock(beijing("2026-11-16 11:05"))) \
+        .decline_reason(DECLINED, REASON, AT_12345)
+    report = Records(client, P, SHANGHAI).report("2026-11", beijing("2026-12-02 09:00"))
+    report["joint_meeting"][1]["reason"] = "ok\x1b[2J"  # as an older release let in
+    book = load_workbook(io.BytesIO(report_xlsx(report, "zh")))
+    assert book.sheetnames == ["汇总", "分流", "按承办单位", "联席会议", "按事项"]
+    assert [c.value for c in book["分流"]["A"]][-1] == "非警务来电占比"
+    assert [c.value for c in book["分流"]["B"]][-1] == "25.0%"
+    meeting = [[c.value for c in row] for row in book["联席会议"].iter_rows()]
+    assert meeting[0] == ["时间", "转接编号", "事项", "事项名称", "未接收原因"]
+    # the line break kept (XML reads CR LF back as LF, as Excel shows it)
+    assert meeting[1][1:] == [DECLINED, "noise.square_dance", "广场舞噪声",
+                              REASON.replace("\r\n", "\n")]
+    assert meeting[2][4] == "ok\\x1b[2J"
+    units = [row[0].value for row in book["按承办单位"].iter_rows(min_row=2)]
+    assert units == ["东关派出所", "交警一大队", "城关派出所"]
