@@ -362,7 +362,8 @@ class Lab:
 
     def log_tails(self, lines: int = 40) -> str:
         """The last ``lines`` of every log the lab keeps (the services', Asterisk's while
-        it runs, the process-mode programs'), for a failed test's report."""
+        it runs, the process-mode programs') and the errors of this test's SIPp phones,
+        for a failed test's report."""
         live = [self.asterisk.base / "log/messages.log", self.process_log] \
             if self.asterisk is not None and self.asterisk.base.exists() else []
         if self.peer is not None:
@@ -374,6 +375,9 @@ class Lab:
             if path.exists():
                 tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
                 parts.append(f"==> {path} <==\n" + "\n".join(tail))
+        for phone in self._phones:  # what a phone that failed its scenario said
+            if phone.errors().strip():
+                parts.append(f"==> SIPp {phone.name}: its errors <==\n{phone.errors()}")
         return "\n\n".join(parts)
 
     @property
