@@ -132,6 +132,22 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class Line:
+    """A further line the 110 call-taker can hand a citizen to with a key of its own
+    (122 traffic police, 119 fire, 120 ambulance, 12315 consumer complaints), as the
+    one key hands them to 12345. Its bridges are ``110-><name>``; their changes go to
+    the feed ``feed:<name>``."""
+
+    name: str = ""  # its number: "122"
+    label: str = ""  # what people call it: 交警
+    key: str = ""  # the key that hands the citizen to it: "*3"
+    target: str = ""  # its dial string (a trunk: PJSIP/122@trunk-122)
+    alternate: str = ""  # tried after transfer.attempts failures at target
+    notice_prompt: str = ""  # the citizen's notice at the key ("": transfer.notice_prompt)
+    display_prefix: str = ""  # before the citizen's name at its phone ("": none)
+
+
+@dataclass(frozen=True)
 class TransferConfig:
     # 110 -> 12345
     target: str = "PJSIP/12345"  # dial string of the 12345 hotline
@@ -192,6 +208,12 @@ class TransferConfig:
     display_prefix: str = "110转"  # shown before the citizen's name at 12345's phone
     reverse_display_prefix: str = "12345转"  # the same, at a 110 seat (12345 -> 110)
     call_info_url: str = ""  # e.g. https://110-gw.example/bridges/{bridge_id} ("": none)
+    # further lines with a key of their own (122, 119, 120, 12315): see Line
+    lines: tuple[Line, ...] = ()
+
+    def line(self, name: str) -> Line | None:
+        """The further line of that name, or None (12345 itself is no further line)."""
+        return next((line for line in self.lines if line.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -391,6 +413,25 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     "must be 1 to 20 digits",
 }
 
+#: Numbers of the lines linkgw has built in: a further line is none of them.
+BUILT_IN_LINES = ("110", "12345")
+_DIAL = re.compile(r"[A-Za-z0-9_./@:&-]{1,200}\Z")
+_LINE_CHECKS: dict[str, _Check] = {
+    "name": lambda v: None if re.fullmatch(r"[0-9]{3,6}", v) and v not in BUILT_IN_LINES
+    else "must be the line's number, 3 to 6 digits, neither 110 nor 12345",
+    "label": lambda v: None if 0 < len(v) <= 16 and v.isprintable() else
+    "must be 1 to 16 printable characters",
+    "key": _dtmf,
+    "target": lambda v: None if _DIAL.match(v) else
+    "must be a dial string of A-Z a-z 0-9 _ . / @ : & - (PJSIP/122@trunk-122)",
+    "alternate": lambda v: None if v == "" or _DIAL.match(v) else
+    "must be empty or a dial string of A-Z a-z 0-9 _ . / @ : & -",
+    "notice_prompt": lambda v: None if v == "" or re.fullmatch(r"[A-Za-z0-9_./-]{1,200}", v)
+    else "must be a sound name of A-Z a-z 0-9 _ . / -",
+    "display_prefix": _display,
+}
+MAX_LINES = 8
+
 _SECRETS = {"secret", "token", "token_12345", "token_supervisor", "token_liaison",
             "password", "chain_key", "redis_password", "pins"}
 MIN_TOKEN = 16  # characters of an API token
@@ -487,6 +528,7 @@ def load_config(
         raise ConfigError(source, None, "transfer.require_code",
                           f"{config.transfer.require_code} never happens with a default_code "
                           f"({config.transfer.default_code}): a key without a code takes it")
+    _check_keys(source, config.transfer)
     both = set(config.tickets.days_off) & set(config.tickets.make_up_days)
     if both:
         raise ConfigError(source, None, "tickets.make_up_days",
@@ -608,6 +650,9 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
                               f"secrets are not kept in the file: use {key}_env: VARIABLE")
         if not hasattr(defaults, key):
             raise ConfigError(source, _line(key_node), dotted, "unknown key")
+        if (name, key) == ("transfer", "lines"):
+            values[key] = _lines(source, value_node)
+            continue
         try:
             raw = yaml.safe_load(yaml.serialize(value_node))
         except yaml.YAMLError as exc:  # a tag SafeLoader does not know (!!python/...)
@@ -626,6 +671,56 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
             raise ConfigError(source, _line(value_node), dotted, problem)
         values[key] = value
     return cls(**values)
+
+
+def _lines(source: str, node: yaml.Node) -> tuple[Line, ...]:
+    """``transfer.lines``: a list of mappings, each a :class:`Line`."""
+    if not isinstance(node, yaml.SequenceNode) or len(node.value) > MAX_LINES:
+        raise ConfigError(source, _line(node), "transfer.lines",
+                          f"must be a list of at most {MAX_LINES} lines (name, label, key, "
+                          "target)")
+    lines: list[Line] = []
+    for index, entry in enumerate(node.value):
+        dotted = f"transfer.lines[{index}]"
+        if not isinstance(entry, yaml.MappingNode):
+            raise ConfigError(source, _line(entry), dotted, "must be a mapping")
+        _no_twice(source, dotted, entry.value)
+        values: dict[str, str] = {}
+        for key_node, value_node in entry.value:
+            key = str(key_node.value)
+            if key not in _LINE_CHECKS:
+                raise ConfigError(source, _line(key_node), f"{dotted}.{key}",
+                                  f"unknown key (known: {', '.join(_LINE_CHECKS)})")
+            value = value_node.value
+            if not isinstance(value_node, yaml.ScalarNode) or not isinstance(value, str):
+                raise ConfigError(source, _line(value_node), f"{dotted}.{key}",
+                                  "must be a string")
+            problem = _LINE_CHECKS[key](value)
+            if problem:
+                raise ConfigError(source, _line(value_node), f"{dotted}.{key}", problem)
+            values[key] = value
+        missing = [k for k in ("name", "label", "key", "target") if k not in values]
+        if missing:
+            raise ConfigError(source, _line(entry), dotted, f"{', '.join(missing)} missing")
+        lines.append(Line(**values))
+    names = [line.name for line in lines]
+    if len(names) != len(set(names)):
+        raise ConfigError(source, _line(node), "transfer.lines", "a line is given twice")
+    return tuple(lines)
+
+
+def _check_keys(source: str, transfer: TransferConfig) -> None:
+    """Every key is one key: none given twice, none the start of another (Asterisk would
+    act on the shorter one before the longer could be typed)."""
+    keys = {"transfer.onekey": transfer.onekey, "transfer.consult_key": transfer.consult_key,
+            "transfer.emergency_key": transfer.emergency_key,
+            **{f"transfer.lines[{line.name}].key": line.key for line in transfer.lines}}
+    for name, key in keys.items():
+        for other_name, other in keys.items():
+            if name != other_name and other.startswith(key):
+                raise ConfigError(source, None, other_name,
+                                  f"{other} {'is' if other == key else 'begins with'} "
+                                  f"{name} ({key}): each key must be told apart")
 
 
 def load_config_file(path: Path, environ: Mapping[str, str] | None = None,

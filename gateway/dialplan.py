@@ -2,8 +2,9 @@
 
 Three of the files in ``dialplan/`` carry site values: ``linkgw_globals.conf`` (the FastAGI
 address and the seats to ring), ``linkgw_features.conf`` (the one key) and
-``linkgw_musiconhold.conf`` (the notice the citizen hears at the key). The others are the
-same everywhere. ``linkgw dialplan --config … --out DIR`` writes the whole set.
+``linkgw_musiconhold.conf`` (the notice the citizen hears at the key). Each further line
+(``transfer.lines``: 122, 119, …) adds its key, its notice and its fallback there. The
+others are the same everywhere. ``linkgw dialplan --config … --out DIR`` writes the whole set.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from gateway.config import Config
+from gateway.config import Config, Line
 
 STATIC_FILES = ("linkgw_extensions.conf", "linkgw_confbridge.conf")
 NOTICE_CLASS = "linkgw_notice"  # the music on hold class of the one key (render_moh)
@@ -39,7 +40,23 @@ def render_globals(config: Config) -> str:
         f"LINKGW_FAILED_WAIT=1.0\n"
         f"LINKGW_RETURN_NOTICE={t.return_prompt}\n"
         f"LINKGW_ERROR_TONE={t.error_tone}\n"
+        f"LINKGW_FEATURES_110={'#'.join(features_110(config))}\n"
+        + "".join(f"LINKGW_FALLBACK_{line.name}={line.target}\n" for line in t.lines)
     )
+
+
+def feature_name(line: Line) -> str:
+    return f"linkgw_line_{line.name}"
+
+
+def notice_class(line: Line) -> str:
+    return f"{NOTICE_CLASS}_{line.name}"
+
+
+def features_110(config: Config) -> list[str]:
+    """The keys a 110 seat has (``[linkgw-armed]`` arms them on each answering seat)."""
+    return ["linkgw_onekey", "linkgw_consult", "linkgw_emergency",
+            *(feature_name(line) for line in config.transfer.lines)]
 
 
 def render_features(config: Config) -> str:
@@ -56,6 +73,10 @@ def render_features(config: Config) -> str:
         f"{t.moh_class}\n"
         f"linkgw_emergency => {t.emergency_key},self,Gosub(linkgw-emergency,s,1),"
         f"{t.moh_class}\n"
+        + "".join(f"{feature_name(line)} => {line.key},self,"
+                  f"Gosub(linkgw-onekey,s,1(transfer,{line.name})),"
+                  f"{notice_class(line) if t.notice_seconds > 0 else t.moh_class}\n"
+                  for line in t.lines)
     )
 
 
@@ -73,6 +94,9 @@ def render_moh(config: Config) -> str:
         f"directory={t.hold_music_dir}\n"
         "sort=alpha\n"
         f"announcement={t.notice_prompt}\n"
+        + "".join(f"\n[{notice_class(line)}]\nmode=files\ndirectory={t.hold_music_dir}\n"
+                  f"sort=alpha\nannouncement={line.notice_prompt or t.notice_prompt}\n"
+                  for line in t.lines)
     )
 
 

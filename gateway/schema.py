@@ -207,7 +207,8 @@ BRIDGE_FIELDS: Final = {
     "schema": "the schema version that created the record (none: before versions, 0)",
     "asterisk": "the Asterisk server the bridge runs on (its system name)",
     "owner": "the gateway instance that runs the bridge now",
-    "direction": "110->12345 or 12345->110",
+    "direction": "110->12345 or 12345->110, or 110-><line> for a further line's key "
+                 "(transfer.lines: 110->122)",
     "mode": "transfer (one key), consult, or trunk (a 12345 agent's hand-over arriving "
             "over the trunk)",
     "state": "requested, answered, dialing, three_party, handed_off, returned_to_110, ended",

@@ -49,7 +49,8 @@ REPO = Path(__file__).resolve().parents[2]
 #: The lab's phones: name → the context its own calls land in.
 PHONES = {"citizen": "lab-citizen", "seat1": "lab-seat", "seat2": "lab-seat",
           "12345": "lab-12345", "liaison": "lab-12345",
-          "duty1": "lab-seat", "duty2": "lab-seat"}  # 110's 24-hour duty phones
+          "duty1": "lab-seat", "duty2": "lab-seat",  # 110's 24-hour duty phones
+          "122": "lab-12345"}  # a further line: the traffic police (transfer.lines)
 #: The two-PBX lab's 12345 PBX: its phones (agents in a queue, a police liaison seat).
 PEER_PHONES = {**{a: "lab-12345" for a in AGENTS}, LIAISON: "lab-12345",
                RESIDENT: "lab-12345-citizen"}
@@ -58,6 +59,7 @@ TOPOLOGIES = ("one-pbx", "two-pbx")
 ONEKEY = "*1"
 CONSULT_KEY = "*2"
 EMERGENCY_KEY = "*0"
+TRAFFIC_KEY = "*3"  # the lab's further line, 122 (traffic police)
 RING_TIMEOUT = 4.0
 CODE_TIMEOUT = 1.5
 LEASE_TTL = 2.0
@@ -245,6 +247,13 @@ class Lab:
             f"  onekey: {json.dumps(ONEKEY)}\n"
             f"  consult_key: {json.dumps(CONSULT_KEY)}\n"
             f"  emergency_key: {json.dumps(EMERGENCY_KEY)}\n"
+            "  lines:\n"
+            "    - name: \"122\"\n"
+            "      label: 交警\n"
+            f"      key: {json.dumps(TRAFFIC_KEY)}\n"
+            "      target: \"PJSIP/122\"\n"
+            "      notice_prompt: linkgw/zh/notice_122\n"
+            "      display_prefix: 110转\n"
             "  code_digits: 3\n"
             f"  code_timeout: {CODE_TIMEOUT}\n"
             f"  categories: {json.dumps(categories)}\n"
@@ -376,7 +385,7 @@ class Lab:
                 tail = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
                 parts.append(f"==> {path} <==\n" + "\n".join(tail))
         for phone in self._phones:  # what a phone that failed its scenario said
-            if phone.errors().strip():
+            if phone.proc is not None and phone.proc.popen.poll() not in (None, 0):
                 parts.append(f"==> SIPp {phone.name}: its errors <==\n{phone.errors()}")
         return "\n\n".join(parts)
 

@@ -29,7 +29,7 @@ from gateway.transfer.events import Event, Left, RedirectFailed
 from gateway.transfer.ids import new_bridge_id
 from gateway.transfer.model import Bridge, CodeWait, KeyPress, Opened, Party, Refused
 from gateway.transfer.persist import Persistor
-from gateway.transfer.phase import Mode, Role
+from gateway.transfer.phase import Role
 
 
 @dataclass
@@ -85,7 +85,7 @@ class ProcessDesk:
         every digit of the channel, also those typed while this program started; without
         a keeper, the DTMF events this program's AMI session received count (digits
         reported before it logged in are lost then)."""
-        key = self.config.consult_key if press.mode is Mode.CONSULT else self.config.onekey
+        key = decide.key_of(press, self.config)
         if self._session is not None and self.config.code_digits > 0:
             feed = KeeperFeed.ask(self.full.redis.spool_dir, press.seat.uniqueid)
             if feed is not None:

@@ -97,10 +97,11 @@ def check_allowed(route: str, role: ApiRole) -> None:
 
 
 def visible_to_12345(bridge: Mapping[str, str]) -> bool:
-    """Handed to 12345 (its phone rang: dialled at the key) or handed by it."""
+    """Handed to 12345 (its phone rang: dialled at the key) or handed by it; never a
+    bridge of a further line (110->122)."""
     if bridge.get("direction") == "12345->110":
         return True
-    return "dialing_target" in bridge
+    return bridge.get("direction", "110->12345") == "110->12345" and "dialing_target" in bridge
 
 
 def check_visible(role: ApiRole, bridge: Mapping[str, str], bridge_id: str) -> None:

@@ -31,7 +31,10 @@ def originate_headers(bridge: Bridge, attempt: int, config: TransferConfig
     sip = [("Variable", f"PJSIP_HEADER(add,{name})={_escaped(value)}")
            for name, value in invite.headers(bridge, config)] \
         if dial.startswith("PJSIP/") else []
-    other_side = "12345" if bridge.side == "110" else "110"
+    other_side = bridge.handed_to
+    # a further line's agent (122) gets no key: the keys hand a citizen between 110 and
+    # 12345, and no line hands back to 110 over this gateway yet
+    features = FEATURES.get(bridge.side, "") if other_side in ("110", "12345") else ""
     gone = _escaped(f"linkgw-gone,s,1({bridge.id},agent_a{attempt})")
     return [
         ("Channel", dial),
@@ -42,7 +45,7 @@ def originate_headers(bridge: Bridge, attempt: int, config: TransferConfig
         ("ChannelId", leg),
         ("Variable", f"LINKGW_BRIDGE={bridge.id}"),
         ("Variable", f"LINKGW_SIDE={other_side}"),
-        ("Variable", f"DYNAMIC_FEATURES={FEATURES[bridge.side]}"),
+        ("Variable", f"DYNAMIC_FEATURES={features}"),
         ("Variable", f"CHANNEL(hangup_handler_push)={gone}"),
         *sip,
         ("Async", "true"),

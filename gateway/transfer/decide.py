@@ -10,8 +10,8 @@ from gateway.catalogue import Catalogue, Category, Item
 from gateway.config import TransferConfig
 from gateway.schema import iso
 from gateway.transfer.events import RefusedAtKey
-from gateway.transfer.model import DIRECTIONS, Bridge, KeyPress, Refused
-from gateway.transfer.phase import Phase
+from gateway.transfer.model import Bridge, KeyPress, Refused, direction
+from gateway.transfer.phase import Mode, Phase
 from gateway.transfer.table import transition
 
 
@@ -26,7 +26,7 @@ def refusal_at_key(press: KeyPress, config: TransferConfig, ami_up: bool) -> Ref
                        bridge_id=press.active)
     if not ami_up:
         return Refused("ami_down", "the gateway has no AMI connection to Asterisk")
-    return None
+    return unknown_line(press, config)
 
 
 def code_digits(typed: str) -> str:
@@ -67,23 +67,49 @@ def classify(typed: str, catalogue: Catalogue, side: str, config: TransferConfig
                            config.refusal_prompt)
 
 
-def plan(side: str, config: TransferConfig) -> tuple[str, ...]:
-    """The dial strings of the attempts, in order, for a key pressed on ``side``."""
-    target, alternate = (config.target, config.alternate) if side == "110" else \
-        (config.reverse_target, config.reverse_alternate)
+def unknown_line(press: KeyPress, config: TransferConfig) -> Refused | None:
+    """A further line's key names a line the config has (a dialplan rendered from an
+    older config may still have a key whose line is gone), and only at 110."""
+    if not press.line:
+        return None
+    if press.side != "110" or config.line(press.line) is None:
+        return Refused("unknown_line", f"no line {press.line[:16]!r} to hand over to "
+                       f"from {press.side}", config.refusal_prompt)
+    return None
+
+
+def plan(side: str, config: TransferConfig, line: str = "") -> tuple[str, ...]:
+    """The dial strings of the attempts, in order, for a key pressed on ``side``
+    (``line``: a further line's own key)."""
+    further = config.line(line) if line else None
+    if further is not None:
+        target, alternate = further.target, further.alternate
+    elif side == "110":
+        target, alternate = config.target, config.alternate
+    else:
+        target, alternate = config.reverse_target, config.reverse_alternate
     return (target,) * config.attempts + ((alternate,) if alternate else ())
+
+
+def key_of(press: KeyPress, config: TransferConfig) -> str:
+    """The key that was pressed (the code typed after it follows it)."""
+    if press.mode is Mode.CONSULT:
+        return config.consult_key
+    further = config.line(press.line) if press.line else None
+    return further.key if further is not None else config.onekey
 
 
 def new_bridge(press: KeyPress, bridge_id: str, now: float, config: TransferConfig,
                asterisk: str, owner: str) -> Bridge:
     """The bridge a key press opens, with every field of its first record."""
-    phase = Phase(mode=press.mode, plan=plan(press.side, config),
+    line = press.line if config.line(press.line) is not None else ""  # else refused
+    phase = Phase(mode=press.mode, plan=plan(press.side, config, line),
                   retry_delay=config.retry_delay)
     bridge = Bridge(bridge_id, press.citizen, press.seat, press.side, phase)
     c, s = press.citizen, press.seat
     bridge.fields = {
         "bridge_id": bridge.id, "asterisk": asterisk, "owner": owner,
-        "direction": DIRECTIONS[press.side], "mode": press.mode.value,
+        "direction": direction(press.side, line), "mode": press.mode.value,
         "state": phase.state.value, "conference": bridge.conference,
         "requested_at": iso(now),
         "citizen_number": c.number, "citizen_name": c.name, "citizen_channel": c.channel,

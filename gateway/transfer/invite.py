@@ -67,7 +67,9 @@ def token(value: str, limit: int = 64) -> str:
 def caller_id(bridge: Bridge, config: TransferConfig) -> str:
     """The Originate's ``CallerID``: ``"<prefix> <name>" <number>``; the exact caller ID
     stays on the record."""
-    prefix = config.display_prefix if bridge.side == "110" else config.reverse_display_prefix
+    further = config.line(bridge.handed_to)
+    prefix = further.display_prefix if further is not None else \
+        config.display_prefix if bridge.side == "110" else config.reverse_display_prefix
     name = " ".join(p for p in (display_text(prefix), display_text(bridge.citizen.name)) if p)
     number = dial_number(bridge.citizen.number)
     return f'"{name}" <{number}>' if name else f"<{number}>"
@@ -78,7 +80,7 @@ def context(bridge: Bridge, config: TransferConfig) -> dict[str, str]:
     return {
         "bridge": token(bridge.id),
         "seat": token(bridge.seat.endpoint),
-        "direction": DIRECTIONS[bridge.side],
+        "direction": bridge.fields.get("direction", DIRECTIONS[bridge.side]),
         "centre": token(config.centre_id),
         "caller": dial_number(bridge.citizen.number),
     }

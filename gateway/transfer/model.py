@@ -14,6 +14,12 @@ CONFERENCE_PREFIX = "linkgw-"
 DIRECTIONS = {"110": "110->12345", "12345": "12345->110"}
 
 
+def direction(side: str, line: str = "") -> str:
+    """A bridge's two lines, ``<from>-><to>``: the key-presser's, and the one the citizen
+    is handed to (``line``: a further line's own key, 110's only)."""
+    return f"{side}->{line}" if line and side == "110" else DIRECTIONS[side]
+
+
 @dataclass(frozen=True)
 class Party:
     """One leg as Asterisk names it; ``number``/``name`` exactly as received."""
@@ -37,6 +43,7 @@ class KeyPress:
     emergency: str = ""  # the citizen's emergency flag ("<epoch>|<endpoint>"), if set
     active: str = ""  # the bridge already running for this citizen, if any
     parent: str = ""  # the bridge this citizen came from (a hand-back), if any
+    line: str = ""  # a further line's own key was pressed (transfer.lines): its number
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,11 @@ class Bridge:
     @property
     def mode(self) -> Mode:
         return self.phase.mode
+
+    @property
+    def handed_to(self) -> str:
+        """The line the citizen is handed to: the far end of the record's direction."""
+        return self.fields.get("direction", DIRECTIONS[self.side]).partition("->")[2]
 
     @property
     def conference(self) -> str:

@@ -36,7 +36,7 @@ def handed_to(bridge: Bridge) -> str:
     """The line whose feed sees this bridge: the one it is handed to (its phone rings from
     the key on). Calls never handed over, and transfers refused at the key (which never
     reached that line), are in no feed."""
-    return "110" if bridge.side == "12345" else "12345"
+    return bridge.handed_to
 
 
 class Sink(Protocol):

@@ -24,6 +24,7 @@ but ``OK`` (the gateway unreachable included) as "go on without the gateway".
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any, Protocol
 
 from gateway.config import TransferConfig
@@ -79,7 +80,9 @@ def make_scripts(desk: Desk) -> dict[str, Script]:
         if peer is None:
             await session.set_variable(*channel.answer("NO_PEER"))
             return
-        press = await channel.read_key(session, peer, mode)
+        # a further line's own key (transfer.lines) passes that line's number
+        line = args[2] if len(args) > 2 else ""
+        press = replace(await channel.read_key(session, peer, mode), line=line)
         result = await desk.open(press)
         if isinstance(result, Refused):
             await session.set_variable(*channel.answer(result.reason, result.bridge_id,

@@ -48,7 +48,6 @@ from gateway.transfer.intake import Intake
 from gateway.transfer.legs import Leg
 from gateway.transfer.model import Bridge, CodeWait, KeyPress, Opened, Party, Refused
 from gateway.transfer.persist import Persistor, Sink
-from gateway.transfer.phase import Mode
 from gateway.transfer.registry import Registry
 from gateway.transfer.stepper import Meter, Ownership, Stepper
 
@@ -185,7 +184,7 @@ class TransferService:
     # -- the item code, from the digits Asterisk reports ------------------------------
     def collect_code(self, press: KeyPress) -> CodeWait:
         """The digits the key-presser types after the key (see :mod:`.digits`)."""
-        key = self.config.consult_key if press.mode is Mode.CONSULT else self.config.onekey
+        key = decide.key_of(press, self.config)
         code = self.codes.collect(key, press.seat.uniqueid)
         return CodeWait(code.called, code)
 

@@ -251,3 +251,55 @@ def test_the_one_keys_hold_begins_with_the_notice() -> None:
                                  secrets=False))
     assert "Gosub(linkgw-onekey,s,1(transfer)),default\n" in at_join["linkgw_features.conf"]
     assert "LINKGW_NOTICE_SECONDS=0\n" in at_join["linkgw_globals.conf"]
+
+
+LINE_122 = ('transfer:\n  lines:\n    - name: "122"\n      label: 交警\n      key: "*3"\n'
+            '      target: "PJSIP/122@trunk-122"\n')
+
+
+def test_a_further_line_is_config_and_the_dialplan_renders_its_key_notice_and_fallback(
+        ) -> None:
+    config = load_config(LINE_122 + '      notice_prompt: linkgw/zh/notice_122\n',
+                         secrets=False)
+    line = config.transfer.line("122")
+    assert line is not None and (line.label, line.key, line.alternate) == ("交警", "*3", "")
+    assert config.transfer.line("12345") is None
+    files = render(config)
+    assert files["linkgw_features.conf"].endswith(
+        "linkgw_line_122 => *3,self,Gosub(linkgw-onekey,s,1(transfer,122)),"
+        "linkgw_notice_122\n")
+    assert "LINKGW_FEATURES_110=linkgw_onekey#linkgw_consult#linkgw_emergency#" \
+        "linkgw_line_122\nLINKGW_FALLBACK_122=PJSIP/122@trunk-122\n" \
+        in files["linkgw_globals.conf"]
+    assert files["linkgw_musiconhold.conf"].endswith(
+        "[linkgw_notice_122]\nmode=files\ndirectory=moh\nsort=alpha\n"
+        "announcement=linkgw/zh/notice_122\n")
+
+
+@pytest.mark.parametrize("change,key,message", [
+    (('"122"', '"110"'), "transfer.lines[0].name", "neither 110 nor 12345"),
+    (('"122"', '"12a"'), "transfer.lines[0].name", "3 to 6 digits"),
+    (('"*3"', '"*1"'), "transfer.lines[122].key", "is transfer.onekey"),
+    (('"*3"', '"*12"'), "transfer.lines[122].key", "begins with transfer.onekey"),
+    (("交警", '"交警\\r\\nX"'), "transfer.lines[0].label", "printable"),
+    (("交警", '"交警\\u2028"'), "transfer.lines[0].label", "printable"),
+    (("PJSIP/122@trunk-122", "PJSIP/122\\r\\nAction: Hangup"), "transfer.lines[0].target",
+     "dial string"),
+    (('      key: "*3"\n', ""), "transfer.lines[0]", "key missing"),
+    (('      key: "*3"\n', '      key: "*3"\n      keys: "*4"\n'), "transfer.lines[0].keys",
+     "unknown key"),
+    (('      key: "*3"\n', '      key: "*3"\n      key: "*4"\n'), "transfer.lines[0].key",
+     "given twice"),
+    (('      key: "*3"\n', '      key: [1]\n'), "transfer.lines[0].key", "must be a string"),
+])
+def test_a_broken_line_is_a_config_error_naming_it(change: tuple[str, str], key: str,
+                                                   message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(LINE_122.replace(*change), "site.yaml", secrets=False)
+    assert info.value.key == key and message in str(info.value)
+
+
+def test_a_line_given_twice_is_a_config_error() -> None:
+    twice = LINE_122 + LINE_122.split("lines:\n", 1)[1].replace('"*3"', '"*4"')
+    with pytest.raises(ConfigError, match="a line is given twice"):
+        load_config(twice, "site.yaml", secrets=False)

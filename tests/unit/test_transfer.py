@@ -19,7 +19,7 @@ from twisted.internet.task import Clock
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.store import MemoryStore
 from gateway.catalogue import load_categories
-from gateway.config import TransferConfig
+from gateway.config import Line, TransferConfig
 from gateway.lab.fakes import ChannelDouble, WireAsterisk, null_log
 from gateway.metrics import TransferMeter, exposition
 from gateway.schema import iso
@@ -70,9 +70,10 @@ class Rig:
     def run(self, script: str, session: ChannelDouble) -> defer.Deferred[None]:
         return defer.ensureDeferred(self.scripts[script](session))
 
-    def key(self, mode: str = "transfer", peer: str = CITIZEN, **values: str
+    def key(self, mode: str = "transfer", peer: str = CITIZEN, line: str = "", **values: str
             ) -> tuple[ChannelDouble, defer.Deferred[None]]:
-        session = ChannelDouble(SEAT, "u-seat", (mode, peer), seat_values(**values))
+        args = (mode, peer, line) if line else (mode, peer)
+        session = ChannelDouble(SEAT, "u-seat", args, seat_values(**values))
         return session, self.run("onekey", session)
 
     def opened(self, code: str = "", **values: str) -> ChannelDouble:
@@ -635,3 +636,42 @@ def test_a_handoff_owes_12345s_feedback_from_the_end_of_the_call_ticket_or_not()
     assert record["ended_at"] == iso(ended)
     assert record["feedback_due_at"] == iso(ended + 24 * 3600)
     assert rig.store.indexes["deadline"] == {BID: ended + 24 * 3600}
+
+
+TRAFFIC = Line(name="122", label="交警", key="*3", target="PJSIP/122@trunk-122",
+               display_prefix="110转交警")
+
+
+def test_a_further_lines_key_dials_that_line_its_way_and_feeds_its_feed() -> None:
+    """The 122 key (transfer.lines): 122's dial string, its display prefix, no key armed
+    on its agent (the keys hand between 110 and 12345), a 110->122 record whose changes
+    go to 122's feed and never to 12345's."""
+    rig = Rig(lines=(TRAFFIC,))
+    session, done = rig.key(line="122")
+    originate = rig.asterisk.expect("Originate")
+    headers = dict(originate.headers[2:9])
+    assert (headers["Channel"], headers["CallerID"]) == \
+        ("PJSIP/122@trunk-122", '"110转交警 Zhang San EXEC Hangup" <13800138000>')
+    variables = [v for k, v in originate.headers if k == "Variable"]
+    assert "LINKGW_SIDE=122" in variables and "DYNAMIC_FEATURES=" in variables
+    assert "PJSIP_HEADER(add,X-Linkgw-Direction)=110->122" in variables
+    rig.asterisk.reply(originate, Message="Originate successfully queued")
+    rig.type("101")
+    assert done.called and answer(session) == f"OK|{BID}||101|1"
+    assert (rig.record["direction"], rig.record["plan"]) == \
+        ("110->122", "PJSIP/122@trunk-122,PJSIP/122@trunk-122")
+    assert [e["event"] for e in rig.store.feeds["122"]] == \
+        ["transfer_requested", "agent_dialing"]
+    assert "12345" not in rig.store.feeds
+
+
+def test_a_key_naming_a_line_the_config_has_not_is_refused_on_record() -> None:
+    """A dialplan rendered from an older config may keep a line's key after the line
+    is gone: the key is refused with the refusal prompt, nothing is dialled, and the
+    record says why without taking the unknown name as a direction."""
+    rig = Rig(lines=(TRAFFIC,))
+    session, done = rig.key(line="119\r\nX")
+    assert done.called and answer(session) == f"UNKNOWN_LINE|{BID}|linkgw/zh/refused||0"
+    assert not rig.asterisk.pending("Originate")
+    assert (rig.record["outcome"], rig.record["direction"]) == ("refused", "110->12345")
+    assert rig.record["refusal_detail"] == "no line '119\\r\\nX' to hand over to from 110"
