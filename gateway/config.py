@@ -225,7 +225,7 @@ class PushConfig:
     secret: str = ""  # from secret_env: the HMAC-SHA256 key shared with the receiver
     ca_file: str = ""  # PEM: the CA the receiver's certificate must come from ("": system's)
     allow_http: bool = False  # plain http:// to a host that is not loopback
-    feed: str = "12345"  # whose feed is pushed (<prefix>:feed:<feed>)
+    feed: str = "12345"  # whose feed is pushed (<prefix>:feed:<feed>): 12345, 110, a line
     timeout: float = 10.0  # seconds one POST may take
     retry_initial: float = 1.0  # seconds before the first retry, doubled each time
     retry_max: float = 60.0  # at most this between retries
@@ -399,7 +399,8 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("push", "retry_max"): _positive,
     ("push", "dead_after"): _positive,
     ("push", "poll"): _positive,
-    ("push", "feed"): _one_of("12345", "110"),
+    ("push", "feed"): lambda v: None if re.fullmatch(r"[0-9]{3,6}", v) else
+    "must be 12345, 110 or a further line's number (transfer.lines)",
     ("duty", "numbers"): lambda v: None if len(v) <= 8 and all(
         re.fullmatch(r"[A-Za-z0-9_./@:-]{1,80}", n) for n in v) else
     "must be at most 8 dial strings of A-Z a-z 0-9 _ . / @ : - (PJSIP/duty1)",
@@ -529,6 +530,10 @@ def load_config(
                           f"{config.transfer.require_code} never happens with a default_code "
                           f"({config.transfer.default_code}): a key without a code takes it")
     _check_keys(source, config.transfer)
+    if config.push.feed not in (*BUILT_IN_LINES, *(line.name for line in config.transfer.lines)):
+        raise ConfigError(source, None, "push.feed",
+                          f"no line {config.push.feed}: must be 12345, 110 or a further "
+                          "line's number (transfer.lines)")
     both = set(config.tickets.days_off) & set(config.tickets.make_up_days)
     if both:
         raise ConfigError(source, None, "tickets.make_up_days",

@@ -175,10 +175,12 @@ class Keys:
         system: a stream of the changes of its bridges, with :data:`FEED_FIELDS` only."""
         return f"{self.prefix}:feed:{audience}"
 
-    def push(self, name: str) -> str:
+    def push(self, name: str, feed: str = "12345") -> str:
         """The push to the other line's system: ``lease`` (which gateway pushes),
-        ``dead`` (events given up on, a stream), ``retry`` (dead ones sent again)."""
-        return f"{self.prefix}:push:{name}"
+        ``dead`` (events given up on, a stream), ``retry`` (dead ones sent again). Each
+        pushed feed has its own (12345's keep the names they had before lines)."""
+        return f"{self.prefix}:push:{name}" if feed == "12345" else \
+            f"{self.prefix}:push:{feed}:{name}"
 
 
 # -- fields of a bridge record whose names depend on a role or an attempt -------------------

@@ -31,6 +31,8 @@ from gateway.lab.peer import (
     PEER_HOST,
     QUEUE_NUMBER,
     RESIDENT,
+    TRAFFIC,
+    TRAFFIC_NUMBER,
     PeerAsterisk,
     trunk_to_12345,
 )
@@ -53,6 +55,7 @@ PHONES = {"citizen": "lab-citizen", "seat1": "lab-seat", "seat2": "lab-seat",
           "122": "lab-12345"}  # a further line: the traffic police (transfer.lines)
 #: The two-PBX lab's 12345 PBX: its phones (agents in a queue, a police liaison seat).
 PEER_PHONES = {**{a: "lab-12345" for a in AGENTS}, LIAISON: "lab-12345",
+               TRAFFIC: "lab-12345",
                RESIDENT: "lab-12345-citizen"}
 TRUNK = "trunk-12345"  # 110's endpoint for the trunk to 12345
 TOPOLOGIES = ("one-pbx", "two-pbx")
@@ -251,7 +254,8 @@ class Lab:
             "    - name: \"122\"\n"
             "      label: 交警\n"
             f"      key: {json.dumps(TRAFFIC_KEY)}\n"
-            "      target: \"PJSIP/122\"\n"
+            + (f"      target: \"PJSIP/{TRAFFIC_NUMBER}@{TRUNK}\"\n" if self.two_pbx else
+               "      target: \"PJSIP/122\"\n") +
             "      notice_prompt: linkgw/zh/notice_122\n"
             "      display_prefix: 110转\n"
             "  code_digits: 3\n"

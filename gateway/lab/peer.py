@@ -27,6 +27,11 @@ QUEUE = "hotline"
 AGENTS = ("agent1", "agent2", "agent3")
 LIAISON = "policedesk"  # 12345's police liaison seat (公安联勤专席)
 RESIDENT = "resident"  # a citizen calling 12345 directly (the 12345 → 110 flow)
+#: The lab's further line over the trunk: 122's number and a traffic officer's phone.
+#: The lab has no third PBX: 12345's stands in for 122's (another PBX behind a trunk,
+#: reading the same INVITE).
+TRAFFIC_NUMBER = "122"
+TRAFFIC = "traffic"
 HANDOVER_CONTEXT = "linkgw-peer-to-110"  # where 12345's agents blind-transfer to 110
 HANDOVER_PREFIX = "8110"  # + the work order's number
 
@@ -80,6 +85,7 @@ class PeerAsterisk(Asterisk):
             "[linkgw-peer-route]\n"
             f"exten => {QUEUE_NUMBER},1,Gosub(linkgw-peer-queue,s,1({QUEUE}))\n"
             f"exten => {LIAISON_NUMBER},1,Gosub(linkgw-peer-dial,s,1(PJSIP/{LIAISON}))\n"
+            f"exten => {TRAFFIC_NUMBER},1,Gosub(linkgw-peer-dial,s,1(PJSIP/{TRAFFIC}))\n"
             "; a resident calling 12345 (the lab's reverse flow starts here)\n"
             f"[lab-12345-citizen]\nexten => {QUEUE_NUMBER},1,Queue({QUEUE},r)\n"
             " same => n,Hangup()\n"

@@ -25,7 +25,7 @@ def _text(value: Any) -> str:
 
 def run_outbox(args: argparse.Namespace, client: Any, prefix: str, feed: str) -> tuple[int, str]:
     keys = Keys(prefix)
-    dead = keys.push("dead")
+    dead = keys.push("dead", feed)
     if args.action == "list":
         return 0, _list(client, keys, feed)
     wanted = list(dict.fromkeys(args.ids))  # the same id twice is one
@@ -38,7 +38,7 @@ def run_outbox(args: argparse.Namespace, client: Any, prefix: str, feed: str) ->
         if args.action == "retry":  # keeps its first outbox_id: the body says redelivered
             again = {k: v for k, v in fields.items()
                      if _text(k) not in ("dead_reason", "dead_tries")}
-            client.xadd(keys.push("retry"), again)
+            client.xadd(keys.push("retry", feed), again)
         client.xdel(dead, entry_id)
     verb = "queued again" if args.action == "retry" else "dropped"
     return 0, f"{len(entries)} dead letter(s) {verb}"
@@ -55,8 +55,8 @@ def _list(client: Any, keys: Keys, feed: str) -> str:
     else:
         lines.append(f"  waiting: {group.get('lag')}  in flight: {group.get('pending')}  "
                      f"last delivered: {_text(group.get('last-delivered-id'))}")
-    lines.append(f"  sent again first: {client.xlen(keys.push('retry'))}")
-    dead = client.xrange(keys.push("dead"))
+    lines.append(f"  sent again first: {client.xlen(keys.push('retry', feed))}")
+    dead = client.xrange(keys.push("dead", feed))
     lines.append(f"dead letters ({len(dead)}):")
     for entry_id, fields in dead:
         text = {_text(k): _text(v) for k, v in fields.items()}

@@ -9,6 +9,8 @@ entries go out one at a time, in the stream's order.
 
 ``<p>:push:dead`` holds the entries given up on (too old, or not pushable), with why;
 ``linkgw outbox retry`` copies them to ``<p>:push:retry``, which the pusher sends first.
+A further line's feed (``push.feed: "122"``) has its own: ``<p>:push:122:lease`` and so
+on, so that its pusher and 12345's run side by side.
 Retention never trims feed entries the ``push`` group has not acknowledged.
 """
 
@@ -62,7 +64,7 @@ class RedisOutbox:
     def __init__(self, redis: Redis, loop: asyncio.AbstractEventLoop, keys: Keys,
                  feed: str) -> None:
         self.redis, self.loop, self.keys = redis, loop, keys
-        self.stream = keys.feed(feed)
+        self.stream, self.feed = keys.feed(feed), feed
         self._lease: Any = redis.register_script(_LEASE)
         self._group_ready = False
 
@@ -73,7 +75,7 @@ class RedisOutbox:
         return self._run(self._take_lease(owner, ttl))
 
     async def _take_lease(self, owner: str, ttl: float) -> bool:
-        held = await self._lease(keys=[self.keys.push("lease")],
+        held = await self._lease(keys=[self.keys.push("lease", self.feed)],
                                  args=[owner, int(ttl * 1000)])
         return bool(held)
 
@@ -95,7 +97,7 @@ class RedisOutbox:
     async def _next(self) -> Entry | None:
         """A dead letter sent again first, then this consumer's pending entry (one a
         crashed pusher had in flight), then the next new one."""
-        retry: Any = await self.redis.xrange(self.keys.push("retry"), count=1)
+        retry: Any = await self.redis.xrange(self.keys.push("retry", self.feed), count=1)
         if retry:
             rid, fields = retry[0]
             return Entry(f"retry:{_id(rid)}", fields)
@@ -116,7 +118,7 @@ class RedisOutbox:
 
     async def _done(self, entry: Entry) -> None:
         if entry.outbox_id.startswith("retry:"):
-            await self.redis.xdel(self.keys.push("retry"), entry.outbox_id[6:])
+            await self.redis.xdel(self.keys.push("retry", self.feed), entry.outbox_id[6:])
         else:
             await self.redis.xack(self.stream, GROUP, entry.outbox_id)
 
@@ -131,7 +133,7 @@ class RedisOutbox:
         # keeps it (not "retry:…")
         if b"outbox_id" not in fields and "outbox_id" not in fields:
             fields[b"outbox_id"] = entry.outbox_id.encode()
-        await self.redis.xadd(self.keys.push("dead"), fields, maxlen=DEAD_MAXLEN,
+        await self.redis.xadd(self.keys.push("dead", self.feed), fields, maxlen=DEAD_MAXLEN,
                               approximate=True)
         await self._done(entry)
 

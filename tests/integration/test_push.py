@@ -236,3 +236,30 @@ def test_a_dead_letter_given_up_on_twice_keeps_its_first_place(
 
     dead = asyncio.run(twice())
     assert [fields[b"outbox_id"] for _, fields in dead] == [b"1796240000000-0"] * 2
+
+
+def test_a_further_lines_pusher_has_a_lease_of_its_own(redis_server: RedisServer) -> None:
+    """12345's pusher holds its lease; 122's pusher (``push.feed: "122"``) takes its own
+    at the same time, under its own name, and never 12345's."""
+    import asyncio
+
+    import redis.asyncio as aredis
+
+    from gateway.push.outbox import RedisOutbox
+
+    keys = Keys(f"t{secrets.token_hex(4)}")
+
+    async def both() -> tuple[bool, bool, bool, list[str]]:
+        client = aredis.Redis(host="127.0.0.1", port=redis_server.port,
+                              decode_responses=True)
+        twelve = RedisOutbox(client, asyncio.get_running_loop(), keys, "12345")
+        traffic = RedisOutbox(client, asyncio.get_running_loop(), keys, "122")
+        held = await twelve._take_lease("gw-a", 5.0), await traffic._take_lease("gw-b", 5.0)
+        taken_over = await twelve._take_lease("gw-b", 5.0)
+        names = sorted(await client.keys(f"{keys.prefix}:push:*"))
+        await client.aclose()
+        return held[0], held[1], taken_over, names
+
+    twelve_held, traffic_held, taken_over, names = asyncio.run(both())
+    assert (twelve_held, traffic_held, taken_over) == (True, True, False)
+    assert names == [f"{keys.prefix}:push:122:lease", f"{keys.prefix}:push:lease"]

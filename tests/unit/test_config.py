@@ -169,7 +169,8 @@ BASE = 'ami:\n  secret_env: LINKGW_AMI_SECRET\nhttp:\n  listen: ""\n'
      '  ca_file: /nonexistent/ca.pem\n', "push.ca_file: no such file"),
     ('  url: "ftp://12345.example/in"\n', "push.url: must be an http(s) URL"),
     ('  url: "https://12345.example/in\\r\\nX: y"\n', "push.url: must be an http(s) URL"),
-    ('  feed: "119"\n', "push.feed: must be one of 12345, 110"),
+    ('  feed: "119"\n', "push.feed: no line 119: must be 12345, 110 or a further line's"),
+    ('  feed: "12345\\n"\n', "push.feed: must be 12345, 110 or a further line's number"),
     # what a URL parser reads as another host must not pass as loopback
     ('  url: "http://127.0.0.1:x@evil.example/"\n  secret_env: LINKGW_PUSH_SECRET\n',
      "push.url: must name a host, without user:password@"),
@@ -303,3 +304,8 @@ def test_a_line_given_twice_is_a_config_error() -> None:
     twice = LINE_122 + LINE_122.split("lines:\n", 1)[1].replace('"*3"', '"*4"')
     with pytest.raises(ConfigError, match="a line is given twice"):
         load_config(twice, "site.yaml", secrets=False)
+
+
+def test_a_further_lines_feed_can_be_pushed() -> None:
+    config = load_config(LINE_122 + 'push:\n  feed: "122"\n', secrets=False)
+    assert config.push.feed == "122"
