@@ -256,7 +256,7 @@ def test_a_further_lines_pusher_has_a_lease_of_its_own(redis_server: RedisServer
         traffic = RedisOutbox(client, asyncio.get_running_loop(), keys, "122")
         held = await twelve._take_lease("gw-a", 5.0), await traffic._take_lease("gw-b", 5.0)
         taken_over = await twelve._take_lease("gw-b", 5.0)
-        names = sorted(await client.keys(f"{keys.prefix}:push:*"))
+        names = sorted(str(k) for k in await client.keys(f"{keys.prefix}:push:*"))
         await client.aclose()
         return held[0], held[1], taken_over, names
 
