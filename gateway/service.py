@@ -157,7 +157,7 @@ class Gateway(MultiService):
     def health(self) -> dict[str, Any]:
         return self.bridge_log.status() | {
             "ami": "connected" if self.ami.connected else "down",
-            "live": len(self.transfers.registry.live()),
+            "live": len(self.transfers.live()),
             "instance": self.parts.leases.instance,
             "agi_sessions": len(self.agi.active),
             "inbound": "up" if self.inbound.up else "down",

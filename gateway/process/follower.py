@@ -50,13 +50,13 @@ def follow(config: Config, work: Work) -> None:
     for change in work.changes:
         parts.bridge_log.record(change)
     service.asterisk = bridge.fields.get("asterisk", "")
-    service.registry.add(bridge)
     # The leg rings since the program dialled it; its channel is learnt from Asterisk
     # once this process is logged in (recovery), so that a cancel can reach it.
+    leg = None
     if work.dialled_at:
         leg = Leg(bridge.agent_id(0), config.transfer.ring_timeout, since=work.dialled_at)
         leg.started = work.dialled_at
-        service.legs[bridge.id] = leg
+    service.adopt(bridge, leg)
     parts.leases.claim(bridge.id)
     for event in work.events:
         service.step(bridge, event)
@@ -71,7 +71,7 @@ def follow(config: Config, work: Work) -> None:
     def watching() -> bool:
         """A bridge still live, or ended with its citizen still on the line (the
         citizen's hangup goes on its record too)."""
-        return bool(service.registry.followed())
+        return bool(service.followed())
 
     def check() -> None:
         if watching() or parts.bridge_log.pending:

@@ -62,8 +62,8 @@ class Cluster:
         bring every bridge this gateway runs up to what Asterisk holds, then sweep."""
         service = self.service
         try:
-            service.asterisk = await service.effects.system_name() or service.asterisk
-            for bridge in service.registry.followed():
+            service.asterisk = await service.telephony.system_name() or service.asterisk
+            for bridge in service.followed():
                 await self.recovery.reconcile(bridge)
         except Exception as exc:
             self.log.error("cluster.resync_failed", error=str(exc),
@@ -112,8 +112,7 @@ class Cluster:
         return ready
 
     def _lost(self, bridge_id: str) -> None:
-        bridge = self.service.registry.get(bridge_id)
+        bridge = next((b for b in self.service.followed() if b.id == bridge_id), None)
         if bridge is not None and following(bridge):
             self.log.warning("bridge.lease_lost", bridge_id=bridge_id)
-            self.service.registry.remove(bridge)
-            self.service.legs.pop(bridge_id, None)
+            self.service.forget(bridge_id)

@@ -56,15 +56,15 @@ class Recovery:
     async def adopt(self, record: dict[str, str], why: str) -> Bridge | None:
         """Take over a live bridge from its record (its owner is gone) and settle it."""
         service = self.service
-        if record.get("bridge_id", "") in service.registry or not record.get("bridge_id"):
+        if service.knows(record.get("bridge_id", "")) or not record.get("bridge_id"):
             return None
         bridge = bridge_of(record, service.config.retry_delay)
         if not following(bridge):
             return None
-        service.registry.add(bridge)
+        service.adopt(bridge)
         now = service.clock.seconds()
         service.note(bridge, "bridge_adopted", {
-            "owner": service.ownership.instance, "recovered": "yes",
+            "owner": service.instance, "recovered": "yes",
             "recovered_at": iso(now), "recovered_from": why})
         self.log.warning("bridge.adopted", bridge_id=bridge.id, state=bridge.state.value,
                          why=why, previous_owner=record.get("owner", ""))
@@ -75,15 +75,15 @@ class Recovery:
         """Close, as ``unknown``, a live bridge of an Asterisk no gateway serves any more.
         Nothing is asked of or done in Asterisk (this gateway's is another one)."""
         service = self.service
-        if record.get("bridge_id", "") in service.registry or not record.get("bridge_id"):
+        if service.knows(record.get("bridge_id", "")) or not record.get("bridge_id"):
             return None
         bridge = bridge_of(record, service.config.retry_delay)
         if not following(bridge):
             return None
-        service.registry.add(bridge)
+        service.adopt(bridge)
         now = service.clock.seconds()
         data = {"recovered": "yes", "recovered_at": iso(now), "recovered_from": "nothing"}
-        service.note(bridge, "bridge_adopted", data | {"owner": service.ownership.instance})
+        service.note(bridge, "bridge_adopted", data | {"owner": service.instance})
         self.log.warning("bridge.closed_unserved", bridge_id=bridge.id, why=why,
                          asterisk=record.get("asterisk", ""))
         service.hold([])  # its commands are for another Asterisk: dropped
@@ -97,9 +97,9 @@ class Recovery:
     async def reconcile(self, bridge: Bridge) -> None:
         """Bring a bridge this gateway runs up to what Asterisk holds."""
         service = self.service
-        journal = await service.effects.journal(bridge.id)
-        members = await service.effects.members(bridge.conference)
-        channels = await service.effects.channels()
+        journal = await service.telephony.journal(bridge.id)
+        members = await service.telephony.members(bridge.conference)
+        channels = await service.telephony.channels()
         snapshot = Snapshot(
             {role: m for m in members if (role := bridge.role_of(m.get("Uniqueid")))},
             {c.get("Uniqueid"): c for c in channels})
@@ -173,7 +173,7 @@ class Recovery:
         """The current attempt's leg is gone and its end was not seen."""
         if snapshot.alive(bridge.agent_id()) or Role.AGENT in bridge.phase.joined:
             return False
-        leg = self.service.legs.get(bridge.id)
+        leg = self.service.leg(bridge.id)
         if leg is None:
             return True  # adopted: the leg was dialled by a gateway that is gone
         if leg.state is not LegState.RINGING:
@@ -215,11 +215,11 @@ class Recovery:
         if not snapshot.alive(leg_id):
             return
         channel = snapshot.channels[leg_id].get("Channel")
-        leg = service.legs.get(bridge.id)
+        leg = service.leg(bridge.id)
         if leg is None or leg.uniqueid != leg_id:
             leg = Leg(leg_id, service.config.ring_timeout, since=service.clock.seconds())
             leg.created(channel, service.clock.seconds())
-            service.legs[bridge.id] = leg
+            service.track(bridge.id, leg)
         elif not leg.channel:
             leg.channel = channel
             service.leg_named(bridge, leg)  # cancelled before this process knew its name

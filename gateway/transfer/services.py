@@ -12,8 +12,11 @@ It is the front of the transfer feature, and wires its seams:
 - the command runner (:mod:`gateway.transfer.commands`): the table's commands carried
   out on Asterisk.
 
-Recovery, the cluster sweep and process mode's follower use :meth:`step`, :meth:`note`,
-:meth:`citizen_gone`, :meth:`run`, :meth:`hold` and :meth:`leg_named`.
+Recovery, the cluster sweep and process mode's follower use a small public API, never
+the service's parts: the bridges followed (:meth:`knows`, :meth:`adopt`, :meth:`forget`,
+:meth:`followed`, :meth:`leg`, :meth:`track`), the table (:meth:`step`, :meth:`note`,
+:meth:`citizen_gone`), the commands (:meth:`run`, :meth:`hold`, :meth:`leg_named`) and
+what Asterisk holds (:attr:`telephony`).
 """
 
 from __future__ import annotations
@@ -32,17 +35,10 @@ from gateway.deadlines import Deadlines
 from gateway.transfer import decide
 from gateway.transfer.arrival import Arrivals
 from gateway.transfer.commands import Commands
-from gateway.transfer.correlate import (
-    EVENTS,
-    Fact,
-)
+from gateway.transfer.correlate import EVENTS, Fact
 from gateway.transfer.digits import CodeReader
 from gateway.transfer.effects import Ami, Effects
-from gateway.transfer.events import (
-    Command,
-    Event,
-    RedirectFailed,
-)
+from gateway.transfer.events import Command, Event, RedirectFailed
 from gateway.transfer.ids import new_bridge_id
 from gateway.transfer.intake import Intake
 from gateway.transfer.legs import Leg
@@ -123,8 +119,7 @@ class TransferService:
         if unreadable:
             self.log.warning("call.callerid_unreadable", uniqueid=citizen.uniqueid,
                              channel=citizen.channel, error=unreadable)
-        # debug: the AGI session's own canonical line already says it (script, channel,
-        # uniqueid, outcome), and every 110 call passes here
+        # debug: the AGI session's own line says it already, and every 110 call is here
         self.log.debug("call.registered", uniqueid=citizen.uniqueid, channel=citizen.channel,
                        dialed=dialed)
 
@@ -197,14 +192,41 @@ class TransferService:
         """One fact about a bridge, live or (``data``: recovered from) the journal."""
         self.intake.apply(bridge, fact, at, data)
 
-    # -- the stepper and the runner, for recovery, the cluster and the follower -------------
-    @property
-    def meter(self) -> Meter:
-        return self.stepper.meter
+    # -- the public API of recovery, the cluster and the follower ------------------------
+    def knows(self, bridge_id: str) -> bool:
+        return bridge_id in self.registry
 
-    @meter.setter
-    def meter(self, meter: Meter) -> None:
-        self.stepper.meter = meter
+    def adopt(self, bridge: Bridge, leg: Leg | None = None) -> None:
+        """Follow a bridge this process did not open (recovered, adopted, handed to a
+        follower), with its ringing leg when that is known."""
+        self.registry.add(bridge)
+        if leg is not None:
+            self.legs[bridge.id] = leg
+
+    def forget(self, bridge_id: str) -> None:
+        """Stop following a bridge (another gateway took it over)."""
+        bridge = self.registry.get(bridge_id)
+        if bridge is not None:
+            self.registry.remove(bridge)
+        self.legs.pop(bridge_id, None)
+
+    def followed(self) -> list[Bridge]:
+        return self.registry.followed()
+
+    def leg(self, bridge_id: str) -> Leg | None:  # the current attempt's, if known
+        return self.legs.get(bridge_id)
+
+    def track(self, bridge_id: str, leg: Leg) -> None:
+        self.legs[bridge_id] = leg
+
+    @property
+    def instance(self) -> str:
+        return self.ownership.instance
+
+    @property
+    def telephony(self) -> Effects:
+        """Asterisk, asked (journal, conference members, channels, system name)."""
+        return self.effects
 
     def step(self, bridge: Bridge, event: Event, data: dict[str, str] | None = None) -> None:
         self.stepper.step(bridge, event, data)

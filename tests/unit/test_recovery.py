@@ -156,8 +156,7 @@ def test_a_leg_cancelled_before_its_name_was_known_is_hung_up_once_recovery_name
     record = {k: v for k, v in RECORD.items() if not k.endswith("joined_at")
               and not k.startswith("agent_")} | {"state": "requested"}
     bridge = bridge_of(record, 2.0)
-    service.registry.add(bridge)
-    service.legs[BID] = Leg(f"{BID}-a0", 15.0, since=T)
+    service.adopt(bridge, Leg(f"{BID}-a0", 15.0, since=T))
     d = defer.ensureDeferred(Recovery(service, null_log()).reconcile(bridge))
     tree = asterisk.expect("DBGetTree", Key=BID)
     asterisk.event("Hangup", Channel="PJSIP/citizen-1", Uniqueid="u-c", Cause="16")
@@ -187,14 +186,14 @@ def test_an_ended_bridge_whose_citizen_still_talks_is_adopted_and_followed() -> 
     Asterisk, and records the citizen's hang-up when it comes; then nothing is live."""
     service, store, asterisk = _adopt({"citizen_direct": f"{T + 3.2}|"}, [], PLAIN_CALL,
                                       ENDED_IN_A_PLAIN_CALL)
-    assert BID in service.registry and store.records[f"bridge:{BID}"]["recovered"] == "yes"
+    assert service.knows(BID) and store.records[f"bridge:{BID}"]["recovered"] == "yes"
     assert "citizen_hangup_at" not in store.records[f"bridge:{BID}"]
     assert asterisk.pending() == []
+    [bridge] = service.followed()
     asterisk.event("Hangup", Channel="PJSIP/citizen-1", Uniqueid="u-c", Cause="16")
     assert store.records[f"bridge:{BID}"]["citizen_hangup_at"] == \
         "2026-11-28T19:50:57.000Z"  # T + 20: now
-    bridge = service.registry.get(BID)
-    assert bridge is not None and bridge.state is State.ENDED  # nothing else moved
+    assert bridge.state is State.ENDED  # nothing else moved
     assert store.indexes.get("live", {}) == {}
 
 
@@ -215,7 +214,7 @@ def test_an_ended_bridge_whose_citizen_hung_up_is_never_adopted() -> None:
     done = defer.ensureDeferred(Recovery(service, null_log()).adopt(
         ENDED_IN_A_PLAIN_CALL | {"citizen_hangup_at": "x"}, "owner gone"))
     assert done.called and done.result is None
-    assert asterisk.pending() == [] and BID not in service.registry
+    assert asterisk.pending() == [] and not service.knows(BID)
 
 
 def test_a_move_done_by_a_gateway_that_died_is_not_done_again() -> None:

@@ -52,7 +52,7 @@ def seat_values(**extra: str) -> dict[str, str]:
 
 
 class Rig:
-    def __init__(self, **config: object) -> None:
+    def __init__(self, meter: TransferMeter | None = None, **config: object) -> None:
         self.clock = Clock()
         self.clock.advance(T0)
         self.asterisk = WireAsterisk(self.clock)
@@ -63,7 +63,8 @@ class Rig:
         self.service = TransferService(
             self.asterisk.client, BridgeLog(self.store, clock=self.clock, log=null_log()),
             TransferConfig(**(settings | config)),  # type: ignore[arg-type]
-            clock=self.clock, log=null_log(), catalogue=CATALOGUE, new_id=lambda _: BID)
+            clock=self.clock, log=null_log(), catalogue=CATALOGUE, new_id=lambda _: BID,
+            meter=meter)
         self.service.asterisk = "lab-ast"
         self.scripts = make_scripts(self.service)
 
@@ -593,8 +594,7 @@ def test_the_metrics_count_each_end_by_direction_and_outcome_and_the_answer_time
     """What Prometheus reads: HELP and TYPE, a counter by direction and outcome, the key
     → answer histogram with the 15 s and 20 s service levels as bucket edges."""
     registry = CollectorRegistry()
-    rig = Rig()
-    rig.service.meter = TransferMeter(registry)
+    rig = Rig(meter=TransferMeter(registry))
     rig.opened()
     rig.clock.advance(4.0)  # 12345 answers 4 s + the code window after the key
     rig.answered()
