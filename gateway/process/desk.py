@@ -21,7 +21,7 @@ from gateway.config import Config, TransferConfig
 from gateway.deadlines import Deadlines
 from gateway.process.keeper_client import KeeperFeed
 from gateway.schema import iso
-from gateway.transfer import decide
+from gateway.transfer import decide, opener
 from gateway.transfer.actions import originate_headers
 from gateway.transfer.arrival import Arrivals
 from gateway.transfer.code import CodeWindow, window_from_history
@@ -57,6 +57,7 @@ class ProcessDesk:
         deadlines = Deadlines(config.tickets, catalogue)
         self.persist = Persistor(self, config.transfer.response_deadline,
                                  lambda category, at: deadlines.feedback(category, at).at)
+        self.opener = opener.Opener(self.persist, self.flag_emergency)
         self.arrivals = Arrivals(self.record, clock, config.transfer.response_deadline,
                                  config.tickets.pattern,
                                  lambda code: self.classify(code, "12345")[0], owner)
@@ -139,12 +140,12 @@ class ProcessDesk:
         return window.code
 
     async def open(self, press: KeyPress) -> Opened | Refused:
-        refusal = decide.refusal_at_key(press, self.config, ami_up=True)
-        if refusal is not None and refusal.reason == "already":
-            return refusal
         now = self.clock()
+        again = decide.refusal_at_key(press, self.config, ami_up=True)
+        if again is not None and again.reason == "already":
+            return again  # a second key: Asterisk need not be asked
         ami: SyncAmi | None = None
-        asterisk = ""
+        asterisk, down = "", "AMI unreachable"
         try:
             ami = self._ami()
             asterisk = ami.action("CoreSettings").get("SystemName")
@@ -152,17 +153,20 @@ class ProcessDesk:
             if ami is not None:
                 ami.close()
                 ami = None
-            refusal = refusal or Refused("ami_down", f"AMI: {exc}")
-        bridge = decide.new_bridge(press, new_bridge_id(now), now, self.config, asterisk,
-                                   self.owner)
+            down = f"AMI: {exc}"
+        opening = opener.decide(press, self.config, ami is not None, now,
+                                new_bridge_id(now), asterisk, self.owner)
+        if isinstance(opening, Refused):
+            return opening
+        bridge, refusal = opening.bridge, opening.refusal
         if refusal is not None or ami is None:
-            refusal = refusal or Refused("ami_down", "AMI unreachable")
-            self.persist.opened(decide.refused(bridge, refusal, now), "transfer_refused", now)
-            if press.emergency:
-                self.flag_emergency(press.citizen, press.emergency)
-            return Refused(refusal.reason, refusal.detail, refusal.prompt, bridge.id)
+            if refusal is None or refusal.reason == "ami_down":
+                refusal = Refused("ami_down", down)
+            if ami is not None:
+                ami.close()
+            return self.opener.refuse(press, bridge, refusal, now)
         try:
-            self.persist.opened(bridge, "transfer_requested", now)
+            self.opener.requested(bridge, now)
             self.work.bridge = bridge
             if not _on_the_line(ami, press.citizen):
                 # the program started after the citizen hung up (a loaded machine):

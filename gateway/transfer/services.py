@@ -32,7 +32,7 @@ from gateway.bridge.store import Index
 from gateway.catalogue import Catalogue
 from gateway.config import TicketConfig, TransferConfig
 from gateway.deadlines import Deadlines
-from gateway.transfer import decide
+from gateway.transfer import decide, opener
 from gateway.transfer.arrival import Arrivals
 from gateway.transfer.commands import Commands
 from gateway.transfer.correlate import EVENTS, Fact
@@ -75,6 +75,7 @@ class TransferService:
         self.ownership = ownership or Ownership()
         self.effects = Effects(ami, config)
         self.persist = Persistor(sink, config.response_deadline, self._feedback_due)
+        self.opener = opener.Opener(self.persist, self.flag_emergency)
         self.tickets = tickets or TicketConfig()
         self.arrivals = Arrivals(sink.record, clock.seconds, config.response_deadline,
                                  ticket_pattern, lambda code: self.classify(code, "12345")[0],
@@ -135,19 +136,22 @@ class TransferService:
         """The key was pressed: refuse, or open a bridge and dial the other line now.
         Answers once Asterisk has queued the Originate, so that the dialplan knows."""
         now = self.clock.seconds()
-        refusal = decide.refusal_at_key(press, self.config, self.ami.connected)
-        if refusal is not None and refusal.reason == "already":
+        opening = opener.decide(press, self.config, self.ami.connected, now,
+                                self.new_id(now), self.asterisk, self.ownership.instance)
+        if isinstance(opening, Refused):
             self.log.info("bridge.key_again", citizen=press.citizen.channel,
                           bridge_id=press.active)
-            return refusal
-        bridge = self._new(press, now)
+            return opening
+        bridge, refusal = opening.bridge, opening.refusal
         if refusal is not None:
-            return self._refused(bridge, refusal, now, press)
+            self.log.warning("bridge.refused", bridge_id=bridge.id, reason=refusal.reason,
+                             detail=refusal.detail)
+            return self.opener.refuse(press, bridge, refusal, now)
         self.registry.add(bridge)
         self.ownership.claim(bridge.id)
 
         def opened() -> None:
-            self.persist.opened(bridge, "transfer_requested", now)
+            self.opener.requested(bridge, now)
             self.log.info("bridge.requested", bridge_id=bridge.id,
                           citizen=press.citizen.channel, seat=press.seat.channel,
                           direction=bridge.fields["direction"], mode=bridge.mode.value)
@@ -158,20 +162,6 @@ class TransferService:
             self.step(bridge, RedirectFailed(self.clock.seconds(), f"AMI: {exc}"))
             return Refused("ami_down", str(exc), bridge_id=bridge.id)
         return Opened(bridge.id)
-
-    def _new(self, press: KeyPress, now: float) -> Bridge:
-        return decide.new_bridge(press, self.new_id(now), now, self.config, self.asterisk,
-                                 self.ownership.instance)
-
-    def _refused(self, bridge: Bridge, refusal: Refused, now: float, press: KeyPress
-                 ) -> Refused:
-        """A refusal is on record (for the figures and the joint meetings), never live."""
-        self.persist.opened(decide.refused(bridge, refusal, now), "transfer_refused", now)
-        if press.emergency:
-            self.flag_emergency(press.citizen, press.emergency)
-        self.log.warning("bridge.refused", bridge_id=bridge.id, reason=refusal.reason,
-                         detail=refusal.detail)
-        return Refused(refusal.reason, refusal.detail, refusal.prompt, bridge.id)
 
     def classify(self, typed: str, side: str) -> tuple[dict[str, str], Refused | None]:
         return decide.classify(typed, self.catalogue, side, self.config)
