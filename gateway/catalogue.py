@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,9 @@ class Item:
     category: str
     never_transfer: bool = False
     see_also: tuple[str, ...] = ()
-    target: str = ""  # "liaison": handed to the police liaison seat at 12345, not its queue
+    # "liaison": handed to the police liaison seat at 12345, not its queue; a further
+    # line's number (transfer.lines: "122"): handed to that line
+    target: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,9 +103,10 @@ class Catalogue:
 _CATEGORY_KEYS = {"id", "code", "name_zh", "name_en", "stays_with_110_if", "items",
                   "feedback_hours", "response_hours", "feedback_days", "response_days"}
 _ITEM_KEYS = {"id", "code", "name_zh", "name_en", "transfer", "see_also", "target"}
-#: Where an item may be handed: the other line's queue ("" or "queue"), or its police
-#: liaison seat (``transfer.liaison``).
-TARGETS = ("queue", "liaison")
+#: Where an item may be handed: the other line's queue ("" or "queue"), its police
+#: liaison seat (``transfer.liaison``), or a further line by its number ("122": one of
+#: ``transfer.lines``, which :func:`gateway.app.load_catalogue` checks).
+TARGETS = ("queue", "liaison", "<a further line's number>")
 _POLICE_KEYS = {"id", "code", "name_zh", "name_en", "near", "see_also"}
 _TOP_KEYS = {"categories", "police_matters"}
 #: The ``category`` of a police matter near no category.
@@ -240,13 +243,13 @@ def parse_categories(text: str, source: str = "<categories>") -> Catalogue:
             see_also = _strings(item, "see_also", source)
             refs += [(ref, item["see_also"][1]) for ref in see_also]
             target = _scalar(item, "target", source, iline) if "target" in item else "queue"
-            if target not in TARGETS:
+            if target not in TARGETS and not re.fullmatch(r"[0-9]{3,6}", target):
                 raise CategoryError(source, item["target"][1],
                                     f"target must be one of {', '.join(TARGETS)}")
             read = Item(iid, icode, _scalar(item, "name_zh", source, iline),
                         _scalar(item, "name_en", source, iline), cid,
                         transfer == "never", see_also,
-                        "liaison" if target == "liaison" else "")
+                        "" if target == "queue" else target)
             # an earlier release's `transfer: never`: a police matter near its category
             (police if read.never_transfer else items).append(read)
         categories.append(Category(cid, ccode, _scalar(cat, "name_zh", source, line),
@@ -338,3 +341,14 @@ def load_categories(path: Path) -> Catalogue:
         raise CategoryError(str(path), line, f"not UTF-8 (byte {exc.start}: "
                             f"{exc.object[exc.start:exc.end]!r})") from exc
     return parse_categories(text, str(path))
+
+
+def check_targets(catalogue: Catalogue, lines: Iterable[str], source: str) -> Catalogue:
+    """Every item handed to a further line names one the config has (``lines``: their
+    numbers); a typo would otherwise send the item to 12345's queue unnoticed."""
+    known = set(lines)
+    for item in catalogue.items:
+        if item.target not in ("", "liaison") and item.target not in known:
+            raise CategoryError(source, 0, f"item {item.id} has target {item.target}, a "
+                                           "line transfer.lines does not have")
+    return catalogue

@@ -254,11 +254,14 @@ BRIDGE_FIELDS: Final = {
     "work_order_pushed_by": "the staff or police number of who marked it pushed",
     "work_order_pushed_ref": "its number there",
     "work_order_pushed_note": "",
-    "route": "liaison: the item typed is the police liaison seat's (categories.yaml "
-             "target)",
-    "route_target": "the liaison seat's dial string (transfer.liaison)",
-    "rerouted_at": "the other line's queue was ringing when the code named a liaison item: "
-                   "that leg was cancelled and the liaison dialled next",
+    "route": "liaison: the item typed is the police liaison seat's; or a further line's "
+             "number (122): that line's (categories.yaml target)",
+    "route_target": "the liaison seat's or the further line's dial string (transfer.liaison, "
+                    "transfer.lines)",
+    "rerouted_at": "the other line's queue was ringing when the code named a liaison or a "
+                   "further line's item: that leg was cancelled and theirs dialled next (a "
+                   "further line's: the direction becomes 110-><line>, and 12345's feed gets "
+                   "a last event, rerouted)",
     "decline_reason": "consult mode, declined by the other line: why (its agent says, by "
                       "API); the joint meeting's list shows it",
     "decline_reason_at": "when it was given",
@@ -315,7 +318,7 @@ def fields_markdown() -> str:
 #: call), never the other centre's internals (channels, which gateway, recordings).
 _FEED_HIDDEN: Final = re.compile(
     r"(citizen|seat|agent|late_agent)_(channel|uniqueid|linkedid)|asterisk|owner|conference"
-    r"|recording|plan|target|dialing_target|recovered_from|error")
+    r"|recording|plan|target|dialing_target|route_target|recovered_from|error")
 
 
 def feed_fields(fields: Mapping[str, str]) -> dict[str, str]:

@@ -72,8 +72,9 @@ class ProcessDesk:
     def flag_emergency(self, citizen: Party, flag: str) -> None:
         self.persist.emergency(citizen, flag, self.clock())
 
-    def classify(self, typed: str, side: str) -> tuple[dict[str, str], Refused | None]:
-        return decide.classify(typed, self.catalogue, side, self.config)
+    def classify(self, typed: str, side: str, to: str = ""
+                 ) -> tuple[dict[str, str], Refused | None]:
+        return decide.classify(typed, self.catalogue, side, self.config, to)
 
     def _ami(self) -> SyncAmi:
         host, port = endpoint_address(self.full.ami.endpoint)

@@ -40,9 +40,11 @@ def code_digits(typed: str) -> str:
     return out
 
 
-def classify(typed: str, catalogue: Catalogue, side: str, config: TransferConfig
-             ) -> tuple[dict[str, str], Refused | None]:
-    """The record fields of a typed code, and its refusal if it has one."""
+def classify(typed: str, catalogue: Catalogue, side: str, config: TransferConfig,
+             to: str = "") -> tuple[dict[str, str], Refused | None]:
+    """The record fields of a typed code, and its refusal if it has one. ``to``: the
+    line the bridge is handed to ("": the other line); an item's own route (the liaison
+    seat, a further line) applies to what 110 hands to 12345 only."""
     code = code_digits(typed) or config.default_code
     fields = {"code": code, "code_given": "yes" if code_digits(typed) else "no"}
     if not code:
@@ -58,13 +60,25 @@ def classify(typed: str, catalogue: Catalogue, side: str, config: TransferConfig
         if side == "110" and what.never_transfer:
             return fields, Refused("never_transfer", f"{what.id} stays with 110",
                                    config.refusal_prompt)
-        if side == "110" and what.target == "liaison" and config.liaison:
-            fields |= {"route": "liaison", "route_target": config.liaison}
+        if side == "110" and to in ("", "12345"):
+            fields |= _route(what, config)
         return fields, None
     if isinstance(what, Category):
         return fields | {"category": what.id}, None
     return fields, Refused("unknown_code", f"no category or item has code {code}",
                            config.refusal_prompt)
+
+
+def _route(item: Item, config: TransferConfig) -> dict[str, str]:
+    """Where an item goes instead of 12345's queue (categories.yaml ``target``): the
+    liaison seat, or a further line (the bridge's direction becomes that line's)."""
+    if item.target == "liaison" and config.liaison:
+        return {"route": "liaison", "route_target": config.liaison}
+    line = config.line(item.target) if item.target else None
+    if line is not None:
+        return {"route": line.name, "route_target": line.target,
+                "direction": direction("110", line.name)}
+    return {}
 
 
 def unknown_line(press: KeyPress, config: TransferConfig) -> Refused | None:

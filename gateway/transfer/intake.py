@@ -32,7 +32,7 @@ from gateway.transfer.phase import Role
 from gateway.transfer.registry import Registry
 from gateway.transfer.stepper import Stepper
 
-Classify = Callable[[str, str], tuple[dict[str, str], Refused | None]]
+Classify = Callable[[str, str, str], tuple[dict[str, str], Refused | None]]
 
 
 class Intake:
@@ -59,7 +59,7 @@ class Intake:
             case LegFact():
                 self._leg_fact(bridge, fact, at)
             case KeyDoneFact(code=code):
-                fields, refusal = self.classify(code, bridge.side)
+                fields, refusal = self.classify(code, bridge.side, bridge.handed_to)
                 self.stepper.step(bridge, KeyDone(at, tuple(fields.items()),
                                           refusal.reason if refusal else "",
                                           refusal.detail if refusal else ""), data)

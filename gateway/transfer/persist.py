@@ -28,7 +28,7 @@ from gateway.schema import (
     idx_seat,
     iso,
 )
-from gateway.transfer.model import Bridge, Party
+from gateway.transfer.model import DIRECTIONS, Bridge, Party
 from gateway.transfer.phase import State
 
 
@@ -95,6 +95,18 @@ class Persistor:
             bridge.fields["feedback_due_at"] = iso(due)
             indexes += (Index(IDX_DEADLINE, bridge.id, due),)
         self._bridge(bridge, event, at, fields, indexes, data)
+        if "rerouted_at" in fields and "direction" in fields:
+            self._left_line(bridge, at, fields, data)
+
+    def _left_line(self, bridge: Bridge, at: float, fields: dict[str, str],
+                   data: dict[str, str] | None) -> None:
+        """The item typed is a further line's: the line that rang first is told, on its
+        feed, that the bridge went there; it hears nothing more of it."""
+        first = DIRECTIONS[bridge.side].partition("->")[2]
+        told: dict[str, str] = {k: fields[k] for k in ("direction", "route", "rerouted_at")
+                                if k in fields}
+        self.sink.record(Change(bridge_record(bridge.id), "rerouted", at, told, (),
+                                {"state": bridge.state.value} | (data or {}), feed=first))
 
     def note(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
              indexes: tuple[Index, ...] = (), data: dict[str, str] | None = None) -> None:

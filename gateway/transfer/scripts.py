@@ -49,7 +49,8 @@ class Desk(Protocol):
 
     async def open(self, press: KeyPress) -> Opened | Refused: ...
 
-    def classify(self, typed: str, side: str) -> tuple[dict[str, str], Refused | None]: ...
+    def classify(self, typed: str, side: str, to: str = ""
+                 ) -> tuple[dict[str, str], Refused | None]: ...
 
     def collect_code(self, press: KeyPress) -> CodeWait:
         """Open the code window now; the code once it closes."""
@@ -97,7 +98,7 @@ def make_scripts(desk: Desk) -> dict[str, Script]:
         if desk.config.code_digits and desk.config.code_prompt and not window.complete:
             await session.stream_file(desk.config.code_prompt)
         code = await window.code
-        _, refusal = desk.classify(code, press.side)
+        _, refusal = desk.classify(code, press.side, press.line)
         if refusal is None:
             await session.set_variable(*channel.answer("OK", result.bridge_id, "", code, True))
         else:

@@ -163,8 +163,9 @@ class TransferService:
             return Refused("ami_down", str(exc), bridge_id=bridge.id)
         return Opened(bridge.id)
 
-    def classify(self, typed: str, side: str) -> tuple[dict[str, str], Refused | None]:
-        return decide.classify(typed, self.catalogue, side, self.config)
+    def classify(self, typed: str, side: str, to: str = ""
+                 ) -> tuple[dict[str, str], Refused | None]:
+        return decide.classify(typed, self.catalogue, side, self.config, to)
 
     # -- the item code, from the digits Asterisk reports ------------------------------
     def collect_code(self, press: KeyPress) -> CodeWait:

@@ -142,11 +142,13 @@ def _key_done(p: Phase, event: KeyDone, at: str) -> Transition:
             "refusal": event.refusal, "refusal_detail": event.detail}, (CancelAgent(),))
     target = fields.get("route_target", "")
     if target and p.state is State.REQUESTED and p.plan[p.attempt] != target:
-        # the item is the liaison seat's: the leg ringing now is cancelled, and its
-        # failure dials the next attempt, which is the liaison (then no further one)
+        # the item is the liaison seat's or a further line's: the leg ringing now is
+        # cancelled, and its failure dials the next attempt, which is theirs (then no
+        # further one)
         plan = (*p.plan[:p.attempt + 1], target)
         return Transition(replace(done, plan=plan), fields | {
             "plan": ",".join(plan), "rerouted_at": at}, (CancelAgent(), Move()))
+    fields.pop("direction", None)  # not rerouted: the line that has the call keeps it
     if p.state in _BEFORE_CONFERENCE:
         return Transition(done, fields, (Move(),))
     if p.state is State.RETURNED and not p.directed and p.seat_present:

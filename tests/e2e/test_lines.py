@@ -10,20 +10,28 @@ import json
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from gateway.lab.lab import TRAFFIC_KEY, TRUNK, Lab
+from gateway.lab.lab import ONEKEY, TRAFFIC_ITEM, TRAFFIC_KEY, TRUNK, Lab
 from gateway.lab.peer import TRAFFIC
 from gateway.lab.process import wait_until
 from gateway.lab.services import PushProcess, ReceiverProcess
-from gateway.lab.sipp import received_invite
+from gateway.lab.sipp import (
+    answer_scenario,
+    noanswer_scenario,
+    received_invite,
+    requests_received,
+)
 from gateway.records.periods import today
 from gateway.schema import Keys, epoch
 from tests.e2e.helpers import (
     TIMEOUT,
     answering,
+    bridges_of_seat,
     citizen,
     events,
     finish,
+    keeper_running,
     mark,
+    new_bridge,
     settled,
     wait_event,
 )
@@ -127,3 +135,34 @@ def test_122_over_the_trunk_reads_its_invite_and_is_told_by_its_own_push(
     finally:
         pusher.stop()
         receiver.stop()
+
+
+def test_an_item_of_a_further_line_typed_after_the_one_key_goes_there(any_lab: Lab) -> None:
+    """The one key dials 12345 at once; the code typed is 103 (an abandoned car: 122's
+    in the lab's catalogue, ``target: "122"``): 12345's leg is cancelled, 122 is dialled
+    and takes the citizen. The record's direction becomes 110->122; 12345's feed ends
+    with ``rerouted``, and 122's feed has the rest."""
+    lab = any_lab
+    keeper_running(lab)  # process mode: the code is kept from the moment it is typed
+    since = mark(lab)
+    before = bridges_of_seat(lab, "seat1")
+    queue = lab.phone("12345")
+    queue.start(noanswer_scenario("12345"))  # rings, nobody takes it before the code
+    traffic = answering(lab, "122", hold_ms=30000, ring_ms=300)  # the citizen ends it
+    seat = lab.phone("seat1")
+    seat.start(answer_scenario("seat1", ring_ms=200, hold_ms=5000,
+                               presses=((800, ONEKEY), (700, TRAFFIC_ITEM))))
+    caller = citizen(lab, hold_ms=12000 + (3000 if lab.agi == "process" else 0))
+    bridge_id = new_bridge(lab, "seat1", before)
+    wait_event(lab, since, "122 in the conference", Event="ConfbridgeJoin",
+               Conference=f"linkgw-{bridge_id}", Channel="PJSIP/122")
+    record, _ = settled(lab, bridge_id, "citizen_hangup")
+    assert finish(caller, seat, traffic, queue) == {
+        "citizen": 0, "seat1": 0, "122": 0, "12345": 0}
+    assert (record["item"], record["route"], record["direction"]) == \
+        ("vehicle.abandoned", "122", "110->122")
+    assert (record["agent_target"], record["outcome"]) == ("PJSIP/122", "handed_off")
+    assert requests_received(queue.received())[:2] == ["INVITE", "CANCEL"]
+    twelve = _feed(lab, "12345", bridge_id)
+    assert twelve[:2] == ["transfer_requested", "agent_dialing"] and twelve[-1] == "rerouted"
+    assert "citizen_hangup" in _feed(lab, "122", bridge_id)

@@ -12,10 +12,11 @@ from gateway.catalogue import (
     Category,
     CategoryError,
     Item,
+    check_targets,
     load_categories,
     parse_categories,
 )
-from gateway.config import TransferConfig
+from gateway.config import Line, TransferConfig
 from gateway.transfer.decide import classify
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,6 +178,30 @@ def test_identity_documents_go_to_the_liaison_seat_when_one_is_configured() -> N
     assert "route" not in classify("206", catalogue, "110", TransferConfig())[0]
     assert "route" not in classify("206", catalogue, "12345", with_seat)[0]
     assert "route" not in classify("101", catalogue, "110", with_seat)[0]
+
+
+def test_an_item_for_a_further_line_goes_there_from_12345s_way_only(tmp_path: Path) -> None:
+    """`target: "122"`: a key handing to 12345 routes the item to 122 (its dial string,
+    and the direction 110->122); a key already handing to 122, a 12345 agent's key, or
+    a config without line 122 leave it where it is."""
+    text = (REPO / "config/categories.yaml").read_text(encoding="utf-8").replace(
+        "name_en: Abandoned car on the road}", 'name_en: Abandoned car on the road, '
+        'target: "122"}', 1)
+    path = tmp_path / "categories.yaml"
+    path.write_text(text, encoding="utf-8")
+    catalogue = load_categories(path)
+    traffic = TransferConfig(lines=(Line("122", "交警", "*3", "PJSIP/122@trunk-122"),))
+    fields, refused = classify("103", catalogue, "110", traffic)
+    assert refused is None and (fields["route"], fields["route_target"], fields["direction"]) \
+        == ("122", "PJSIP/122@trunk-122", "110->122")
+    assert "route" not in classify("103", catalogue, "110", traffic, to="122")[0]
+    assert "route" not in classify("103", catalogue, "12345", traffic)[0]
+    assert "route" not in classify("103", catalogue, "110", TransferConfig())[0]
+    assert check_targets(catalogue, ["122"], str(path)) is catalogue
+    with pytest.raises(CategoryError) as info:
+        check_targets(catalogue, ["119"], str(path))
+    assert "item vehicle.abandoned has target 122, a line transfer.lines does not have" \
+        in str(info.value)
 
 
 @pytest.mark.parametrize("target", ["police", "Liaison", "''"])

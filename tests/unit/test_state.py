@@ -45,6 +45,8 @@ START = Phase(plan=PLAN, retry_delay=2.0)
 CODE = (("code", "101"), ("code_given", "yes"), ("category", "vehicle"))
 LIAISON_CODE = (("code", "206"), ("item", "daily_help.lost_id_card"), ("route", "liaison"),
                 ("route_target", "PJSIP/duty-liaison"))
+TRAFFIC_CODE = (("code", "103"), ("route", "122"), ("route_target", "PJSIP/122"),
+                ("direction", "110->122"))
 
 
 def at(state: State, **changes: object) -> Phase:
@@ -86,6 +88,16 @@ EDGES: list[tuple[Phase, Event, Phase, dict[str, str], tuple[object, ...],
     (at(S.REQUESTED, attempt=2), KeyDone(T, (("route_target", "PJSIP/liaison"),)),
      at(S.REQUESTED, attempt=2, key_done=True),
      {"route_target": "PJSIP/liaison", "key_done_at": AT}, (Move(),), None),
+    # a further line's item while 12345's queue rings: rerouted there, and the bridge's
+    # direction becomes that line's
+    (START, KeyDone(T, TRAFFIC_CODE),
+     at(S.REQUESTED, key_done=True, plan=("PJSIP/12345", "PJSIP/122")),
+     dict(TRAFFIC_CODE) | {"key_done_at": AT, "plan": "PJSIP/12345,PJSIP/122",
+                           "rerouted_at": AT}, (CancelAgent(), Move()), None),
+    # … but 12345 answered before the code: 12345 keeps it, and the direction with it
+    (at(S.ANSWERED), KeyDone(T, TRAFFIC_CODE), at(S.ANSWERED, key_done=True),
+     {k: v for k, v in TRAFFIC_CODE if k != "direction"} | {"key_done_at": AT}, (Move(),),
+     None),
     (START, Redirected(T), START, {"redirected_at": AT}, (), None),
     (START, RedirectFailed(T, "boom"), at(S.ENDED), {"ended_at": AT, "error": "boom"},
      (CancelAgent(),), Outcome.FAILED),
