@@ -213,8 +213,10 @@ BRIDGE_FIELDS: Final = {
                  "(transfer.lines: 110->122)",
     "mode": "transfer (one key), consult, or trunk (a 12345 agent's hand-over arriving "
             "over the trunk)",
-    "state": "requested, answered, dialing, three_party, handed_off, returned_to_110, ended",
-    "outcome": "handed_off, three_party_ended, kept_by_110, abandoned, failed, refused, "
+    "state": "requested, answered, dialing, three_party, handed_off, returned_to_first_line "
+             "(returned_to_110 before 2026-12), ended",
+    "outcome": "handed_off, three_party_ended, kept_by_first_line (kept_by_110 before "
+               "2026-12), abandoned, failed, refused, "
                "unknown",
     "outcome_reason": "why the outcome is unknown, when it is",
     "decision": "consult: taken_by_other_line or kept_by_first_line",

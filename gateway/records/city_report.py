@@ -32,7 +32,7 @@ def diverted(bridges: list[dict[str, str]], calls_110: int) -> dict[str, Any]:
         "refused": refused,
         "abandoned": sum(b.get("outcome") == Outcome.ABANDONED for b in out),
         "declined": sum(b.get("decision") == "kept_by_first_line" for b in out),
-        "not_reached": sum(b.get("outcome") == Outcome.KEPT_BY_110 and
+        "not_reached": sum(b.get("outcome") == Outcome.KEPT_BY_FIRST_LINE and
                            b.get("decision") != "kept_by_first_line" for b in out),
         "calls_110": calls_110,
         "non_police_share": share(attempted, calls_110),

@@ -36,7 +36,7 @@ STYLE = """
  h1{font-size:1.3em} table{border-collapse:collapse;width:100%;margin:.5em 0 1.5em}
  th,td{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left}
  th{background:#f3f3f3} .three_party{background:#e8f4ff} .dialing{background:#fff6dd}
- .returned_to_110{background:#ffe8e8} #err{color:#b00}
+ .returned_to_first_line{background:#ffe8e8} #err{color:#b00}
  .charts{display:flex;flex-wrap:wrap;gap:1.5em} figure{margin:0}
  figcaption{font-weight:600;margin-bottom:.3em} svg{background:#fafafa}
  .bar{fill:#3b7dd8} .rate{fill:#2e9e5b} .label{font-size:11px;fill:#444}
@@ -56,9 +56,9 @@ const WORDS = {
     refused: "令牌被拒绝（{s}）：请刷新页面重新输入", noToken: "没有 API 令牌：请刷新页面输入",
     r15: "15秒内接听", r20: "20秒内接听", reply: "110按时反馈", orders: "工单按时答复",
     requested: "已请求", answered: "已应答", dialing: "正在呼叫", three_party: "三方通话",
-    handed_off: "已移交", returned_to_110: "转回110", ended: "已结束",
+    handed_off: "已移交", returned_to_first_line: "转回本线", ended: "已结束",
     transfer: "一键转接", consult: "咨询转接", trunk: "中继转入",
-    kept_by_110: "110保留", abandoned: "市民挂断", failed: "失败", refused_o: "拒绝转接",
+    kept_by_first_line: "本线保留", abandoned: "市民挂断", failed: "失败", refused_o: "拒绝转接",
     three_party_ended: "三方通话中结束", unknown: "不明", unspecified: "未分类",
     day: "日期", time_zone: "时区", transfers: "转接总数", live: "进行中",
     by_outcome: "按结果", by_direction: "按方向", recovered: "接管恢复",

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 
-from gateway.outcome import HANDED, Outcome
+from gateway.outcome import HANDED, Outcome, current
 from gateway.records.city_report import by_unit, diverted, joint_meeting
 from gateway.records.errors import Malformed, NotFound, Unavailable
 from gateway.records.periods import Period, period, shift
@@ -87,7 +87,7 @@ class Records:
         start = int(epoch(bridge["requested_at"]) * 1000) if "requested_at" in bridge else 0
         mine = {bridge_record(bridge_id), ticket_record(bridge_id), callback_record(bridge_id)}
         events, complete = self._events_of(mine, f"{start}-0")
-        return {"bridge": bridge, "ticket": ticket, "events": events,
+        return {"bridge": current(bridge), "ticket": ticket, "events": events,
                 "events_complete": complete}
 
     def _events_of(self, records: set[str], start: str) -> tuple[list[dict[str, str]], bool]:
@@ -144,9 +144,9 @@ class Records:
         rows = cast(list[dict[str, str]], self._call(pipe.execute))
         out = []
         for bridge, ticket in zip(rows[::2], rows[1::2], strict=True):
-            if bridge:
-                out.append(bridge | {f"ticket_{k}" if k != "ticket" else k: v
-                                     for k, v in ticket.items() if k != "bridge_id"})
+            if bridge:  # read by today's names, whichever version wrote it
+                out.append(current(bridge) | {f"ticket_{k}" if k != "ticket" else k: v
+                                              for k, v in ticket.items() if k != "bridge_id"})
         return out
 
     def overdue(self, now: float) -> list[dict[str, str]]:
@@ -436,7 +436,7 @@ def item_rows(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
             item["refusal_reasons"][row.get("refusal") or "?"] += 1
         elif row.get("decision") == "kept_by_first_line":
             item["declined"] += 1
-        elif row.get("outcome") == Outcome.KEPT_BY_110:
+        elif row.get("outcome") == Outcome.KEPT_BY_FIRST_LINE:
             item["not_reached"] += 1
     out = sorted(items.values(), key=lambda i: (-(i["refused"] + i["declined"]), i["item"]))
     for item in out:

@@ -46,7 +46,7 @@ COLUMNS_ZH = {
 #: values that are names: outcomes, refusals, directions, answer standards
 VALUES_ZH = {
     "handed_off": "已移交", "three_party_ended": "三方通话中结束",
-    "kept_by_110": "110保留", "abandoned": "市民挂断", "failed": "失败",
+    "kept_by_first_line": "本线保留", "abandoned": "市民挂断", "failed": "失败",
     "refused": "拒绝转接", "unknown": "不明",
     "emergency": "紧急警情", "never_transfer": "不可转接事项", "unknown_code": "代码无效",
     "code_required": "未输入事项代码",

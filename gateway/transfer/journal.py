@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from gateway.ami.codec import AmiMessage
+from gateway.outcome import current
 from gateway.schema import joined_at, left_at
 from gateway.transfer.correlate import Fact, KeyDoneFact, NoticeFact, PartyGone
 from gateway.transfer.events import AgentFailed, DirectBridged, Joined, Left, Redirected
@@ -79,8 +80,9 @@ def _fact(key: str, rest: str, at: float, ring_timeout: float) -> JournalFact | 
 
 
 def phase_of(record: dict[str, str], retry_delay: float) -> Phase:
-    """The phase a bridge record stands for (what the table decides on)."""
-    state = State(record.get("state", "requested"))
+    """The phase a bridge record stands for (what the table decides on); a record of an
+    earlier version is read by today's names (:func:`gateway.outcome.current`)."""
+    state = State(current(record).get("state", "requested"))
     joined = frozenset(r for r in Role if joined_at(r) in record)
     gone = frozenset(r for r in Role if left_at(r) in record)
     attempt = int(record.get("attempt", "1") or "1") - 1
@@ -101,7 +103,7 @@ def bridge_of(record: dict[str, str], retry_delay: float) -> Bridge:
 
     side = "12345" if record.get("direction") == "12345->110" else "110"
     return Bridge(record["bridge_id"], party("citizen"), party("seat"), side,
-                  phase_of(record, retry_delay), dict(record))
+                  phase_of(record, retry_delay), dict(current(record)))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ class State(StrEnum):
     DIALING = "dialing"  # the citizen is in the conference, the other line rings
     THREE_PARTY = "three_party"  # citizen, key-presser and the other line together
     HANDED_OFF = "handed_off"  # the key-presser left; citizen and the other line talk on
-    RETURNED = "returned_to_110"  # the other line not reached, or declined in consult mode
+    RETURNED = "returned_to_first_line"  # the other line not reached, or declined in
+    # consult mode: the citizen is back with the line that pressed the key
     ENDED = "ended"
 
 

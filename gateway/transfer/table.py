@@ -17,7 +17,7 @@ The flow (one key, ``*1``)::
            dialing ──agent answered──▶ three_party ──seat left──▶ handed_off
               │ ▲ agent failed,              │ (consult) agent left       │
               └─┘ attempts left              ▼                            │
-              │ agent failed, none left ─▶ returned_to_110                │
+              │ agent failed, none left ─▶ returned_to_first_line         │
               ▼                                 │                         │
             ended ◀── citizen left / conference ended / direct call ──────┘
 
@@ -72,7 +72,7 @@ def _ended_outcome(state: State) -> Outcome:
     if state is State.THREE_PARTY:
         return Outcome.THREE_PARTY_ENDED
     if state is State.RETURNED:
-        return Outcome.KEPT_BY_110
+        return Outcome.KEPT_BY_FIRST_LINE
     return Outcome.ABANDONED
 
 
@@ -97,7 +97,7 @@ def _back_to_first_line(p: Phase, fields: dict[str, str]) -> Transition:
     returned = replace(p, state=State.RETURNED)
     if not p.seat_present:  # the matter is back with the first line: the bridge is over
         return _end(replace(p, directed=True), fields["agent_failed_at"],
-                    Outcome.KEPT_BY_110, fields, (RecordWorkOrderNeeded(), ReturnCitizen()))
+                    Outcome.KEPT_BY_FIRST_LINE, fields, (RecordWorkOrderNeeded(), ReturnCitizen()))
     if not p.key_done:
         return Transition(returned, fields, (RecordWorkOrderNeeded(),))
     return Transition(replace(returned, directed=True), fields,
@@ -188,7 +188,7 @@ def _left(p: Phase, event: Left, at: str) -> Transition:
         case State.ANSWERED, Role.AGENT:  # it hung up before the citizen arrived
             return _agent_failed(replace(q, state=State.REQUESTED), "declined", at)
         case State.RETURNED, Role.SEAT if not p.directed:  # gone while typing the code
-            return _end(replace(q, directed=True), at, Outcome.KEPT_BY_110, fields,
+            return _end(replace(q, directed=True), at, Outcome.KEPT_BY_FIRST_LINE, fields,
                         (ReturnCitizen(),))
         case State.THREE_PARTY, Role.SEAT if consult:
             return Transition(replace(q, state=State.HANDED_OFF, directed=True),

@@ -85,7 +85,7 @@ def test_nobody_reached_after_the_call_taker_left_the_citizen_hears_a_notice_and
     assert finish(caller, seat, agent, liaison, police) == {
         "citizen": 0, "seat1": 0, "12345": 0, "liaison": 0, "seat2": 0}
     record, _ = settled(lab, conference.removeprefix("linkgw-"), "citizen_returned")
-    assert record["outcome"] == "kept_by_110"
+    assert record["outcome"] == "kept_by_first_line"
     assert record["work_order_push_needed"] == "yes"
 
 

@@ -58,7 +58,7 @@ def test_busy_everywhere_returns_the_call_to_the_call_taker_with_a_tone(
     assert finish(caller, seat, agent, liaison) == {
         "citizen": 0, "seat1": 0, "12345": 0, "liaison": 0}
     record, stream = settled(lab, bridge_id, "citizen_hangup")
-    assert (record["state"], record["outcome"]) == ("ended", "kept_by_110")
+    assert (record["state"], record["outcome"]) == ("ended", "kept_by_first_line")
     assert [record[f"attempt_{n}_failure"] for n in (1, 2, 3)] == ["busy"] * 3
     assert record["plan"] == "PJSIP/12345,PJSIP/12345,PJSIP/liaison"
     assert record["work_order_push_needed"] == "yes"
@@ -119,7 +119,7 @@ def test_unreachable_twice_and_alternate_down_returns_to_the_call_taker(
     wait_bridged(lab, record["citizen_channel"], record["seat_channel"])
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
     record, _ = settled(lab, bridge_id, "citizen_hangup")
-    assert record["outcome"] == "kept_by_110"
+    assert record["outcome"] == "kept_by_first_line"
     assert record["attempt_1_failure"] == record["attempt_2_failure"] == "unreachable"
     assert record["attempt_3_failure"] in ("no answer", "unreachable")
 
@@ -257,7 +257,7 @@ def test_consult_12345_declines_so_110_keeps_it(any_lab: Lab) -> None:
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
     record, _ = settled(lab, bridge_id, "citizen_hangup")
     assert (record["mode"], record["decision"], record["outcome"]) == \
-        ("consult", "kept_by_first_line", "kept_by_110")
+        ("consult", "kept_by_first_line", "kept_by_first_line")
 
 
 def test_consult_12345_takes_it_when_the_call_taker_leaves(any_lab: Lab) -> None:

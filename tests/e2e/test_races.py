@@ -155,7 +155,7 @@ def test_12345_answers_just_as_the_ring_timeout_fires(any_lab: Lab) -> None:
         assert record["agent_answered_at"] < record["ended_at"]
     else:
         assert record["attempt_1_failure"] == "no answer"
-        assert record["outcome"] == "kept_by_110"
+        assert record["outcome"] == "kept_by_first_line"
     assert len(events(lab, since, "ConfbridgeJoin", Channel="PJSIP/12345")) <= 1
 
 

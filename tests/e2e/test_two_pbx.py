@@ -199,7 +199,7 @@ def test_no_agent_at_12345_is_busy_then_the_liaison_is_busy_so_110_keeps_it(
     back_with_the_call_taker(lab, since, bridge_id)
     assert finish(caller, seat, liaison) == {"citizen": 0, "seat1": 0, LIAISON: 0}
     record, _ = settled(lab, bridge_id, "citizen_hangup")
-    assert (record["state"], record["outcome"]) == ("ended", "kept_by_110")
+    assert (record["state"], record["outcome"]) == ("ended", "kept_by_first_line")
     assert [record[f"attempt_{n}_failure"] for n in (1, 2, 3)] == ["busy"] * 3
     assert record["plan"] == \
         f"PJSIP/12345@{TRUNK},PJSIP/12345@{TRUNK},PJSIP/1234501@{TRUNK}"
@@ -222,7 +222,7 @@ def test_the_trunk_down_returns_the_call_to_the_call_taker(two_pbx: Lab) -> None
         back_with_the_call_taker(lab, since, bridge_id)
         assert finish(caller, seat) == {"citizen": 0, "seat1": 0}
         record, _ = settled(lab, bridge_id, "citizen_hangup")
-        assert (record["outcome"], record["direct_with"]) == ("kept_by_110", "seat")
+        assert (record["outcome"], record["direct_with"]) == ("kept_by_first_line", "seat")
         failures = [record[f"attempt_{n}_failure"] for n in (1, 2, 3)]
         assert set(failures) <= {"unreachable", "no answer"}, failures
         assert record["work_order_push_needed"] == "yes"

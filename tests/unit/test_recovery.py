@@ -10,6 +10,7 @@ from gateway.bridge.log import BridgeLog
 from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
 from gateway.lab.fakes import WireAsterisk, null_log
+from gateway.outcome import current
 from gateway.transfer.correlate import KeyDoneFact, NoticeFact, PartyGone
 from gateway.transfer.events import AgentFailed, DirectBridged, Joined, Left
 from gateway.transfer.journal import bridge_of, journal_facts, phase_of
@@ -234,3 +235,17 @@ def test_a_move_done_by_a_gateway_that_died_is_not_done_again() -> None:
     assert saved["redirected_at"] == "2026-11-28T19:50:38.200Z"  # the first arrival
     assert [e["event"] for e in store.events].count("redirected") == 1
     assert asterisk.pending("Redirect") == []
+
+
+def test_a_record_of_an_earlier_version_is_read_by_todays_names() -> None:
+    """Records written before the names were line-neutral hold ``returned_to_110`` and
+    ``kept_by_110``: recovery and the figures read them as ``returned_to_first_line``
+    and ``kept_by_first_line``; a record with today's names is left as it is."""
+    old = RECORD | {"state": "returned_to_110", "returned_to": "110"}
+    bridge = bridge_of(old, 2.0)
+    assert bridge.state is State.RETURNED and bridge.fields["state"] == \
+        "returned_to_first_line"
+    assert current({"outcome": "kept_by_110", "state": "ended"}) == \
+        {"outcome": "kept_by_first_line", "state": "ended"}
+    today = {"outcome": "kept_by_first_line", "state": "ended"}
+    assert current(today) is today

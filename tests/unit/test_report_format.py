@@ -21,8 +21,8 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 REPORT: dict[str, Any] = {
     "figures": {
         "month": "2026-11", "time_zone": "Asia/Shanghai", "transfers": 4, "ended": 4,
-        "live": 0, "by_outcome": {"refused": 2, "kept_by_110": 1, "handed_off": 1},
-        "by_direction": {"110->12345": {"refused": 2, "kept_by_110": 1, "handed_off": 1}},
+        "live": 0, "by_outcome": {"refused": 2, "kept_by_first_line": 1, "handed_off": 1},
+        "by_direction": {"110->12345": {"refused": 2, "kept_by_first_line": 1, "handed_off": 1}},
         "recovered": 0, "unknown": 0, "unknown_reasons": {},
         "by_category": {"vehicle": 2, "noise": 2},
         "by_hour": {f"{h:02d}": (2 if h == 10 else 0) for h in range(24)},

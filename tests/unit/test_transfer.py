@@ -410,7 +410,7 @@ def test_busy_retries_then_alternate_then_back_to_the_call_taker_with_a_tone() -
     rig.fail(2, "34")
     r = rig.record
     assert (r["state"], r["attempt_1_failure"], r["attempt_3_failure"]) == \
-        ("returned_to_110", "busy", "unreachable")
+        ("returned_to_first_line", "busy", "unreachable")
     assert r["work_order_push_needed"] == "yes" and r["direct_with"] == "seat"
     setvar = rig.asterisk.expect("Setvar")
     assert list(setvar.headers[2:]) == [("Channel", CITIZEN), ("Variable", "LINKGW_DIRECT"),
@@ -538,7 +538,7 @@ def test_consult_12345_declines_so_the_first_line_keeps_it() -> None:
     rig.leave(f"{BID}-a0", "PJSIP/12345-00000009")
     r = rig.record
     assert (r["state"], r["decision"], r["direct_with"]) == \
-        ("returned_to_110", "kept_by_first_line", "seat")
+        ("returned_to_first_line", "kept_by_first_line", "seat")
     assert rig.asterisk.expect("Setvar").get("Value") == f"{SEAT}|110|declined"
 
 
