@@ -215,6 +215,20 @@ class TransferConfig:
         """The further line of that name, or None (12345 itself is no further line)."""
         return next((line for line in self.lines if line.name == name), None)
 
+    def destination(self, side: str, line: str = "") -> Line:
+        """The line a key pressed on ``side`` hands the citizen to, as a :class:`Line`:
+        a further line's own key (``line``), else the other of 110 and 12345, whose
+        values are this section's (``target``, ``alternate``, ``display_prefix``; for
+        12345 -> 110 the ``reverse_`` ones)."""
+        further = self.line(line) if line and side == "110" else None
+        if further is not None:
+            return further
+        if side == "110":
+            return Line("12345", "12345", self.onekey, self.target, self.alternate,
+                        self.notice_prompt, self.display_prefix)
+        return Line("110", "110", self.onekey, self.reverse_target, self.reverse_alternate,
+                    self.notice_prompt, self.reverse_display_prefix)
+
 
 @dataclass(frozen=True)
 class PushConfig:

@@ -95,22 +95,15 @@ def unknown_line(press: KeyPress, config: TransferConfig) -> Refused | None:
 def plan(side: str, config: TransferConfig, line: str = "") -> tuple[str, ...]:
     """The dial strings of the attempts, in order, for a key pressed on ``side``
     (``line``: a further line's own key)."""
-    further = config.line(line) if line else None
-    if further is not None:
-        target, alternate = further.target, further.alternate
-    elif side == "110":
-        target, alternate = config.target, config.alternate
-    else:
-        target, alternate = config.reverse_target, config.reverse_alternate
-    return (target,) * config.attempts + ((alternate,) if alternate else ())
+    to = config.destination(side, line)
+    return (to.target,) * config.attempts + ((to.alternate,) if to.alternate else ())
 
 
 def key_of(press: KeyPress, config: TransferConfig) -> str:
     """The key that was pressed (the code typed after it follows it)."""
     if press.mode is Mode.CONSULT:
         return config.consult_key
-    further = config.line(press.line) if press.line else None
-    return further.key if further is not None else config.onekey
+    return config.destination(press.side, press.line).key
 
 
 def new_bridge(press: KeyPress, bridge_id: str, now: float, config: TransferConfig,

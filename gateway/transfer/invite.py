@@ -67,9 +67,7 @@ def token(value: str, limit: int = 64) -> str:
 def caller_id(bridge: Bridge, config: TransferConfig) -> str:
     """The Originate's ``CallerID``: ``"<prefix> <name>" <number>``; the exact caller ID
     stays on the record."""
-    further = config.line(bridge.handed_to)
-    prefix = further.display_prefix if further is not None else \
-        config.display_prefix if bridge.side == "110" else config.reverse_display_prefix
+    prefix = config.destination(bridge.side, bridge.handed_to).display_prefix
     name = " ".join(p for p in (display_text(prefix), display_text(bridge.citizen.name)) if p)
     number = dial_number(bridge.citizen.number)
     return f'"{name}" <{number}>' if name else f"<{number}>"

@@ -309,3 +309,21 @@ def test_a_line_given_twice_is_a_config_error() -> None:
 def test_a_further_lines_feed_can_be_pushed() -> None:
     config = load_config(LINE_122 + 'push:\n  feed: "122"\n', secrets=False)
     assert config.push.feed == "122"
+
+
+def test_110_and_12345_are_lines_too_made_of_the_transfer_section() -> None:
+    """What a key hands to, as one Line value for every line: 12345 from the one key at
+    110, 110 from the one key at 12345 (the reverse_ values), a further line's own."""
+    transfer = load_config(LINE_122.replace('"PJSIP/122@trunk-122"\n',
+                                            '"PJSIP/122@trunk-122"\n      '
+                                            'display_prefix: 110转交警\n'),
+                           secrets=False).transfer
+    twelve, hundred_ten = transfer.destination("110"), transfer.destination("12345")
+    assert (twelve.name, twelve.key, twelve.target, twelve.display_prefix) == \
+        ("12345", "*1", "PJSIP/12345", "110转")
+    assert (hundred_ten.name, hundred_ten.target, hundred_ten.display_prefix) == \
+        ("110", "PJSIP/seat2", "12345转")
+    traffic = transfer.destination("110", "122")
+    assert (traffic.key, traffic.display_prefix) == ("*3", "110转交警")
+    assert transfer.destination("12345", "122") == hundred_ten  # 12345 has no further line
+    assert transfer.destination("110", "119") == twelve  # no such line: the other one
