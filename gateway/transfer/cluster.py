@@ -75,7 +75,7 @@ class Cluster:
         try:
             for bridge_id in await self.leases.renew():
                 self._lost(bridge_id)
-            if self.service.ami.connected and self.service.asterisk:
+            if self.service.ami_up and self.service.asterisk:
                 for record in await self._orphans():
                     if await self.leases.take(record["bridge_id"]):
                         if await self.recovery.adopt(record, "owner gone"):

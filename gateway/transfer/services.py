@@ -215,6 +215,10 @@ class TransferService:
         return self.ownership.instance
 
     @property
+    def ami_up(self) -> bool:
+        return self.ami.connected
+
+    @property
     def telephony(self) -> Effects:
         """Asterisk, asked (journal, conference members, channels, system name)."""
         return self.effects
