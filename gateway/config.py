@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,8 @@ class Line:
     alternate: str = ""  # tried after transfer.attempts failures at target
     notice_prompt: str = ""  # the citizen's notice at the key ("": transfer.notice_prompt)
     display_prefix: str = ""  # before the citizen's name at its phone ("": none)
+    # from token_env: the bearer token of its system's API role (its bridges, read only)
+    token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -569,12 +571,14 @@ def _check_secrets(source: str, config: Config) -> None:
     if config.http.listen and len(config.http.token) < MIN_TOKEN:
         raise ConfigError(source, None, "http.token_env",
                           f"the API token is too short: at least {MIN_TOKEN} characters")
-    roles = {"token_12345": config.http.token_12345,
-             "token_supervisor": config.http.token_supervisor,
-             "token_liaison": config.http.token_liaison}
+    roles = {"http.token_12345_env": config.http.token_12345,
+             "http.token_supervisor_env": config.http.token_supervisor,
+             "http.token_liaison_env": config.http.token_liaison,
+             **{f"transfer.lines[{line.name}].token_env": line.token
+                for line in config.transfer.lines}}
     for key, token in roles.items():
         if token and len(token) < MIN_TOKEN:
-            raise ConfigError(source, None, f"http.{key}_env",
+            raise ConfigError(source, None, key,
                               f"the API token is too short: at least {MIN_TOKEN} characters")
     _check_push(source, config.push)
     if config.duty.identity == "pin":
@@ -670,7 +674,7 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
         if not hasattr(defaults, key):
             raise ConfigError(source, _line(key_node), dotted, "unknown key")
         if (name, key) == ("transfer", "lines"):
-            values[key] = _lines(source, value_node)
+            values[key] = _lines(source, value_node, env, secrets and not process_mode)
             continue
         try:
             raw = yaml.safe_load(yaml.serialize(value_node))
@@ -692,8 +696,10 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
     return cls(**values)
 
 
-def _lines(source: str, node: yaml.Node) -> tuple[Line, ...]:
-    """``transfer.lines``: a list of mappings, each a :class:`Line`."""
+def _lines(source: str, node: yaml.Node, env: Mapping[str, str], secrets: bool
+           ) -> tuple[Line, ...]:
+    """``transfer.lines``: a list of mappings, each a :class:`Line`; ``token_env`` names
+    the environment variable of its API token (required to be set with ``secrets``)."""
     if not isinstance(node, yaml.SequenceNode) or len(node.value) > MAX_LINES:
         raise ConfigError(source, _line(node), "transfer.lines",
                           f"must be a list of at most {MAX_LINES} lines (name, label, key, "
@@ -707,6 +713,13 @@ def _lines(source: str, node: yaml.Node) -> tuple[Line, ...]:
         values: dict[str, str] = {}
         for key_node, value_node in entry.value:
             key = str(key_node.value)
+            if key == "token_env":
+                values["token"] = _line_token(source, value_node, f"{dotted}.token_env",
+                                              env, secrets)
+                continue
+            if key == "token":
+                raise ConfigError(source, _line(key_node), f"{dotted}.token",
+                                  "secrets are not kept in the file: use token_env: VARIABLE")
             if key not in _LINE_CHECKS:
                 raise ConfigError(source, _line(key_node), f"{dotted}.{key}",
                                   f"unknown key (known: {', '.join(_LINE_CHECKS)})")
@@ -726,6 +739,15 @@ def _lines(source: str, node: yaml.Node) -> tuple[Line, ...]:
     if len(names) != len(set(names)):
         raise ConfigError(source, _line(node), "transfer.lines", "a line is given twice")
     return tuple(lines)
+
+
+def _line_token(source: str, node: yaml.Node, dotted: str, env: Mapping[str, str],
+                secrets: bool) -> str:
+    var = node.value
+    if not isinstance(var, str) or (secrets and var not in env):
+        raise ConfigError(source, _line(node), dotted,
+                          f"environment variable {str(var)[:40]!r} is not set")
+    return env.get(var, "")
 
 
 def _check_keys(source: str, transfer: TransferConfig) -> None:

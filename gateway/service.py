@@ -148,7 +148,8 @@ class Gateway(MultiService):
                 self.desk, self.records, tokens,
                 lambda f: deferToThreadPool(reactor, pool, f), self.health, self.metrics,
                 reactor.seconds, log.bind(part="api"), self.transfers.live,
-                config.http.mask_numbers, self.workorders, config.tickets.shifts)
+                config.http.mask_numbers, self.workorders, config.tickets.shifts,
+                {line.name: line.token for line in config.transfer.lines})
             http = Listener("http", serverFromString(reactor, config.http.listen),
                             api_site(api), log)
             self.listeners.append(http)

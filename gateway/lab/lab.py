@@ -131,7 +131,8 @@ class Lab:
         self.api_token = secrets.token_urlsafe(16)
         self.role_tokens = {"12345": secrets.token_urlsafe(16),
                             "supervisor": secrets.token_urlsafe(16),
-                            "liaison": secrets.token_urlsafe(16)}
+                            "liaison": secrets.token_urlsafe(16),
+                            "122": secrets.token_urlsafe(16)}  # a further line's system
         # Redis runs with the shipped users (config/redis.acl); the gateway logs in as
         # linkgw-gateway; the tests' own client is Redis's `default` user (the admin)
         self.redis_passwords = {user: secrets.token_urlsafe(16) for user in ACL_USERS}
@@ -191,7 +192,8 @@ class Lab:
                 **({"LINKGW_PUSH_SECRET": self.push_secret} if self.pushing else {}),
                 "LINKGW_API_TOKEN_12345": self.role_tokens["12345"],
                 "LINKGW_API_TOKEN_SUPERVISOR": self.role_tokens["supervisor"],
-                "LINKGW_API_TOKEN_LIAISON": self.role_tokens["liaison"]}
+                "LINKGW_API_TOKEN_LIAISON": self.role_tokens["liaison"],
+                "LINKGW_API_TOKEN_122": self.role_tokens["122"]}
 
     def _write_acl(self) -> list[str]:
         """The lab's Redis users file; redis-server arguments that load it."""
@@ -271,6 +273,7 @@ class Lab:
                "      target: \"PJSIP/122\"\n") +
             "      notice_prompt: linkgw/zh/notice_122\n"
             "      display_prefix: 110转\n"
+            + ("      token_env: LINKGW_API_TOKEN_122\n" if http_port else "") +
             "  code_digits: 3\n"
             f"  code_timeout: {CODE_TIMEOUT}\n"
             f"  categories: {json.dumps(categories)}\n"

@@ -69,6 +69,8 @@ from gateway.records.queries import FINDERS, Records
 from gateway.records.roles import (
     LIFE_ROUTES,
     ApiRole,
+    LineRole,
+    Role,
     check_allowed,
     check_visible,
     identify,
@@ -173,7 +175,7 @@ class ApiRequest(Request):
 _REASONS = {401: "Unauthorized", 403: "Forbidden", 413: "Content Too Large"}
 
 
-def early_refusal(headers: Headers, length: int | None, tokens: Mapping[ApiRole, str]
+def early_refusal(headers: Headers, length: int | None, tokens: Mapping[Role, str]
                   ) -> RecordError | None:
     """Why a request that brings a body is refused before it is read (None: read it)."""
     if length == 0:
@@ -203,10 +205,14 @@ class ApiResource(Resource):
                  clock: Callable[[], float], log: Any,
                  live: Callable[[], list[dict[str, str]]] = list,
                  mask_numbers: bool = True, workorders: WorkOrderDesk | None = None,
-                 shifts: tuple[str, ...] = ("08:00", "20:00")) -> None:
+                 shifts: tuple[str, ...] = ("08:00", "20:00"),
+                 line_tokens: Mapping[str, str] | None = None) -> None:
+        """``line_tokens``: a further line's number → its system's token."""
         Resource.__init__(self)
         self.desk, self.records, self.shifts = desk, records, shifts
-        self.tokens = {role: token for role, token in tokens.items() if token}
+        self.tokens: dict[Role, str] = {role: token for role, token in tokens.items() if token}
+        self.tokens |= {LineRole(line): token for line, token in (line_tokens or {}).items()
+                        if token}
         self.mask = mask_numbers
         self.workorders = workorders
         self.inflight = 0
@@ -261,7 +267,7 @@ class ApiResource(Resource):
         return NOT_DONE_YET
 
     # -- routing ---------------------------------------------------------------------
-    def _route(self, method: str, path: list[str], request: Request, role: ApiRole
+    def _route(self, method: str, path: list[str], request: Request, role: Role
                ) -> tuple[str, Callable[[], Any]]:
         """The route's name (for :data:`gateway.records.roles.ALLOWED`) and its work,
         answering as ``role`` sees it."""
@@ -315,7 +321,7 @@ class ApiResource(Resource):
                 return found
         raise NotFound(f"no route {method} /{'/'.join(path)}", "no_route")
 
-    def _loop_route(self, method: str, path: list[str], request: Request, role: ApiRole
+    def _loop_route(self, method: str, path: list[str], request: Request, role: Role
                     ) -> tuple[str, Callable[[], Any]] | None:
         """Work orders without a call, callback tasks, pushes owed."""
         desk, records, mask = self.workorders, self.records, self.mask
@@ -359,12 +365,12 @@ class ApiResource(Resource):
                     bridge_id, body.get("ticket"), body.get("note"), self._actor(body))
         return None
 
-    def _listed(self, name: str, rows: list[dict[str, str]], total: int, role: ApiRole,
+    def _listed(self, name: str, rows: list[dict[str, str]], total: int, role: Role,
                 own: bool = False) -> dict[str, Any]:
         """A list (at most LIST_CAP rows, oldest first) and how many there are in all."""
         return {name: shown_rows(role, rows, self.mask, own=own), "total": total}
 
-    def _overdue(self, role: ApiRole) -> dict[str, Any]:
+    def _overdue(self, role: Role) -> dict[str, Any]:
         now = self.clock()
         totals = self.records.totals(now)
         return {"overdue": shown_rows(role, self.records.overdue(now), self.mask),
@@ -379,13 +385,13 @@ class ApiResource(Resource):
         before anything is written."""
         return Actor.human("api", body.get("operator"))
 
-    def _as(self, role: ApiRole, bridge_id: str, change: Callable[[], Any]) -> Any:
+    def _as(self, role: Role, bridge_id: str, change: Callable[[], Any]) -> Any:
         """A change the 12345 role may make only on a bridge it may see."""
         if role is ApiRole.LINE_12345:
             check_visible(role, self.records.bridge(bridge_id)["bridge"], bridge_id)
         return change()
 
-    def _authorize(self, request: Request) -> ApiRole:
+    def _authorize(self, request: Request) -> Role:
         return identify((request.getHeader(b"authorization") or b"").decode("latin-1"),
                         self.tokens)
 

@@ -10,6 +10,10 @@ Four roles, each with its own bearer token:
   numbers and names masked unless the site turns that off.
 - ``liaison``: the police liaison seat at 12345 (公安驻12345联络员): work orders only;
   it reads them and accepts, assigns and answers them as 110's duty person does.
+
+And one role per further line that has a token (``transfer.lines[].token_env``): its
+system reads the bridges handed to it (``110-><line>``), as its feed shows them, and
+nothing else (:class:`LineRole`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -31,6 +36,21 @@ class ApiRole(StrEnum):
     SUPERVISOR = "supervisor"
     LIAISON = "liaison"
 
+
+@dataclass(frozen=True)
+class LineRole:
+    """A further line's system (122's, 119's, …): the bridges handed to its line."""
+
+    name: str
+
+    @property
+    def value(self) -> str:
+        return f"line {self.name}"
+
+
+Role = ApiRole | LineRole
+#: What a further line's system may ask: its own bridges, one or looked up.
+LINE_ROUTES = frozenset({"GET /bridges/<id>", "GET /bridges", "GET /health", "GET /metrics"})
 
 _ALL = frozenset(ApiRole) - {ApiRole.LIAISON}  # the liaison sees work orders only
 _ANYONE = frozenset(ApiRole)
@@ -73,13 +93,13 @@ ALLOWED: dict[str, frozenset[ApiRole]] = {
 }
 
 
-def identify(header: str, tokens: Mapping[ApiRole, str]) -> ApiRole:
+def identify(header: str, tokens: Mapping[Role, str]) -> Role:
     """The role whose token ``Authorization: Bearer <token>`` carries. Every configured
     token is compared, in constant time, whatever matches first."""
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given:
         raise Unauthorized("send Authorization: Bearer <token>")
-    found: ApiRole | None = None
+    found: Role | None = None
     for role, token in tokens.items():
         if token and hmac.compare_digest(given.encode(), token.encode()) and found is None:
             found = role
@@ -88,8 +108,10 @@ def identify(header: str, tokens: Mapping[ApiRole, str]) -> ApiRole:
     return found
 
 
-def check_allowed(route: str, role: ApiRole) -> None:
-    if role not in ALLOWED.get(route, frozenset({ApiRole.ADMIN})):
+def check_allowed(route: str, role: Role) -> None:
+    allowed = route in LINE_ROUTES if isinstance(role, LineRole) else \
+        role in ALLOWED.get(route, frozenset({ApiRole.ADMIN}))
+    if not allowed:
         raise Forbidden(f"the {role.value} role may not use {route}", "role_forbidden")
 
 
@@ -104,14 +126,30 @@ def visible_to_12345(bridge: Mapping[str, str]) -> bool:
     return bridge.get("direction", "110->12345") == "110->12345" and "dialing_target" in bridge
 
 
-def check_visible(role: ApiRole, bridge: Mapping[str, str], bridge_id: str) -> None:
+def visible_to_line(line: str, bridge: Mapping[str, str]) -> bool:
+    """Handed to that further line (its key, or an item of its)."""
+    return bridge.get("direction") == f"110->{line}"
+
+
+def _visible(role: Role, bridge: Mapping[str, str]) -> bool:
+    if isinstance(role, LineRole):
+        return visible_to_line(role.name, bridge)
+    return role is not ApiRole.LINE_12345 or visible_to_12345(bridge)
+
+
+def check_visible(role: Role, bridge: Mapping[str, str], bridge_id: str) -> None:
     """A bridge the role may not see does not exist for it (404, never 403: its
     existence is not told either)."""
-    if role is ApiRole.LINE_12345 and not visible_to_12345(bridge):
+    if not _visible(role, bridge):
         raise NotFound(f"no bridge {bridge_id}", "bridge_not_found")
 
 
-def _events_for_12345(events: list[dict[str, str]]) -> list[dict[str, str]]:
+def _as_fed(role: Role) -> bool:
+    """The role sees what its line's feed shows (12345, a further line)."""
+    return role is ApiRole.LINE_12345 or isinstance(role, LineRole)
+
+
+def _events_as_fed(events: list[dict[str, str]]) -> list[dict[str, str]]:
     out = []
     for event in events:
         fields = json.loads(event.get("fields", "{}"))
@@ -161,28 +199,28 @@ def _mask_events(events: list[dict[str, str]]) -> list[dict[str, str]]:
 # -- one answer, as a role sees it --------------------------------------------------------
 
 
-def shown_bridge(role: ApiRole, result: dict[str, Any], mask: bool) -> dict[str, Any]:
+def shown_bridge(role: Role, result: dict[str, Any], mask: bool) -> dict[str, Any]:
     """``GET /bridges/<id>``: {"bridge", "ticket", "events"} as ``role`` sees it."""
     bridge = result["bridge"]
     check_visible(role, bridge, bridge.get("bridge_id", ""))
     complete = result.get("events_complete", True)
-    if role is ApiRole.LINE_12345:
+    if _as_fed(role):
         return {"bridge": feed_fields(bridge), "ticket": result["ticket"],
-                "events": _events_for_12345(result["events"]), "events_complete": complete}
+                "events": _events_as_fed(result["events"]), "events_complete": complete}
     if role is ApiRole.SUPERVISOR and mask:
         return {"bridge": mask_row(bridge), "ticket": result["ticket"],
                 "events": _mask_events(result["events"]), "events_complete": complete}
     return result
 
 
-def shown_rows(role: ApiRole, rows: list[dict[str, str]], mask: bool, own: bool = False
+def shown_rows(role: Role, rows: list[dict[str, str]], mask: bool, own: bool = False
                ) -> list[dict[str, str]]:
     """A list of bridge summaries (look-ups, overdue, live) as ``role`` sees it.
     ``own``: rows that are 12345's own (its work orders), shown to it whole."""
-    if role is ApiRole.LINE_12345:
-        if own:
+    if _as_fed(role):
+        if own and role is ApiRole.LINE_12345:
             return rows
-        return [feed_fields(row) for row in rows if visible_to_12345(row)]
+        return [feed_fields(row) for row in rows if _visible(role, row)]
     if role is ApiRole.SUPERVISOR and mask:
         return [mask_row(row) for row in rows]
     return rows
@@ -193,7 +231,7 @@ HANDOVER_LISTS = ("open_workorders", "overdue_workorders", "overdue_bridges", "c
                   "push_needed")
 
 
-def shown_handover(role: ApiRole, handover: dict[str, Any], mask: bool) -> dict[str, Any]:
+def shown_handover(role: Role, handover: dict[str, Any], mask: bool) -> dict[str, Any]:
     """``GET /handover`` as a reader sees it: each list as its own route shows it."""
     out = dict(handover)
     for name in HANDOVER_LISTS:

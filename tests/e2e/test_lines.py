@@ -2,7 +2,8 @@
 own key (``transfer.lines``), and ``linkgw dialplan`` arms that key on the seats. A
 call-taker presses it: 122 rings (not 12345), the citizen hears 122's own notice, the
 three meet in a conference, the call-taker leaves; the record says ``110->122``, the
-figures count it under that direction, and 122's feed has it while 12345's has not."""
+figures count it under that direction, 122's feed has it while 12345's has not, and
+122's system reads it over the API with a token of its own."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from tests.e2e.helpers import (
     settled,
     wait_event,
 )
-from tests.e2e.test_records import cli
+from tests.e2e.test_records import cli, http
 
 
 def _feed(lab: Lab, line: str, bridge_id: str) -> list[str]:
@@ -73,6 +74,14 @@ def test_a_third_line_by_config_takes_the_citizen_with_its_own_key(any_lab: Lab)
     local = today(epoch(record["requested_at"]), ZoneInfo(lab.config.tickets.time_zone))
     figures = json.loads(cli(lab, "today", "--day", local, "--json").stdout)
     assert figures["by_direction"]["110->122"]["handed_off"] >= 1
+    if lab.agi == "fastagi":  # the API is the gateway service's (process mode has none)
+        token = lab.role_tokens["122"]
+        status, seen = http(lab, "GET", f"bridges/{bridge_id}", token=token)
+        assert status == 200 and seen["bridge"]["direction"] == "110->122"
+        assert "citizen_channel" not in seen["bridge"]  # as its feed shows it
+        assert http(lab, "GET", f"bridges/{bridge_id}", token=lab.role_tokens["12345"]
+                    )[0] == 404  # not 12345's
+        assert http(lab, "GET", "workorders", token=token)[0] == 403
 
 
 def _pusher_of_122(lab: Lab) -> tuple[PushProcess, ReceiverProcess]:

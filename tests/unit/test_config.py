@@ -327,3 +327,27 @@ def test_110_and_12345_are_lines_too_made_of_the_transfer_section() -> None:
     assert (traffic.key, traffic.display_prefix) == ("*3", "110转交警")
     assert transfer.destination("12345", "122") == hundred_ten  # 12345 has no further line
     assert transfer.destination("110", "119") == twelve  # no such line: the other one
+
+
+@pytest.mark.parametrize("environ,message", [
+    ({}, "transfer.lines[0].token_env: environment variable 'T122' is not set"),
+    ({"T122": "short"}, "transfer.lines[122].token_env: the API token is too short"),
+    ({"T122": "x" * 16}, "http: two roles have the same token"),
+])
+def test_a_lines_api_token_comes_from_the_environment_and_is_checked(
+        environ: dict[str, str], message: str) -> None:
+    text = ("ami:\n  secret_env: S\nhttp:\n  token_env: A\n" + LINE_122 +
+            "      token_env: T122\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(text, "site.yaml", {"S": "s", "A": "x" * 16} | environ)
+    assert message in str(info.value)
+
+
+def test_a_lines_api_token_is_read_and_never_written_in_the_file() -> None:
+    text = "ami:\n  secret_env: S\nhttp:\n  token_env: A\n" + LINE_122
+    config = load_config(text + "      token_env: T122\n", "site.yaml",
+                         {"S": "s", "A": "x" * 16, "T122": "y" * 16})
+    line = config.transfer.line("122")
+    assert line is not None and line.token == "y" * 16 and "y" * 16 not in repr(line)
+    with pytest.raises(ConfigError, match="secrets are not kept in the file"):
+        load_config(text + "      token: abc\n", "site.yaml", {"S": "s", "A": "x" * 16})

@@ -3,7 +3,18 @@
 
 from __future__ import annotations
 
-from gateway.records.roles import visible_to_12345
+import pytest
+
+from gateway.records.errors import Forbidden, NotFound
+from gateway.records.roles import (
+    ApiRole,
+    LineRole,
+    check_allowed,
+    check_visible,
+    identify,
+    shown_rows,
+    visible_to_12345,
+)
 from gateway.transfer.model import Bridge, Party, direction
 from gateway.transfer.persist import handed_to
 from gateway.transfer.phase import Phase
@@ -30,3 +41,28 @@ def test_12345_never_sees_a_further_lines_bridge() -> None:
     assert visible_to_12345({"direction": "12345->110"})
     assert not visible_to_12345({"direction": "110->122", "dialing_target": "PJSIP/122"})
     assert not visible_to_12345({"direction": "110->12345"})  # refused at the key
+
+
+def test_a_further_lines_system_reads_its_own_bridges_as_its_feed_shows_them() -> None:
+    """122's role (its token from transfer.lines[].token_env): its bridges, one or
+    looked up, with the feed's fields; nobody else's bridge exists for it; no other
+    route (work orders, figures, changes) is its."""
+    traffic = LineRole("122")
+    mine = {"bridge_id": "b1", "direction": "110->122", "citizen_number": "13800138000",
+            "citizen_channel": "PJSIP/citizen-1", "outcome": "handed_off"}
+    twelve = {"bridge_id": "b2", "direction": "110->12345", "dialing_target": "PJSIP/12345"}
+    check_allowed("GET /bridges/<id>", traffic)
+    for route in ("GET /workorders", "GET /stats", "PUT /bridges/<id>/ticket", "GET /live"):
+        with pytest.raises(Forbidden, match=f"the line 122 role may not use {route}"):
+            check_allowed(route, traffic)
+    check_visible(traffic, mine, "b1")
+    with pytest.raises(NotFound):
+        check_visible(traffic, twelve, "b2")
+    with pytest.raises(NotFound):
+        check_visible(ApiRole.LINE_12345, mine, "b1")
+    assert shown_rows(traffic, [mine, twelve], mask=True) == [
+        {"bridge_id": "b1", "direction": "110->122", "citizen_number": "13800138000",
+         "outcome": "handed_off"}]
+    assert shown_rows(LineRole("119"), [mine, twelve], mask=True) == []
+    assert identify("Bearer " + "t" * 20, {traffic: "t" * 20, ApiRole.ADMIN: "a" * 20}) == \
+        traffic
