@@ -147,6 +147,10 @@ class Line:
     display_prefix: str = ""  # before the citizen's name at its phone ("": none)
     # from token_env: the bearer token of its system's API role (its bridges, read only)
     token: str = field(default="", repr=False)
+    # its feedback deadline on a bridge handed to it, from the hand-off (0 and 0: the
+    # category's, else the site's, as for 12345)
+    feedback_days: int = 0  # working days (the site's calendar)
+    feedback_hours: float = 0.0  # hours, when feedback_days is 0
 
 
 @dataclass(frozen=True)
@@ -446,7 +450,13 @@ _LINE_CHECKS: dict[str, _Check] = {
     "notice_prompt": lambda v: None if v == "" or re.fullmatch(r"[A-Za-z0-9_./-]{1,200}", v)
     else "must be a sound name of A-Z a-z 0-9 _ . / -",
     "display_prefix": _display,
+    "feedback_days": lambda v: None if re.fullmatch(r"[0-9]{1,2}", v) and 0 < int(v) <= 60
+    else "must be 1 to 60 working days",
+    "feedback_hours": lambda v: None if re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,2})?", v) and
+    0 < float(v) <= 8760 else "must be a number of hours, more than 0, at most 8760",
 }
+_LINE_NUMBERS: dict[str, Callable[[str], Any]] = {"feedback_days": int,
+                                                  "feedback_hours": float}
 MAX_LINES = 8
 
 _SECRETS = {"secret", "token", "token_12345", "token_supervisor", "token_liaison",
@@ -710,7 +720,7 @@ def _lines(source: str, node: yaml.Node, env: Mapping[str, str], secrets: bool
         if not isinstance(entry, yaml.MappingNode):
             raise ConfigError(source, _line(entry), dotted, "must be a mapping")
         _no_twice(source, dotted, entry.value)
-        values: dict[str, str] = {}
+        values: dict[str, Any] = {}
         for key_node, value_node in entry.value:
             key = str(key_node.value)
             if key == "token_env":
@@ -730,7 +740,7 @@ def _lines(source: str, node: yaml.Node, env: Mapping[str, str], secrets: bool
             problem = _LINE_CHECKS[key](value)
             if problem:
                 raise ConfigError(source, _line(value_node), f"{dotted}.{key}", problem)
-            values[key] = value
+            values[key] = _LINE_NUMBERS.get(key, str)(value)
         missing = [k for k in ("name", "label", "key", "target") if k not in values]
         if missing:
             raise ConfigError(source, _line(entry), dotted, f"{', '.join(missing)} missing")

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:  # the config and the catalogue import this module's MAX_WORKING_DAYS
     from gateway.catalogue import Catalogue
-    from gateway.config import TicketConfig
+    from gateway.config import Line, TicketConfig
 
 #: How a deadline was counted: on the clock, on the official (or the site's) calendar, or
 #: over a year no calendar knows (Monday to Friday).
@@ -134,7 +134,12 @@ class Deadlines:
         self.tickets, self.catalogue = tickets, catalogue
         self.calendar = calendar_of(tickets.time_zone, tickets.days_off, tickets.make_up_days)
 
-    def feedback(self, category_id: str, start: float) -> Due:
+    def feedback(self, category_id: str, start: float, line: Line | None = None) -> Due:
+        """A further line (``transfer.lines``) with a term of its own has it; else the
+        category's, else the site's."""
+        if line is not None and (line.feedback_days or line.feedback_hours):
+            return self.calendar.due(start, term(line.feedback_days, line.feedback_hours,
+                                                 0, 0.0))
         category = self.catalogue.category(category_id)
         return self.calendar.due(start, term(
             category.feedback_days if category else None,

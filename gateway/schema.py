@@ -274,8 +274,9 @@ BRIDGE_FIELDS: Final = {
     "unclassified": "yes: no item code typed (transfer.require_code: flag)",
     "refusal_detail": "",
     "response_due_at": "12345->110: when 110 must have answered",
-    "feedback_due_at": "110->12345 handed over: when 12345's feedback is due (from the "
-                       "end of the call, ticket or not)",
+    "feedback_due_at": "110->12345 (or 110-><line>) handed over: when that line's feedback "
+                       "is due (from the end of the call, ticket or not; a further line's "
+                       "own term when it has one)",
     "error": "what failed, in words",
     "direct_with": "seat or agent: the plain two-party call the citizen went on in",
     "returned_to": "the line the citizen was sent back to",

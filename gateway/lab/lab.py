@@ -273,6 +273,7 @@ class Lab:
                "      target: \"PJSIP/122\"\n") +
             "      notice_prompt: linkgw/zh/notice_122\n"
             "      display_prefix: 110转\n"
+            "      feedback_hours: 8\n"
             + ("      token_env: LINKGW_API_TOKEN_122\n" if http_port else "") +
             "  code_digits: 3\n"
             f"  code_timeout: {CODE_TIMEOUT}\n"

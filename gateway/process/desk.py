@@ -56,7 +56,8 @@ class ProcessDesk:
         self.work = Work()
         deadlines = Deadlines(config.tickets, catalogue)
         self.persist = Persistor(self, config.transfer.response_deadline,
-                                 lambda category, at: deadlines.feedback(category, at).at)
+                                 lambda category, at, line: deadlines.feedback(
+                                     category, at, config.transfer.line(line)).at)
         self.opener = opener.Opener(self.persist, self.flag_emergency)
         self.arrivals = Arrivals(self.record, clock, config.transfer.response_deadline,
                                  config.tickets.pattern,

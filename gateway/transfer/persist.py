@@ -46,12 +46,13 @@ class Sink(Protocol):
 
 
 class Persistor:
-    """``feedback_due``: when 12345's feedback on a bridge of a category handed over at
-    a moment is due (:class:`gateway.deadlines.Deadlines`; 72 h when not given)."""
+    """``feedback_due``: when the feedback on a bridge of a category handed over at a
+    moment to a line is due (:class:`gateway.deadlines.Deadlines`; 72 h when not
+    given)."""
 
     def __init__(self, sink: Sink, response_deadline: float,
-                 feedback_due: Callable[[str, float], float] = lambda _, at: at + 72 * 3600
-                 ) -> None:
+                 feedback_due: Callable[[str, float, str], float] =
+                 lambda _, at, __: at + 72 * 3600) -> None:
         self.sink = sink
         self.response_deadline = response_deadline
         self.feedback_due = feedback_due
@@ -90,7 +91,7 @@ class Persistor:
             indexes += (Index(IDX_DEADLINE, bridge.id, -1),)
         if ended and bridge.side == "110" and handed:
             # 12345 took the matter: its feedback is due from now, ticket or not
-            due = self.feedback_due(bridge.fields.get("category", ""), at)
+            due = self.feedback_due(bridge.fields.get("category", ""), at, bridge.handed_to)
             fields = fields | {"feedback_due_at": iso(due)}
             bridge.fields["feedback_due_at"] = iso(due)
             indexes += (Index(IDX_DEADLINE, bridge.id, due),)

@@ -104,10 +104,11 @@ class TransferService:
             config.response_deadline
         self.codes.digits, self.codes.timeout = config.code_digits, config.code_timeout
 
-    def _feedback_due(self, category_id: str, at: float) -> float:
+    def _feedback_due(self, category_id: str, at: float, line: str) -> float:
         """12345's feedback deadline for a category (categories.yaml), else the site's,
         on the catalogue of the moment (a reload changes it)."""
-        return Deadlines(self.tickets, self.catalogue).feedback(category_id, at).at
+        return Deadlines(self.tickets, self.catalogue).feedback(
+            category_id, at, self.config.line(line)).at
 
     def live(self) -> list[dict[str, str]]:
         """The bridges not yet ended, oldest first (for the supervisor's page)."""

@@ -66,6 +66,8 @@ def test_a_third_line_by_config_takes_the_citizen_with_its_own_key(any_lab: Lab)
     assert (record["direction"], record["outcome"], record["agent_target"]) == \
         ("110->122", "handed_off", "PJSIP/122")
     assert record["plan"] == "PJSIP/122,PJSIP/122"  # 122 has no alternate in the lab
+    # 122's own term (feedback_hours: 8 in the lab), from the hand-off
+    assert epoch(record["feedback_due_at"]) == epoch(record["ended_at"]) + 8 * 3600
 
     feed = _feed(lab, "122", bridge_id)
     assert feed[0] == "transfer_requested" and "citizen_hangup" in feed

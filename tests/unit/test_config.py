@@ -292,6 +292,12 @@ def test_a_further_line_is_config_and_the_dialplan_renders_its_key_notice_and_fa
     (('      key: "*3"\n', '      key: "*3"\n      key: "*4"\n'), "transfer.lines[0].key",
      "given twice"),
     (('      key: "*3"\n', '      key: [1]\n'), "transfer.lines[0].key", "must be a string"),
+    (('      key: "*3"\n', '      key: "*3"\n      feedback_days: "0"\n'),
+     "transfer.lines[0].feedback_days", "1 to 60 working days"),
+    (('      key: "*3"\n', '      key: "*3"\n      feedback_days: "\u0663"\n'),
+     "transfer.lines[0].feedback_days", "1 to 60 working days"),
+    (('      key: "*3"\n', '      key: "*3"\n      feedback_hours: "1e3"\n'),
+     "transfer.lines[0].feedback_hours", "a number of hours"),
 ])
 def test_a_broken_line_is_a_config_error_naming_it(change: tuple[str, str], key: str,
                                                    message: str) -> None:
@@ -319,6 +325,7 @@ def test_110_and_12345_are_lines_too_made_of_the_transfer_section() -> None:
                                             'display_prefix: 110转交警\n'),
                            secrets=False).transfer
     twelve, hundred_ten = transfer.destination("110"), transfer.destination("12345")
+    assert (transfer.lines[0].feedback_days, transfer.lines[0].feedback_hours) == (0, 0.0)
     assert (twelve.name, twelve.key, twelve.target, twelve.display_prefix) == \
         ("12345", "*1", "PJSIP/12345", "110转")
     assert (hundred_ten.name, hundred_ten.target, hundred_ten.display_prefix) == \
@@ -351,3 +358,10 @@ def test_a_lines_api_token_is_read_and_never_written_in_the_file() -> None:
     assert line is not None and line.token == "y" * 16 and "y" * 16 not in repr(line)
     with pytest.raises(ConfigError, match="secrets are not kept in the file"):
         load_config(text + "      token: abc\n", "site.yaml", {"S": "s", "A": "x" * 16})
+
+
+def test_a_lines_feedback_term_is_read_as_a_number() -> None:
+    config = load_config(LINE_122 + '      feedback_hours: 8\n      feedback_days: 2\n',
+                         secrets=False)
+    line = config.transfer.line("122")
+    assert line is not None and (line.feedback_days, line.feedback_hours) == (2, 8.0)

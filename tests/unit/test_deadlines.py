@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.catalogue import CategoryError, load_categories
-from gateway.config import ConfigError, TicketConfig, load_config
+from gateway.config import ConfigError, Line, TicketConfig, load_config
 from gateway.deadlines import (
     HOURS,
     OFFICIAL,
@@ -177,3 +177,22 @@ def test_the_sites_dates_may_be_written_as_yaml_dates_or_texts() -> None:
     assert (shown(got.at), got.calendar) == ("2026-12-03 00:00", OFFICIAL)  # not Tuesday
     saturday = datetime(2026, 11, 28, 2, tzinfo=UTC).timestamp()
     assert shown(deadlines.response("no-such-category", saturday).at) == "2026-11-30 00:00"
+
+
+def test_a_further_line_with_a_term_of_its_own_has_it_before_the_categorys() -> None:
+    """122 answers within 8 hours (transfer.lines[].feedback_hours), or 1 working day;
+    a line without one has the category's term, as 12345 does."""
+    catalogue = load_categories(Path(__file__).resolve().parents[2] / "config/categories.yaml")
+    deadlines = Deadlines(TicketConfig(), catalogue)
+    start = 1_790_733_600.0  # 2026-09-30 10:00 in Beijing, before National Day
+    hours = Line("122", "交警", "*3", "PJSIP/122", feedback_hours=8.0)
+    days = Line("122", "交警", "*3", "PJSIP/122", feedback_days=1)
+    plain = Line("122", "交警", "*3", "PJSIP/122")
+    assert deadlines.feedback("utilities", start, hours).at == start + 8 * 3600
+    # one working day on the site's calendar, as the site's own 1-day rule counts it for a
+    # category without a term of its own, though utilities has 24 h of its own
+    one_day = Deadlines(TicketConfig(feedback_days=1), catalogue).feedback("environment", start)
+    assert deadlines.feedback("utilities", start, days) == one_day
+    assert one_day.at > start + 7 * 86400  # National Day is not counted
+    assert deadlines.feedback("utilities", start, plain) == \
+        deadlines.feedback("utilities", start)

@@ -64,5 +64,5 @@ def test_process_mode_sets_12345s_feedback_deadline_as_the_service_does() -> Non
     start = 1_790_733_600.0  # 2026-09-30 10:00 in Beijing
     # utilities: 24 h of its own; no hours of its own: the site's 2 working days,
     # after National Day (the end of 9 October, Beijing time)
-    assert desk.persist.feedback_due("utilities", start) == start + 24 * 3600
-    assert desk.persist.feedback_due("environment", start) == 1_791_561_600.0
+    assert desk.persist.feedback_due("utilities", start, "12345") == start + 24 * 3600
+    assert desk.persist.feedback_due("environment", start, "12345") == 1_791_561_600.0
