@@ -126,7 +126,8 @@ def build_records(config: Config, clock: Callable[[], float],
     prefix, written_as = config.redis.prefix, durability(config.redis)
     return RecordParts(
         client,
-        TicketDesk(client, prefix, config.tickets, catalogue, clock, **written_as),
+        TicketDesk(client, prefix, config.tickets, catalogue, clock, **written_as,
+                   lines=config.transfer.lines),
         WorkOrderDesk(client, prefix, config.tickets, catalogue, clock, **written_as),
         build_queries(config, client))
 

@@ -436,7 +436,7 @@ _CHECKS: dict[tuple[str, str], _Check] = {
 
 #: Numbers of the lines linkgw has built in: a further line is none of them.
 BUILT_IN_LINES = ("110", "12345")
-_DIAL = re.compile(r"[A-Za-z0-9_./@:&-]{1,200}\Z")
+_DIAL = re.compile(r"[A-Za-z0-9_./@:-]{1,200}\Z")  # one channel: AMI Originate dials one
 _LINE_CHECKS: dict[str, _Check] = {
     "name": lambda v: None if re.fullmatch(r"[0-9]{3,6}", v) and v not in BUILT_IN_LINES
     else "must be the line's number, 3 to 6 digits, neither 110 nor 12345",
@@ -444,9 +444,9 @@ _LINE_CHECKS: dict[str, _Check] = {
     "must be 1 to 16 printable characters",
     "key": _dtmf,
     "target": lambda v: None if _DIAL.match(v) else
-    "must be a dial string of A-Z a-z 0-9 _ . / @ : & - (PJSIP/122@trunk-122)",
+    "must be one dial string of A-Z a-z 0-9 _ . / @ : - (PJSIP/122@trunk-122)",
     "alternate": lambda v: None if v == "" or _DIAL.match(v) else
-    "must be empty or a dial string of A-Z a-z 0-9 _ . / @ : & -",
+    "must be empty or one dial string of A-Z a-z 0-9 _ . / @ : -",
     "notice_prompt": lambda v: None if v == "" or re.fullmatch(r"[A-Za-z0-9_./-]{1,200}", v)
     else "must be a sound name of A-Z a-z 0-9 _ . / -",
     "display_prefix": _display,
@@ -607,10 +607,12 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 def retention_groups(config: Config) -> tuple[str, ...]:
     """The consumer groups whose unread entries retention never trims: the configured
-    ones, and the push's on its feed when the push is on (an event not yet delivered is
-    never trimmed away)."""
+    ones, the push's on its feed when the push is on, and the push's on each further
+    line's feed (its own ``linkgw push`` runs with another config: an event it has not
+    delivered is never trimmed away, and a feed no push has read yet is kept whole)."""
     push = (f"feed:{config.push.feed}/push",) if config.push.url else ()
-    return tuple(dict.fromkeys((*config.retention.groups, *push)))
+    lines = tuple(f"feed:{line.name}/push" for line in config.transfer.lines)
+    return tuple(dict.fromkeys((*config.retention.groups, *push, *lines)))
 
 
 def _check_push(source: str, push: PushConfig) -> None:

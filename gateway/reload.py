@@ -54,10 +54,17 @@ class Plan:
         return bool(self.fixed)
 
 
+def _line_roles(config: Config) -> dict[str, str]:
+    """The further lines and their API tokens: the API's roles, made at start."""
+    return {line.name: line.token for line in config.transfer.lines}
+
+
 def plan(old: Config, new: Config) -> Plan:
     paths = changed(old, new)
     live = tuple(p for p in paths if p.split(".")[0] in LIVE_SECTIONS)
     fixed = tuple(p for p in paths if p.split(".")[0] not in LIVE_SECTIONS)
+    if _line_roles(old) != _line_roles(new):  # a line or its token added, gone, changed
+        fixed += ("transfer.lines (a line or its API token)",)
     return Plan(live, fixed, _dialplan(old) != _dialplan(new))
 
 

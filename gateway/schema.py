@@ -178,8 +178,9 @@ class Keys:
     def push(self, name: str, feed: str = "12345") -> str:
         """The push to the other line's system: ``lease`` (which gateway pushes),
         ``dead`` (events given up on, a stream), ``retry`` (dead ones sent again). Each
-        pushed feed has its own (12345's keep the names they had before lines)."""
-        return f"{self.prefix}:push:{name}" if feed == "12345" else \
+        further line's pushed feed has its own; 12345's and 110's keep the names they
+        had before lines (one lease for both, as before)."""
+        return f"{self.prefix}:push:{name}" if feed in ("12345", "110") else \
             f"{self.prefix}:push:{feed}:{name}"
 
 
@@ -270,7 +271,8 @@ BRIDGE_FIELDS: Final = {
     "decline_reason_via": "api or stream",
     "decline_reason_by": "the staff number of who gave it",
     "callback_needed": "yes: the citizen hung up before the hand-over",
-    "refusal": "emergency, never_transfer, unknown_code, code_required, already, ami_down",
+    "refusal": "emergency, never_transfer, unknown_code, code_required, already, ami_down, "
+               "unknown_line (a further line's key whose line the config no longer has)",
     "unclassified": "yes: no item code typed (transfer.require_code: flag)",
     "refusal_detail": "",
     "response_due_at": "12345->110: when 110 must have answered",

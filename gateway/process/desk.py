@@ -159,6 +159,8 @@ class ProcessDesk:
         opening = opener.decide(press, self.config, ami is not None, now,
                                 new_bridge_id(now), asterisk, self.owner)
         if isinstance(opening, Refused):
+            if ami is not None:
+                ami.close()
             return opening
         bridge, refusal = opening.bridge, opening.refusal
         if refusal is not None or ami is None:

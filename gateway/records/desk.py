@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypedDict, cast
 
 import redis
 
 from gateway.bridge.redis_store import NotReplicated, apply_sync
 from gateway.bridge.store import Change, GuardFailed
 from gateway.catalogue import Catalogue
-from gateway.config import RedisConfig, TicketConfig
+from gateway.config import Line, RedisConfig, TicketConfig
 from gateway.deadlines import Deadlines
 from gateway.records.errors import Unavailable
 from gateway.schema import Keys
@@ -31,6 +31,7 @@ class Desk:
     min_replicas: int = 0
     replica_timeout_ms: int = 1000
     events_maxlen: int = 0
+    lines: tuple[Line, ...] = ()  # further lines (transfer.lines): their own terms
 
     @property
     def deadlines(self) -> Deadlines:
@@ -77,7 +78,13 @@ class Desk:
         return record
 
 
-def durability(config: RedisConfig) -> dict[str, int]:
+class Durability(TypedDict):
+    min_replicas: int
+    replica_timeout_ms: int
+    events_maxlen: int
+
+
+def durability(config: RedisConfig) -> Durability:
     """The keyword arguments that make a desk write as the bridge log does."""
     return {"min_replicas": config.min_replicas,
             "replica_timeout_ms": int(config.replica_timeout * 1000),

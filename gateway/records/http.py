@@ -386,8 +386,9 @@ class ApiResource(Resource):
         return Actor.human("api", body.get("operator"))
 
     def _as(self, role: Role, bridge_id: str, change: Callable[[], Any]) -> Any:
-        """A change the 12345 role may make only on a bridge it may see."""
-        if role is ApiRole.LINE_12345:
+        """A change the 12345 role, or a further line's, may make only on a bridge it may
+        see."""
+        if role is ApiRole.LINE_12345 or isinstance(role, LineRole):
             check_visible(role, self.records.bridge(bridge_id)["bridge"], bridge_id)
         return change()
 

@@ -50,7 +50,7 @@ VALUES_ZH = {
     "refused": "拒绝转接", "unknown": "不明",
     "emergency": "紧急警情", "never_transfer": "不可转接事项", "unknown_code": "代码无效",
     "code_required": "未输入事项代码",
-    "already": "已在转接中", "ami_down": "系统故障",
+    "already": "已在转接中", "ami_down": "系统故障", "unknown_line": "线路未配置",
     "within_15s": "15秒内", "within_20s": "20秒内", "unspecified": "未分类",
     # inside the work orders' figures
     "received": "收到", "accepted": "已受理", "answered": "已答复",

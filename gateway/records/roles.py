@@ -13,7 +13,8 @@ Four roles, each with its own bearer token:
 
 And one role per further line that has a token (``transfer.lines[].token_env``): its
 system reads the bridges handed to it (``110-><line>``), as its feed shows them, and
-nothing else (:class:`LineRole`).
+runs their loop (its work-order number, accepted → assigned → feedback); nothing else
+(:class:`LineRole`).
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ class LineRole:
 
 
 Role = ApiRole | LineRole
-#: What a further line's system may ask: its own bridges, one or looked up.
-LINE_ROUTES = frozenset({"GET /bridges/<id>", "GET /bridges", "GET /health", "GET /metrics"})
+#: What a further line's system may do: read its own bridges, one or looked up, and run
+#: their loop (its work-order number attached; accepted → assigned → feedback), as 12345
+#: does on the bridges handed to it.
+LINE_ROUTES = frozenset({"GET /bridges/<id>", "GET /bridges", "PUT /bridges/<id>/ticket",
+                         "POST /bridges/<id>/status", "GET /health", "GET /metrics"})
 
 _ALL = frozenset(ApiRole) - {ApiRole.LIAISON}  # the liaison sees work orders only
 _ANYONE = frozenset(ApiRole)

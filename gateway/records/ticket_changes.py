@@ -33,7 +33,7 @@ def attached_change(bridge_id: str, ticket: str, direction: str, deadline: str, 
     indexes = [Index(idx_ticket(ticket), bridge_id, at)]
     if deadline:
         fields["deadline_at"] = deadline
-        if direction == "110->12345":
+        if direction.startswith("110->"):  # the other line's feedback, 12345's or 122's
             indexes.append(Index(IDX_DEADLINE, bridge_id, epoch(deadline)))
     extra = {"id": id} if id else {}
     return Change(ticket_record(bridge_id), "ticket_attached", at, fields, tuple(indexes),

@@ -60,7 +60,9 @@ class TicketDesk(Desk):
         return None
 
     def _deadline(self, bridge: dict[str, str], now: float) -> float:
-        return self.deadlines.feedback(bridge.get("category", ""), now).at
+        to = bridge.get("direction", "").partition("->")[2]
+        line = next((line for line in self.lines if line.name == to), None)
+        return self.deadlines.feedback(bridge.get("category", ""), now, line).at
 
     def attach(self, bridge_id: str, ticket: str, actor: Actor) -> dict[str, str]:
         """Attach a 12345 work-order number (idempotent for the same number)."""
@@ -76,7 +78,7 @@ class TicketDesk(Desk):
             return self._confirmed(current)
         now = self.clock()
         direction = bridge.get("direction", "")
-        if direction == "110->12345":
+        if direction.startswith("110->"):  # to 12345 or a further line
             # from the hand-off when the call handed it over (set as the bridge ended)
             deadline = bridge["feedback_due_at"] if bridge.get("feedback_due_at") \
                 else iso(self._deadline(bridge, now))

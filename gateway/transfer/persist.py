@@ -95,19 +95,25 @@ class Persistor:
             fields = fields | {"feedback_due_at": iso(due)}
             bridge.fields["feedback_due_at"] = iso(due)
             indexes += (Index(IDX_DEADLINE, bridge.id, due),)
+        if "rerouted_at" in fields and "direction" in fields:  # before this edge's event
+            self._moved_line(bridge, at, fields, data)
         self._bridge(bridge, event, at, fields, indexes, data)
-        if "rerouted_at" in fields and "direction" in fields:
-            self._left_line(bridge, at, fields, data)
 
-    def _left_line(self, bridge: Bridge, at: float, fields: dict[str, str],
-                   data: dict[str, str] | None) -> None:
-        """The item typed is a further line's: the line that rang first is told, on its
-        feed, that the bridge went there; it hears nothing more of it."""
+    def _moved_line(self, bridge: Bridge, at: float, fields: dict[str, str],
+                    data: dict[str, str] | None) -> None:
+        """The item typed is a further line's. The line that rang first is told, on its
+        feed, that the bridge went there (it hears nothing more of it); the line it goes
+        to gets the whole bridge as its first event (who called, from which seat, when),
+        as a bridge opened by its own key begins."""
         first = DIRECTIONS[bridge.side].partition("->")[2]
         told: dict[str, str] = {k: fields[k] for k in ("direction", "route", "rerouted_at")
                                 if k in fields}
-        self.sink.record(Change(bridge_record(bridge.id), "rerouted", at, told, (),
-                                {"state": bridge.state.value} | (data or {}), feed=first))
+        meta = {"state": bridge.state.value} | (data or {})
+        self.sink.record(Change(bridge_record(bridge.id), "rerouted", at, told, (), meta,
+                                feed=first))
+        self.sink.record(Change(bridge_record(bridge.id), "transfer_requested", at,
+                                dict(bridge.fields), (), meta | {"rerouted_from": first},
+                                feed=bridge.handed_to))
 
     def note(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
              indexes: tuple[Index, ...] = (), data: dict[str, str] | None = None) -> None:

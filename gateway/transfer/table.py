@@ -148,7 +148,9 @@ def _key_done(p: Phase, event: KeyDone, at: str) -> Transition:
         plan = (*p.plan[:p.attempt + 1], target)
         return Transition(replace(done, plan=plan), fields | {
             "plan": ",".join(plan), "rerouted_at": at}, (CancelAgent(), Move()))
-    fields.pop("direction", None)  # not rerouted: the line that has the call keeps it
+    if fields.get("route", "liaison") != "liaison":  # a further line's item, not rerouted:
+        for name in ("route", "route_target", "direction"):  # the line that has it keeps it
+            fields.pop(name, None)
     if p.state in _BEFORE_CONFERENCE:
         return Transition(done, fields, (Move(),))
     if p.state is State.RETURNED and not p.directed and p.seat_present:

@@ -22,7 +22,7 @@ from gateway.lab.sipp import (
     requests_received,
 )
 from gateway.records.periods import today
-from gateway.schema import Keys, epoch
+from gateway.schema import IDX_DEADLINE, Keys, epoch
 from tests.e2e.helpers import (
     TIMEOUT,
     answering,
@@ -84,6 +84,17 @@ def test_a_third_line_by_config_takes_the_citizen_with_its_own_key(any_lab: Lab)
         assert http(lab, "GET", f"bridges/{bridge_id}", token=lab.role_tokens["12345"]
                     )[0] == 404  # not 12345's
         assert http(lab, "GET", "workorders", token=token)[0] == 403
+        # … and runs the loop of its bridge: its own work order, to feedback in time
+        status, ticket = http(lab, "PUT", f"bridges/{bridge_id}/ticket",
+                              {"ticket": "1220000017"}, token=token)
+        assert status == 200 and ticket["deadline_at"] == record["feedback_due_at"]
+        for step in ("accepted", "assigned", "feedback"):
+            status, ticket = http(lab, "POST", f"bridges/{bridge_id}/status",
+                                  {"status": step}, token=token)
+            assert status == 200, ticket
+        assert (ticket["status"], ticket["on_time"]) == ("feedback", "yes")
+        keys = Keys(lab.config.redis.prefix)
+        assert lab.redis_client().zscore(keys.index(IDX_DEADLINE), bridge_id) is None
 
 
 def _pusher_of_122(lab: Lab) -> tuple[PushProcess, ReceiverProcess]:
@@ -176,4 +187,10 @@ def test_an_item_of_a_further_line_typed_after_the_one_key_goes_there(any_lab: L
     assert requests_received(queue.received())[:2] == ["INVITE", "CANCEL"]
     twelve = _feed(lab, "12345", bridge_id)
     assert twelve[:2] == ["transfer_requested", "agent_dialing"] and twelve[-1] == "rerouted"
-    assert "citizen_hangup" in _feed(lab, "122", bridge_id)
+    traffic_feed = _feed(lab, "122", bridge_id)
+    assert traffic_feed[0] == "transfer_requested" and "citizen_hangup" in traffic_feed
+    entries = cast(list[tuple[str, dict[str, str]]], lab.redis_client().xrange(
+        Keys(lab.config.redis.prefix).feed("122")))
+    first = next(e for _, e in entries if e.get("record", "").endswith(bridge_id))
+    assert json.loads(first["fields"])["citizen_number"] == "13800138000"  # who called
+    assert json.loads(first["data"])["rerouted_from"] == "12345"

@@ -365,3 +365,11 @@ def test_a_lines_feedback_term_is_read_as_a_number() -> None:
                          secrets=False)
     line = config.transfer.line("122")
     assert line is not None and (line.feedback_days, line.feedback_hours) == (2, 8.0)
+
+
+def test_retention_never_trims_what_a_further_lines_push_has_not_delivered() -> None:
+    from gateway.config import retention_groups
+
+    config = load_config(LINE_122, secrets=False)
+    assert retention_groups(config) == ("feed:12345/12345", "feed:110/110",
+                                        "tickets:in/linkgw", "feed:122/push")

@@ -45,14 +45,16 @@ def test_12345_never_sees_a_further_lines_bridge() -> None:
 
 def test_a_further_lines_system_reads_its_own_bridges_as_its_feed_shows_them() -> None:
     """122's role (its token from transfer.lines[].token_env): its bridges, one or
-    looked up, with the feed's fields; nobody else's bridge exists for it; no other
-    route (work orders, figures, changes) is its."""
+    looked up, with the feed's fields, and their loop; nobody else's bridge exists for
+    it; no other route (work orders, figures, other changes) is its."""
     traffic = LineRole("122")
     mine = {"bridge_id": "b1", "direction": "110->122", "citizen_number": "13800138000",
             "citizen_channel": "PJSIP/citizen-1", "outcome": "handed_off"}
     twelve = {"bridge_id": "b2", "direction": "110->12345", "dialing_target": "PJSIP/12345"}
-    check_allowed("GET /bridges/<id>", traffic)
-    for route in ("GET /workorders", "GET /stats", "PUT /bridges/<id>/ticket", "GET /live"):
+    for route in ("GET /bridges/<id>", "PUT /bridges/<id>/ticket", "POST /bridges/<id>/status"):
+        check_allowed(route, traffic)
+    for route in ("GET /workorders", "GET /stats", "PUT /bridges/<id>/incident", "GET /live",
+                  "PUT /bridges/<id>/decline-reason", "POST /workorders"):
         with pytest.raises(Forbidden, match=f"the line 122 role may not use {route}"):
             check_allowed(route, traffic)
     check_visible(traffic, mine, "b1")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gateway.catalogue import Catalogue
-from gateway.config import Config, load_config_file
+from gateway.config import Config, Line, load_config_file
 from gateway.reload import Reloader, changed, plan
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +78,20 @@ def test_a_transfer_value_is_applied_and_a_dialplan_value_says_run_linkgw_dialpl
         ("transfer.code_timeout",), (), False)
     key = plan(old, replace(old, transfer=replace(old.transfer, onekey="*9")))
     assert (key.live, key.refused, key.dialplan_stale) == (("transfer.onekey",), False, True)
+
+
+def test_a_lines_api_token_changed_needs_a_restart_its_notice_does_not() -> None:
+    """The API's roles are made at start: a line whose token changes, or a line added
+    or taken away, is refused by a reload (a revoked token would go on reading); its
+    notice is a dialplan value like any other."""
+    line = Line("122", "交警", "*3", "PJSIP/122", token="t" * 16)
+    old = replace(Config(), transfer=replace(Config().transfer, lines=(line,)))
+    for lines in ((replace(line, token="u" * 16),), ()):
+        again = plan(old, replace(old, transfer=replace(old.transfer, lines=lines)))
+        assert again.refused and "transfer.lines (a line or its API token)" in again.fixed
+    notice = plan(old, replace(old, transfer=replace(
+        old.transfer, lines=(replace(line, notice_prompt="site/n122"),))))
+    assert (notice.refused, notice.dialplan_stale) == (False, True)
 
 
 def test_the_next_key_gets_the_new_code_timeout(folder: Path) -> None:

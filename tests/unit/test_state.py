@@ -94,10 +94,9 @@ EDGES: list[tuple[Phase, Event, Phase, dict[str, str], tuple[object, ...],
      at(S.REQUESTED, key_done=True, plan=("PJSIP/12345", "PJSIP/122")),
      dict(TRAFFIC_CODE) | {"key_done_at": AT, "plan": "PJSIP/12345,PJSIP/122",
                            "rerouted_at": AT}, (CancelAgent(), Move()), None),
-    # … but 12345 answered before the code: 12345 keeps it, and the direction with it
+    # … but 12345 answered before the code: 12345 keeps it, its direction, no route
     (at(S.ANSWERED), KeyDone(T, TRAFFIC_CODE), at(S.ANSWERED, key_done=True),
-     {k: v for k, v in TRAFFIC_CODE if k != "direction"} | {"key_done_at": AT}, (Move(),),
-     None),
+     {"code": "103", "key_done_at": AT}, (Move(),), None),
     (START, Redirected(T), START, {"redirected_at": AT}, (), None),
     (START, RedirectFailed(T, "boom"), at(S.ENDED), {"ended_at": AT, "error": "boom"},
      (CancelAgent(),), Outcome.FAILED),
