@@ -18,7 +18,6 @@ from gateway.ami.sync import SyncAmi, endpoint_address
 from gateway.bridge.change import Change
 from gateway.catalogue import Catalogue
 from gateway.config import Config, TransferConfig
-from gateway.deadlines import Deadlines
 from gateway.process.keeper_client import KeeperFeed
 from gateway.schema import iso
 from gateway.transfer import decide, opener
@@ -54,10 +53,7 @@ class ProcessDesk:
         self.owner = owner
         self.clock = clock
         self.work = Work()
-        deadlines = Deadlines(config.tickets, catalogue)
-        self.persist = Persistor(self, config.transfer.response_deadline,
-                                 lambda category, at, line: deadlines.feedback(
-                                     category, at, config.transfer.line(line)).at)
+        self.persist = Persistor(self, config.transfer.response_deadline)
         self.opener = opener.Opener(self.persist, self.flag_emergency)
         self.arrivals = Arrivals(self.record, clock, config.transfer.response_deadline,
                                  config.tickets.pattern,

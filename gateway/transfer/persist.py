@@ -8,7 +8,6 @@ own, so several processes may write one record and a replay is harmless.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Protocol
 
 from gateway.bridge.change import Change, Index
@@ -21,6 +20,7 @@ from gateway.schema import (
     bridge_record,
     call_record,
     callback_record,
+    epoch,
     idx_caller,
     idx_calls_caller,
     idx_calls_day,
@@ -46,16 +46,12 @@ class Sink(Protocol):
 
 
 class Persistor:
-    """``feedback_due``: when the feedback on a bridge of a category handed over at a
-    moment to a line is due (:class:`gateway.deadlines.Deadlines`; 72 h when not
-    given)."""
+    """Builds and records the changes; it decides nothing (the table and the stepper
+    set every field, the deadlines included)."""
 
-    def __init__(self, sink: Sink, response_deadline: float,
-                 feedback_due: Callable[[str, float, str], float] =
-                 lambda _, at, __: at + 72 * 3600) -> None:
+    def __init__(self, sink: Sink, response_deadline: float) -> None:
         self.sink = sink
         self.response_deadline = response_deadline
-        self.feedback_due = feedback_due
 
     def _bridge(self, bridge: Bridge, event: str, at: float, fields: dict[str, str],
                 indexes: tuple[Index, ...] = (), data: dict[str, str] | None = None,
@@ -89,12 +85,8 @@ class Persistor:
         if ended and bridge.side == "12345" and not handed:
             # nothing was handed to 110 (refused, abandoned, kept by 12345): no answer due
             indexes += (Index(IDX_DEADLINE, bridge.id, -1),)
-        if ended and bridge.side == "110" and handed:
-            # 12345 took the matter: its feedback is due from now, ticket or not
-            due = self.feedback_due(bridge.fields.get("category", ""), at, bridge.handed_to)
-            fields = fields | {"feedback_due_at": iso(due)}
-            bridge.fields["feedback_due_at"] = iso(due)
-            indexes += (Index(IDX_DEADLINE, bridge.id, due),)
+        if ended and "feedback_due_at" in fields:  # the other line took the matter
+            indexes += (Index(IDX_DEADLINE, bridge.id, epoch(fields["feedback_due_at"])),)
         if "rerouted_at" in fields and "direction" in fields:  # before this edge's event
             self._moved_line(bridge, at, fields, data)
         self._bridge(bridge, event, at, fields, indexes, data)

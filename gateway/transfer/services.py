@@ -74,7 +74,7 @@ class TransferService:
         self.new_id = new_id
         self.ownership = ownership or Ownership()
         self.effects = Effects(ami, config)
-        self.persist = Persistor(sink, config.response_deadline, self._feedback_due)
+        self.persist = Persistor(sink, config.response_deadline)
         self.opener = opener.Opener(self.persist, self.flag_emergency)
         self.tickets = tickets or TicketConfig()
         self.arrivals = Arrivals(sink.record, clock.seconds, config.response_deadline,
@@ -85,7 +85,7 @@ class TransferService:
         self.asterisk = ""  # the Asterisk's system name, learnt at login
         self.stepper = Stepper(self.persist, self.effects, self.registry, self.legs,
                                self.ownership, clock=clock, log=log,
-                               runner=lambda: self.commands)
+                               runner=lambda: self.commands, feedback_due=self._feedback_due)
         self.commands = Commands(self.effects, self.persist, self.legs, clock=clock, log=log,
                                  step=self.stepper.step, note=self.stepper.note)
         if meter is not None:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from twisted.internet.interfaces import IReactorTime
 
 from gateway.bridge.store import Index
-from gateway.outcome import Outcome
+from gateway.outcome import HANDED, Outcome
 from gateway.schema import epoch, iso
 from gateway.transfer.effects import Effects
 from gateway.transfer.events import AgentAnswered, Command, Event, IllegalTransition, Joined, Left
@@ -76,8 +76,13 @@ class Stepper:
 
     def __init__(self, persist: Persistor, effects: Effects, registry: Registry,
                  legs: dict[str, Leg], ownership: Ownership, *, clock: IReactorTime,
-                 log: Any, runner: Callable[[], Runner]) -> None:
+                 log: Any, runner: Callable[[], Runner],
+                 feedback_due: Callable[[str, float, str], float] =
+                 lambda _, at, __: at + 72 * 3600) -> None:
+        """``feedback_due``: when the feedback on a bridge of a category handed over at
+        a moment to a line is due (:class:`gateway.deadlines.Deadlines`)."""
         self.persist = persist
+        self.feedback_due = feedback_due
         self.effects = effects
         self.registry = registry
         self.legs = legs
@@ -101,6 +106,8 @@ class Stepper:
         fields = bridge.take(edge)
         name = f"{event.kind}:{event.role}" if isinstance(event, Joined | Left) else event.kind
         ended = edge.state is State.ENDED and before is not State.ENDED
+        if ended and bridge.side == "110" and edge.outcome in HANDED:
+            fields |= self._feedback(bridge, event.at)
         self.persist.edge(bridge, name, event.at, fields, ended, data)
         self.log.info("bridge.transition", bridge_id=bridge.id, bridge_event=name,
                       from_state=before.value, to_state=edge.state.value,
@@ -112,6 +119,12 @@ class Stepper:
         runner = self._runner()
         for command in edge.commands:
             runner.run(bridge, command)
+
+    def _feedback(self, bridge: Bridge, at: float) -> dict[str, str]:
+        """The line that took the matter owes its feedback from now, ticket or not."""
+        due = self.feedback_due(bridge.fields.get("category", ""), at, bridge.handed_to)
+        bridge.fields["feedback_due_at"] = iso(due)
+        return {"feedback_due_at": iso(due)}
 
     def note(self, bridge: Bridge, event: str, fields: dict[str, str],
              indexes: tuple[Index, ...] = (), at: float | None = None,

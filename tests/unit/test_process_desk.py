@@ -5,16 +5,13 @@ key always leaves its record."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from gateway.ami.codec import AmiMessage
 from gateway.ami.errors import AmiActionError, AmiNotConnected, AmiTimeout
-from gateway.catalogue import load_categories
-from gateway.config import Config, TicketConfig
-from gateway.process.desk import ProcessDesk, _on_the_line
+from gateway.process.desk import _on_the_line
 from gateway.transfer.model import Party
 
 CITIZEN = Party("PJSIP/citizen-00000001", "u-cit")
@@ -53,16 +50,3 @@ def test_without_a_uniqueid_the_channel_name_is_asked() -> None:
     assert _on_the_line(cast(Any, ami), Party("PJSIP/citizen-00000001", ""))
     assert ami.asked == [("Getvar", {"Channel": "PJSIP/citizen-00000001",
                                      "Variable": "UNIQUEID"})]
-
-
-def test_process_mode_sets_12345s_feedback_deadline_as_the_service_does() -> None:
-    """Its persistor once took 72 h for every bridge: now the category's and the site's
-    deadline, in hours or working days, as the gateway service's."""
-    catalogue = load_categories(Path(__file__).resolve().parents[2] / "config/categories.yaml")
-    desk = ProcessDesk(Config(tickets=TicketConfig(feedback_days=2)), catalogue, "gw-p",
-                       clock=lambda: 0.0)
-    start = 1_790_733_600.0  # 2026-09-30 10:00 in Beijing
-    # utilities: 24 h of its own; no hours of its own: the site's 2 working days,
-    # after National Day (the end of 9 October, Beijing time)
-    assert desk.persist.feedback_due("utilities", start, "12345") == start + 24 * 3600
-    assert desk.persist.feedback_due("environment", start, "12345") == 1_791_561_600.0
