@@ -74,6 +74,7 @@ from gateway.records.roles import (
     check_allowed,
     check_visible,
     identify,
+    sees,
     shown_bridge,
     shown_handover,
     shown_rows,
@@ -283,7 +284,8 @@ class ApiResource(Resource):
                                     "query_malformed")
                 value = request.args[by[0].encode()][0].decode("utf-8", "replace")
                 return "GET /bridges", lambda: {"bridges": shown_rows(
-                    role, self.records.find(by[0], value), mask)}
+                    role, self.records.find(by[0], value, keep=lambda row: sees(role, row)),
+                    mask)}
             case "PUT", ["bridges", bridge_id, "ticket"]:
                 body = self._body(request)
                 return "PUT /bridges/<id>/ticket", lambda: self._as(

@@ -51,6 +51,10 @@ _INDEX = {"number": idx_caller, "ticket": idx_ticket, "incident": idx_incident,
           "seat": idx_seat, "day": idx_day}
 
 
+#: How many of the newest bridges a look-up reads at most to find those a role sees.
+FIND_SCANNED = 5000
+
+
 class Records:
     """``zone``: the centre's time zone; days, months and years are its own."""
 
@@ -106,18 +110,33 @@ class Records:
         more = self._call(self.client.xrange, self.keys.events, cursor, "+", 1)
         return events[:EVENTS_KEPT], not more
 
-    def find(self, by: str, value: str, limit: int = 100) -> list[dict[str, str]]:
+    def find(self, by: str, value: str, limit: int = 100,
+             keep: Callable[[dict[str, str]], bool] | None = None) -> list[dict[str, str]]:
         """Bridges by citizen number, ticket, incident, seat or day (the centre's),
-        newest first."""
+        newest first. ``keep``: only those the asker may see, ``limit`` of them (looked
+        for among the newest :data:`FIND_SCANNED`), so that a role that sees few
+        bridges is not left with the few of the newest ``limit``."""
+        newest: list[str] | None = None
         if by == "day":
             when = period(value, self.zone)
             if when.kind != "day":
                 raise Malformed(f"{value[:20]!r} is not YYYY-MM-DD", "day_malformed")
-            return self._summaries(self._ids_in(when)[::-1][:limit])
-        ids = cast(list[str], self._call(self.client.zrevrange,
-                                         self.keys.index(_INDEX[by](value)), 0,
-                                         limit - 1))
-        return self._summaries(ids)
+            newest = self._ids_in(when)[::-1]
+
+        def page(start: int) -> list[str]:
+            if newest is not None:
+                return newest[start:start + limit]
+            return cast(list[str], self._call(self.client.zrevrange,
+                                              self.keys.index(_INDEX[by](value)), start,
+                                              start + limit - 1))
+
+        found: list[dict[str, str]] = []
+        for start in range(0, FIND_SCANNED if keep else limit, limit):
+            ids = page(start)
+            found += [row for row in self._summaries(ids) if keep is None or keep(row)]
+            if len(found) >= limit or len(ids) < limit:
+                break
+        return found[:limit]
 
     def _ids_in(self, when: Period, index: Callable[[str], str] = idx_day) -> list[str]:
         """The bridges (or, with ``idx_workorder_day``, work orders) of ``when``, oldest

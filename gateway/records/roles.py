@@ -135,7 +135,8 @@ def visible_to_line(line: str, bridge: Mapping[str, str]) -> bool:
     return bridge.get("direction") == f"110->{line}"
 
 
-def _visible(role: Role, bridge: Mapping[str, str]) -> bool:
+def sees(role: Role, bridge: Mapping[str, str]) -> bool:
+    """Whether ``role`` may see this bridge at all."""
     if isinstance(role, LineRole):
         return visible_to_line(role.name, bridge)
     return role is not ApiRole.LINE_12345 or visible_to_12345(bridge)
@@ -144,7 +145,7 @@ def _visible(role: Role, bridge: Mapping[str, str]) -> bool:
 def check_visible(role: Role, bridge: Mapping[str, str], bridge_id: str) -> None:
     """A bridge the role may not see does not exist for it (404, never 403: its
     existence is not told either)."""
-    if not _visible(role, bridge):
+    if not sees(role, bridge):
         raise NotFound(f"no bridge {bridge_id}", "bridge_not_found")
 
 
@@ -224,7 +225,7 @@ def shown_rows(role: Role, rows: list[dict[str, str]], mask: bool, own: bool = F
     if _as_fed(role):
         if own and role is ApiRole.LINE_12345:
             return rows
-        return [feed_fields(row) for row in rows if _visible(role, row)]
+        return [feed_fields(row) for row in rows if sees(role, row)]
     if role is ApiRole.SUPERVISOR and mask:
         return [mask_row(row) for row in rows]
     return rows

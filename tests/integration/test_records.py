@@ -31,7 +31,7 @@ from gateway.records.errors import Conflict, Malformed, NotFound
 from gateway.records.http import ApiResource
 from gateway.records.inbound import GROUP, InboundTickets
 from gateway.records.queries import FINDERS, Records
-from gateway.records.roles import ALLOWED, ApiRole
+from gateway.records.roles import ALLOWED, ApiRole, LineRole, sees
 from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
 from gateway.schema import (
@@ -877,3 +877,23 @@ def test_the_inbound_stream_has_exactly_the_12345_roles_rules(
     assert d._hash(ticket_record(B1))["ticket"] == "20261128000001"
     assert not d._hash(ticket_record(B2))
     assert all("110-2026" not in v for e in errors for k, v in e.items() if k != "in_incident")
+
+
+def test_a_look_up_for_a_role_that_sees_few_bridges_finds_them_past_the_newest(
+        client: redis.Redis) -> None:
+    """122's five bridges are the oldest of 250 on the day (and of one caller's): its
+    look-up still finds all five, newest first, as the limit counts only what it sees;
+    a look-up without a rule is cut at the limit as before."""
+    traffic = [f"20261128195{i:03d}aaaaaa" for i in range(5)]
+    for i, bridge_id in enumerate(traffic):
+        bridge(client, bridge_id, T0 + i, direction="110->122", citizen_number="13900000000")
+    for i in range(245):
+        bridge(client, f"20261128196{i:03d}bbbbbb", T0 + 10 + i, direction="110->12345",
+               citizen_number="13900000000")
+    records = Records(client, P)
+    line = LineRole("122")
+    for by, value in (("day", DAY), ("number", "13900000000")):
+        found = records.find(by, value, keep=lambda row: sees(line, row))
+        assert [r["bridge_id"] for r in found] == traffic[::-1], by
+        assert len(records.find(by, value)) == 100
+    assert len(records.find("day", DAY, limit=3, keep=lambda row: sees(line, row))) == 3
