@@ -34,7 +34,7 @@ from gateway.bridge.connect import async_client, maintenance_redis, sync_client
 from gateway.bridge.log import BridgeLog
 from gateway.bridge.redis_store import RedisStore
 from gateway.bridge.spool import Spool
-from gateway.catalogue import Catalogue, check_targets, load_categories
+from gateway.catalogue import Catalogue, load_for
 from gateway.config import Config, retention_groups
 from gateway.records.desk import durability
 from gateway.records.queries import Records
@@ -100,9 +100,7 @@ def load_catalogue(config: Config) -> Catalogue:
     """The item catalogue (``transfer.categories``); raises ``CategoryError``, also for
     an item handed to a further line the config does not have (a typo would otherwise
     send it to 12345's queue unnoticed)."""
-    return check_targets(load_categories(Path(config.transfer.categories)),
-                         (line.name for line in config.transfer.lines),
-                         config.transfer.categories)
+    return load_for(config.transfer)
 
 
 @dataclass

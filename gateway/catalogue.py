@@ -25,11 +25,14 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from gateway.deadlines import MAX_WORKING_DAYS
+
+if TYPE_CHECKING:  # the config imports this module's neighbours, not this one
+    from gateway.config import TransferConfig
 
 
 class CategoryError(Exception):
@@ -341,6 +344,13 @@ def load_categories(path: Path) -> Catalogue:
         raise CategoryError(str(path), line, f"not UTF-8 (byte {exc.start}: "
                             f"{exc.object[exc.start:exc.end]!r})") from exc
     return parse_categories(text, str(path))
+
+
+def load_for(transfer: TransferConfig) -> Catalogue:
+    """The catalogue a config names (``transfer.categories``), its items' further lines
+    checked against the config's (:func:`check_targets`)."""
+    return check_targets(load_categories(Path(transfer.categories)),
+                         (line.name for line in transfer.lines), transfer.categories)
 
 
 def check_targets(catalogue: Catalogue, lines: Iterable[str], source: str) -> Catalogue:

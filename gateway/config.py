@@ -153,6 +153,10 @@ class Line:
     feedback_hours: float = 0.0  # hours, when feedback_days is 0
 
 
+def line_named(lines: tuple[Line, ...], name: str) -> Line | None:
+    return next((line for line in lines if line.name == name), None)
+
+
 @dataclass(frozen=True)
 class TransferConfig:
     # 110 -> 12345
@@ -219,7 +223,7 @@ class TransferConfig:
 
     def line(self, name: str) -> Line | None:
         """The further line of that name, or None (12345 itself is no further line)."""
-        return next((line for line in self.lines if line.name == name), None)
+        return line_named(self.lines, name)
 
     def destination(self, side: str, line: str = "") -> Line:
         """The line a key pressed on ``side`` hands the citizen to, as a :class:`Line`:

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from gateway.agi.codec import HANGUP, AgiEnv, AgiReply, EnvReader, ReplyParser, format_command
 from gateway.agi.errors import AgiCommandError, AgiDeadChannel, AgiError, AgiHangup
-from gateway.catalogue import Catalogue, CategoryError, check_targets, load_categories
+from gateway.catalogue import Catalogue, CategoryError, load_for
 from gateway.config import Config, ConfigError, load_config_file
 from gateway.duty.scripts import make_duty_scripts
 from gateway.process.desk import ProcessDesk, Work
@@ -173,9 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     config_file = Path(os.environ.get("LINKGW_CONFIG", "/etc/linkgw/gateway.yaml"))
     try:
         config = load_config_file(config_file, process_mode=True)
-        catalogue = check_targets(load_categories(Path(config.transfer.categories)),
-                                  (line.name for line in config.transfer.lines),
-                                  config.transfer.categories)
+        catalogue = load_for(config.transfer)
     except (ConfigError, CategoryError) as exc:
         print(f"linkgw-agi: config error: {exc}", file=sys.stderr)
         return 2  # the dialplan sees AGISTATUS=FAILURE and goes on without the gateway

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from gateway.bridge.store import Change, Index
+from gateway.config import line_named
 from gateway.records.actor import Actor
 from gateway.records.desk import Desk
 from gateway.records.errors import Conflict, Malformed, NotFound
@@ -61,8 +62,8 @@ class TicketDesk(Desk):
 
     def _deadline(self, bridge: dict[str, str], now: float) -> float:
         to = bridge.get("direction", "").partition("->")[2]
-        line = next((line for line in self.lines if line.name == to), None)
-        return self.deadlines.feedback(bridge.get("category", ""), now, line).at
+        return self.deadlines.feedback(bridge.get("category", ""), now,
+                                       line_named(self.lines, to)).at
 
     def attach(self, bridge_id: str, ticket: str, actor: Actor) -> dict[str, str]:
         """Attach a 12345 work-order number (idempotent for the same number)."""

@@ -29,7 +29,6 @@ from twisted.internet.task import LoopingCall
 from gateway.bridge.log import BridgeLog
 from gateway.transfer.leases import Leases
 from gateway.transfer.recovery import Recovery
-from gateway.transfer.registry import following
 from gateway.transfer.services import TransferService
 
 
@@ -112,7 +111,6 @@ class Cluster:
         return ready
 
     def _lost(self, bridge_id: str) -> None:
-        bridge = next((b for b in self.service.followed() if b.id == bridge_id), None)
-        if bridge is not None and following(bridge):
+        if any(b.id == bridge_id for b in self.service.followed()):
             self.log.warning("bridge.lease_lost", bridge_id=bridge_id)
             self.service.forget(bridge_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
@@ -10,6 +11,7 @@ from gateway.transfer.phase import Mode, Phase, Role, State
 
 CONFERENCE_PREFIX = "linkgw-"
 
+_LINE_NUMBER = re.compile(r"[0-9]{3,6}")
 #: The two lines: who the key-presser works for → where the matter goes.
 DIRECTIONS = {"110": "110->12345", "12345": "12345->110"}
 
@@ -95,8 +97,12 @@ class Bridge:
 
     @property
     def handed_to(self) -> str:
-        """The line the citizen is handed to: the far end of the record's direction."""
-        return self.fields.get("direction", DIRECTIONS[self.side]).partition("->")[2]
+        """The line the citizen is handed to, whose feed sees the bridge (its phone rings
+        from the key on): the far end of the record's direction. A direction read back
+        from Redis that names no line (not 3 to 6 ASCII digits) counts as the other of 110
+        and 12345: no feed or key is ever built from it."""
+        to = self.fields.get("direction", "").partition("->")[2]
+        return to if _LINE_NUMBER.fullmatch(to) else DIRECTIONS[self.side].partition("->")[2]
 
     @property
     def conference(self) -> str:

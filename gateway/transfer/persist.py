@@ -32,13 +32,6 @@ from gateway.transfer.model import DIRECTIONS, Bridge, Party
 from gateway.transfer.phase import State
 
 
-def handed_to(bridge: Bridge) -> str:
-    """The line whose feed sees this bridge: the one it is handed to (its phone rings from
-    the key on). Calls never handed over, and transfers refused at the key (which never
-    reached that line), are in no feed."""
-    return bridge.handed_to
-
-
 class Sink(Protocol):
     """Where changes go: the bridge log (or, in a process-mode AGI, a list)."""
 
@@ -58,7 +51,7 @@ class Persistor:
                 feed: bool = True) -> None:
         self.sink.record(Change(bridge_record(bridge.id), event, at, fields, indexes,
                                 {"state": bridge.state.value} | (data or {}),
-                                feed=handed_to(bridge) if feed else ""))
+                                feed=bridge.handed_to if feed else ""))
 
     def opened(self, bridge: Bridge, event: str, at: float) -> None:
         """The bridge's first change: all its fields and its indexes. A bridge that is
@@ -133,7 +126,7 @@ class Persistor:
             "name": bridge.citizen.name, "seat": bridge.seat.endpoint,
             "direction": bridge.fields.get("direction", ""), "at": iso(at),
             "status": "open"}, (Index(IDX_CALLBACKS_OPEN, bridge.id, at),),
-            feed=handed_to(bridge)))
+            feed=bridge.handed_to))
 
     def call_registered(self, citizen: Party, dialed: str, at: float,
                         unreadable: str = "") -> None:

@@ -16,7 +16,6 @@ from gateway.records.roles import (
     visible_to_12345,
 )
 from gateway.transfer.model import Bridge, Party, direction
-from gateway.transfer.persist import handed_to
 from gateway.transfer.phase import Phase
 
 
@@ -29,11 +28,15 @@ def test_a_bridge_names_both_its_lines_and_is_handed_to_the_far_one() -> None:
     assert (direction("110"), direction("12345"), direction("110", "122")) == \
         ("110->12345", "12345->110", "110->122")
     assert direction("12345", "122") == "12345->110"  # 12345 has no further lines
-    assert handed_to(bridge("110", {"direction": "110->122"})) == "122"
-    assert handed_to(bridge("110", {"direction": "110->12345"})) == "12345"
-    assert handed_to(bridge("12345", {"direction": "12345->110"})) == "110"
+    assert bridge("110", {"direction": "110->122"}).handed_to == "122"
+    assert bridge("110", {"direction": "110->12345"}).handed_to == "12345"
+    assert bridge("12345", {"direction": "12345->110"}).handed_to == "110"
     # a record written before lines existed has its direction from its side
-    assert handed_to(bridge("12345", {})) == "110"
+    assert bridge("12345", {}).handed_to == "110"
+    # a direction read back from Redis that names no line builds no feed's name
+    for hostile in ("110->交警", "110->122\u2028", "110->122\x85", "110->12\r\n2",
+                    "110->\udcff\udcfe", "110->１２２", "110->1:x", "110->"):
+        assert bridge("110", {"direction": hostile}).handed_to == "12345", hostile
 
 
 def test_12345_never_sees_a_further_lines_bridge() -> None:

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 from twisted.internet import defer
 from twisted.internet.task import Clock
@@ -665,13 +666,16 @@ def test_a_further_lines_key_dials_that_line_its_way_and_feeds_its_feed() -> Non
     assert "12345" not in rig.store.feeds
 
 
-def test_a_key_naming_a_line_the_config_has_not_is_refused_on_record() -> None:
+@pytest.mark.parametrize("line", ["119\r\nX", "交警", "122\u2028", "122\x85", "\udcff122",
+                                  "１２２", "122" * 200])
+def test_a_key_naming_a_line_the_config_has_not_is_refused_on_record(line: str) -> None:
     """A dialplan rendered from an older config may keep a line's key after the line
-    is gone: the key is refused with the refusal prompt, nothing is dialled, and the
-    record says why without taking the unknown name as a direction."""
+    is gone (or the AGI argument is anything at all): the key is refused with the
+    refusal prompt, nothing is dialled, and the record says why, the name cut short and
+    escaped, never taken as a direction."""
     rig = Rig(lines=(TRAFFIC,))
-    session, done = rig.key(line="119\r\nX")
+    session, done = rig.key(line=line)
     assert done.called and answer(session) == f"UNKNOWN_LINE|{BID}|linkgw/zh/refused||0"
     assert not rig.asterisk.pending("Originate")
     assert (rig.record["outcome"], rig.record["direction"]) == ("refused", "110->12345")
-    assert rig.record["refusal_detail"] == "no line '119\\r\\nX' to hand over to from 110"
+    assert rig.record["refusal_detail"] == f"no line {line[:16]!r} to hand over to from 110"
