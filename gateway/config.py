@@ -153,6 +153,18 @@ class Line:
     feedback_hours: float = 0.0  # hours, when feedback_days is 0
 
 
+#: Why the other line declines a consult transfer, as shipped (transfer.decline_reasons):
+#: the code is typed after transfer.decline_key.
+DECLINE_REASONS: tuple[tuple[str, str], ...] = (
+    ("1", "属公安职责，须警方处置"),
+    ("2", "情况紧急，须现场处置"),
+    ("3", "不属于12345受理范围"),
+    ("4", "应由其他专线处理"),
+    ("5", "信息不全，无法受理"),
+    ("9", "其他原因"),
+)
+
+
 def line_named(lines: tuple[Line, ...], name: str) -> Line | None:
     return next((line for line in lines if line.name == name), None)
 
@@ -177,6 +189,9 @@ class TransferConfig:
     onekey: str = "*1"
     consult_key: str = "*2"
     emergency_key: str = "*0"
+    # the other line's agent in a consult conference declines with a reason: this key,
+    # then the reason's code (its leg ends; decline_reasons names the codes)
+    decline_key: str = "*9"
     code_digits: int = 3  # digits of an item code typed after the key (0: no prompt)
     code_timeout: float = 3.0  # seconds to type it
     categories: str = "categories.yaml"  # relative to the config file
@@ -220,6 +235,14 @@ class TransferConfig:
     call_info_url: str = ""  # e.g. https://110-gw.example/bridges/{bridge_id} ("": none)
     # further lines with a key of their own (122, 119, 120, 12315): see Line
     lines: tuple[Line, ...] = ()
+    # why the other line declines a consult transfer, by the code typed after
+    # decline_key: (code, reason) pairs; the joint meeting's list shows the reason
+    decline_reasons: tuple[tuple[str, str], ...] = DECLINE_REASONS
+    decline_prompt: str = "linkgw/zh/declined"  # the declining agent: reason noted, thanks
+
+    def decline_reason(self, code: str) -> str | None:
+        """The reason of that code, or None (no such code)."""
+        return dict(self.decline_reasons).get(code)
 
     def line(self, name: str) -> Line | None:
         """The further line of that name, or None (12345 itself is no further line)."""
@@ -370,6 +393,9 @@ _CHECKS: dict[tuple[str, str], _Check] = {
     ("transfer", "onekey"): _dtmf,
     ("transfer", "consult_key"): _dtmf,
     ("transfer", "emergency_key"): _dtmf,
+    ("transfer", "decline_key"): _dtmf,
+    ("transfer", "decline_prompt"): lambda v: None if re.fullmatch(r"[A-Za-z0-9_./-]{1,200}", v)
+    else "must be a sound name of A-Z a-z 0-9 _ . / -",
     ("transfer", "attempts"): _positive,
     ("transfer", "require_code"): _one_of("no", "flag", "refuse"),
     ("tickets", "shifts"): lambda v: None if 1 <= len(v) <= 6 and all(
@@ -692,6 +718,9 @@ def _section(source: str, name: str, node: yaml.Node, env: Mapping[str, str],
         if (name, key) == ("transfer", "lines"):
             values[key] = _lines(source, value_node, env, secrets and not process_mode)
             continue
+        if (name, key) == ("transfer", "decline_reasons"):
+            values[key] = _decline_reasons(source, value_node)
+            continue
         try:
             raw = yaml.safe_load(yaml.serialize(value_node))
         except yaml.YAMLError as exc:  # a tag SafeLoader does not know (!!python/...)
@@ -757,6 +786,31 @@ def _lines(source: str, node: yaml.Node, env: Mapping[str, str], secrets: bool
     return tuple(lines)
 
 
+MAX_REASON = 40  # characters of a decline reason
+
+
+def _decline_reasons(source: str, node: yaml.Node) -> tuple[tuple[str, str], ...]:
+    """``transfer.decline_reasons``: a mapping of a one-digit code to its reason, at most
+    10 (the codes 0 to 9), each reason 1 to 40 printable characters."""
+    dotted = "transfer.decline_reasons"
+    if not isinstance(node, yaml.MappingNode):
+        raise ConfigError(source, _line(node), dotted,
+                          'must be a mapping of a code to its reason ("1": 属公安职责)')
+    _no_twice(source, dotted, node.value)
+    out: list[tuple[str, str]] = []
+    for key_node, value_node in node.value:
+        code, reason = key_node.value, value_node.value
+        if not isinstance(key_node, yaml.ScalarNode) or not re.fullmatch(r"[0-9]", str(code)):
+            raise ConfigError(source, _line(key_node), f"{dotted}.{str(code)[:20]}",
+                              "a code must be one digit, 0 to 9")
+        if not isinstance(value_node, yaml.ScalarNode) or not isinstance(reason, str) or \
+                not 0 < len(reason.strip()) <= MAX_REASON or not reason.isprintable():
+            raise ConfigError(source, _line(value_node), f"{dotted}.{code}",
+                              f"must be 1 to {MAX_REASON} printable characters")
+        out.append((str(code), reason.strip()))
+    return tuple(out)
+
+
 def _line_token(source: str, node: yaml.Node, dotted: str, env: Mapping[str, str],
                 secrets: bool) -> str:
     var = node.value
@@ -771,6 +825,7 @@ def _check_keys(source: str, transfer: TransferConfig) -> None:
     act on the shorter one before the longer could be typed)."""
     keys = {"transfer.onekey": transfer.onekey, "transfer.consult_key": transfer.consult_key,
             "transfer.emergency_key": transfer.emergency_key,
+            "transfer.decline_key": transfer.decline_key,
             **{f"transfer.lines[{line.name}].key": line.key for line in transfer.lines}}
     for name, key in keys.items():
         for other_name, other in keys.items():

@@ -265,10 +265,12 @@ BRIDGE_FIELDS: Final = {
                    "further line's item: that leg was cancelled and theirs dialled next (a "
                    "further line's: the direction becomes 110-><line>, and 12345's feed gets "
                    "a last event, rerouted)",
-    "decline_reason": "consult mode, declined by the other line: why (its agent says, by "
-                      "API); the joint meeting's list shows it",
+    "decline_reason": "consult mode, declined by the other line: why (its agent types "
+                      "transfer.decline_key and a reason's code in the conference, or its "
+                      "system says by API or stream); the joint meeting's list shows it",
+    "decline_reason_code": "the code its agent typed (transfer.decline_reasons)",
     "decline_reason_at": "when it was given",
-    "decline_reason_via": "api or stream",
+    "decline_reason_via": "key, api or stream",
     "decline_reason_by": "the staff number of who gave it",
     "callback_needed": "yes: the citizen hung up before the hand-over",
     "refusal": "emergency, never_transfer, unknown_code, code_required, already, ami_down, "

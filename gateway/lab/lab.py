@@ -62,6 +62,7 @@ TOPOLOGIES = ("one-pbx", "two-pbx")
 ONEKEY = "*1"
 CONSULT_KEY = "*2"
 EMERGENCY_KEY = "*0"
+DECLINE_KEY = "*9"  # consult: the other line's agent declines, then the reason's code
 TRAFFIC_KEY = "*3"  # the lab's further line, 122 (traffic police)
 RING_TIMEOUT = 4.0
 CODE_TIMEOUT = 1.5
@@ -265,6 +266,7 @@ class Lab:
             f"  onekey: {json.dumps(ONEKEY)}\n"
             f"  consult_key: {json.dumps(CONSULT_KEY)}\n"
             f"  emergency_key: {json.dumps(EMERGENCY_KEY)}\n"
+            f"  decline_key: {json.dumps(DECLINE_KEY)}\n"
             "  lines:\n"
             "    - name: \"122\"\n"
             "      label: 交警\n"

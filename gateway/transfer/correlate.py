@@ -6,7 +6,8 @@
 - ``Hangup`` of a citizen's or key-presser's channel: that party is gone;
 - ``Unhold`` of a key-presser's channel: the key's feature has returned (Asterisk
   reports it once the feature's Gosub is over; seen in the lab);
-- ``UserEvent`` ``LinkgwKeyDone`` / ``LinkgwNotice`` / ``LinkgwDirect`` from the dialplan.
+- ``UserEvent`` ``LinkgwKeyDone`` / ``LinkgwNotice`` / ``LinkgwDirect`` /
+  ``LinkgwDeclineReason`` from the dialplan.
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ class NoticeFact:
 
 
 @dataclass(frozen=True)
+class DeclineKeyed:
+    """The other line's agent in a consult conference typed why it declines (the
+    decline key and a reason's code); its leg ends next."""
+
+    code: str
+
+
+@dataclass(frozen=True)
 class FeatureReturned:
     """The key's feature has returned: Asterisk ends the hold it began for the feature
     (the citizen's music) only once the key-presser's Gosub is over."""
@@ -57,7 +66,7 @@ class PartyGone:
     role: Role
 
 
-Fact = Event | LegFact | KeyDoneFact | NoticeFact | PartyGone | FeatureReturned
+Fact = Event | LegFact | KeyDoneFact | NoticeFact | PartyGone | FeatureReturned | DeclineKeyed
 Routed = tuple[Bridge, Fact]
 
 
@@ -125,4 +134,6 @@ def _user_event(message: AmiMessage, registry: Registry, at: float) -> list[Rout
         case "LinkgwDirect":  # why: handoff (with the other line), failed, declined
             role = Role.AGENT if message.get("Why") == "handoff" else Role.SEAT
             return [(bridge, DirectBridged(at, role))]
+        case "LinkgwDeclineReason":
+            return [(bridge, DeclineKeyed(message.get("Code")))]
     return []

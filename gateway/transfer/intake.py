@@ -17,6 +17,7 @@ from gateway.ami.codec import AmiMessage
 from gateway.schema import iso
 from gateway.transfer.commands import Commands
 from gateway.transfer.correlate import (
+    DeclineKeyed,
     Fact,
     FeatureReturned,
     KeyDoneFact,
@@ -28,17 +29,19 @@ from gateway.transfer.correlate import (
 from gateway.transfer.events import AgentAnswered, AgentFailed, Joined, KeyDone, Left
 from gateway.transfer.legs import CAUSE_WAIT, Leg, LegAnswered, LegFailed, LegNews
 from gateway.transfer.model import Bridge, Refused
-from gateway.transfer.phase import Role
+from gateway.transfer.phase import Mode, Role, State
 from gateway.transfer.registry import Registry
 from gateway.transfer.stepper import Stepper
 
 Classify = Callable[[str, str, str], tuple[dict[str, str], Refused | None]]
+#: A decline reason's code → its reason (transfer.decline_reasons), None when not listed
+Reasons = Callable[[str], str | None]
 
 
 class Intake:
     def __init__(self, stepper: Stepper, commands: Commands, registry: Registry,
                  legs: dict[str, Leg], *, clock: IReactorTime, log: Any,
-                 classify: Classify) -> None:
+                 classify: Classify, decline_reason: Reasons) -> None:
         self.stepper = stepper
         self.commands = commands
         self.registry = registry
@@ -46,6 +49,7 @@ class Intake:
         self.clock = clock
         self.log = log
         self.classify = classify
+        self.decline_reason = decline_reason
 
     def on_ami_event(self, message: AmiMessage) -> None:
         now = self.clock.seconds()
@@ -65,6 +69,8 @@ class Intake:
                                           refusal.detail if refusal else ""), data)
             case FeatureReturned():
                 self.commands.feature_returned(bridge)
+            case DeclineKeyed(code=code):
+                self._decline_keyed(bridge, code, at, data)
             case NoticeFact():
                 if "notice_played_at" not in bridge.fields:
                     self.stepper.note(bridge, "notice_played", {"notice_played_at": iso(at)}, at=at,
@@ -80,6 +86,23 @@ class Intake:
                 self.stepper.step(bridge, fact, data)
             case _:
                 self.stepper.step(bridge, fact, data)
+
+    def _decline_keyed(self, bridge: Bridge, code: str, at: float,
+                       data: dict[str, str] | None) -> None:
+        """Why the other line declines, typed by its agent in the consult conference: on
+        record once (the first reason stays), while the three are together. A code the
+        list no longer has (changed since the dialplan was written) is kept as a code."""
+        if bridge.phase.mode is not Mode.CONSULT or bridge.state is not State.THREE_PARTY \
+                or bridge.fields.get("decline_reason") or not code.isascii() \
+                or not code.isdigit() or len(code) != 1:
+            self.log.warning("bridge.decline_reason_ignored", bridge_id=bridge.id,
+                             state=bridge.state.value, mode=bridge.phase.mode.value,
+                             code=code[:8])
+            return
+        reason = self.decline_reason(code) or f"原因代码{code}（未列出）"
+        self.stepper.note(bridge, "decline_reason_given", {
+            "decline_reason": reason, "decline_reason_code": code,
+            "decline_reason_at": iso(at), "decline_reason_via": "key"}, at=at, data=data)
 
     def _leg_fact(self, bridge: Bridge, fact: LegFact, at: float) -> None:
         leg = self.legs.get(bridge.id)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from gateway.ami.codec import AmiMessage
 from gateway.outcome import current
 from gateway.schema import joined_at, left_at
-from gateway.transfer.correlate import Fact, KeyDoneFact, NoticeFact, PartyGone
+from gateway.transfer.correlate import DeclineKeyed, Fact, KeyDoneFact, NoticeFact, PartyGone
 from gateway.transfer.events import AgentFailed, DirectBridged, Joined, Left, Redirected
 from gateway.transfer.legs import failure_reason
 from gateway.transfer.model import Bridge, Party
@@ -55,6 +55,8 @@ def _fact(key: str, rest: str, at: float, ring_timeout: float) -> JournalFact | 
         return JournalFact(at, KeyDoneFact(rest))
     if key == "notice_played":
         return JournalFact(at, NoticeFact())
+    if key == "decline_reason":
+        return JournalFact(at, DeclineKeyed(rest))
     if key.startswith("agent_a") and key.endswith("_gone"):
         attempt = key[len("agent_a"):-len("_gone")]
         if attempt.isascii() and attempt.isdigit():

@@ -91,7 +91,8 @@ class TransferService:
         if meter is not None:
             self.stepper.meter = meter
         self.intake = Intake(self.stepper, self.commands, self.registry, self.legs,
-                             clock=clock, log=log, classify=self.classify)
+                             clock=clock, log=log, classify=self.classify,
+                             decline_reason=lambda code: self.config.decline_reason(code))
         self.codes = CodeReader(ami.events, clock, config.code_digits, config.code_timeout)
         ami.events.subscribe(self.on_ami_event, EVENTS)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import cast
 
 from gateway.ami.codec import AmiMessage
@@ -231,3 +234,10 @@ def check_handoff(lab: Lab, seen: Observed) -> None:
     assert call["number"] == "13800138000"
     assert call["channel"] == r["citizen_channel"]
     assert call["registered_at"] < r["requested_at"]
+
+
+def cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """``linkgw <args>`` on the lab's config, as an operator runs it."""
+    return subprocess.run([sys.executable, "-m", "gateway", *args, "--config",
+                           str(lab.config_path)], capture_output=True, text=True,
+                          timeout=60, check=False, env=dict(os.environ) | lab.secrets_env)

@@ -142,3 +142,37 @@ def test_a_duty_phone_that_never_answers_is_rung_again_then_the_second_number(
     assert [e["event"] for e in events] == [
         "workorder_received", "workorder_duty_rang", "workorder_duty_rang",
         "workorder_duty_rang", "workorder_accepted"]
+
+
+def test_an_order_from_12345s_system_rings_110s_duty_phone_and_12345_is_told_by_push(
+        two_pbx: Lab) -> None:
+    """Two centres: 12345's system dispatches the order to 110 (its API role); 110's duty
+    phone, a phone of 110's PBX, rings; the officer presses 1; 12345's system across the
+    boundary learns each step by signed push, the acceptance with who accepted."""
+    lab = two_pbx
+    assert lab.receiver is not None
+    client = quiet(lab)
+    since = mark(lab)
+    duty = lab.phone("duty1")
+    duty.start(answer_scenario("duty1", ring_ms=300, hold_ms=20000, key="1",
+                               key_after_ms=2500))
+    ticket = new_ticket()
+    dispatch(lab, ticket, "utilities")
+    order = accepted(lab, client, ticket)
+    assert (order["accepted_via"], order["accepted_by"], order["duty_number"]) == \
+        ("duty", "duty1", "PJSIP/duty1")
+    heard(lab, since, "duty1", "Read",
+          f"LINKGW_KEY,{announcement(ticket, 'utilities')},1,,1,8")
+    assert duty.wait(TIMEOUT) == 0, duty.errors()
+    receiver = lab.receiver
+    got: list[dict[str, Any]] = []
+
+    def told() -> bool:
+        got[:] = [e for e in receiver.events() if e.get("ticket") == ticket]
+        return any(e["event"] == "workorder_accepted" for e in got)
+
+    wait_until(told, TIMEOUT, f"the acceptance of {ticket} at 12345's receiver")
+    # the rings are 110's own business: 12345 sees the order received, then accepted
+    assert [e["event"] for e in got] == ["workorder_received", "workorder_accepted"]
+    assert got[-1]["fields"]["accepted_by"] == "duty1"
+    assert got[-1]["fields"]["accepted_via"] == "duty"

@@ -28,6 +28,7 @@ from tests.e2e.helpers import (
     answering,
     bridges_of_seat,
     citizen,
+    cli,
     events,
     finish,
     keeper_running,
@@ -36,7 +37,7 @@ from tests.e2e.helpers import (
     settled,
     wait_event,
 )
-from tests.e2e.test_records import cli, http
+from tests.e2e.test_records import http
 
 
 def _feed(lab: Lab, line: str, bridge_id: str) -> list[str]:

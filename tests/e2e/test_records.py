@@ -4,9 +4,6 @@ the CLI, and a Redis outage in the middle of calls."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from typing import Any, cast
@@ -21,6 +18,7 @@ from tests.e2e.helpers import (
     TIMEOUT,
     answering,
     citizen,
+    cli,
     finish,
     mark,
     redis_hash,
@@ -46,12 +44,6 @@ def http(lab: Lab, method: str, path: str, body: object = None,
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-def cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "gateway", *args, "--config",
-                           str(lab.config_path)], capture_output=True, text=True,
-                          timeout=60, check=False, env=dict(os.environ) | lab.secrets_env)
 
 
 def reverse_call(lab: Lab) -> str:

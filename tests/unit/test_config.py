@@ -373,3 +373,51 @@ def test_retention_never_trims_what_a_further_lines_push_has_not_delivered() -> 
     config = load_config(LINE_122, secrets=False)
     assert retention_groups(config) == ("feed:12345/12345", "feed:110/110",
                                         "tickets:in/linkgw", "feed:122/push")
+
+
+DECLINE = 'transfer:\n  decline_reasons:\n    "1": 属公安职责\n    "9": 其他原因\n'
+
+
+def test_decline_reasons_are_config_and_the_menu_renders_a_key_for_each() -> None:
+    """The consult agent's menu: the decline key then each listed code; nothing else."""
+    config = load_config(DECLINE + '  decline_key: "#8"\n', "site.yaml", secrets=False)
+    assert config.transfer.decline_reasons == (("1", "属公安职责"), ("9", "其他原因"))
+    assert (config.transfer.decline_reason("9"), config.transfer.decline_reason("2")) == \
+        ("其他原因", None)
+    assert render(config)["linkgw_confbridge_menu.conf"].split("\n")[-5:] == [
+        "[linkgw_agent_consult_menu]", "type=menu",
+        "#81=dialplan_exec(linkgw-decline,1,1)  ; 属公安职责",
+        "#89=dialplan_exec(linkgw-decline,9,1)  ; 其他原因", ""]
+    none = load_config("transfer:\n  decline_reasons: {}\n", "site.yaml", secrets=False)
+    assert render(none)["linkgw_confbridge_menu.conf"].endswith(
+        "[linkgw_agent_consult_menu]\ntype=menu\n")  # the menu is there, with no key
+
+
+@pytest.mark.parametrize("change,key,message", [
+    (('"9"', '"10"'), "transfer.decline_reasons.10", "one digit"),
+    (('"9"', '"٩"'), "transfer.decline_reasons.٩", "one digit"),
+    (('"9"', '"a"'), "transfer.decline_reasons.a", "one digit"),
+    (('"9"', '"1"'), "transfer.decline_reasons.1", "given twice"),
+    (("其他原因", '"其他\\r\\n*99=dialplan_exec(x,1,1)"'), "transfer.decline_reasons.9",
+     "printable"),
+    (("其他原因", '"其他\\u2028原因"'), "transfer.decline_reasons.9", "printable"),
+    (("其他原因", '"其他\\x85原因"'), "transfer.decline_reasons.9", "printable"),
+    (("其他原因", '"' + "长" * 41 + '"'), "transfer.decline_reasons.9", "1 to 40"),
+    (("其他原因", '""'), "transfer.decline_reasons.9", "1 to 40"),
+    (("其他原因", "[a, b]"), "transfer.decline_reasons.9", "printable"),
+    (('    "1": 属公安职责\n    "9": 其他原因\n', "    - 属公安职责\n"),
+     "transfer.decline_reasons", "mapping of a code"),
+])
+def test_a_broken_decline_reason_is_a_config_error_naming_it(change: tuple[str, str], key: str,
+                                                             message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(DECLINE.replace(*change), "site.yaml", secrets=False)
+    assert info.value.key == key and message in str(info.value)
+
+
+@pytest.mark.parametrize("key,message", [
+    ('"*2"', "*2 is transfer.consult_key"), ('"*"', "begins with transfer.decline_key"),
+    ('"*9\\r\\n"', "must be 1 to 8 DTMF digits"), ('"*９"', "must be 1 to 8 DTMF digits")])
+def test_the_decline_key_is_a_key_of_its_own(key: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("*", r"\*")):
+        load_config(f"transfer:\n  decline_key: {key}\n", "site.yaml", secrets=False)

@@ -29,7 +29,7 @@ def test_every_default_prompt_is_a_shipped_8khz_mono_file() -> None:
     named = {f.name: getattr(defaults, f.name) for f in fields(defaults)
              if f.name.endswith(("_prompt", "_tone")) and getattr(defaults, f.name)}
     assert set(named) == {"refusal_prompt", "emergency_prompt", "error_tone", "code_prompt",
-                          "notice_prompt", "failed_prompt", "return_prompt"}
+                          "notice_prompt", "failed_prompt", "return_prompt", "decline_prompt"}
     for key, name in named.items():
         assert name.startswith("linkgw/zh/"), key
         assert 0.5 < seconds(SOUNDS / f"{name}.wav") < 4.0, key

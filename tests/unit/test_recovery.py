@@ -11,7 +11,7 @@ from gateway.bridge.store import MemoryStore
 from gateway.config import TransferConfig
 from gateway.lab.fakes import WireAsterisk, null_log
 from gateway.outcome import current
-from gateway.transfer.correlate import KeyDoneFact, NoticeFact, PartyGone
+from gateway.transfer.correlate import DeclineKeyed, KeyDoneFact, NoticeFact, PartyGone
 from gateway.transfer.events import AgentFailed, DirectBridged, Joined, Left
 from gateway.transfer.journal import bridge_of, journal_facts, phase_of
 from gateway.transfer.legs import Leg
@@ -37,6 +37,7 @@ def test_journal_entries_become_facts_in_time_order() -> None:
         "seat_left": f"{T + 3}|", "key_done": f"{T}|101", "citizen_joined": f"{T + 1}|",
         "agent_a0_gone": f"{T + 0.5}|17", "citizen_direct": f"{T + 4}|",
         "notice_played": f"{T + 0.9}|", "citizen_gone": f"{T + 9}|16",
+        "decline_reason": f"{T + 2}|2",
     }
     facts = journal_facts(journal, ring_timeout=15.0)
     assert [(f.at, f.fact) for f in facts] == [
@@ -44,6 +45,7 @@ def test_journal_entries_become_facts_in_time_order() -> None:
         (T + 0.5, AgentFailed(T + 0.5, "busy")),
         (T + 0.9, NoticeFact()),
         (T + 1, Joined(T + 1, Role.CITIZEN)),
+        (T + 2, DeclineKeyed("2")),
         (T + 3, Left(T + 3, Role.SEAT)),
         (T + 4, DirectBridged(T + 4, Role.CITIZEN)),
         (T + 9, PartyGone(Role.CITIZEN)),

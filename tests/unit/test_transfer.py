@@ -543,6 +543,66 @@ def test_consult_12345_declines_so_the_first_line_keeps_it() -> None:
     assert rig.asterisk.expect("Setvar").get("Value") == f"{SEAT}|110|declined"
 
 
+def consult_three_party(rig: Rig) -> None:
+    """The consult key: 12345 dialled, the citizen moved in, 12345 answered."""
+    rig.key(mode="consult")
+    rig.asterisk.reply(rig.asterisk.expect("Originate"))
+    rig.key_done()
+    rig.asterisk.expect("Redirect")
+    rig.join("citizen", "u-cit", CITIZEN)
+    rig.answered()
+    assert rig.record["state"] == "three_party"
+
+
+def test_consult_12345_declines_with_a_keyed_reason_noted_once_before_it_leaves() -> None:
+    """The agent typed *92 in the conference: the dialplan's UserEvent (then the hangup
+    its dialplan makes); a second reason does not replace the first."""
+    rig = Rig()
+    consult_three_party(rig)
+    rig.emit("UserEvent", UserEvent="LinkgwDeclineReason", Bridge=BID, Code="2")
+    rig.clock.advance(0.5)
+    rig.emit("UserEvent", UserEvent="LinkgwDeclineReason", Bridge=BID, Code="1")
+    rig.leave(f"{BID}-a0", "PJSIP/12345-00000009")
+    r = rig.record
+    assert (r["decline_reason"], r["decline_reason_code"], r["decline_reason_via"],
+            r["decline_reason_at"], r["decision"]) == \
+        ("情况紧急，须现场处置", "2", "key", iso(T0), "kept_by_first_line")
+    events = rig.events()
+    assert events.count("decline_reason_given") == 1
+    assert events.index("decline_reason_given") < events.index("left:agent")
+
+
+@pytest.mark.parametrize("code", ["", "12", "\uff12", "\u0662", "2\u2028", "\u0085", "*"])
+def test_a_keyed_reason_that_is_not_one_digit_is_not_recorded(code: str) -> None:
+    rig = Rig()
+    consult_three_party(rig)
+    rig.emit("UserEvent", UserEvent="LinkgwDeclineReason", Bridge=BID, Code=code)
+    assert "decline_reason" not in rig.record
+    assert "decline_reason_given" not in rig.events()
+
+
+def test_a_keyed_reason_outside_a_consult_conference_is_not_recorded() -> None:
+    """The one key's conference has no decline menu: a forged or stray UserEvent
+    changes nothing."""
+    rig = Rig()
+    rig.opened()
+    rig.key_done()
+    rig.asterisk.expect("Redirect")
+    rig.join("citizen", "u-cit", CITIZEN)
+    rig.answered()
+    rig.emit("UserEvent", UserEvent="LinkgwDeclineReason", Bridge=BID, Code="2")
+    assert "decline_reason" not in rig.record
+
+
+def test_a_code_the_list_no_longer_has_is_kept_as_a_code() -> None:
+    """The dialplan was written with an older list (a reload changed it since)."""
+    rig = Rig(decline_reasons=(("1", "属公安职责"),))
+    consult_three_party(rig)
+    rig.emit("UserEvent", UserEvent="LinkgwDeclineReason", Bridge=BID, Code="7")
+    assert (rig.record["decline_reason"], rig.record["decline_reason_code"]) == \
+        ("原因代码7（未列出）", "7")
+
+
 def test_incoming_reads_once_writes_once_and_keeps_the_exact_caller_id() -> None:
     rig = Rig()
     session = ChannelDouble(CITIZEN, "u-cit", ("110",), {
