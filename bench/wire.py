@@ -16,8 +16,9 @@ The gateway's own share is read from the same capture: from the end of the key's
 request (the blank line after Asterisk's ``agi_*`` lines, on the FastAGI port) to the
 AMI ``Originate`` leaving the gateway (it names the bridge the AGI session set on the
 citizen's channel). It holds the gateway's work and its one read of the channels
-(``GET FULL VARIABLE``, Asterisk answering); the rest of key → INVITE is Asterisk's
-(the feature, the Gosub, starting the AGI; making the channel, sending the INVITE).
+(``GET FULL VARIABLE``, Asterisk answering), printed apart as Asterisk's answer to that
+read and the gateway's own work; the rest of key → INVITE is Asterisk's (the feature,
+the Gosub, starting the AGI; making the channel, sending the INVITE).
 
 ``--topology two-pbx``: 12345 is its own Asterisk behind the trunk; the INVITE timed is
 110's INVITE on the trunk (``sip:12345@`` the 12345 PBX). One agent of 12345's queue
@@ -26,8 +27,10 @@ and the citizen speaks a 2900 Hz tone from its answer on. Two more figures per t
 from the same capture:
 
 - key → the citizen's voice at the agent's phone: the first of ten 20 ms RTP packets
-  in a row, from 12345's PBX to the agent, that are the tone (the call told apart by the
-  RTP port 12345's PBX offered in its INVITE to the agent, whose From is the citizen);
+  in a row, from 12345's PBX to the agent, that are the tone (one packet of silence
+  among them, a dropout, does not break the row; any other sound does), the call told
+  apart by the RTP port 12345's PBX offered in its INVITE to the agent, whose From is
+  the citizen;
 - that moment less the later of the agent's answer (its 200 OK) and the end of the
   transfer notice (the key + ``notice_seconds``): the target is at most 300 ms.
 """
@@ -83,11 +86,15 @@ class Calls:
     request_at: dict[int, float] = field(default_factory=dict)  # its env complete
     request_of: dict[bytes, float] = field(default_factory=dict)  # bridge → its request
     originate_at: dict[bytes, float] = field(default_factory=dict)  # bridge → Originate
+    read_sent: dict[int, float] = field(default_factory=dict)  # AGI connection → its read
+    read_back: dict[int, float] = field(default_factory=dict)  # … Asterisk's answer to it
+    read_of: dict[bytes, float] = field(default_factory=dict)  # bridge → that answer's wait
     # two PBXs: what the 12345 agent's phone got
     agent_call: dict[bytes, bytes] = field(default_factory=dict)  # Call-ID → call
     agent_rtp: dict[int, bytes] = field(default_factory=dict)  # 12345 PBX's RTP port → call
     answer_at: dict[bytes, float] = field(default_factory=dict)  # the agent's 200 OK
     voiced: dict[bytes, list[float]] = field(default_factory=dict)  # tone packets in a row
+    gapped: set[bytes] = field(default_factory=set)  # a run that has had its one dropout
     voice_at: dict[bytes, float] = field(default_factory=dict)  # the citizen heard
 
     def agi(self, t: float, from_asterisk: bool, port: int, payload: bytes) -> None:
@@ -97,10 +104,18 @@ class Calls:
                 self.agi_in[port] = self.agi_in.get(port, b"") + payload
                 if b"\n\n" in self.agi_in[port]:
                     self.request_at[port] = t
+            elif port in self.read_sent and port not in self.read_back \
+                    and payload.startswith(b"200 result="):
+                self.read_back[port] = t
             return
+        if payload.startswith(b"GET FULL VARIABLE") and port in self.request_at:
+            self.read_sent.setdefault(port, t)
         active = _ACTIVE.match(payload)
         if active and port in self.request_at:
             self.request_of.setdefault(active.group(1), self.request_at[port])
+            if port in self.read_back:
+                self.read_of.setdefault(active.group(1),
+                                        self.read_back[port] - self.read_sent[port])
 
     def ami(self, t: float, payload: bytes) -> None:
         """A segment the gateway sent to AMI."""
@@ -111,6 +126,16 @@ class Calls:
     def gateway_ms(self) -> list[float]:
         return sorted((self.originate_at[b] - t) * 1000 for b, t in self.request_of.items()
                       if b in self.originate_at)
+
+    def read_ms(self) -> list[float]:
+        """Of the share: Asterisk answering the gateway's one read of the channels."""
+        return sorted(v * 1000 for b, v in self.read_of.items() if b in self.originate_at)
+
+    def own_ms(self) -> list[float]:
+        """Of the share: the gateway's own work (the share less Asterisk's answer)."""
+        return sorted((self.originate_at[b] - t - self.read_of[b]) * 1000
+                      for b, t in self.request_of.items()
+                      if b in self.originate_at and b in self.read_of)
 
     def sip(self, t: float, payload: bytes, seat: bytes, agent: bytes) -> None:
         invite = _INVITE.match(payload)
@@ -139,18 +164,28 @@ class Calls:
                 self.answer_at.setdefault(call, t)
 
     def agent_rtp_in(self, t: float, from_port: int, payload: bytes) -> None:
-        """Audio from 12345's PBX to the agent: the first of ``VOICED`` tone packets."""
+        """Audio from 12345's PBX to the agent: the first of ``VOICED`` tone packets. One
+        packet of silence among them (a packet that came late, which the conference
+        mixed as silence) does not break the run; any other sound does."""
         call = self.agent_rtp.get(from_port)
         if call is None or call in self.voice_at or len(payload) <= 12 \
                 or payload[1] & 0x7F != 0:
             return
         run = self.voiced.setdefault(call, [])
-        if tone_share(ulaw_pcm(payload[12:]), PITCH) > 0.95:
+        pcm = ulaw_pcm(payload[12:])
+        if tone_share(pcm, PITCH) > 0.95:
             run.append(t)
             if len(run) == VOICED:
                 self.voice_at[call] = run[0]
+        elif run and call not in self.gapped and _silent(pcm):
+            self.gapped.add(call)
         else:
             run.clear()
+            self.gapped.discard(call)
+
+    def dropouts(self) -> int:
+        """Calls whose first 200 ms of voice at the agent had a packet of silence."""
+        return sum(call in self.gapped for call in self.voice_at)
 
     def voice_ms(self) -> list[float]:
         """Key → the citizen's voice at the agent's phone."""
@@ -180,6 +215,12 @@ class Calls:
     def delays_ms(self) -> list[float]:
         return sorted((self.invite_at[n] - t) * 1000 for n, t in self.key_at.items()
                       if n in self.invite_at)
+
+
+def _silent(pcm: bytes) -> bool:
+    """16-bit audio no louder than a whisper of rounding (|x| < 64 everywhere)."""
+    samples = struct.unpack(f"<{len(pcm) // 2}h", pcm[:len(pcm) // 2 * 2])
+    return max((abs(x) for x in samples), default=0) < 64
 
 
 def read_capture(path: Path, sip_port: int, agi_port: int = 0, ami_port: int = 0,
@@ -323,11 +364,16 @@ def measure(tmp: Path, rounds: int, concurrent: int, topology: str = "one-pbx") 
                 report(f"{label}, {when}", _all(r.delays_ms() for r in runs), expected)
                 report("  of which the gateway (AGI in → Originate)",
                        _all(r.gateway_ms() for r in runs), expected)
+                report("    Asterisk answering its read of the channels",
+                       _all(r.read_ms() for r in runs), expected)
+                report("    its own work (the rest)", _all(r.own_ms() for r in runs), expected)
                 if lab.two_pbx:
                     report("  key → the citizen's voice at the agent",
                            _all(r.voice_ms() for r in runs), expected)
                     report(f"  voice − later(answer, key + {notice_s:g} s notice)",
                            _all(r.heard_after_ms(notice_s) for r in runs), expected)
+                    print(f"  {'of them with a 20 ms dropout in their first 200 ms':<42}"
+                          f" {sum(r.dropouts() for r in runs)}")
 
 
 def _all(parts: Iterable[list[float]]) -> list[float]:

@@ -201,6 +201,52 @@ def test_the_wire_bench_dates_the_citizens_voice_at_the_agent_after_200_ms_of_it
     assert [round(v, 3) for v in calls.heard_after_ms(0.1)] == [300.0]  # after the answer
 
 
+def test_one_dropout_inside_the_voice_does_not_date_it_later_but_two_do() -> None:
+    """A packet the conference mixed as silence (it came late) inside the tone: the voice
+    arrived at the first tone packet; a second dropout in the same row starts it again."""
+    import math
+    import struct
+
+    from bench.wire import PITCH, Calls
+
+    tone = struct.pack("<160h", *(int(8000 * math.sin(2 * math.pi * PITCH * i / 8000))
+                                  for i in range(160)))
+    silence = struct.pack("<160h", *([3, -2] * 80))
+    invite = (b"INVITE sip:agent1@127.0.0.2:5070 SIP/2.0\r\n"
+              b"From: <sip:139102@127.0.0.2>;tag=a\r\nCall-ID: d@x\r\nCSeq: 1 INVITE\r\n"
+              b"\r\nv=0\r\nm=audio 20020 RTP/AVP 0\r\n")
+    calls = Calls()
+    calls.key_at[b"139102"] = 100.0
+    calls.agent_sip(100.01, invite, b"agent1")
+    for i, pcm in enumerate([tone] * 4 + [silence] + [tone] * 6):
+        calls.agent_rtp_in(100.5 + i * 0.02, 20020, _rtp(pcm))
+    assert calls.voice_at == {b"139102": 100.5} and calls.dropouts() == 1
+    calls = Calls()
+    calls.agent_sip(100.01, invite, b"agent1")
+    for i, pcm in enumerate([tone] * 3 + [silence, tone, silence] + [tone] * 10):
+        calls.agent_rtp_in(100.5 + i * 0.02, 20020, _rtp(pcm))
+    assert calls.voice_at == {b"139102": 100.5 + 6 * 0.02}
+
+
+def test_the_wire_bench_splits_the_gateways_share_into_asterisks_answer_and_its_own() -> None:
+    """On one AGI connection: the env complete (the share begins), the gateway's read,
+    Asterisk's answer, the SET VARIABLE naming the bridge; then the Originate leaves."""
+    from bench.wire import Calls
+
+    bridge = b"20261204001500abcdef"
+    calls = Calls()
+    calls.agi(10.000, True, 40001, b"agi_network: yes\nagi_request: agi://x/onekey\n")
+    calls.agi(10.001, True, 40001, b"agi_arg_1: transfer\n\n")
+    calls.agi(10.003, False, 40001, b'GET FULL VARIABLE "${BASE64_ENCODE(=${UNIQUEID})}"\n')
+    calls.agi(10.011, True, 40001, b"200 result=1 (PXU=)\n")
+    calls.ami(10.014, b"Action: Originate\r\nChannelId: " + bridge + b"-a0\r\n\r\n")
+    calls.agi(10.020, False, 40001,
+              b'SET VARIABLE "SHARED(LINKGW_ACTIVE,PJSIP/citizen-1)" "' + bridge + b'"\n')
+    assert [round(v, 3) for v in calls.gateway_ms()] == [13.0]
+    assert [round(v, 3) for v in calls.read_ms()] == [8.0]
+    assert [round(v, 3) for v in calls.own_ms()] == [5.0]
+
+
 def test_a_lab_program_stopped_with_sigterm_runs_its_cleanup(tmp_path: Path) -> None:
     """SIGTERM (kill, a CI timeout) becomes SystemExit: a `with Lab` block (here a
     finally) stops what it started, and the exit code says which signal (128 + 15)."""
