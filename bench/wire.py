@@ -372,8 +372,8 @@ def measure(tmp: Path, rounds: int, concurrent: int, topology: str = "one-pbx") 
                            _all(r.voice_ms() for r in runs), expected)
                     report(f"  voice − later(answer, key + {notice_s:g} s notice)",
                            _all(r.heard_after_ms(notice_s) for r in runs), expected)
-                    print(f"  {'of them with a 20 ms dropout in their first 200 ms':<42}"
-                          f" {sum(r.dropouts() for r in runs)}")
+                    print(f"  {'voices with one 20 ms dropout in their first 200 ms':<44}"
+                          f"{sum(r.dropouts() for r in runs)} of {expected}")
 
 
 def _all(parts: Iterable[list[float]]) -> list[float]:
