@@ -787,11 +787,13 @@ def _lines(source: str, node: yaml.Node, env: Mapping[str, str], secrets: bool
 
 
 MAX_REASON = 40  # characters of a decline reason
+_WIDE_SPACES = "\u3000\u00a0"  # the full-width space of Chinese text, a no-break space
 
 
 def _decline_reasons(source: str, node: yaml.Node) -> tuple[tuple[str, str], ...]:
     """``transfer.decline_reasons``: a mapping of a one-digit code to its reason, at most
-    10 (the codes 0 to 9), each reason 1 to 40 printable characters."""
+    10 (the codes 0 to 9), each reason text (not what YAML reads as null, a number or a
+    boolean) of 1 to 40 printable characters; full-width spaces are fine."""
     dotted = "transfer.decline_reasons"
     if not isinstance(node, yaml.MappingNode):
         raise ConfigError(source, _line(node), dotted,
@@ -804,9 +806,12 @@ def _decline_reasons(source: str, node: yaml.Node) -> tuple[tuple[str, str], ...
             raise ConfigError(source, _line(key_node), f"{dotted}.{str(code)[:20]}",
                               "a code must be one digit, 0 to 9")
         if not isinstance(value_node, yaml.ScalarNode) or not isinstance(reason, str) or \
-                not 0 < len(reason.strip()) <= MAX_REASON or not reason.isprintable():
+                value_node.tag != "tag:yaml.org,2002:str" or \
+                not 0 < len(reason.strip()) <= MAX_REASON or \
+                not all(c.isprintable() or c in _WIDE_SPACES for c in reason):
             raise ConfigError(source, _line(value_node), f"{dotted}.{code}",
-                              f"must be 1 to {MAX_REASON} printable characters")
+                              f"must be text of 1 to {MAX_REASON} printable characters "
+                              "(quoted, if YAML would read it as null, yes/no or a number)")
         out.append((str(code), reason.strip()))
     return tuple(out)
 

@@ -32,7 +32,6 @@ HOST_INCLUDES: tuple[tuple[str, str, str], ...] = (
     ("features.conf", "linkgw_features.conf", "applicationmap"),
     ("musiconhold.conf", "linkgw_musiconhold.conf", ""),
     ("confbridge.conf", "linkgw_confbridge.conf", ""),
-    ("confbridge.conf", "linkgw_confbridge_menu.conf", ""),
     ("manager.conf", "linkgw_manager.conf", ""),
 )
 

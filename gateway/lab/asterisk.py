@@ -152,8 +152,7 @@ class Asterisk:
             "extensions.conf": self._extensions_conf(),
             "features.conf": "[general]\nfeaturedigittimeout=1500\n\n[applicationmap]\n"
             "#include linkgw_features.conf\n",
-            "confbridge.conf": "#include linkgw_confbridge.conf\n"
-            "#include linkgw_confbridge_menu.conf\n",
+            "confbridge.conf": "#include linkgw_confbridge.conf\n",
             "http.conf": "[general]\nenabled=no\n",
             "cdr.conf": "[general]\nenable=no\n",
             "cel.conf": "[general]\nenable=no\n",

@@ -48,9 +48,11 @@ class NoticeFact:
 @dataclass(frozen=True)
 class DeclineKeyed:
     """The other line's agent in a consult conference typed why it declines (the
-    decline key and a reason's code); its leg ends next."""
+    decline key and a reason's code) while the three were together; its leg ends next.
+    ``attempt``: whose leg (its uniqueid ``<bridge>-a<n>``), -1 when it is no leg."""
 
     code: str
+    attempt: int = -1
 
 
 @dataclass(frozen=True)
@@ -135,5 +137,13 @@ def _user_event(message: AmiMessage, registry: Registry, at: float) -> list[Rout
             role = Role.AGENT if message.get("Why") == "handoff" else Role.SEAT
             return [(bridge, DirectBridged(at, role))]
         case "LinkgwDeclineReason":
-            return [(bridge, DeclineKeyed(message.get("Code")))]
+            return [(bridge, DeclineKeyed(message.get("Code"),
+                                          leg_attempt(bridge.id, message.get("Uniqueid"))))]
     return []
+
+
+def leg_attempt(bridge_id: str, uniqueid: str) -> int:
+    """The attempt of the other line's leg ``<bridge>-a<n>`` (-1: not such a leg)."""
+    number = uniqueid.removeprefix(f"{bridge_id}-a") if uniqueid.startswith(
+        f"{bridge_id}-a") else ""
+    return int(number) if number.isascii() and number.isdigit() and len(number) < 4 else -1

@@ -80,6 +80,16 @@ class DirectBridged(Event):
 
 
 @dataclass(frozen=True)
+class Declined(Event):
+    """Consult: the other line's agent, the three together, typed the decline key and a
+    reason's code (``reason``: its text); the dialplan ends the agent's leg next."""
+
+    code: str = ""
+    reason: str = ""
+    kind = "declined"
+
+
+@dataclass(frozen=True)
 class ConferenceEnded(Event):
     kind = "conference_ended"
 

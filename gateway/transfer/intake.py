@@ -26,7 +26,14 @@ from gateway.transfer.correlate import (
     PartyGone,
     correlate,
 )
-from gateway.transfer.events import AgentAnswered, AgentFailed, Joined, KeyDone, Left
+from gateway.transfer.events import (
+    AgentAnswered,
+    AgentFailed,
+    Declined,
+    Joined,
+    KeyDone,
+    Left,
+)
 from gateway.transfer.legs import CAUSE_WAIT, Leg, LegAnswered, LegFailed, LegNews
 from gateway.transfer.model import Bridge, Refused
 from gateway.transfer.phase import Mode, Role, State
@@ -69,8 +76,8 @@ class Intake:
                                           refusal.detail if refusal else ""), data)
             case FeatureReturned():
                 self.commands.feature_returned(bridge)
-            case DeclineKeyed(code=code):
-                self._decline_keyed(bridge, code, at, data)
+            case DeclineKeyed():
+                self._decline_keyed(bridge, fact, at, data)
             case NoticeFact():
                 if "notice_played_at" not in bridge.fields:
                     self.stepper.note(bridge, "notice_played", {"notice_played_at": iso(at)}, at=at,
@@ -87,22 +94,22 @@ class Intake:
             case _:
                 self.stepper.step(bridge, fact, data)
 
-    def _decline_keyed(self, bridge: Bridge, code: str, at: float,
+    def _decline_keyed(self, bridge: Bridge, fact: DeclineKeyed, at: float,
                        data: dict[str, str] | None) -> None:
-        """Why the other line declines, typed by its agent in the consult conference: on
-        record once (the first reason stays), while the three are together. A code the
-        list no longer has (changed since the dialplan was written) is kept as a code."""
-        if bridge.phase.mode is not Mode.CONSULT or bridge.state is not State.THREE_PARTY \
-                or bridge.fields.get("decline_reason") or not code.isascii() \
-                or not code.isdigit() or len(code) != 1:
-            self.log.warning("bridge.decline_reason_ignored", bridge_id=bridge.id,
+        """Why the other line declines, typed by its agent in the consult conference
+        with the three together: the table's :class:`Declined` (the first line keeps the
+        matter). A code the list no longer has (changed since the dialplan's globals were
+        written) is kept as a code."""
+        code = fact.code
+        if not (code.isascii() and code.isdigit() and len(code) == 1) or \
+                fact.attempt != bridge.phase.attempt or \
+                bridge.phase.mode is not Mode.CONSULT or bridge.state is not State.THREE_PARTY:
+            self.log.warning("bridge.decline_ignored", bridge_id=bridge.id,
                              state=bridge.state.value, mode=bridge.phase.mode.value,
-                             code=code[:8])
+                             code=code[:8], attempt=fact.attempt)
             return
         reason = self.decline_reason(code) or f"原因代码{code}（未列出）"
-        self.stepper.note(bridge, "decline_reason_given", {
-            "decline_reason": reason, "decline_reason_code": code,
-            "decline_reason_at": iso(at), "decline_reason_via": "key"}, at=at, data=data)
+        self.stepper.step(bridge, Declined(at, code, reason), data)
 
     def _leg_fact(self, bridge: Bridge, fact: LegFact, at: float) -> None:
         leg = self.legs.get(bridge.id)

@@ -55,8 +55,11 @@ def _fact(key: str, rest: str, at: float, ring_timeout: float) -> JournalFact | 
         return JournalFact(at, KeyDoneFact(rest))
     if key == "notice_played":
         return JournalFact(at, NoticeFact())
-    if key == "decline_reason":
-        return JournalFact(at, DeclineKeyed(rest))
+    if key.startswith("agent_a") and key.endswith("_declined"):
+        attempt = key[len("agent_a"):-len("_declined")]
+        if attempt.isascii() and attempt.isdigit() and len(attempt) < 4:
+            return JournalFact(at, DeclineKeyed(rest, int(attempt)), int(attempt))
+        return None
     if key.startswith("agent_a") and key.endswith("_gone"):
         attempt = key[len("agent_a"):-len("_gone")]
         if attempt.isascii() and attempt.isdigit():

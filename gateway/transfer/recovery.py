@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.schema import iso
-from gateway.transfer.correlate import KeyDoneFact, PartyGone
+from gateway.transfer.correlate import DeclineKeyed, KeyDoneFact, PartyGone
 from gateway.transfer.events import (
     Abandon,
     AgentFailed,
@@ -132,6 +132,8 @@ class Recovery:
             if isinstance(item.fact, AgentFailed):
                 if item.attempt != bridge.phase.attempt or Role.AGENT in bridge.phase.joined:
                     continue  # an earlier attempt, or the leg that took the call ending
+            if isinstance(item.fact, DeclineKeyed) and item.attempt != bridge.phase.attempt:
+                continue  # an earlier attempt's agent
             if isinstance(item.fact, KeyDoneFact) and bridge.phase.key_done:
                 continue
             if isinstance(item.fact, Redirected) and "redirected_at" in bridge.fields:

@@ -15,7 +15,8 @@ The flow (one key, ``*1``)::
               │ citizen joined                 │ citizen joined
               ▼                                ▼
            dialing ──agent answered──▶ three_party ──seat left──▶ handed_off
-              │ ▲ agent failed,              │ (consult) agent left       │
+              │ ▲ agent failed,              │ (consult) agent left, or  │
+              │ │                             │ declined with a reason     │
               └─┘ attempts left              ▼                            │
               │ agent failed, none left ─▶ returned_to_first_line         │
               ▼                                 │                         │
@@ -44,6 +45,7 @@ from gateway.transfer.events import (
     CancelAgent,
     Command,
     ConferenceEnded,
+    Declined,
     DialAgent,
     DirectBridged,
     Event,
@@ -259,6 +261,14 @@ def transition(p: Phase, event: Event) -> Transition:
             return _joined(p, joined, at)
         case _, Left() as left:
             return _left(p, left, at)
+        # -- consult: the other line declines with a reason; the first line keeps it
+        case State.THREE_PARTY, Declined(code=code, reason=reason) if p.mode is Mode.CONSULT:
+            return Transition(replace(p, state=State.RETURNED, directed=True), {
+                "decision": "kept_by_first_line", "decline_reason": reason,
+                "decline_reason_code": code, "decline_reason_at": at,
+                "decline_reason_via": "key"}, (BridgeDirect(Role.SEAT),))
+        case _, Declined():
+            return Transition(p)  # not the three together (the dialplan refuses it too)
         case (State.HANDED_OFF | State.RETURNED), DirectBridged():
             return _end(p, at, _ended_outcome(p.state))
         case _, DirectBridged():

@@ -40,11 +40,12 @@ def declined_with_a_reason(lab: Lab, bridge_id: str, agent_channel: str) -> dict
         ("consult", "kept_by_first_line", "kept_by_first_line")
     assert (record["decline_reason"], record["decline_reason_code"],
             record["decline_reason_via"]) == (REASON, "2", "key")
-    assert "decline_reason_by" not in record  # a key names no person
     assert record["agent_joined_at"] < record["decline_reason_at"] <= record["agent_left_at"]
     kinds = [e["event"] for e in stream]
-    assert kinds.count("decline_reason_given") == 1
-    assert kinds.index("decline_reason_given") < kinds.index("bridged_direct")
+    # the decline is the decision: citizen and call-taker are moved at once, while the
+    # agent still hears that its reason is noted
+    assert kinds.count("declined") == 1
+    assert kinds.index("declined") < kinds.index("bridged_direct") < kinds.index("left:agent")
     assert record["agent_channel"] == agent_channel
     return record
 
@@ -74,7 +75,7 @@ def test_the_12345_agent_declines_with_a_reason_typed_as_a_key(any_lab: Lab) -> 
     record = declined_with_a_reason(lab, bridge_id, joined.get("Channel"))
     # the journal in AstDB holds it too (a gateway that takes the bridge over reads it)
     assert lab.asterisk is not None
-    journal = lab.asterisk.cli(f"database get linkgw/{bridge_id} decline_reason")
+    journal = lab.asterisk.cli(f"database get linkgw/{bridge_id} agent_a0_declined")
     assert journal.strip().endswith("|2")
     month = today(time.time(), ZoneInfo(lab.config.tickets.time_zone))[:7]
     report = json.loads(cli(lab, "report", "--month", month, "--json").stdout)
@@ -106,6 +107,9 @@ def test_110_declines_12345s_consult_with_a_reason_too(any_lab: Lab) -> None:
     assert (record["direction"], record["decision"], record["decline_reason"],
             record["decline_reason_via"]) == \
         ("12345->110", "kept_by_first_line", "属公安职责，须警方处置", "key")
+    month = today(time.time(), ZoneInfo(lab.config.tickets.time_zone))[:7]
+    report = json.loads(cli(lab, "report", "--month", month, "--json").stdout)
+    assert bridge_id not in [r["bridge_id"] for r in report["joint_meeting"]]
 
 
 def test_a_code_the_list_lacks_leaves_the_agent_in_the_call(any_lab: Lab) -> None:
@@ -128,7 +132,7 @@ def test_a_code_the_list_lacks_leaves_the_agent_in_the_call(any_lab: Lab) -> Non
     record, stream = settled(lab, bridge_id, "citizen_hangup")
     assert (record["decision"], record["outcome"]) == ("taken_by_other_line", "handed_off")
     assert "decline_reason" not in record
-    assert "decline_reason_given" not in [e["event"] for e in stream]
+    assert "declined" not in [e["event"] for e in stream]
 
 
 def test_a_queue_agent_of_12345s_pbx_declines_with_a_reason_over_the_trunk(
@@ -157,8 +161,8 @@ def test_a_queue_agent_of_12345s_pbx_declines_with_a_reason_over_the_trunk(
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "agent2": 0}
     assert requests_received(agent.received())[-1] == "BYE"
     declined_with_a_reason(lab, bridge_id, joined.get("Channel"))
-    pushed = pushed_events(lab, bridge_id, "decline_reason_given")
-    given = [e for e in pushed if e["event"] == "decline_reason_given"]
-    assert [(e["fields"]["decline_reason"], e["fields"]["decline_reason_code"])
-            for e in given] == \
-        [(REASON, "2")]
+    pushed = pushed_events(lab, bridge_id, "declined")
+    given = [e for e in pushed if e["event"] == "declined"]
+    assert [(e["fields"]["decision"], e["fields"]["decline_reason"],
+             e["fields"]["decline_reason_code"]) for e in given] == \
+        [("kept_by_first_line", REASON, "2")]

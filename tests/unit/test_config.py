@@ -378,19 +378,20 @@ def test_retention_never_trims_what_a_further_lines_push_has_not_delivered() -> 
 DECLINE = 'transfer:\n  decline_reasons:\n    "1": 属公安职责\n    "9": 其他原因\n'
 
 
-def test_decline_reasons_are_config_and_the_menu_renders_a_key_for_each() -> None:
-    """The consult agent's menu: the decline key then each listed code; nothing else."""
+def test_decline_reasons_are_config_and_the_globals_carry_the_key_and_codes() -> None:
+    """The consult agent's menu is made on its channel from two globals: the decline key
+    and the codes; the reasons' texts stay with the gateway."""
     config = load_config(DECLINE + '  decline_key: "#8"\n', "site.yaml", secrets=False)
     assert config.transfer.decline_reasons == (("1", "属公安职责"), ("9", "其他原因"))
     assert (config.transfer.decline_reason("9"), config.transfer.decline_reason("2")) == \
         ("其他原因", None)
-    assert render(config)["linkgw_confbridge_menu.conf"].split("\n")[-5:] == [
-        "[linkgw_agent_consult_menu]", "type=menu",
-        "#81=dialplan_exec(linkgw-decline,1,1)  ; 属公安职责",
-        "#89=dialplan_exec(linkgw-decline,9,1)  ; 其他原因", ""]
+    assert "LINKGW_DECLINE_KEY=#8\nLINKGW_DECLINE_CODES=19\n" in \
+        render(config)["linkgw_globals.conf"]
     none = load_config("transfer:\n  decline_reasons: {}\n", "site.yaml", secrets=False)
-    assert render(none)["linkgw_confbridge_menu.conf"].endswith(
-        "[linkgw_agent_consult_menu]\ntype=menu\n")  # the menu is there, with no key
+    assert "LINKGW_DECLINE_CODES=\n" in render(none)["linkgw_globals.conf"]  # no keys
+    spaced = load_config(DECLINE.replace("其他原因", "其他\u3000原因"), "site.yaml",
+                         secrets=False)
+    assert spaced.transfer.decline_reason("9") == "其他\u3000原因"
 
 
 @pytest.mark.parametrize("change,key,message", [
@@ -405,6 +406,9 @@ def test_decline_reasons_are_config_and_the_menu_renders_a_key_for_each() -> Non
     (("其他原因", '"' + "长" * 41 + '"'), "transfer.decline_reasons.9", "1 to 40"),
     (("其他原因", '""'), "transfer.decline_reasons.9", "1 to 40"),
     (("其他原因", "[a, b]"), "transfer.decline_reasons.9", "printable"),
+    (("其他原因", "~"), "transfer.decline_reasons.9", "printable"),
+    (("其他原因", "12"), "transfer.decline_reasons.9", "printable"),
+    (("其他原因", "yes"), "transfer.decline_reasons.9", "printable"),
     (('    "1": 属公安职责\n    "9": 其他原因\n', "    - 属公安职责\n"),
      "transfer.decline_reasons", "mapping of a code"),
 ])

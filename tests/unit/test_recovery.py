@@ -37,7 +37,7 @@ def test_journal_entries_become_facts_in_time_order() -> None:
         "seat_left": f"{T + 3}|", "key_done": f"{T}|101", "citizen_joined": f"{T + 1}|",
         "agent_a0_gone": f"{T + 0.5}|17", "citizen_direct": f"{T + 4}|",
         "notice_played": f"{T + 0.9}|", "citizen_gone": f"{T + 9}|16",
-        "decline_reason": f"{T + 2}|2",
+        "agent_a1_declined": f"{T + 2}|2", "agent_ax_declined": f"{T + 2}|3",
     }
     facts = journal_facts(journal, ring_timeout=15.0)
     assert [(f.at, f.fact) for f in facts] == [
@@ -45,7 +45,7 @@ def test_journal_entries_become_facts_in_time_order() -> None:
         (T + 0.5, AgentFailed(T + 0.5, "busy")),
         (T + 0.9, NoticeFact()),
         (T + 1, Joined(T + 1, Role.CITIZEN)),
-        (T + 2, DeclineKeyed("2")),
+        (T + 2, DeclineKeyed("2", 1)),
         (T + 3, Left(T + 3, Role.SEAT)),
         (T + 4, DirectBridged(T + 4, Role.CITIZEN)),
         (T + 9, PartyGone(Role.CITIZEN)),
@@ -251,3 +251,22 @@ def test_a_record_of_an_earlier_version_is_read_by_todays_names() -> None:
         {"outcome": "kept_by_first_line", "state": "ended"}
     today = {"outcome": "kept_by_first_line", "state": "ended"}
     assert current(today) is today
+
+
+def test_a_decline_keyed_while_nobody_watched_is_replayed_for_the_leg_that_rang() -> None:
+    """Consult, three together on the second attempt when the owner died; the journal
+    holds the first attempt's decline (a0, ignored) and this one's (a1); citizen and
+    call-taker are still in the conference: the first line keeps the matter with a1's
+    reason, and the plain call is asked for."""
+    record = RECORD | {"mode": "consult", "attempt": "2"}
+    journal = {"agent_a0_declined": f"{T + 2}|1", "agent_a1_declined": f"{T + 4}|2"}
+    members = [{"Channel": "PJSIP/citizen-1", "Uniqueid": "u-c"},
+               {"Channel": "PJSIP/seat1-2", "Uniqueid": "u-s"}]
+    channels = [{"Channel": "PJSIP/citizen-1", "Uniqueid": "u-c"},
+                {"Channel": "PJSIP/seat1-2", "Uniqueid": "u-s"}]
+    _service, store, asterisk = _adopt(journal, members, channels, record)
+    got = store.records[f"bridge:{BID}"]
+    assert (got["state"], got["decision"], got["decline_reason_code"],
+            got["decline_reason"]) == \
+        ("returned_to_first_line", "kept_by_first_line", "2", "情况紧急，须现场处置")
+    assert asterisk.expect("Setvar").get("Value") == "PJSIP/seat1-2|110|declined"

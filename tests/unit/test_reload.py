@@ -80,6 +80,22 @@ def test_a_transfer_value_is_applied_and_a_dialplan_value_says_run_linkgw_dialpl
     assert (key.live, key.refused, key.dialplan_stale) == (("transfer.onekey",), False, True)
 
 
+def test_new_decline_codes_say_run_linkgw_dialplan_a_new_text_applies_at_once() -> None:
+    """The consult agent's menu is made from the globals' key and codes: a code added or
+    taken away (or the key) makes them stale; a reason's new text is the gateway's only,
+    and the next decline records it."""
+    old = Config()
+    reasons = old.transfer.decline_reasons
+    codes = plan(old, replace(old, transfer=replace(
+        old.transfer, decline_reasons=(*reasons, ("7", "另行处理")))))
+    assert (codes.live, codes.dialplan_stale) == (("transfer.decline_reasons",), True)
+    key = plan(old, replace(old, transfer=replace(old.transfer, decline_key="*8")))
+    assert key.dialplan_stale
+    text = plan(old, replace(old, transfer=replace(
+        old.transfer, decline_reasons=(("1", "属公安职责"), *reasons[1:]))))
+    assert (text.live, text.dialplan_stale) == (("transfer.decline_reasons",), False)
+
+
 def test_a_lines_api_token_changed_needs_a_restart_its_notice_does_not() -> None:
     """The API's roles are made at start: a line whose token changes, or a line added
     or taken away, is refused by a reload (a revoked token would go on reading); its

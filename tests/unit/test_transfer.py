@@ -554,51 +554,91 @@ def consult_three_party(rig: Rig) -> None:
     assert rig.record["state"] == "three_party"
 
 
-def test_consult_12345_declines_with_a_keyed_reason_noted_once_before_it_leaves() -> None:
-    """The agent typed *92 in the conference: the dialplan's UserEvent (then the hangup
-    its dialplan makes); a second reason does not replace the first."""
+def decline(rig: Rig, code: str, uniqueid: str = f"{BID}-a0") -> None:
+    """The dialplan's [linkgw-decline] on the agent's channel (its UserEvent)."""
+    rig.emit("UserEvent", UserEvent="LinkgwDeclineReason", Bridge=BID, Code=code,
+             Uniqueid=uniqueid, Channel="PJSIP/12345-00000009")
+
+
+def test_consult_12345_declines_with_a_keyed_reason_so_the_first_line_keeps_it_at_once(
+        ) -> None:
+    """The agent typed *92 with the three together: the first line keeps the matter
+    (citizen and call-taker are moved into a plain call at once, not after the agent's
+    prompt); its leg's end then closes the bridge; a second reason changes nothing."""
     rig = Rig()
     consult_three_party(rig)
-    rig.emit("UserEvent", UserEvent="LinkgwDeclineReason", Bridge=BID, Code="2")
-    rig.clock.advance(0.5)
-    rig.emit("UserEvent", UserEvent="LinkgwDeclineReason", Bridge=BID, Code="1")
-    rig.leave(f"{BID}-a0", "PJSIP/12345-00000009")
+    decline(rig, "2")
     r = rig.record
-    assert (r["decline_reason"], r["decline_reason_code"], r["decline_reason_via"],
-            r["decline_reason_at"], r["decision"]) == \
-        ("情况紧急，须现场处置", "2", "key", iso(T0), "kept_by_first_line")
+    assert (r["state"], r["decision"], r["decline_reason"], r["decline_reason_code"],
+            r["decline_reason_via"], r["decline_reason_at"]) == \
+        ("returned_to_first_line", "kept_by_first_line", "情况紧急，须现场处置", "2", "key",
+         iso(T0))
+    assert rig.asterisk.expect("Setvar").get("Value") == f"{SEAT}|110|declined"
+    rig.clock.advance(0.5)
+    decline(rig, "1")
+    rig.leave(f"{BID}-a0", "PJSIP/12345-00000009")
+    assert (rig.record["decline_reason_code"], rig.record["state"],
+            rig.record["outcome"]) == ("2", "ended", "kept_by_first_line")
     events = rig.events()
-    assert events.count("decline_reason_given") == 1
-    assert events.index("decline_reason_given") < events.index("left:agent")
+    assert events.count("declined") == 1
+    assert events.index("declined") < events.index("bridged_direct") < \
+        events.index("left:agent")
+
+
+def test_the_call_taker_leaving_first_makes_a_later_decline_change_nothing() -> None:
+    """Consult: once the call-taker has left, the matter is the agent's (the dialplan
+    refuses its decline key then too: fewer than three in the conference)."""
+    rig = Rig()
+    consult_three_party(rig)
+    rig.join("seat", "u-seat", SEAT)
+    rig.leave("u-seat", SEAT)
+    assert rig.record["decision"] == "taken_by_other_line"
+    decline(rig, "2")
+    assert (rig.record["state"], rig.record["decision"]) == \
+        ("handed_off", "taken_by_other_line")
+    assert "decline_reason" not in rig.record and "declined" not in rig.events()
 
 
 @pytest.mark.parametrize("code", ["", "12", "\uff12", "\u0662", "2\u2028", "\u0085", "*"])
 def test_a_keyed_reason_that_is_not_one_digit_is_not_recorded(code: str) -> None:
     rig = Rig()
     consult_three_party(rig)
-    rig.emit("UserEvent", UserEvent="LinkgwDeclineReason", Bridge=BID, Code=code)
-    assert "decline_reason" not in rig.record
-    assert "decline_reason_given" not in rig.events()
+    decline(rig, code)
+    assert rig.record["state"] == "three_party" and "decline_reason" not in rig.record
+
+
+@pytest.mark.parametrize("uniqueid", [f"{BID}-a1", f"{BID}-ax", "u-other"])
+def test_a_decline_from_another_attempts_leg_is_not_recorded(uniqueid: str) -> None:
+    rig = Rig()
+    consult_three_party(rig)
+    decline(rig, "2", uniqueid)
+    assert rig.record["state"] == "three_party" and "decline_reason" not in rig.record
 
 
 def test_a_keyed_reason_outside_a_consult_conference_is_not_recorded() -> None:
     """The one key's conference has no decline menu: a forged or stray UserEvent
-    changes nothing."""
+    changes nothing; nor does one while the agent waits alone (consult, answered)."""
     rig = Rig()
     rig.opened()
     rig.key_done()
     rig.asterisk.expect("Redirect")
     rig.join("citizen", "u-cit", CITIZEN)
     rig.answered()
-    rig.emit("UserEvent", UserEvent="LinkgwDeclineReason", Bridge=BID, Code="2")
-    assert "decline_reason" not in rig.record
+    decline(rig, "2")
+    assert rig.record["state"] == "three_party" and "decline_reason" not in rig.record
+    alone = Rig()
+    alone.key(mode="consult")
+    alone.asterisk.reply(alone.asterisk.expect("Originate"))
+    alone.answered()
+    decline(alone, "2")
+    assert alone.record["state"] == "answered" and "decline_reason" not in alone.record
 
 
 def test_a_code_the_list_no_longer_has_is_kept_as_a_code() -> None:
-    """The dialplan was written with an older list (a reload changed it since)."""
+    """The dialplan's globals were written with an older list (a reload changed it)."""
     rig = Rig(decline_reasons=(("1", "属公安职责"),))
     consult_three_party(rig)
-    rig.emit("UserEvent", UserEvent="LinkgwDeclineReason", Bridge=BID, Code="7")
+    decline(rig, "7")
     assert (rig.record["decline_reason"], rig.record["decline_reason_code"]) == \
         ("原因代码7（未列出）", "7")
 
