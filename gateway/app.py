@@ -43,6 +43,7 @@ from gateway.records.tickets import TicketDesk
 from gateway.records.workorders import WorkOrderDesk
 from gateway.schema import Keys
 from gateway.transfer.cluster import Cluster
+from gateway.transfer.late import LateCalls
 from gateway.transfer.leases import Leases
 from gateway.transfer.recovery import Recovery
 from gateway.transfer.services import Meter, TransferService
@@ -89,9 +90,11 @@ def build_transfer(config: Config, reactor: Any, log: Any, name: str,
                               tickets=config.tickets,
                               ticket_pattern=config.tickets.pattern)
     recovery = Recovery(service, log.bind(part="recovery"))
+    late = LateCalls(service.telephony, service.persist, service.arrivals,
+                     log.bind(part="late"))
     cluster = Cluster(service, recovery, leases, bridge_log, reactor,
                       config.cluster.sweep_interval, log.bind(part="cluster"),
-                      config.cluster.stale_after)
+                      config.cluster.stale_after, late)
     ami.on_login.append(lambda: defer.ensureDeferred(cluster.resync()))
     return TransferParts(redis, bridge_log, ami, leases, service, recovery, cluster)
 

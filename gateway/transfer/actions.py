@@ -10,6 +10,7 @@ from gateway.transfer.phase import Mode, Role
 
 JOIN_CONTEXT = {Mode.TRANSFER: "linkgw-join-{role}", Mode.CONSULT: "linkgw-consult-{role}"}
 JOURNAL = "linkgw"  # AstDB family of the dialplan's journal: linkgw/<bridge id>/<fact>
+LATE = "linkgw-late"  # calls no gateway answered: linkgw-late/<citizen uniqueid>/<what>
 #: The keys armed on the other line's leg, so that it can hand the citizen on in turn.
 FEATURES = {"110": "linkgw_onekey#linkgw_consult",  # a 12345 agent (110 -> 12345)
             "12345": "linkgw_onekey#linkgw_consult#linkgw_emergency"}  # a 110 seat

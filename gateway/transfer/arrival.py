@@ -151,20 +151,21 @@ class Arrivals:
         self.classify = classify
         self.owner = owner
 
-    def arrived(self, citizen: Party, headers: Sequence[str], dialed: str
-                ) -> tuple[str, Handover]:
+    def arrived(self, citizen: Party, headers: Sequence[str], dialed: str,
+                at: float | None = None) -> tuple[str, Handover]:
         """Register the call: its bridge id (:func:`arrival_id`) and the hand-over as
-        read."""
+        read. ``at``: when it arrived, for one registered late (else now)."""
         handover = read_handover(headers, self.ticket_pattern)
         bridge_id = arrival_id(citizen.uniqueid, citizen.channel)
         classified = self.classify(handover.code) if handover.code else {}
-        for change in arrived(bridge_id, citizen, handover, dialed, self.clock(),
+        for change in arrived(bridge_id, citizen, handover, dialed,
+                              self.clock() if at is None else at,
                               self.response_deadline, classified, self.owner):
             self.record(change)
         return bridge_id, handover
 
-    def taken(self, bridge_id: str, endpoint: str) -> None:
-        self.record(taken(bridge_id, endpoint, self.clock()))
+    def taken(self, bridge_id: str, endpoint: str, at: float | None = None) -> None:
+        self.record(taken(bridge_id, endpoint, self.clock() if at is None else at))
 
-    def ended(self, bridge_id: str, status: str) -> None:
-        self.record(ended(bridge_id, status, self.clock()))
+    def ended(self, bridge_id: str, status: str, at: float | None = None) -> None:
+        self.record(ended(bridge_id, status, self.clock() if at is None else at))

@@ -113,6 +113,17 @@ def _party(values: list[str], channel: str) -> Party:
     return Party(channel, uniqueid, linkedid, number, name, endpoint)
 
 
+def decoded(values: Sequence[str]) -> list[str]:
+    """Values as the dialplan writes them (``BASE64_ENCODE(=…)``), decoded; raises
+    :class:`ChannelReadError` on one that is not."""
+    return [_decode(v) for v in values]
+
+
+def party_of(values: Sequence[str], channel: str) -> Party:
+    """A party from its :data:`PARTY` values, decoded (as a read gives them)."""
+    return _party(list(values), channel)
+
+
 async def read_own(session: Session) -> Party:
     """The AGI's own channel (a citizen's call reaching a line)."""
     party = _party(await read(session, _terms(PARTY)), session.env_channel)

@@ -10,7 +10,8 @@
 - A live bridge of *another* Asterisk whose lease is gone and which was requested more
   than ``stale_after`` ago is closed as ``unknown`` (its Asterisk has no gateway any
   more), so that no record stays live for ever.
-- The sweep also takes over the spool files of processes that are gone.
+- The sweep also takes over the spool files of processes that are gone, and registers
+  the calls that arrived while no gateway answered (:mod:`gateway.transfer.late`).
 - A gateway that finds its lease taken by another stops running that bridge (it does
   not write it any more).
 
@@ -27,9 +28,13 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from gateway.bridge.log import BridgeLog
+from gateway.transfer.late import LateCalls
 from gateway.transfer.leases import Leases
 from gateway.transfer.recovery import Recovery
 from gateway.transfer.services import TransferService
+
+#: Seconds between two reads of the calls no gateway answered (gateway/transfer/late.py)
+LATE_EVERY = 5.0
 
 
 class Cluster:
@@ -37,7 +42,8 @@ class Cluster:
 
     def __init__(self, service: TransferService, recovery: Recovery, leases: Leases,
                  bridge_log: BridgeLog, clock: IReactorTime, interval: float,
-                 log: Any, stale_after: float = 43200.0) -> None:
+                 log: Any, stale_after: float = 43200.0, late: LateCalls | None = None
+                 ) -> None:
         self.service, self.recovery, self.leases = service, recovery, leases
         self.bridge_log, self.clock, self.interval, self.log = \
             bridge_log, clock, interval, log
@@ -46,6 +52,8 @@ class Cluster:
         self._suspects: dict[str, float] = {}  # bridge id → first seen without a lease
         self.adopted = 0
         self.closed_unserved = 0
+        self.late = late
+        self._late_at = -LATE_EVERY  # when the calls no gateway answered were last read
 
     def start(self) -> None:
         self._loop = LoopingCall(lambda: defer.ensureDeferred(self.sweep()))
@@ -64,6 +72,7 @@ class Cluster:
             service.asterisk = await service.telephony.system_name() or service.asterisk
             for bridge in service.followed():
                 await self.recovery.reconcile(bridge)
+            self._late_at = -LATE_EVERY  # read what was kept while AMI was away
         except Exception as exc:
             self.log.error("cluster.resync_failed", error=str(exc),
                            error_type=type(exc).__name__)
@@ -81,10 +90,22 @@ class Cluster:
                             self.adopted += 1
             if self.service.asterisk:
                 await self._close_unserved()
+            await self._register_late()
         except Exception as exc:
             self.log.info("cluster.sweep_skipped", error=str(exc),
                           error_type=type(exc).__name__)
         self.bridge_log.adopt_orphans()
+
+    async def _register_late(self) -> None:
+        """Calls no gateway answered (every one was down), kept by the dialplan: read at
+        most every :data:`LATE_EVERY` seconds, and at once after an AMI login."""
+        now = self.clock.seconds()
+        if self.late is None or not self.service.ami_up or now - self._late_at < LATE_EVERY:
+            return
+        self._late_at = now
+        registered = await self.late.register(now)
+        if registered:
+            self.log.info("cluster.late_registered", calls=registered)
 
     async def _close_unserved(self) -> None:
         before = self.clock.seconds() - self.stale_after

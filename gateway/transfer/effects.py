@@ -16,7 +16,7 @@ from gateway.ami.client import AmiResult, EventBus
 from gateway.ami.codec import AmiMessage, HeaderItems
 from gateway.ami.errors import AmiActionError
 from gateway.config import TransferConfig
-from gateway.transfer.actions import JOIN_CONTEXT, JOURNAL, originate_headers
+from gateway.transfer.actions import JOIN_CONTEXT, JOURNAL, LATE, originate_headers
 from gateway.transfer.model import Bridge
 from gateway.transfer.phase import Role
 
@@ -98,6 +98,15 @@ class Effects:
 
     def forget_journal(self, bridge_id: str) -> defer.Deferred[AmiResult]:
         return self.ami.action("DBDelTree", [("Family", JOURNAL), ("Key", bridge_id)])
+
+    def late(self) -> defer.Deferred[dict[str, str]]:
+        """What the dialplan kept of calls no gateway answered: AstDB key → value."""
+        d = self.ami.action("DBGetTree", [("Family", LATE)]).addCallback(
+            lambda r: {e.get("Key"): e.get("Val") for e in r.events})
+        return _or_empty(d, {})
+
+    def forget_late(self, uniqueid: str) -> defer.Deferred[AmiResult]:
+        return self.ami.action("DBDelTree", [("Family", LATE), ("Key", uniqueid)])
 
     def members(self, conference: str) -> defer.Deferred[list[AmiMessage]]:
         """Who Asterisk has in a conference now (none when it does not exist)."""

@@ -129,13 +129,17 @@ class Persistor:
             feed=bridge.handed_to))
 
     def call_registered(self, citizen: Party, dialed: str, at: float,
-                        unreadable: str = "") -> None:
-        """``unreadable``: why the caller ID could not be read (it is then not set)."""
+                        unreadable: str = "", late: bool = False) -> None:
+        """``unreadable``: why the caller ID could not be read (it is then not set);
+        ``late``: registered after the call, from what the dialplan kept (no gateway
+        answered it)."""
         fields = {"uniqueid": citizen.uniqueid, "linkedid": citizen.linkedid,
                   "channel": citizen.channel, "number": citizen.number, "name": citizen.name,
                   "dialed": dialed, "registered_at": iso(at)}
         if unreadable:
             fields["callerid_unreadable"] = unreadable
+        if late:
+            fields["registered_late"] = "yes"
         indexes: tuple[Index, ...] = (Index(idx_calls_day(iso(at)[:10]), citizen.uniqueid, at),)
         if citizen.number:
             indexes += (Index(idx_calls_caller(citizen.number), citizen.uniqueid, at),)
