@@ -12,7 +12,7 @@ import time
 from zoneinfo import ZoneInfo
 
 from gateway.lab.lab import CONSULT_KEY, DECLINE_KEY, Lab
-from gateway.lab.sipp import answer_scenario, requests_received
+from gateway.lab.sipp import SippPhone, answer_scenario, requests_received
 from gateway.records.periods import today
 from tests.e2e.helpers import (
     answering,
@@ -50,29 +50,41 @@ def declined_with_a_reason(lab: Lab, bridge_id: str, agent_channel: str) -> dict
     return record
 
 
-def test_the_12345_agent_declines_with_a_reason_typed_as_a_key(any_lab: Lab) -> None:
-    lab = any_lab
-    since = mark(lab)
-    extra = 4000 if lab.agi == "process" else 0  # process mode moves the citizen later
-    agent = lab.phone("12345")
-    agent.start(answer_scenario("12345", ring_ms=200, hold_ms=30000,
-                                key=f"{DECLINE_KEY}2", key_after_ms=5000 + extra))
+def declining(lab: Lab, since: int, phone: str, leg: str, ring_ms: int, key_after_ms: int,
+              citizen_ms: int) -> tuple[SippPhone, SippPhone, SippPhone, str, str]:
+    """The call-taker presses the consult key; the other line's agent (``phone``, whose
+    leg at 110 is ``leg``) answers and types *92 ``key_after_ms`` later. Returns the
+    three phones, the bridge and the agent's leg, once the agent heard that its reason
+    is noted and citizen and call-taker are in one plain call again."""
+    agent = lab.phone(phone)
+    agent.start(answer_scenario(phone, ring_ms=ring_ms, hold_ms=30000,
+                                key=f"{DECLINE_KEY}2", key_after_ms=key_after_ms))
     seat = answering(lab, "seat1", hold_ms=30000, key=CONSULT_KEY)
-    caller = citizen(lab, hold_ms=16000 + extra)
+    caller = citizen(lab, hold_ms=citizen_ms)
     conference = wait_event(lab, since, "seat1 in a consult conference",
                             Event="ConfbridgeJoin", Channel="PJSIP/seat1").get("Conference")
     bridge_id = conference.removeprefix("linkgw-")
     wait_event(lab, since, "the citizen joining", Event="ConfbridgeJoin",
                Conference=conference, Channel="PJSIP/citizen")
-    joined = wait_event(lab, since, "the agent in the conference", Event="ConfbridgeJoin",
-                        Conference=conference, Channel="PJSIP/12345")
+    joined = wait_event(lab, since, "the agent's leg in the conference",
+                        Event="ConfbridgeJoin", Conference=conference, Channel=leg)
     played(lab, since, joined.get("Channel"), lab.transfer.decline_prompt)
     record, _ = settled(lab, bridge_id, "bridged_direct")
     wait_bridged(lab, record["citizen_channel"], record["seat_channel"])
+    return agent, seat, caller, bridge_id, joined.get("Channel")
+
+
+def test_the_12345_agent_declines_with_a_reason_typed_as_a_key(any_lab: Lab) -> None:
+    lab = any_lab
+    since = mark(lab)
+    extra = 4000 if lab.agi == "process" else 0  # process mode moves the citizen later
+    agent, seat, caller, bridge_id, channel = declining(
+        lab, since, "12345", "PJSIP/12345", ring_ms=200, key_after_ms=5000 + extra,
+        citizen_ms=16000 + extra)
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "12345": 0}
     # Asterisk ended the agent's leg (its BYE), long before the agent's 30 s were up
     assert requests_received(agent.received())[-1] == "BYE"
-    record = declined_with_a_reason(lab, bridge_id, joined.get("Channel"))
+    declined_with_a_reason(lab, bridge_id, channel)
     # the journal in AstDB holds it too (a gateway that takes the bridge over reads it)
     assert lab.asterisk is not None
     journal = lab.asterisk.cli(f"database get linkgw/{bridge_id} agent_a0_declined")
@@ -144,23 +156,12 @@ def test_a_queue_agent_of_12345s_pbx_declines_with_a_reason_over_the_trunk(
     at_desk(lab, "agent2")
     since = mark(lab)
     extra = 2 * slack(lab)
-    agent = lab.phone("agent2")
-    agent.start(answer_scenario("agent2", ring_ms=500, hold_ms=30000,
-                                key=f"{DECLINE_KEY}2", key_after_ms=5500 + extra))
-    seat = answering(lab, "seat1", hold_ms=30000, key=CONSULT_KEY)
-    caller = citizen(lab, hold_ms=17000 + extra)
-    conference = wait_event(lab, since, "seat1 in a consult conference",
-                            Event="ConfbridgeJoin", Channel="PJSIP/seat1").get("Conference")
-    bridge_id = conference.removeprefix("linkgw-")
-    joined = wait_event(lab, since, "12345's trunk leg in the conference",
-                        Event="ConfbridgeJoin", Conference=conference,
-                        Channel="PJSIP/trunk-12345")
-    played(lab, since, joined.get("Channel"), lab.transfer.decline_prompt)
-    record, _ = settled(lab, bridge_id, "bridged_direct")
-    wait_bridged(lab, record["citizen_channel"], record["seat_channel"])
+    agent, seat, caller, bridge_id, channel = declining(
+        lab, since, "agent2", "PJSIP/trunk-12345", ring_ms=500, key_after_ms=5500 + extra,
+        citizen_ms=17000 + extra)
     assert finish(caller, seat, agent) == {"citizen": 0, "seat1": 0, "agent2": 0}
     assert requests_received(agent.received())[-1] == "BYE"
-    declined_with_a_reason(lab, bridge_id, joined.get("Channel"))
+    declined_with_a_reason(lab, bridge_id, channel)
     pushed = pushed_events(lab, bridge_id, "declined")
     given = [e for e in pushed if e["event"] == "declined"]
     assert [(e["fields"]["decision"], e["fields"]["decline_reason"],

@@ -14,7 +14,7 @@ import time
 from datetime import datetime
 
 from gateway.lab.lab import Lab
-from gateway.lab.peer import HANDOVER_CONTEXT, HANDOVER_PREFIX, QUEUE, QUEUE_NUMBER, RESIDENT
+from gateway.lab.peer import QUEUE_NUMBER, RESIDENT
 from gateway.lab.process import wait_until
 from gateway.lab.sipp import answer_scenario, citizen_scenario
 from gateway.schema import idx_calls_caller
@@ -31,7 +31,7 @@ from tests.e2e.helpers import (
     settled,
     wait_event,
 )
-from tests.e2e.test_two_pbx import at_desk, peer_event, peer_mark
+from tests.e2e.test_two_pbx import agent2_hands_over, at_desk, peer_mark
 
 
 def epoch(value: str) -> float:
@@ -88,17 +88,7 @@ def test_a_handover_over_the_trunk_while_the_gateway_is_down_is_registered_later
         resident = lab.phone(RESIDENT)
         resident.start(citizen_scenario(RESIDENT, "13900139777", QUEUE_NUMBER,
                                         hold_ms=12000, caller_name="李四", released_ok=True))
-        connect = peer_event(lab, peer_since, "agent2 taking the call", "AgentConnect",
-                             Queue=QUEUE, Interface="PJSIP/agent2")
-        assert lab.peer_probe is not None
-        pair = (connect.get("Channel"), connect.get("DestChannel"))
-        lab.peer_probe.wait_event(
-            lambda e: e.event == "BridgeEnter" and e.get("BridgeNumChannels") == "2"
-            and e.get("Channel") in pair, TIMEOUT, "resident and agent2 bridged", peer_since)
-        reply, _ = lab.peer_probe.action("BlindTransfer", {
-            "Channel": connect.get("DestChannel"), "Context": HANDOVER_CONTEXT,
-            "Exten": f"{HANDOVER_PREFIX}{ticket}"})
-        assert reply.get("Response") == "Success", reply
+        agent2_hands_over(lab, peer_since, ticket)
         wait_event(lab, since, "110's liaison answering", Event="DialEnd",
                    DestChannel="PJSIP/seat2", DialStatus="ANSWER")
         arrived = time.time()

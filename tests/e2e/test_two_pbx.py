@@ -260,6 +260,24 @@ def test_the_citizen_hangs_up_while_queued_at_12345(two_pbx: Lab) -> None:
     assert float(abandon.get("Timestamp")) >= float(leg_gone.get("Timestamp")) - 0.5
 
 
+def agent2_hands_over(lab: Lab, peer_since: int, ticket: str) -> None:
+    """agent2 takes the resident's call at 12345 and, once both are in the bridge, hands
+    it to 110 with 12345's own blind transfer (AMI BlindTransfer, as an agent desktop
+    does) to the hand-over number + the work order's."""
+    connect = peer_event(lab, peer_since, "agent2 taking the resident's call",
+                         "AgentConnect", Queue=QUEUE, Interface="PJSIP/agent2")
+    assert lab.peer_probe is not None
+    # AgentConnect comes before both are in the bridge; a transfer needs them there
+    pair = (connect.get("Channel"), connect.get("DestChannel"))
+    lab.peer_probe.wait_event(
+        lambda e: e.event == "BridgeEnter" and e.get("BridgeNumChannels") == "2"
+        and e.get("Channel") in pair, TIMEOUT, "resident and agent2 bridged", peer_since)
+    reply, _ = lab.peer_probe.action("BlindTransfer", {
+        "Channel": connect.get("DestChannel"), "Context": HANDOVER_CONTEXT,
+        "Exten": f"{HANDOVER_PREFIX}{ticket}"})
+    assert reply.get("Response") == "Success", reply
+
+
 def test_the_12345_agent_hangs_up_after_the_hand_off(two_pbx: Lab) -> None:
     """agent3 answers, the call-taker leaves, then agent3 hangs up first: the citizen's
     call ends as a call does (Asterisk releases the citizen); the record is complete."""
@@ -303,18 +321,7 @@ def test_a_12345_agent_hands_a_matter_to_110_over_the_trunk_and_hears_110s_answe
     resident = lab.phone(RESIDENT)
     resident.start(citizen_scenario(RESIDENT, "13900139000", QUEUE_NUMBER,
                                     hold_ms=30000, caller_name="李四", released_ok=True))
-    connect = peer_event(lab, peer_since, "agent2 taking the resident's call",
-                         "AgentConnect", Queue=QUEUE, Interface="PJSIP/agent2")
-    assert lab.peer_probe is not None
-    # AgentConnect comes before both are in the bridge; a transfer needs them there
-    pair = (connect.get("Channel"), connect.get("DestChannel"))
-    lab.peer_probe.wait_event(
-        lambda e: e.event == "BridgeEnter" and e.get("BridgeNumChannels") == "2"
-        and e.get("Channel") in pair, TIMEOUT, "resident and agent2 bridged", peer_since)
-    reply, _ = lab.peer_probe.action("BlindTransfer", {
-        "Channel": connect.get("DestChannel"), "Context": HANDOVER_CONTEXT,
-        "Exten": f"{HANDOVER_PREFIX}{ticket}"})
-    assert reply.get("Response") == "Success", reply
+    agent2_hands_over(lab, peer_since, ticket)
     bridge_id = new_bridge(lab, "12345:agent2", before)
     answered = wait_event(lab, since, "110's liaison seat answering", Event="DialEnd",
                           DestChannel="PJSIP/seat2", DialStatus="ANSWER")
