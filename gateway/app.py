@@ -91,7 +91,7 @@ def build_transfer(config: Config, reactor: Any, log: Any, name: str,
                               ticket_pattern=config.tickets.pattern)
     recovery = Recovery(service, log.bind(part="recovery"))
     late = LateCalls(service.telephony, service.persist, service.arrivals,
-                     log.bind(part="late"))
+                     lambda: bridge_log.pending, log.bind(part="late"))
     cluster = Cluster(service, recovery, leases, bridge_log, reactor,
                       config.cluster.sweep_interval, log.bind(part="cluster"),
                       config.cluster.stale_after, late)

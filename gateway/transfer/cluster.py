@@ -54,6 +54,7 @@ class Cluster:
         self.closed_unserved = 0
         self.late = late
         self._late_at = -LATE_EVERY  # when the calls no gateway answered were last read
+        self._late_busy = False
 
     def start(self) -> None:
         self._loop = LoopingCall(lambda: defer.ensureDeferred(self.sweep()))
@@ -90,22 +91,29 @@ class Cluster:
                             self.adopted += 1
             if self.service.asterisk:
                 await self._close_unserved()
-            await self._register_late()
         except Exception as exc:
             self.log.info("cluster.sweep_skipped", error=str(exc),
                           error_type=type(exc).__name__)
         self.bridge_log.adopt_orphans()
+        if not self._late_busy:  # beside the sweep: a slow pass never delays a renewal
+            defer.ensureDeferred(self._register_late())
 
     async def _register_late(self) -> None:
         """Calls no gateway answered (every one was down), kept by the dialplan: read at
-        most every :data:`LATE_EVERY` seconds, and at once after an AMI login."""
+        most every :data:`LATE_EVERY` seconds, and at the first sweep after an AMI login."""
         now = self.clock.seconds()
         if self.late is None or not self.service.ami_up or now - self._late_at < LATE_EVERY:
             return
-        self._late_at = now
-        registered = await self.late.register(now)
-        if registered:
-            self.log.info("cluster.late_registered", calls=registered)
+        self._late_at, self._late_busy = now, True
+        try:
+            registered = await self.late.register(now)
+            if registered:
+                self.log.info("cluster.late_registered", calls=registered)
+        except Exception as exc:
+            self.log.info("cluster.late_skipped", error=str(exc)[:200],
+                          error_type=type(exc).__name__)
+        finally:
+            self._late_busy = False
 
     async def _close_unserved(self) -> None:
         before = self.clock.seconds() - self.stale_after

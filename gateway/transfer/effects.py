@@ -105,8 +105,9 @@ class Effects:
             lambda r: {e.get("Key"): e.get("Val") for e in r.events})
         return _or_empty(d, {})
 
-    def forget_late(self, uniqueid: str) -> defer.Deferred[AmiResult]:
-        return self.ami.action("DBDelTree", [("Family", LATE), ("Key", uniqueid)])
+    def forget_late(self, key: str) -> defer.Deferred[AmiResult]:
+        """One entry, by its exact key (``<uniqueid>/<what>``)."""
+        return self.ami.action("DBDel", [("Family", LATE), ("Key", key)])
 
     def members(self, conference: str) -> defer.Deferred[list[AmiMessage]]:
         """Who Asterisk has in a conference now (none when it does not exist)."""
