@@ -36,7 +36,7 @@ from gateway.transfer.events import (
 )
 from gateway.transfer.legs import CAUSE_WAIT, Leg, LegAnswered, LegFailed, LegNews
 from gateway.transfer.model import Bridge, Refused
-from gateway.transfer.phase import Mode, Role, State
+from gateway.transfer.phase import Role
 from gateway.transfer.registry import Registry
 from gateway.transfer.stepper import Stepper
 
@@ -96,16 +96,14 @@ class Intake:
 
     def _decline_keyed(self, bridge: Bridge, fact: DeclineKeyed, at: float,
                        data: dict[str, str] | None) -> None:
-        """Why the other line declines, typed by its agent in the consult conference
-        with the three together: the table's :class:`Declined` (the first line keeps the
-        matter). A code the list no longer has (changed since the dialplan's globals were
-        written) is kept as a code."""
+        """Why the other line declines, typed by its agent in the consult conference:
+        the table's :class:`Declined` (which acts only with the three together), when
+        the code is one digit and the leg this attempt's. A code the list no longer has
+        (changed since the dialplan's globals were written) is kept as a code."""
         code = fact.code
         if not (code.isascii() and code.isdigit() and len(code) == 1) or \
-                fact.attempt != bridge.phase.attempt or \
-                bridge.phase.mode is not Mode.CONSULT or bridge.state is not State.THREE_PARTY:
+                fact.attempt != bridge.phase.attempt:
             self.log.warning("bridge.decline_ignored", bridge_id=bridge.id,
-                             state=bridge.state.value, mode=bridge.phase.mode.value,
                              code=code[:8], attempt=fact.attempt)
             return
         reason = self.decline_reason(code) or f"原因代码{code}（未列出）"
