@@ -30,6 +30,10 @@ from gateway.transfer.model import Bridge, CodeWait, KeyPress, Opened, Party, Re
 from gateway.transfer.persist import Persistor
 from gateway.transfer.phase import Role
 
+#: A key time the dialplan gave is believed when the program started at most this long
+#: after it (else it is not this key's: the program's own start counts).
+KEY_TRUSTED = 30.0
+
 
 @dataclass
 class Work:
@@ -89,12 +93,20 @@ class ProcessDesk:
             feed = KeeperFeed.ask(self.full.redis.spool_dir, press.seat.uniqueid)
             if feed is not None:
                 window = window_from_history(
-                    key, feed.history, self.started, self.config.code_digits,
+                    key, feed.history, self._key_at(press), self.config.code_digits,
                     self.config.code_timeout, time.monotonic())
                 return CodeWait(window.closed, self._read_from_keeper(window, feed))
         window = CodeWindow(self.config.code_digits, self.config.code_timeout,
                             time.monotonic())
         return CodeWait(False, self._read_code(window, press.seat.uniqueid))
+
+    def _key_at(self, press: KeyPress) -> float:
+        """When the key was pressed: the dialplan's own time of it, which a loaded
+        machine does not delay (a program may start seconds after the key, and its
+        digits were typed before); this program's start when the dialplan gave none."""
+        if 0 < self.started - press.key_at < KEY_TRUSTED:
+            return press.key_at
+        return self.started
 
     async def _read_from_keeper(self, window: CodeWindow, feed: KeeperFeed) -> str:
         ami, self._session = self._session, None

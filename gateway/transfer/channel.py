@@ -152,16 +152,22 @@ async def read_endpoint(session: Session) -> str:
 
 async def read_key(session: Session, peer: str, mode: Mode) -> KeyPress:
     """Both parties of the key-presser's call and the citizen's flags."""
-    own = _terms((*PARTY, "LINKGW_SIDE"))
+    own = _terms((*PARTY, "LINKGW_SIDE", "LINKGW_KEY_AT"))
     theirs = _terms(PARTY, peer)
     shared = _terms([f"SHARED({name},{peer})" for name in
                      ("LINKGW_EMERGENCY", "LINKGW_ACTIVE", "LINKGW_LAST")])
     values = await read(session, own + theirs + shared)
     seat = _party(values[0:6], session.env_channel)
     side = values[6] if values[6] in DIRECTIONS else "110"
-    citizen = _party(values[7:13], peer)
-    emergency, active, last = values[13:16]
-    return KeyPress(citizen, seat, side, mode, emergency, active, last)
+    citizen = _party(values[8:14], peer)
+    emergency, active, last = values[14:17]
+    return KeyPress(citizen, seat, side, mode, emergency, active, last,
+                    key_at=_epoch(values[7]))
+
+
+def _epoch(value: str) -> float:
+    """``${STRFTIME(,,%s.%3q)}`` as the dialplan writes it; 0 for anything else."""
+    return float(value) if re.fullmatch(r"[0-9]{1,12}(?:\.[0-9]{1,9})?", value) else 0.0
 
 
 def answer(result: str, bridge_id: str = "", prompt: str = "", code: str = "",

@@ -46,6 +46,8 @@ class KeyPress:
     active: str = ""  # the bridge already running for this citizen, if any
     parent: str = ""  # the bridge this citizen came from (a hand-back), if any
     line: str = ""  # a further line's own key was pressed (transfer.lines): its number
+    # when the key's feature began (the dialplan's LINKGW_KEY_AT, epoch; 0: unknown)
+    key_at: float = 0.0
 
 
 @dataclass(frozen=True)

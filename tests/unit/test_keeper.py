@@ -363,6 +363,31 @@ def test_the_window_starts_after_this_press_of_the_key(
     assert KEY_LAG < 60
 
 
+def test_a_program_that_starts_seconds_after_the_key_counts_from_the_key() -> None:
+    """A loaded machine: the key's program began 3 s after the key (Python, imports,
+    config). Counted from the program's start, the key's digits look like an earlier
+    press and the code typed with it was lost (CI saw it); counted from the key's time,
+    which the dialplan notes (LINKGW_KEY_AT), the code is whole."""
+    from gateway.process.desk import ProcessDesk
+    from gateway.transfer.model import KeyPress, Party
+
+    history = [("*", T), ("1", T + .15), ("1", T + .3), ("0", T + .45), ("1", T + .6)]
+    late = window_from_history("*1", history, started=T + 3.0, digits=3, timeout=1.5,
+                               now=100.0)
+    assert late.code == ""  # the bug, counted from the program's start
+    desk = ProcessDesk.__new__(ProcessDesk)
+    desk.started = T + 3.0
+    party = Party("PJSIP/seat1-1", "u-seat")
+    pressed = KeyPress(party, party, key_at=T + 0.15)
+    assert desk._key_at(pressed) == T + 0.15
+    window = window_from_history("*1", history, started=desk._key_at(pressed), digits=3,
+                                 timeout=1.5, now=100.0)
+    assert (window.code, window.closed) == ("101", True)
+    # no key time, or one that is not this key's: the program's start
+    for key_at in (0.0, T + 4.0, T - 60.0):
+        assert desk._key_at(KeyPress(party, party, key_at=key_at)) == T + 3.0
+
+
 def test_the_keeper_starts_isolated_from_the_folder_and_the_python_variables(
         tmp_path: Path) -> None:
     """Started from a folder holding a planted ``gateway`` package, with PYTHONPATH and
