@@ -9,7 +9,8 @@ process mode: one small process per host (a lock in the spool directory makes it
 logged in to AMI for DTMF only, which remembers the last digits of each channel linkgw
 armed (the seats' and agents' channels: ``LINKGW_SIDE`` set by ``[linkgw-armed]``; it asks
 Asterisk once per channel, on its first digit) and answers on a Unix socket beside the
-lock (mode 0600, in the spool directory). Nobody else's digits are kept.
+lock (mode 0600, in the spool directory). Nobody else's digits are kept (while Asterisk
+has not answered about a channel in time, its digits are held until it does).
 
 The detached process of every AGI program makes sure it runs (:func:`ensure_running`),
 so from a host's first call on it is there before any key. It exits when AMI goes (an
@@ -106,6 +107,10 @@ class DigitBook:
                 return
             self.typed.popitem(last=False)
 
+    def drop(self, uniqueid: str) -> None:
+        """Forget a channel's digits (it is not linkgw's after all)."""
+        self.typed.pop(uniqueid, None)
+
     def ask(self, client: int, uniqueid: str) -> list[tuple[str, float]]:
         self.waiting.setdefault(uniqueid, set()).add(client)
         digits, times = self.typed.get(uniqueid, ("", array("d")))
@@ -150,14 +155,16 @@ class ArmedChannels:
     keep_channels: int = KEEP_CHANNELS
     known: OrderedDict[str, tuple[bool, float]] = field(default_factory=OrderedDict)
 
-    def armed(self, uniqueid: str, channel: str, now: float) -> bool:
-        """Whether to keep this channel's digit. No answer is no, and is not remembered:
-        the next digit asks again (a seat's code is not lost for the whole call)."""
+    def armed(self, uniqueid: str, channel: str, now: float) -> bool | None:
+        """Whether to keep this channel's digit; None: Asterisk did not answer in time
+        (a loaded machine). That is not remembered: the next digit asks again, and the
+        digit is kept meanwhile (the key and its code are typed in one go; dropping them
+        lost the code), until an answer says the channel is not linkgw's."""
         found = self.known.pop(uniqueid, None)
         if found is None or found[1] < now - self.keep_seconds:
             answer = self.ask(channel) if channel else False
             if answer is None:
-                return False
+                return None
             found = (answer, now)
         self.known[uniqueid] = (found[0], now)
         while len(self.known) > self.keep_channels:
@@ -234,7 +241,8 @@ class Keeper:
             return
         uniqueid, digit = found
         at = self.clock()
-        if not self.armed.armed(uniqueid, message.get("Channel"), at):
+        if self.armed.armed(uniqueid, message.get("Channel"), at) is False:
+            self.book.drop(uniqueid)  # what was kept while unsure is not a seat's
             return
         for client in self.book.digit(uniqueid, digit, at):
             self._send(client, encode_digit("D", digit, at))

@@ -200,20 +200,31 @@ def test_only_the_digits_of_channels_linkgw_armed_are_kept(rig: tuple[
     assert ami.asked[3:] == [SEAT]
 
 
-def test_no_answer_about_a_channel_is_asked_again_at_its_next_digit(rig: tuple[
+def test_no_answer_about_a_channel_keeps_its_digits_until_an_answer_says(rig: tuple[
         Keeper, FakeAmi, Path, Clock]) -> None:
-    """Asterisk slow to answer about the seat: that digit is not kept, and not taken
-    as "not linkgw's" either, so the seat's next digits are (its code is not lost)."""
+    """Asterisk slow to answer about the seat (a loaded machine): its digit is held, and
+    it is asked again at the next one; the key and its code typed in one go are whole.
+    A channel that turns out not to be linkgw's loses what was held."""
     keeper, ami, _, _ = rig
     ami.slow.add(SEAT)
     ami.digit("u-seat", "*")
     keeper.step(2.0)
-    assert (list(keeper.book.typed), ami.asked) == ([], [SEAT])
+    assert (keeper.book.ask(0, "u-seat")[0][0], ami.asked) == ("*", [SEAT])
     ami.slow.clear()
-    ami.digit("u-seat", "1")
+    for digit in "1101":
+        ami.digit("u-seat", digit)
     keeper.step(2.0)
-    assert ami.asked == [SEAT, SEAT]
-    assert keeper.book.typed["u-seat"][0] == "1"
+    assert ami.asked == [SEAT, SEAT]  # asked again once, then remembered
+    assert "".join(d for d, _ in keeper.book.ask(0, "u-seat")) == "*1101"
+    other = "PJSIP/bank-00000002"
+    ami.slow.add(other)
+    ami.digit("u-pin", "4", channel=other)
+    keeper.step(2.0)
+    assert "u-pin" in keeper.book.typed
+    ami.slow.clear()
+    ami.digit("u-pin", "2", channel=other)
+    keeper.step(2.0)
+    assert "u-pin" not in keeper.book.typed  # not linkgw's: nothing of it kept
 
 
 def test_a_question_torn_across_writes_is_put_together(rig: tuple[
