@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Protocol
 
-from gateway.transfer.model import DIRECTIONS, KeyPress, Party
+from gateway.transfer.model import DIRECTIONS, KeyPress, Party, dialplan_time
 from gateway.transfer.phase import Mode
 
 #: Channel names as Asterisk makes them (``PJSIP/seat1-0000002a``,
@@ -162,12 +162,7 @@ async def read_key(session: Session, peer: str, mode: Mode) -> KeyPress:
     citizen = _party(values[8:14], peer)
     emergency, active, last = values[14:17]
     return KeyPress(citizen, seat, side, mode, emergency, active, last,
-                    key_at=_epoch(values[7]))
-
-
-def _epoch(value: str) -> float:
-    """``${STRFTIME(,,%s.%3q)}`` as the dialplan writes it; 0 for anything else."""
-    return float(value) if re.fullmatch(r"[0-9]{1,12}(?:\.[0-9]{1,9})?", value) else 0.0
+                    key_at=dialplan_time(values[7]) or 0.0)
 
 
 def answer(result: str, bridge_id: str = "", prompt: str = "", code: str = "",

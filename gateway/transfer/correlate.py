@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from gateway.ami.codec import AmiMessage
 from gateway.transfer.events import ConferenceEnded, DirectBridged, Event, Joined, Left
-from gateway.transfer.model import Bridge
+from gateway.transfer.model import Bridge, agent_leg
 from gateway.transfer.phase import Role
 from gateway.transfer.registry import Registry
 
@@ -137,13 +137,8 @@ def _user_event(message: AmiMessage, registry: Registry, at: float) -> list[Rout
             role = Role.AGENT if message.get("Why") == "handoff" else Role.SEAT
             return [(bridge, DirectBridged(at, role))]
         case "LinkgwDeclineReason":
+            leg = agent_leg(message.get("Uniqueid"))
             return [(bridge, DeclineKeyed(message.get("Code"),
-                                          leg_attempt(bridge.id, message.get("Uniqueid"))))]
+                                          leg[1] if leg and leg[0] == bridge.id else -1))]
     return []
 
-
-def leg_attempt(bridge_id: str, uniqueid: str) -> int:
-    """The attempt of the other line's leg ``<bridge>-a<n>`` (-1: not such a leg)."""
-    number = uniqueid.removeprefix(f"{bridge_id}-a") if uniqueid.startswith(
-        f"{bridge_id}-a") else ""
-    return int(number) if number.isascii() and number.isdigit() and len(number) < 4 else -1

@@ -5,7 +5,6 @@ replays them."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from gateway.ami.codec import AmiMessage
@@ -14,7 +13,7 @@ from gateway.schema import joined_at, left_at
 from gateway.transfer.correlate import DeclineKeyed, Fact, KeyDoneFact, NoticeFact, PartyGone
 from gateway.transfer.events import AgentFailed, DirectBridged, Joined, Left, Redirected
 from gateway.transfer.legs import failure_reason
-from gateway.transfer.model import Bridge, Party
+from gateway.transfer.model import Bridge, Party, dialplan_time
 from gateway.transfer.phase import Mode, Phase, Role, State
 
 _ROLES = {r.value: r for r in Role}
@@ -30,9 +29,6 @@ class JournalFact:
     cause: str = ""
 
 
-# What the dialplan writes: ${EPOCH} or an epoch with a fraction, ASCII only (float()
-# would also take "1e9", " 7" or a number padded with U+2028).
-_STAMP = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
 
 
 def journal_facts(journal: dict[str, str], ring_timeout: float) -> list[JournalFact]:
@@ -41,9 +37,9 @@ def journal_facts(journal: dict[str, str], ring_timeout: float) -> list[JournalF
     out: list[JournalFact] = []
     for key, value in journal.items():
         stamp, _, rest = value.partition("|")
-        if _STAMP.fullmatch(stamp) is None:
+        at = dialplan_time(stamp)
+        if at is None:
             continue
-        at = float(stamp)
         fact = _fact(key, rest, at, ring_timeout)
         if fact is not None:
             out.append(fact)

@@ -32,13 +32,13 @@ from typing import Any, Protocol
 from gateway.transfer.actions import LATE
 from gateway.transfer.arrival import HEADERS, Arrivals, arrival_id
 from gateway.transfer.channel import PARTY, channel_name, decoded, party_of
+from gateway.transfer.model import dialplan_time
 from gateway.transfer.persist import Persistor
 
 WHATS = ("incoming", "handed", "taken", "ended")  # in the order they are registered
 KEEP_RINGING = 6 * 3600.0  # a hand-over with no outcome is dropped after this
 OLDEST = 30 * 86400.0  # an entry older than this (or from the future) is not believed
 PER_PASS = 200  # calls read in one pass (a backlog after a long outage takes several)
-_STAMP = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
 _UID = r"[0-9A-Za-z._-]{1,64}"
 _KEY = re.compile(r"/" + re.escape(LATE) + rf"/({_UID})/(" + "|".join(WHATS) + r")")
 _BRIDGE = re.compile(r"[0-9]{14}[0-9a-f]{6}")
@@ -63,8 +63,8 @@ def late_entries(tree: Mapping[str, str], now: float) -> tuple[list[Late], list[
     for key, value in tree.items():
         match = _KEY.fullmatch(key)
         stamp, _, rest = value.partition("|")
-        at = float(stamp) if _STAMP.fullmatch(stamp) else -1.0
-        if match is None or not now - OLDEST < at <= now + 60:
+        at = dialplan_time(stamp)
+        if match is None or at is None or not now - OLDEST < at <= now + 60:
             if key.startswith(prefix) and len(key) > len(prefix):
                 broken.append(key[len(prefix):])
             continue

@@ -137,6 +137,17 @@ class Bridge:
 def agent_leg(uniqueid: str) -> tuple[str, int] | None:
     """``<bridge id>-a<n>`` → (bridge id, n); None for any other uniqueid."""
     bridge_id, sep, attempt = uniqueid.rpartition("-a")
-    if not sep or not attempt.isdigit() or not bridge_id:
+    if not sep or not attempt.isascii() or not attempt.isdigit() or len(attempt) > 3 \
+            or not bridge_id:
         return None
     return bridge_id, int(attempt)
+
+
+#: A time as the dialplan writes it (``${STRFTIME(,,%s.%3q)}``, ``${EPOCH}``): ASCII only
+#: (``float()`` would also take "1e9", " 7" or a number padded with U+2028).
+_DIALPLAN_TIME = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?")
+
+
+def dialplan_time(value: str) -> float | None:
+    """An epoch the dialplan wrote, or None for anything else."""
+    return float(value) if _DIALPLAN_TIME.fullmatch(value) else None

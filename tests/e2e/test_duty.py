@@ -17,6 +17,7 @@ from gateway.ami.codec import AmiMessage
 from gateway.lab.lab import DUTY_EVERY, Lab
 from gateway.lab.process import wait_until
 from gateway.lab.sipp import (
+    SippPhone,
     answer_scenario,
     noanswer_scenario,
     received_invite,
@@ -80,6 +81,15 @@ def heard(lab: Lab, since: int, phone: str, app: str, data: str) -> AmiMessage:
     return found
 
 
+def officer_pressing_1(lab: Lab, phone: str) -> SippPhone:
+    """A duty phone whose officer answers and presses 1 while the order is still being
+    said; it stays on until the gateway hangs up (it hears "accepted" first)."""
+    duty = lab.phone(phone)
+    duty.start(answer_scenario(phone, ring_ms=300, hold_ms=20000, key="1",
+                               key_after_ms=2500))
+    return duty
+
+
 def announcement(ticket: str, category: str) -> str:
     """What the officer hears, written out: a new work order, the number digit by digit,
     the category; then press 1 (Read's prompt, so 1 works at any moment of it)."""
@@ -93,11 +103,7 @@ def test_a_new_work_order_rings_the_duty_phone_and_pressing_1_accepts_it(
     lab = any_lab
     client = quiet(lab)
     since = mark(lab)
-    duty = lab.phone("duty1")
-    # the officer presses 1 while the order is still being said
-    # it stays on until the gateway hangs up (it hears "accepted" first)
-    duty.start(answer_scenario("duty1", ring_ms=300, hold_ms=20000, key="1",
-                               key_after_ms=2500))
+    duty = officer_pressing_1(lab, "duty1")
     ticket = new_ticket()
     dispatch(lab, ticket, "noise")
     order = accepted(lab, client, ticket)
@@ -122,9 +128,7 @@ def test_a_duty_phone_that_never_answers_is_rung_again_then_the_second_number(
     client = quiet(lab)
     first = lab.phone("duty1")
     first.start(noanswer_scenario("duty1"), calls=2)
-    second = lab.phone("duty2")
-    second.start(answer_scenario("duty2", ring_ms=300, hold_ms=20000, key="1",
-                                 key_after_ms=2500))
+    second = officer_pressing_1(lab, "duty2")
     ticket = new_ticket()
     started = time.monotonic()
     dispatch(lab, ticket, "vehicle")
@@ -153,9 +157,7 @@ def test_an_order_from_12345s_system_rings_110s_duty_phone_and_12345_is_told_by_
     assert lab.receiver is not None
     client = quiet(lab)
     since = mark(lab)
-    duty = lab.phone("duty1")
-    duty.start(answer_scenario("duty1", ring_ms=300, hold_ms=20000, key="1",
-                               key_after_ms=2500))
+    duty = officer_pressing_1(lab, "duty1")
     ticket = new_ticket()
     dispatch(lab, ticket, "utilities")
     order = accepted(lab, client, ticket)

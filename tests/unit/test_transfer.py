@@ -607,7 +607,7 @@ def test_a_keyed_reason_that_is_not_one_digit_is_not_recorded(code: str) -> None
     assert rig.record["state"] == "three_party" and "decline_reason" not in rig.record
 
 
-@pytest.mark.parametrize("uniqueid", [f"{BID}-a1", f"{BID}-ax", "u-other"])
+@pytest.mark.parametrize("uniqueid", [f"{BID}-a1", f"{BID}-ax", f"{BID}-a\u0660", "u-other"])
 def test_a_decline_from_another_attempts_leg_is_not_recorded(uniqueid: str) -> None:
     rig = Rig()
     consult_three_party(rig)
